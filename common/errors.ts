@@ -1,0 +1,54 @@
+/**
+ * Every user-facing failure is a BridgeTowerError with a stable code. The CLI maps the code to an
+ * exit status and the server to an HTTP status, through the one table below.
+ */
+export const ERROR_CODES = {
+  /** Bad command-line usage or option value. */
+  E_USAGE: { exitCode: 2, httpStatus: 400 },
+  /** A file could not be read or written. */
+  E_IO: { exitCode: 3, httpStatus: 500 },
+  /** The checkpoint file is not a readable PyTorch / safetensors / Hugging Face checkpoint. */
+  E_CHECKPOINT_FORMAT: { exitCode: 4, httpStatus: 400 },
+  /** The pickle references a global outside the allowlist (it could execute code in Python). */
+  E_FORBIDDEN_GLOBAL: { exitCode: 4, httpStatus: 400 },
+  /** A tensor's shape, strides or offset do not fit its storage. */
+  E_TENSOR_LAYOUT: { exitCode: 4, httpStatus: 400 },
+  /** State-dict entries that map to no known BridgeTower parameter. */
+  E_UNKNOWN_TENSOR: { exitCode: 5, httpStatus: 400 },
+  /** Parameters BridgeTower needs that the checkpoint lacks. */
+  E_MISSING_TENSOR: { exitCode: 5, httpStatus: 400 },
+  /** The architecture cannot be determined or is inconsistent. */
+  E_ARCHITECTURE: { exitCode: 5, httpStatus: 400 },
+  /** A safetensors file violates the format. */
+  E_SAFETENSORS: { exitCode: 4, httpStatus: 400 },
+  /** Tokenizer files are missing or malformed. */
+  E_TOKENIZER: { exitCode: 6, httpStatus: 400 },
+  /** A label file is malformed or does not fit the head. */
+  E_LABELS: { exitCode: 6, httpStatus: 400 },
+  /** A bundle folder is incomplete or malformed. */
+  E_BUNDLE: { exitCode: 7, httpStatus: 500 },
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class BridgeTowerError extends Error {
+  override readonly name = 'BridgeTowerError';
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    /** Machine-readable context (offending names, values), also printed by `--json`. */
+    readonly details: Record<string, unknown> = {},
+  ) {
+    super(message);
+  }
+
+  get exitCode(): number {
+    return ERROR_CODES[this.code].exitCode;
+  }
+}
+
+/** Lists at most `max` items, then says how many more there were: keeps error messages readable. */
+export function listSome(items: readonly string[], max = 12): string {
+  const shown = items.slice(0, max).join(', ');
+  return items.length > max ? `${shown}, … (${items.length - max} more)` : shown;
+}

@@ -1,0 +1,111 @@
+import { readSync } from 'node:fs';
+import { BridgeTowerError } from '../../common/errors.js';
+import { DTYPES, numel } from './dtype.js';
+import { rowMajorStrides, type TensorView } from './tensor-view.js';
+
+/**
+ * Checks that a view fits inside its storage: every element it can address lies within the
+ * storage. Readers call this for every tensor before trusting any offset.
+ */
+export function validateView(name: string, view: TensorView): void {
+  const { shape, strides, storageOffset, storage } = view;
+  const fail = (why: string) => {
+    throw new BridgeTowerError('E_TENSOR_LAYOUT', `tensor '${name}': ${why}`, {
+      tensor: name,
+      shape,
+      strides,
+      storageOffset,
+      storageBytes: storage.byteLength,
+    });
+  };
+  if (shape.length !== strides.length) fail(`shape ${fmt(shape)} and strides ${fmt(strides)} differ in rank`);
+  if (!shape.every(isNonNegativeInt)) fail(`shape ${fmt(shape)} is not a list of non-negative integers`);
+  if (!strides.every(isNonNegativeInt)) fail(`strides ${fmt(strides)} are not non-negative integers`);
+  if (!isNonNegativeInt(storageOffset)) fail(`storage offset ${storageOffset} is not a non-negative integer`);
+  if (view.dtype !== storage.dtype) fail(`dtype ${view.dtype} differs from its storage's ${storage.dtype}`);
+  const storageElements = storage.byteLength / DTYPES[storage.dtype].bytes;
+  if (numel(shape) === 0) return;
+  const lastIndex = shape.reduce((acc, dim, i) => acc + (dim - 1) * strides[i]!, storageOffset);
+  if (lastIndex >= storageElements) {
+    fail(
+      `shape ${fmt(shape)} with strides ${fmt(strides)} at offset ${storageOffset} reaches element ${lastIndex}, ` +
+        `but its storage '${storage.key}' holds only ${storageElements} elements — the checkpoint is corrupt`,
+    );
+  }
+}
+
+export function isContiguous(view: TensorView): boolean {
+  const expected = rowMajorStrides(view.shape);
+  return view.shape.every((dim, i) => dim === 1 || view.strides[i] === expected[i]);
+}
+
+/** Byte range of the storage that a view touches: what must be read to materialize it. */
+export function viewByteSpan(view: TensorView): { start: number; end: number } {
+  const size = DTYPES[view.dtype].bytes;
+  if (numel(view.shape) === 0) return { start: view.storageOffset * size, end: view.storageOffset * size };
+  const last = view.shape.reduce((acc, dim, i) => acc + (dim - 1) * view.strides[i]!, view.storageOffset);
+  return { start: view.storageOffset * size, end: (last + 1) * size };
+}
+
+/**
+ * Copies a view out of bytes that start at `spanStart` within its storage (a whole storage, or the
+ * span from `viewByteSpan`) into a new contiguous row-major buffer.
+ */
+export function gatherView(view: TensorView, bytes: Buffer, spanStart = 0): Buffer {
+  const size = DTYPES[view.dtype].bytes;
+  const count = numel(view.shape);
+  const out = Buffer.allocUnsafe(count * size);
+  if (count === 0) return out;
+  const base = view.storageOffset * size - spanStart;
+  if (isContiguous(view)) {
+    bytes.copy(out, 0, base, base + count * size);
+    return out;
+  }
+  // Strided copy: walk the output in row-major order with an odometer over the indices, copying the
+  // innermost run element by element (its stride is not 1, or the view would be contiguous).
+  const rank = view.shape.length;
+  const index = new Array<number>(rank).fill(0);
+  let source = base;
+  for (let o = 0; o < count; o++) {
+    bytes.copy(out, o * size, source, source + size);
+    for (let d = rank - 1; d >= 0; d--) {
+      index[d]!++;
+      source += view.strides[d]! * size;
+      if (index[d]! < view.shape[d]!) break;
+      source -= view.shape[d]! * view.strides[d]! * size;
+      index[d] = 0;
+    }
+  }
+  return out;
+}
+
+/** Reads one tensor from an open file descriptor into a contiguous buffer (random access). */
+export function readTensorBytes(fd: number, view: TensorView): Buffer {
+  const span = viewByteSpan(view);
+  const bytes = Buffer.allocUnsafe(span.end - span.start);
+  readFully(fd, bytes, view.storage.fileOffset + span.start);
+  return gatherView(view, bytes, span.start);
+}
+
+/** `readSync` until the buffer is full; a short read means the file is truncated. */
+export function readFully(fd: number, into: Buffer, position: number): void {
+  let done = 0;
+  while (done < into.length) {
+    const n = readSync(fd, into, done, into.length - done, position + done);
+    if (n === 0) {
+      throw new BridgeTowerError(
+        'E_CHECKPOINT_FORMAT',
+        `unexpected end of file at byte ${position + done} (wanted ${into.length} bytes at ${position}): the file is truncated`,
+      );
+    }
+    done += n;
+  }
+}
+
+function isNonNegativeInt(n: unknown): boolean {
+  return typeof n === 'number' && Number.isInteger(n) && n >= 0;
+}
+
+function fmt(list: readonly number[]): string {
+  return `[${list.join(', ')}]`;
+}
