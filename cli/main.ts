@@ -1,0 +1,42 @@
+#!/usr/bin/env node
+import { convertCommand } from './commands/convert.js';
+import { inspectCommand } from './commands/inspect.js';
+import { runCommand, type Command } from './run-command.js';
+import { VERSION } from '../common/version.js';
+
+/** Subcommands by name: the whole CLI surface in one table. */
+const COMMANDS: Record<string, Command> = {
+  convert: convertCommand,
+  inspect: inspectCommand,
+};
+
+function help(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length));
+  return [
+    `bridgetower ${VERSION} — run BridgeTower vision-language models from Node.js`,
+    '',
+    'Usage: bridgetower <command> [options]   (bridgetower <command> --help for details)',
+    '',
+    ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
+    '',
+  ].join('\n');
+}
+
+/** Entry for both bins: `convert-ckpt` is `bridgetower convert`. */
+export async function main(argv: string[], preset?: string): Promise<number> {
+  const [first, ...rest] = preset ? [preset, ...argv] : argv;
+  if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
+    process.stdout.write(`${help()}\n`);
+    return first === undefined ? 2 : 0;
+  }
+  if (first === '--version' || first === '-v') {
+    process.stdout.write(`${VERSION}\n`);
+    return 0;
+  }
+  const command = COMMANDS[first];
+  if (!command) {
+    process.stderr.write(`bridgetower: unknown command '${first}'\n\n${help()}\n`);
+    return 2;
+  }
+  return runCommand(preset ? 'convert-ckpt' : `bridgetower ${first}`, command, rest);
+}

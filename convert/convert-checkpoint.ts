@@ -1,0 +1,225 @@
+import { writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { BridgeTowerError, listSome } from '../common/errors.js';
+import { VERSION } from '../common/version.js';
+import type { BridgeTowerArchitecture } from './architecture/architecture.js';
+import { detectArchitecture } from './architecture/detect-architecture.js';
+import { requiredTensors } from './architecture/expected-tensors.js';
+import { readTextConfigFile } from './architecture/text-configs.js';
+import { buildFolderAtomically } from './bundle/atomic-dir.js';
+import { BUNDLE_FILES, BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, type BundleConfig, type BundleTaskConfig } from './bundle/bundle-config.js';
+import { writeWeights, type PlannedTensor } from './bundle/write-weights.js';
+import { checkLabelCount, loadLabels, NLVR2_LABELS, SNLI_VE_LABELS } from './labels.js';
+import { resizePositionEmbedding } from './position-embedding.js';
+import { openCheckpointSource, type CheckpointSource } from './sources/open-source.js';
+import { CLIP_MEAN, CLIP_STD, RESIZE_MODES, TASKS, tasksOf, type TaskName } from './tasks.js';
+import { DTYPES, type DType } from './tensors/dtype.js';
+import { loadTokenizerSource, tokenizerMaxId } from './tokenizer/build-tokenizer-json.js';
+
+export interface ConvertOptions {
+  /** A `.ckpt`, `pytorch_model.bin`, `.safetensors`, or a Hugging Face BridgeTower folder. */
+  checkpoint: string;
+  out: string;
+  /** tokenizer.json, a folder with vocab.json + merges.txt, or `vocab.json,merges.txt`. */
+  tokenizer?: string;
+  /** VQA answer labels: a JSON list, an id2label object, or an HF config.json with id2label. */
+  labels?: string;
+  /** A RoBERTa config.json giving the text encoder's head count and LayerNorm eps. */
+  textConfig?: string;
+  /** Resize the positional embedding for this input resolution (bicubic, as upstream). */
+  imageSize?: number;
+  dtype?: 'fp32' | 'fp16';
+  /** Bundle name (default: the checkpoint's file name without extension). */
+  name?: string;
+  /** Replace an existing output folder. */
+  force?: boolean;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface ConvertSummary {
+  out: string;
+  name: string;
+  tasks: TaskName[];
+  tensors: number;
+  parameters: number;
+  dtype: string;
+  image_size: number;
+  sources: BundleConfig['provenance']['sources'];
+  warnings: string[];
+}
+
+const OUTPUT_DTYPES = { fp32: 'float32', fp16: 'float16' } as const;
+
+/** `convert-ckpt`: a checkpoint in, a complete bundle folder out — or nothing at all on failure. */
+export async function convertCheckpoint(options: ConvertOptions): Promise<ConvertSummary> {
+  const source = openCheckpointSource(options.checkpoint);
+  const textConfig = options.textConfig ? readTextConfigFile(options.textConfig) : undefined;
+  const shapes = new Map([...source.tensors].map(([name, t]) => [name, t.view.shape] as const));
+  const { architecture, warnings } = detectArchitecture(shapes, {
+    ...(source.hparams ? { hparams: source.hparams } : {}),
+    ...(source.hfConfig ? { hfConfig: source.hfConfig } : {}),
+    ...(textConfig ? { textConfig } : {}),
+  });
+  checkRequiredTensors(architecture, shapes);
+
+  const outputDtype: DType = OUTPUT_DTYPES[options.dtype ?? 'fp32'];
+  const resizedFrom = architecture.vision.image_size;
+  const plan = planTensors(source, architecture, outputDtype, options.imageSize);
+  const tasks = tasksOf(architecture);
+  if (tasks.length === 0) warnings.push('the checkpoint has no task head (VQA, SNLI-VE, NLVR2, ITM, ITC or MLM): only the encoders can run');
+  const labels = resolveLabels(architecture, options.labels, warnings);
+  const tokenizer = options.tokenizer ? loadTokenizerSource(options.tokenizer) : undefined;
+  if (tokenizer) {
+    const maxId = tokenizerMaxId(tokenizer);
+    if (maxId >= architecture.text.vocab_size) {
+      throw new BridgeTowerError('E_TOKENIZER', `the tokenizer produces ids up to ${maxId} but the text encoder has only ${architecture.text.vocab_size} word embeddings: it is not this model's tokenizer`);
+    }
+  } else if (tasks.length > 0) {
+    warnings.push('no --tokenizer given: the bundle cannot encode text until a tokenizer.json is added (roberta-base vocab.json + merges.txt)');
+  }
+
+  const name = options.name ?? basename(options.checkpoint).replace(/\.(ckpt|bin|safetensors|pt|pth)$/, '');
+  const sourceFiles = source.files.map((f) => ({ path: f.path, size: f.fileSize }));
+  const totalBytes = sourceFiles.reduce((sum, f) => sum + f.size, 0);
+
+  return buildFolderAtomically(options.out, { overwrite: options.force ?? false }, async (dir) => {
+    const written = writeWeights(join(dir, BUNDLE_FILES.weights), plan, sourceFiles, (done) => options.onProgress?.(done, totalBytes));
+    const config: BundleConfig = {
+      format: BUNDLE_FORMAT,
+      format_version: BUNDLE_FORMAT_VERSION,
+      name,
+      architecture,
+      tasks: taskConfigs(architecture, tasks, source.hparams, labels),
+      preprocessing: {
+        image_size: architecture.vision.image_size,
+        resize: resizeMode(source.hparams, architecture),
+        resample: 'bicubic',
+        rescale_factor: 1 / 255,
+        mean: [...CLIP_MEAN],
+        std: [...CLIP_STD],
+      },
+      tokenizer: tokenizer ? BUNDLE_FILES.tokenizer : null,
+      labels: Object.keys(labels).length > 0 ? BUNDLE_FILES.labels : null,
+      weights: { file: BUNDLE_FILES.weights, dtype: outputDtype as 'float32' | 'float16', tensors: plan.length, parameters: written.parameters },
+      provenance: {
+        source_kind: source.kind,
+        sources: written.sources,
+        converter: `bridgetower-node ${VERSION}`,
+        converted_at: new Date().toISOString(),
+        ...(architecture.vision.image_size !== resizedFrom ? { image_size_resized_from: resizedFrom } : {}),
+        ignored: [...source.ignored],
+        ...(source.hparams ? { upstream_config: source.hparams } : {}),
+      },
+      warnings,
+    };
+    writeJson(join(dir, BUNDLE_FILES.config), config);
+    if (tokenizer) writeJson(join(dir, BUNDLE_FILES.tokenizer), tokenizer);
+    if (Object.keys(labels).length > 0) writeJson(join(dir, BUNDLE_FILES.labels), labels);
+    return {
+      out: options.out,
+      name,
+      tasks,
+      tensors: plan.length,
+      parameters: written.parameters,
+      dtype: outputDtype,
+      image_size: architecture.vision.image_size,
+      sources: written.sources,
+      warnings,
+    };
+  });
+}
+
+/**
+ * One output tensor per state-dict entry, under its canonical name. Float tensors take the output
+ * dtype; integer buffers keep theirs. `--image-size` resizes the positional embedding and updates
+ * the architecture in place.
+ */
+function planTensors(source: CheckpointSource, arch: BridgeTowerArchitecture, dtype: DType, imageSize?: number): PlannedTensor[] {
+  const plan: PlannedTensor[] = [];
+  const resize = imageSize === undefined || imageSize === arch.vision.image_size ? undefined : positionResize(arch, imageSize);
+  for (const [name, tensor] of source.tensors) {
+    const floating = DTYPES[tensor.view.dtype].isFloat;
+    const base = { name, source: tensor, dtype: floating ? dtype : tensor.view.dtype, shape: tensor.view.shape };
+    plan.push(resize && name === 'vit_model.visual.positional_embedding' ? { ...base, shape: resize.shape, reshape: resize.apply } : base);
+  }
+  return plan;
+}
+
+function positionResize(arch: BridgeTowerArchitecture, imageSize: number) {
+  const patch = arch.vision.patch_size;
+  if (!Number.isInteger(imageSize) || imageSize <= 0 || imageSize % patch !== 0) {
+    throw new BridgeTowerError('E_USAGE', `--image-size ${imageSize} must be a positive multiple of the patch size ${patch} (e.g. ${Math.max(1, Math.round(imageSize / patch)) * patch})`);
+  }
+  const fromGrid = arch.vision.image_size / patch;
+  const toGrid = imageSize / patch;
+  const width = arch.vision.width;
+  arch.vision.image_size = imageSize;
+  return {
+    shape: [toGrid * toGrid + 1, width],
+    apply: (values: Float32Array) => resizePositionEmbedding(values, fromGrid * fromGrid + 1, width, fromGrid, toGrid),
+  };
+}
+
+function resolveLabels(arch: BridgeTowerArchitecture, labelsPath: string | undefined, warnings: string[]): Partial<Record<TaskName, readonly string[]>> {
+  const labels: Partial<Record<TaskName, readonly string[]>> = {};
+  if (arch.heads.snli) labels.snli = SNLI_VE_LABELS;
+  if (arch.heads.nlvr2) labels.nlvr2 = NLVR2_LABELS;
+  if (labelsPath) {
+    if (!arch.heads.vqa) throw new BridgeTowerError('E_LABELS', '--labels names VQA answers, but this checkpoint has no vqa_classifier');
+    const vqa = loadLabels(labelsPath);
+    checkLabelCount(vqa, arch.heads.vqa.num_labels, 'vqa_classifier');
+    labels.vqa = vqa;
+  } else if (arch.heads.vqa) {
+    warnings.push(`no --labels given: VQA answers will be reported as label indices 0..${arch.heads.vqa.num_labels - 1} (pass the VQAv2 answer list)`);
+  }
+  return labels;
+}
+
+function taskConfigs(
+  arch: BridgeTowerArchitecture,
+  tasks: readonly TaskName[],
+  hparams: Record<string, unknown> | undefined,
+  labels: Partial<Record<TaskName, readonly string[]>>,
+): Partial<Record<TaskName, BundleTaskConfig>> {
+  // Upstream truncates to `max_text_len` of the run; positions cap it at max_position_embeddings − 2.
+  const positionLimit = arch.text.max_position_embeddings - 2;
+  const stated = typeof hparams?.max_text_len === 'number' ? hparams.max_text_len : undefined;
+  const configs: Partial<Record<TaskName, BundleTaskConfig>> = {};
+  for (const task of tasks) {
+    const spec = TASKS[task];
+    const head = arch.heads[spec.head] as { num_labels?: number } | undefined;
+    configs[task] = {
+      head: spec.head,
+      max_text_len: Math.min(stated ?? spec.maxTextLen, positionLimit),
+      ...(head?.num_labels !== undefined ? { num_labels: head.num_labels, has_labels: labels[task] !== undefined } : {}),
+    };
+  }
+  return configs;
+}
+
+function resizeMode(hparams: Record<string, unknown> | undefined, arch: BridgeTowerArchitecture): 'square' | 'shorter_side_center_crop' {
+  const keys = hparams?.val_transform_keys;
+  const first = Array.isArray(keys) && typeof keys[0] === 'string' ? keys[0] : undefined;
+  if (first && RESIZE_MODES[first]) return RESIZE_MODES[first];
+  const fineTuned = arch.heads.vqa || arch.heads.snli || arch.heads.nlvr2 || arch.heads.itc;
+  return fineTuned ? 'square' : 'shorter_side_center_crop';
+}
+
+/** Every tensor the forward pass reads must be present with upstream's shape; all problems at once. */
+export function checkRequiredTensors(arch: BridgeTowerArchitecture, shapes: ReadonlyMap<string, readonly number[]>): void {
+  const expected = requiredTensors(arch);
+  const missing = expected.filter((t) => !shapes.has(t.name)).map((t) => t.name);
+  if (missing.length > 0) {
+    throw new BridgeTowerError('E_MISSING_TENSOR', `the checkpoint lacks ${missing.length} tensor(s) its architecture needs: ${listSome(missing)}`, { missing });
+  }
+  const misShaped = expected
+    .filter((t) => shapes.get(t.name)!.join(',') !== t.shape.join(','))
+    .map((t) => `${t.name} is [${shapes.get(t.name)!.join(', ')}], expected [${t.shape.join(', ')}]`);
+  if (misShaped.length > 0) {
+    throw new BridgeTowerError('E_ARCHITECTURE', `${misShaped.length} tensor(s) do not have the shape the architecture implies: ${listSome(misShaped, 6)}`, { misShaped });
+  }
+}
+
+function writeJson(path: string, value: unknown): void {
+  writeFileSync(path, `${JSON.stringify(value, null, 2)}\n`);
+}

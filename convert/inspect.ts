@@ -1,0 +1,81 @@
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { BridgeTowerError } from '../common/errors.js';
+import type { BridgeTowerArchitecture } from './architecture/architecture.js';
+import { detectArchitecture } from './architecture/detect-architecture.js';
+import { readTextConfigFile } from './architecture/text-configs.js';
+import { BUNDLE_FILES, readBundleConfig } from './bundle/bundle-config.js';
+import { openSafetensors } from './safetensors/read-safetensors.js';
+import { openCheckpointSource } from './sources/open-source.js';
+import { DTYPES, numel, type DType } from './tensors/dtype.js';
+
+export interface InspectReport {
+  path: string;
+  kind: string;
+  architecture?: BridgeTowerArchitecture;
+  /** Why the architecture could not be determined (the tensors are still listed). */
+  architectureError?: string;
+  tensorCount: number;
+  /** Elements of floating-point tensors (integer buffers such as position_ids are not parameters). */
+  parameterCount: number;
+  dtypes: Partial<Record<DType, number>>;
+  warnings: string[];
+  tensors: Array<{ name: string; dtype: DType; shape: readonly number[] }>;
+}
+
+/** Structure of a checkpoint or a bundle, read without touching tensor bytes. */
+export function inspectCheckpoint(path: string, options: { textConfig?: string } = {}): InspectReport {
+  if (existsSync(path) && statSync(path).isDirectory() && existsSync(join(path, BUNDLE_FILES.config)) && existsSync(join(path, BUNDLE_FILES.weights))) {
+    let config;
+    try {
+      config = readBundleConfig(path);
+    } catch {
+      config = undefined; // a Hugging Face folder also has a config.json: fall through
+    }
+    if (config) {
+      const weights = openSafetensors(join(path, BUNDLE_FILES.weights));
+      return report(path, 'bundle', [...weights.tensors].map(([name, v]) => ({ name, dtype: v.dtype, shape: v.shape })), config.architecture, undefined, config.warnings);
+    }
+  }
+  const source = openCheckpointSource(path);
+  const tensors = [...source.tensors].map(([name, t]) => ({ name, dtype: t.view.dtype, shape: t.view.shape }));
+  try {
+    const shapes = new Map(tensors.map((t) => [t.name, t.shape] as const));
+    const { architecture, warnings } = detectArchitecture(shapes, {
+      ...(source.hparams ? { hparams: source.hparams } : {}),
+      ...(source.hfConfig ? { hfConfig: source.hfConfig } : {}),
+      ...(options.textConfig ? { textConfig: readTextConfigFile(options.textConfig) } : {}),
+    });
+    return report(path, source.kind, tensors, architecture, undefined, warnings);
+  } catch (error) {
+    if (!(error instanceof BridgeTowerError)) throw error;
+    return report(path, source.kind, tensors, undefined, error.message, []);
+  }
+}
+
+function report(
+  path: string,
+  kind: string,
+  tensors: InspectReport['tensors'],
+  architecture: BridgeTowerArchitecture | undefined,
+  architectureError: string | undefined,
+  warnings: string[],
+): InspectReport {
+  const dtypes: Partial<Record<DType, number>> = {};
+  let parameterCount = 0;
+  for (const t of tensors) {
+    dtypes[t.dtype] = (dtypes[t.dtype] ?? 0) + 1;
+    if (DTYPES[t.dtype].isFloat) parameterCount += numel(t.shape);
+  }
+  return {
+    path,
+    kind,
+    ...(architecture ? { architecture } : {}),
+    ...(architectureError ? { architectureError } : {}),
+    tensorCount: tensors.length,
+    parameterCount,
+    dtypes,
+    warnings,
+    tensors,
+  };
+}
