@@ -336,7 +336,8 @@ export function parseStoragePersistentId(pid: unknown, label: string): StoragePe
   let parsedView: StoragePersistentId['view'] = null;
   if (view !== undefined && view !== null) {
     if (!Array.isArray(view) || view.length !== 3 || !isCount(view[1]) || !isCount(view[2])) fail('has malformed view metadata');
-    parsedView = { key: String(view[0]), offset: view[1], numel: view[2] };
+    const [viewKey, offset, count] = view as [unknown, number, number];
+    parsedView = { key: String(viewKey), offset, numel: count };
   }
   return {
     storageClass: storageClass as StorageClass,
