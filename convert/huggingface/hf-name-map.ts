@@ -39,7 +39,14 @@ export const HF_NAME_MAP: readonly HfNameRow[] = [
   // RoBERTa text encoder (HF RobertaModel names on both sides).
   { hf: /^bridgetower\.text_model\.(embeddings\.(?:word_embeddings|position_embeddings|token_type_embeddings)\.weight)$/, canonical: 'text_transformer.$1', kind: 'mapped', note: '' },
   { hf: /^bridgetower\.text_model\.(embeddings\.LayerNorm\.(?:weight|bias))$/, canonical: 'text_transformer.$1', kind: 'mapped', note: '' },
-  { hf: /^bridgetower\.text_model\.(encoder\.layer\.\d+\..+)$/, canonical: 'text_transformer.$1', kind: 'mapped', note: '' },
+  // The README's rule here is `encoder\.layer\.\d+\..+`; spelled out so that a foreign tensor inside a
+  // layer is reported as unknown instead of being renamed blindly.
+  {
+    hf: /^bridgetower\.text_model\.(encoder\.layer\.\d+\.(?:attention\.self\.(?:query|key|value)|attention\.output\.(?:dense|LayerNorm)|intermediate\.dense|output\.(?:dense|LayerNorm))\.(?:weight|bias))$/,
+    canonical: 'text_transformer.$1',
+    kind: 'mapped',
+    note: '',
+  },
   { hf: /^bridgetower\.text_model\.(pooler\.dense\.(?:weight|bias))$/, canonical: 'text_transformer.$1', kind: 'mapped', note: 'unused by every forward (HF and original)' },
 
   // CLIP vision encoder: HF kept OpenAI CLIP's tree except for transformers-style embedding names.
