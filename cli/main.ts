@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { convertCommand } from './commands/convert.js';
+import { demoCommand } from './commands/demo.js';
 import { inspectCommand } from './commands/inspect.js';
 import { runCommand, type Command } from './run-command.js';
 import { VERSION } from '../common/version.js';
@@ -8,6 +9,7 @@ import { VERSION } from '../common/version.js';
 const COMMANDS: Record<string, Command> = {
   convert: convertCommand,
   inspect: inspectCommand,
+  demo: demoCommand,
 };
 
 function help(): string {

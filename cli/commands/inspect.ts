@@ -1,5 +1,3 @@
-import { existsSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import { BridgeTowerError } from '../../common/errors.js';
 import { inspectCheckpoint, type InspectReport } from '../../convert/inspect.js';
 import type { Command } from '../run-command.js';
@@ -58,8 +56,4 @@ function formatReport(r: InspectReport, withTensors: boolean): string {
   for (const w of r.warnings) lines.push(`  warning:     ${w}`);
   if (withTensors) for (const t of r.tensors) lines.push(`    ${t.name}  ${t.dtype}  [${t.shape.join(', ')}]`);
   return `${lines.join('\n')}\n`;
-}
-
-export function isBundleDir(path: string): boolean {
-  return existsSync(path) && statSync(path).isDirectory() && existsSync(join(path, 'config.json'));
 }
