@@ -127,6 +127,15 @@ export function unpickle(source: Uint8Array | BufferReader, options: UnpickleOpt
   const parser = new Parser({
     nameResolver: new AllowlistRegistry(options.label),
     persistentResolver: { resolve: (pid: unknown) => options.persistentLoad(pid) },
+    // EXT1/2/4 name globals through copyreg's extension registry: refuse them like any unlisted global.
+    extensionResolver: {
+      resolve: (code: number) => {
+        throw new BridgeTowerError('E_FORBIDDEN_GLOBAL', `${options.label}: the checkpoint reader refuses global extension code ${code}`, {
+          global: `extension:${code}`,
+          path: options.label,
+        });
+      },
+    },
     unpicklingTypeOfDictionary: 'Map',
     unpicklingTypeOfSet: 'array',
   });
@@ -166,8 +175,10 @@ export function toPlainValue(value: unknown, seen = new Set<unknown>()): unknown
   }
 }
 
+// Frozen, because these objects outlive one load: a BUILD opcode aimed at one of them (which the
+// parser turns into Object.assign) must fail rather than alter it for every later checkpoint.
 const RESOLVED = new Map(
-  Object.entries(ALLOWED_GLOBALS).map(([name, entry]) => [name, typeof entry === 'function' ? constructible(entry) : entry]),
+  Object.entries(ALLOWED_GLOBALS).map(([name, entry]) => [name, Object.freeze(typeof entry === 'function' ? constructible(entry) : entry)]),
 );
 
 /** Resolves names through ALLOWED_GLOBALS only; anything else is refused as it is named. */
