@@ -14,7 +14,7 @@ import { resizePositionEmbedding } from './position-embedding.js';
 import { openCheckpointSource, type CheckpointSource } from './sources/open-source.js';
 import { CLIP_MEAN, CLIP_STD, RESIZE_MODES, TASKS, tasksOf, type TaskName } from './tasks.js';
 import { DTYPES, type DType } from './tensors/dtype.js';
-import { loadTokenizerSource, tokenizerMaxId } from './tokenizer/build-tokenizer-json.js';
+import { loadTokenizerSource, serializeTokenizerJson, type TokenizerJson } from './tokenizer/build-tokenizer-json.js';
 
 export interface ConvertOptions {
   /** A `.ckpt`, `pytorch_model.bin`, `.safetensors`, or a Hugging Face BridgeTower folder. */
@@ -113,7 +113,7 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
       warnings,
     };
     writeJson(join(dir, BUNDLE_FILES.config), config);
-    if (tokenizer) writeJson(join(dir, BUNDLE_FILES.tokenizer), tokenizer);
+    if (tokenizer) writeFileSync(join(dir, BUNDLE_FILES.tokenizer), serializeTokenizerJson(tokenizer));
     if (Object.keys(labels).length > 0) writeJson(join(dir, BUNDLE_FILES.labels), labels);
     return {
       out: options.out,
@@ -218,6 +218,13 @@ export function checkRequiredTensors(arch: BridgeTowerArchitecture, shapes: Read
   if (misShaped.length > 0) {
     throw new BridgeTowerError('E_ARCHITECTURE', `${misShaped.length} tensor(s) do not have the shape the architecture implies: ${listSome(misShaped, 6)}`, { misShaped });
   }
+}
+
+/** The largest id a tokenizer.json can emit: its vocabulary's and its added tokens'. */
+function tokenizerMaxId(tokenizer: TokenizerJson): number {
+  const model = tokenizer.model as { vocab?: Record<string, number> } | undefined;
+  const added = (tokenizer.added_tokens as Array<{ id: number }> | undefined) ?? [];
+  return Math.max(-1, ...Object.values(model?.vocab ?? {}), ...added.map((t) => t.id));
 }
 
 function writeJson(path: string, value: unknown): void {
