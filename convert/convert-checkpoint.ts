@@ -5,7 +5,7 @@ import { VERSION } from '../common/version.js';
 import type { BridgeTowerArchitecture } from './architecture/architecture.js';
 import { detectArchitecture } from './architecture/detect-architecture.js';
 import { requiredTensors } from './architecture/expected-tensors.js';
-import { readTextConfigFile } from './architecture/text-configs.js';
+import { readTextConfigFile, type TextConfigFacts } from './architecture/text-configs.js';
 import { buildFolderAtomically } from './bundle/atomic-dir.js';
 import { BUNDLE_FILES, BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, type BundleConfig, type BundleTaskConfig } from './bundle/bundle-config.js';
 import { writeWeights, type PlannedTensor } from './bundle/write-weights.js';
@@ -24,8 +24,8 @@ export interface ConvertOptions {
   tokenizer?: string;
   /** VQA answer labels: a JSON list, an id2label object, or an HF config.json with id2label. */
   labels?: string;
-  /** A RoBERTa config.json giving the text encoder's head count and LayerNorm eps. */
-  textConfig?: string;
+  /** A RoBERTa config.json (or its facts) giving the text encoder's head count and LayerNorm eps. */
+  textConfig?: string | TextConfigFacts;
   /** Resize the positional embedding for this input resolution (bicubic, as upstream). */
   imageSize?: number;
   dtype?: 'fp32' | 'fp16';
@@ -53,7 +53,7 @@ const OUTPUT_DTYPES = { fp32: 'float32', fp16: 'float16' } as const;
 /** `convert-ckpt`: a checkpoint in, a complete bundle folder out — or nothing at all on failure. */
 export async function convertCheckpoint(options: ConvertOptions): Promise<ConvertSummary> {
   const source = openCheckpointSource(options.checkpoint);
-  const textConfig = options.textConfig ? readTextConfigFile(options.textConfig) : undefined;
+  const textConfig = typeof options.textConfig === 'string' ? readTextConfigFile(options.textConfig) : options.textConfig;
   const shapes = new Map([...source.tensors].map(([name, t]) => [name, t.view.shape] as const));
   const { architecture, warnings } = detectArchitecture(shapes, {
     ...(source.hparams ? { hparams: source.hparams } : {}),

@@ -42,7 +42,7 @@ function formatReport(r: InspectReport, withTensors: boolean): string {
     lines.push(
       `  semantics:   ${r.architecture.semantics}`,
       `  text:        RoBERTa ${text.num_layers} layers × ${text.hidden_size}, ${text.num_heads} heads, vocab ${text.vocab_size}, ${text.max_position_embeddings} positions (heads/eps from ${text.config_source})`,
-      `  vision:      CLIP ViT ${vision.num_layers} layers × ${vision.width}, ${vision.num_heads} heads, patch ${vision.patch_size}, image ${vision.image_size}`,
+      `  vision:      CLIP ViT ${vision.num_layers} layers × ${vision.width}, ${vision.num_heads} head${vision.num_heads === 1 ? '' : 's'}, patch ${vision.patch_size}, image ${vision.image_size}`,
       `  cross-modal: ${cross.num_layers} layers × ${cross.hidden_size}, ${cross.num_heads} heads, ${cross.token_types} token types`,
       `  heads:       ${Object.entries(r.architecture.heads).map(([k, v]) => (v && 'num_labels' in v ? `${k} (${v.num_labels} labels)` : k)).join(', ') || '(none)'}`,
     );

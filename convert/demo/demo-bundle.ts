@@ -22,8 +22,7 @@ export async function buildDemoBundle(out: string, options: { force?: boolean; s
       checkpoint,
       [...weights].map(([name, { shape, values }]) => ({ name, dtype: 'float32' as const, shape, data: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) })),
     );
-    const textConfig = join(work, 'text-config.json');
-    writeFileSync(textConfig, JSON.stringify({ model_type: 'roberta', num_attention_heads: arch.text.num_heads, layer_norm_eps: arch.text.layer_norm_eps }));
+    const textConfig = { num_attention_heads: arch.text.num_heads, layer_norm_eps: arch.text.layer_norm_eps, source: 'the demo architecture' };
     const labels = join(work, 'labels.json');
     writeFileSync(labels, JSON.stringify(DEMO_VQA_LABELS));
     const tokenizer = join(work, 'tokenizer.json');
