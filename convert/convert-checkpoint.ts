@@ -83,7 +83,7 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
   const totalBytes = sourceFiles.reduce((sum, f) => sum + f.size, 0);
 
   return buildFolderAtomically(options.out, { overwrite: options.force ?? false }, async (dir) => {
-    const written = writeWeights(join(dir, BUNDLE_FILES.weights), plan, sourceFiles, (done) => options.onProgress?.(done, totalBytes));
+    const written = await writeWeights(join(dir, BUNDLE_FILES.weights), plan, sourceFiles, (done) => options.onProgress?.(done, totalBytes));
     const config: BundleConfig = {
       format: BUNDLE_FORMAT,
       format_version: BUNDLE_FORMAT_VERSION,

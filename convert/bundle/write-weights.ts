@@ -1,6 +1,6 @@
-import { createHash, type Hash } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
 import { basename } from 'node:path';
+import { hashFilesInBackground } from './hash-files.js';
 import { SafetensorsWriter } from '../safetensors/write-safetensors.js';
 import type { CanonicalTensor } from '../tensors/canonical-tensor.js';
 import { VALUE_TRANSFORMS } from '../tensors/canonical-tensor.js';
@@ -26,19 +26,20 @@ export interface WriteWeightsResult {
   parameters: number;
 }
 
-const HASH_CHUNK = 16 << 20;
-
 /**
- * Writes `model.safetensors` in ONE sequential pass over each source file: storages are visited in
- * file order, the bytes between them are read only to feed the source's sha256, and each storage
- * is read once even when several tensors view it. Peak memory is about the largest storage.
+ * Writes `model.safetensors` in one sequential pass over each source file: storages are visited in
+ * file order and each is read once, even when several tensors view it (upstream's `rank_output`
+ * aliases `itm_score.fc`). Peak memory is about the largest storage. The sources' sha256 digests
+ * are computed meanwhile on a worker thread.
  */
-export function writeWeights(
+export async function writeWeights(
   outPath: string,
   plan: readonly PlannedTensor[],
   sourceFiles: ReadonlyArray<{ path: string; size: number }>,
   onProgress: (bytesRead: number) => void = () => {},
-): WriteWeightsResult {
+): Promise<WriteWeightsResult> {
+  const digests = hashFilesInBackground(sourceFiles.map((f) => f.path));
+  digests.catch(() => {}); // awaited below; a conversion error must not leave it unhandled
   // Output order = read order, so the writer can stream: by file, then storage offset.
   const fileIndex = new Map(sourceFiles.map((f, i) => [f.path, i]));
   const ordered = [...plan].sort(
@@ -48,32 +49,26 @@ export function writeWeights(
       a.source.view.storageOffset - b.source.view.storageOffset,
   );
   const writer = new SafetensorsWriter(outPath, ordered.map(({ name, dtype, shape }) => ({ name, dtype, shape })));
-  const records: SourceFileRecord[] = [];
   let progressBase = 0;
   try {
     for (const file of sourceFiles) {
-      const tensors = ordered.filter((t) => t.source.sourcePath === file.path);
-      const sha256 = streamFile(file, tensors, writer, (n) => onProgress(progressBase + n));
+      streamFile(file.path, ordered.filter((t) => t.source.sourcePath === file.path), writer, (n) => onProgress(progressBase + n));
       progressBase += file.size;
-      records.push({ file: basename(file.path), bytes: file.size, sha256 });
     }
     writer.close();
   } catch (error) {
     writer.abort();
     throw error;
   }
-  return { sources: records, parameters: plan.reduce((sum, t) => sum + (DTYPES[t.dtype].isFloat ? numel(t.shape) : 0), 0) };
+  const sha256 = await digests;
+  return {
+    sources: sourceFiles.map((f, i) => ({ file: basename(f.path), bytes: f.size, sha256: sha256[i]! })),
+    parameters: plan.reduce((sum, t) => sum + (DTYPES[t.dtype].isFloat ? numel(t.shape) : 0), 0),
+  };
 }
 
-function streamFile(
-  file: { path: string; size: number },
-  tensors: readonly PlannedTensor[],
-  writer: SafetensorsWriter,
-  onProgress: (bytesRead: number) => void,
-): string {
-  const fd = openSync(file.path, 'r');
-  const hash = createHash('sha256');
-  let hashedUpTo = 0;
+function streamFile(path: string, tensors: readonly PlannedTensor[], writer: SafetensorsWriter, onProgress: (bytesRead: number) => void): void {
+  const fd = openSync(path, 'r');
   try {
     for (let i = 0; i < tensors.length; ) {
       // All tensors that view the same storage are served from one read of it.
@@ -81,20 +76,13 @@ function streamFile(
       let j = i;
       while (j < tensors.length && sameStorage(tensors[j]!.source.view.storage, storage)) j++;
       const group = tensors.slice(i, j);
-      const start = storage.fileOffset;
-      const end = Math.max(...group.map((t) => start + viewByteSpan(t.source.view).end), start);
-      if (start > hashedUpTo) hashRange(fd, hash, hashedUpTo, start);
-      const bytes = Buffer.allocUnsafe(end - start);
-      readFully(fd, bytes, start);
-      if (end > hashedUpTo) hash.update(bytes.subarray(Math.max(0, hashedUpTo - start)));
-      hashedUpTo = Math.max(hashedUpTo, end);
+      const end = Math.max(...group.map((t) => viewByteSpan(t.source.view).end));
+      const bytes = Buffer.allocUnsafe(end);
+      readFully(fd, bytes, storage.fileOffset);
       for (const tensor of group) writer.write(tensor.name, finalBytes(tensor, gatherView(tensor.source.view, bytes)));
-      onProgress(hashedUpTo);
+      onProgress(storage.fileOffset + end);
       i = j;
     }
-    if (file.size > hashedUpTo) hashRange(fd, hash, hashedUpTo, file.size);
-    onProgress(file.size);
-    return hash.digest('hex');
   } finally {
     closeSync(fd);
   }
@@ -108,15 +96,6 @@ function finalBytes(tensor: PlannedTensor, raw: Buffer): Buffer {
   if (tensor.source.transform) values = values.map(VALUE_TRANSFORMS[tensor.source.transform]);
   if (tensor.reshape) values = tensor.reshape(values);
   return tensor.dtype === 'float16' ? encodeFloat16(values) : encodeFloat32(values);
-}
-
-function hashRange(fd: number, hash: Hash, from: number, to: number): void {
-  const chunk = Buffer.allocUnsafe(Math.min(HASH_CHUNK, to - from));
-  for (let position = from; position < to; position += chunk.length) {
-    const part = chunk.subarray(0, Math.min(chunk.length, to - position));
-    readFully(fd, part, position);
-    hash.update(part);
-  }
 }
 
 function sameStorage(a: StorageLocation, b: StorageLocation): boolean {

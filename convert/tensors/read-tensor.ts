@@ -48,19 +48,18 @@ export function viewByteSpan(view: TensorView): { start: number; end: number } {
 }
 
 /**
- * Copies a view out of bytes that start at `spanStart` within its storage (a whole storage, or the
- * span from `viewByteSpan`) into a new contiguous row-major buffer.
+ * The view's elements in contiguous row-major order, from bytes that start at `spanStart` within
+ * its storage (a whole storage, or the span from `viewByteSpan`). Contiguous views return a slice
+ * of `bytes`; strided ones a new buffer.
  */
 export function gatherView(view: TensorView, bytes: Buffer, spanStart = 0): Buffer {
   const size = DTYPES[view.dtype].bytes;
   const count = numel(view.shape);
-  const out = Buffer.allocUnsafe(count * size);
-  if (count === 0) return out;
+  if (count === 0) return Buffer.alloc(0);
   const base = view.storageOffset * size - spanStart;
-  if (isContiguous(view)) {
-    bytes.copy(out, 0, base, base + count * size);
-    return out;
-  }
+  // A contiguous view is a plain slice: no copy (the caller owns `bytes`).
+  if (isContiguous(view)) return bytes.subarray(base, base + count * size);
+  const out = Buffer.allocUnsafe(count * size);
   // Strided copy: walk the output in row-major order with an odometer over the indices, copying the
   // innermost run element by element (its stride is not 1, or the view would be contiguous).
   const rank = view.shape.length;
