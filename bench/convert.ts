@@ -6,7 +6,7 @@
  *   npm run bench:convert                  # warm page cache
  *   npm run bench:convert -- --cold        # drop the page cache before each run (root)
  *   npm run bench:convert -- --reps 3
- * Peak RSS includes the tsx loader's ~250 MB baseline: compare against the `read` row.
+ * Peak RSS includes the Node + tsx baseline (~95 MB): compare against the `read` row.
  */
 import { execFileSync } from 'node:child_process';
 import { closeSync, fsyncSync, mkdirSync, openSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
@@ -39,7 +39,8 @@ async function child(mode: string, ckpt: string, out: string): Promise<void> {
     await convertCheckpoint({ checkpoint: ckpt, out, force: true });
   }
   const ms = performance.now() - started;
-  process.stdout.write(JSON.stringify({ ms, maxRssBytes: process.resourceUsage().maxRSS * 1024 }));
+  const { peakResidentBytes } = await import('../common/peak-memory.js');
+  process.stdout.write(JSON.stringify({ ms, maxRssBytes: peakResidentBytes() }));
 }
 
 const MODES = ['read', 'copy', 'copy+fsync', 'convert'];

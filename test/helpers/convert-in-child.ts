@@ -5,8 +5,9 @@
  */
 import { convertCheckpoint } from '../../convert/convert-checkpoint.js';
 import { openCheckpointSource } from '../../convert/sources/open-source.js';
+import { peakResidentBytes } from '../../common/peak-memory.js';
 
 const [checkpoint, out, textConfig, mode] = process.argv.slice(2);
 if (mode === '--open-only') openCheckpointSource(checkpoint!);
 else await convertCheckpoint({ checkpoint: checkpoint!, out: out!, textConfig: textConfig! });
-process.stdout.write(JSON.stringify({ maxRssBytes: process.resourceUsage().maxRSS * 1024 }));
+process.stdout.write(JSON.stringify({ maxRssBytes: peakResidentBytes() }));
