@@ -1,0 +1,66 @@
+import type { TextEncoderConfig } from '../../convert/architecture/architecture.js';
+import type { Scope } from '../ir/builder.js';
+import type { Value } from '../ir/graph.js';
+import { scaledDotProductAttention } from '../layers/attention.js';
+import { gelu, layerNorm, linear } from '../layers/basic.js';
+
+/**
+ * RoBERTa, as transformers 4.17's `RobertaModel` that upstream loads into `text_transformer`
+ * (`modeling_roberta.py`: RobertaEmbeddings, RobertaLayer = attention → intermediate → output).
+ */
+
+/**
+ * `RobertaEmbeddings.forward(input_ids)`: word + position + token type 0, LayerNorm. Positions come
+ * from the ids, not the mask (`create_position_ids_from_input_ids`): cumsum(ids ≠ pad) · (ids ≠ pad)
+ * + pad, so real tokens start at pad + 1 = 2 and every pad token sits at position 1.
+ */
+export function robertaEmbeddings(s: Scope, inputIds: Value, config: TextEncoderConfig, dtype: Value['dtype']): Value {
+  const b = s.builder;
+  const notPad = b.op('Cast', [b.op('Not', [b.op('Equal', [inputIds, b.constant([config.pad_token_id], 'int64', [], 'pad_id')])])], { to: 7 });
+  const positions = b.op('Add', [b.op('Mul', [b.op('CumSum', [notPad, b.constant([1], 'int64', [], 'axis')]), notPad]), b.constant([config.pad_token_id], 'int64', [], 'pad_id')]);
+  const word = b.op('Gather', [s.weight('word_embeddings.weight'), inputIds], { axis: 0 });
+  const position = b.op('Gather', [s.weight('position_embeddings.weight'), positions], { axis: 0 });
+  const tokenType = b.op('Gather', [s.weight('token_type_embeddings.weight'), b.constant([0], 'int64', [], 'token_type')], { axis: 0 });
+  const sum = b.op('Add', [b.op('Add', [word, position]), tokenType]);
+  return layerNorm(s.scope('LayerNorm'), castTo(s, sum, dtype), config.layer_norm_eps);
+}
+
+/** `BertAttention` (self-attention + `BertSelfOutput`): LayerNorm(dense(attn) + x). */
+export function bertAttention(s: Scope, x: Value, keyValue: Value, size: { hidden: number; heads: number }, mask: Value | undefined, eps: number): Value {
+  const self = s.scope('self');
+  const context = scaledDotProductAttention(s, linear(self.scope('query'), x), linear(self.scope('key'), keyValue), linear(self.scope('value'), keyValue), size, mask);
+  return bertOutput(s.scope('output'), context, x, eps);
+}
+
+/** `BertSelfOutput` / `BertOutput`: LayerNorm(dense(h) + residual). */
+export function bertOutput(s: Scope, h: Value, residual: Value, eps: number): Value {
+  return layerNorm(s.scope('LayerNorm'), s.builder.op('Add', [linear(s.scope('dense'), h), residual]), eps);
+}
+
+/** `BertIntermediate` + `BertOutput`: the feed-forward block with exact GELU. */
+export function bertFeedForward(s: Scope, x: Value, eps: number): Value {
+  const intermediate = gelu(s, linear(s.scope('intermediate').scope('dense'), x));
+  return bertOutput(s.scope('output'), intermediate, x, eps);
+}
+
+/** `RobertaLayer` (post-LN BERT layer). */
+export function robertaLayer(s: Scope, x: Value, mask: Value, config: TextEncoderConfig): Value {
+  const attended = bertAttention(s.scope('attention'), x, x, { hidden: config.hidden_size, heads: config.num_heads }, mask, config.layer_norm_eps);
+  return bertFeedForward(s, attended, config.layer_norm_eps);
+}
+
+/** Every layer's output, in order (upstream keeps the last `num_layers` for the bridges). */
+export function robertaEncoder(s: Scope, inputIds: Value, mask: Value, config: TextEncoderConfig, dtype: Value['dtype']): Value[] {
+  let hidden = robertaEmbeddings(s.scope('embeddings'), inputIds, config, dtype);
+  const outputs: Value[] = [];
+  for (let i = 0; i < config.num_layers; i++) {
+    hidden = robertaLayer(s.scope('encoder').scope('layer').scope(i), hidden, mask, config);
+    outputs.push(hidden);
+  }
+  return outputs;
+}
+
+/** Casts to the graph's compute dtype when weights and activations differ (fp16 bundles). */
+export function castTo(s: Scope, x: Value, dtype: Value['dtype']): Value {
+  return x.dtype === dtype ? x : s.builder.op('Cast', [x], { to: dtype === 'float16' ? 10 : 1 });
+}

@@ -1,0 +1,44 @@
+import { float, type Scope } from '../ir/builder.js';
+import type { Value } from '../ir/graph.js';
+
+/**
+ * The building blocks every module uses, each mirroring one PyTorch module. Weights keep PyTorch's
+ * layout (Linear weight [out, in]); the Transpose on a constant is folded by ONNX Runtime at load.
+ */
+
+/** `nn.Linear`: x · Wᵀ + b. */
+export function linear(s: Scope, x: Value, options: { bias?: boolean } = {}): Value {
+  const b = s.builder;
+  const y = b.op('MatMul', [x, b.op('Transpose', [s.weight('weight')], { perm: [1, 0] })]);
+  return options.bias === false ? y : b.op('Add', [y, s.weight('bias')]);
+}
+
+/** `nn.LayerNorm` over the last axis (ONNX LayerNormalization accumulates in float32). */
+export function layerNorm(s: Scope, x: Value, eps: number): Value {
+  return s.builder.op('LayerNormalization', [x, s.weight('weight'), s.weight('bias')], { axis: -1, epsilon: float(eps) });
+}
+
+/** Exact GELU, `x · ½ · (1 + erf(x / √2))` (PyTorch `nn.GELU()`, transformers' "gelu"). */
+export function gelu(s: Scope, x: Value): Value {
+  const b = s.builder;
+  const erf = b.op('Erf', [b.op('Div', [x, b.scalar(Math.SQRT2, x.dtype)])]);
+  return b.op('Mul', [b.op('Mul', [x, b.scalar(0.5, x.dtype)]), b.op('Add', [erf, b.scalar(1, x.dtype)])]);
+}
+
+/** CLIP's QuickGELU, `x · σ(1.702 x)`. */
+export function quickGelu(s: Scope, x: Value): Value {
+  const b = s.builder;
+  return b.op('Mul', [x, b.op('Sigmoid', [b.op('Mul', [x, b.scalar(1.702, x.dtype)])])]);
+}
+
+/** `F.normalize(x, p=2, dim=-1)`: x / max(‖x‖₂, 1e-12). */
+export function l2Normalize(s: Scope, x: Value): Value {
+  const b = s.builder;
+  const norm = b.op('ReduceL2', [x, b.ints([-1])], { keepdims: 1 });
+  return b.op('Div', [x, b.op('Max', [norm, b.scalar(1e-12, x.dtype)])]);
+}
+
+/** `x[:, index]` for a [batch, tokens, hidden] tensor → [batch, hidden]. */
+export function token(s: Scope, x: Value, index: number): Value {
+  return s.builder.op('Gather', [x, s.builder.constant([index], 'int64', [], 'index')], { axis: 1 });
+}
