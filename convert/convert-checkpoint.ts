@@ -9,6 +9,7 @@ import { readTextConfigFile, type TextConfigFacts } from './architecture/text-co
 import { buildFolderAtomically } from './bundle/atomic-dir.js';
 import { BUNDLE_FILES, BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, type BundleConfig, type BundleTaskConfig } from './bundle/bundle-config.js';
 import { writeWeights, type PlannedTensor } from './bundle/write-weights.js';
+import { exportGraphs } from '../models/bridgetower/export-graphs.js';
 import { checkLabelCount, loadLabels, NLVR2_LABELS, SNLI_VE_LABELS } from './labels.js';
 import { resizePositionEmbedding } from './position-embedding.js';
 import { openCheckpointSource, type CheckpointSource } from './sources/open-source.js';
@@ -33,6 +34,8 @@ export interface ConvertOptions {
   name?: string;
   /** Replace an existing output folder. */
   force?: boolean;
+  /** Write the ONNX graphs into `<out>/onnx/` (default true). */
+  graphs?: boolean;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -112,6 +115,11 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
       },
       warnings,
     };
+    if (options.graphs !== false) {
+      const exported = exportGraphs(dir, architecture, BUNDLE_FILES.weights, outputDtype === 'float16' ? 'float16' : 'float32', VERSION);
+      config.graphs = { dir: BUNDLE_FILES.onnxDir, files: exported.graphs.map((g) => g.file), weights: exported.linked ? 'hard link' : 'copy' };
+      if (!exported.linked) warnings.push('the file system cannot hard-link: onnx/model.safetensors is a copy of the weights (twice the space)');
+    }
     writeJson(join(dir, BUNDLE_FILES.config), config);
     if (tokenizer) writeFileSync(join(dir, BUNDLE_FILES.tokenizer), serializeTokenizerJson(tokenizer));
     if (Object.keys(labels).length > 0) writeJson(join(dir, BUNDLE_FILES.labels), labels);

@@ -52,6 +52,8 @@ export interface BundleConfig {
   tokenizer: string | null;
   labels: string | null;
   weights: { file: string; dtype: 'float32' | 'float16'; tensors: number; parameters: number };
+  /** The ONNX graphs in `onnx/` (their initializers live in `onnx/model.safetensors`, a hard link to the weights). */
+  graphs?: { dir: string; files: string[]; weights: 'hard link' | 'copy' };
   provenance: {
     source_kind: string;
     sources: SourceFileRecord[];

@@ -84,6 +84,6 @@ describe('the bridgetower and convert-ckpt commands', () => {
     const result = runCli(['demo', '--out', out]);
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, /RANDOM WEIGHTS/);
-    assert.deepEqual(readdirSync(out).sort(), ['config.json', 'labels.json', 'model.safetensors', 'tokenizer.json']);
+    assert.deepEqual(readdirSync(out).sort(), ['config.json', 'labels.json', 'model.safetensors', 'onnx', 'tokenizer.json']);
   });
 });

@@ -72,7 +72,7 @@ describe('conversion refuses what it cannot account for, and leaves nothing behi
     await assert.rejects(convertCheckpoint({ checkpoint: ckpt, out, textConfig: writeTextConfig(dir, arch) }), rejectsWith('E_USAGE', /already exists/, /--force/));
     assert.equal(readFileSync(join(out, 'keep.txt'), 'utf8'), 'user data');
     await convertCheckpoint({ checkpoint: ckpt, out, textConfig: writeTextConfig(dir, arch), force: true });
-    assert.deepEqual(readdirSync(out).sort(), ['config.json', 'labels.json', 'model.safetensors']);
+    assert.deepEqual(readdirSync(out).sort(), ['config.json', 'labels.json', 'model.safetensors', 'onnx']);
     assert.equal(readdirSync(dir).filter((f) => f.includes('partial')).length, 0);
   });
 
