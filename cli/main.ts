@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { convertCommand } from './commands/convert.js';
 import { demoCommand } from './commands/demo.js';
+import { runGraphCommand } from './commands/run-graph.js';
 import { inspectCommand } from './commands/inspect.js';
 import { runCommand, type Command } from './run-command.js';
 import { VERSION } from '../common/version.js';
@@ -9,6 +10,7 @@ import { VERSION } from '../common/version.js';
 const COMMANDS: Record<string, Command> = {
   convert: convertCommand,
   inspect: inspectCommand,
+  'run-graph': runGraphCommand,
   demo: demoCommand,
 };
 

@@ -1,0 +1,45 @@
+import { BridgeTowerError } from '../../common/errors.js';
+import { readSafetensors } from '../../convert/safetensors/read-safetensors.js';
+import { writeSafetensors } from '../../convert/safetensors/write-safetensors.js';
+import { fromOrtTensor, openGraph, toOrtTensor } from '../../models/runtime/session.js';
+import type { Command } from '../run-command.js';
+
+export const runGraphCommand: Command = {
+  summary: 'run one ONNX graph of a bundle on tensors from a safetensors file',
+  usage: `
+Usage: bridgetower run-graph <bundle> <graph> --inputs <in.safetensors> --out <out.safetensors> [--device cpu|cuda] [--no-optimize]
+
+Feeds every graph input from the tensor of the same name in --inputs (extra tensors are
+ignored) and writes every output to --out. For parity checks and for debugging inputs.
+
+Examples:
+  bridgetower run-graph models/vqa text_encoder --inputs batch.safetensors --out text.safetensors
+  bridgetower run-graph models/vqa vqa.onnx --inputs batch.safetensors --out logits.safetensors
+`,
+  options: { inputs: { type: 'string' }, out: { type: 'string' }, device: { type: 'string' }, 'no-optimize': { type: 'boolean' } },
+  async run({ values, positionals }) {
+    if (positionals.length !== 2) throw new BridgeTowerError('E_USAGE', 'expected <bundle> <graph>; see --help');
+    if (!values.inputs || !values.out) throw new BridgeTowerError('E_USAGE', '--inputs and --out are required');
+    const device = values.device ?? 'cpu';
+    if (device !== 'cpu' && device !== 'cuda') throw new BridgeTowerError('E_USAGE', `--device must be cpu or cuda, got '${device}'`);
+    const session = await openGraph(positionals[0]!, positionals[1]!, { device, optimization: values['no-optimize'] ? 'disabled' : 'all' });
+    const tensors = readSafetensors(values.inputs);
+    const missing = session.inputNames.filter((name) => !tensors.has(name));
+    if (missing.length > 0) {
+      throw new BridgeTowerError('E_USAGE', `${values.inputs} lacks the graph input(s) ${missing.join(', ')} (the graph takes ${session.inputNames.join(', ')})`);
+    }
+    const feeds = Object.fromEntries(session.inputNames.map((name) => {
+      const t = tensors.get(name)!;
+      return [name, toOrtTensor(t.dtype, t.shape, t.data)];
+    }));
+    let results;
+    try {
+      results = await session.run(feeds);
+    } catch (error) {
+      // Wrong shapes or dtypes: ONNX Runtime's message says which input and what it expected.
+      throw new BridgeTowerError('E_USAGE', `graph ${positionals[1]} rejected the inputs: ${(error as Error).message}`);
+    }
+    writeSafetensors(values.out, session.outputNames.map((name) => ({ name, ...fromOrtTensor(results[name]!) })));
+    process.stdout.write(`${session.outputNames.map((n) => `${n} [${results[n]!.dims.join(', ')}]`).join('\n')}\n`);
+  },
+};
