@@ -36,6 +36,8 @@ export interface ConvertOptions {
   force?: boolean;
   /** Write the ONNX graphs into `<out>/onnx/` (default true). */
   graphs?: boolean;
+  /** Use ONNX Runtime's fused MultiHeadAttention kernel in the graphs. */
+  optimize?: boolean;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -52,6 +54,9 @@ export interface ConvertSummary {
 }
 
 const OUTPUT_DTYPES = { fp32: 'float32', fp16: 'float16' } as const;
+
+/** Whether graphs use fused attention unless told otherwise (see docs/PERFORMANCE.md for why). */
+export const DEFAULT_OPTIMIZE = false;
 
 /** `convert-ckpt`: a checkpoint in, a complete bundle folder out — or nothing at all on failure. */
 export async function convertCheckpoint(options: ConvertOptions): Promise<ConvertSummary> {
@@ -116,8 +121,12 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
       warnings,
     };
     if (options.graphs !== false) {
-      const exported = exportGraphs(dir, architecture, BUNDLE_FILES.weights, outputDtype === 'float16' ? 'float16' : 'float32', VERSION);
-      config.graphs = { dir: BUNDLE_FILES.onnxDir, files: exported.graphs.map((g) => g.file), weights: exported.linked ? 'hard link' : 'copy' };
+      const optimized = options.optimize ?? DEFAULT_OPTIMIZE;
+      const exported = exportGraphs(dir, architecture, BUNDLE_FILES.weights, outputDtype === 'float16' ? 'float16' : 'float32', {
+        producerVersion: VERSION,
+        features: { fusedAttention: optimized },
+      });
+      config.graphs = { dir: BUNDLE_FILES.onnxDir, files: exported.graphs.map((g) => g.file), weights: exported.linked ? 'hard link' : 'copy', optimized };
       if (!exported.linked) warnings.push('the file system cannot hard-link: onnx/model.safetensors is a copy of the weights (twice the space)');
     }
     writeJson(join(dir, BUNDLE_FILES.config), config);

@@ -19,7 +19,10 @@ Options:
   --labels <path>        VQA answers: JSON list, id2label object, or an HF config.json with id2label
   --text-config <path>   RoBERTa config.json (heads, LayerNorm eps) when the text encoder is not roberta-base/large
   --image-size <n>       resize the positional embedding for this resolution (bicubic, as upstream)
-  --dtype fp32|fp16      weight dtype of the bundle (default fp32)
+  --dtype fp32|fp16      weight and compute dtype of the bundle and its graphs (default fp32)
+  --optimize             graphs use ONNX Runtime's fused MultiHeadAttention kernel
+  --no-optimize          plain ONNX attention (MatMul/Softmax/MatMul); see docs/onnx.md for the default
+  --no-graphs            write the weights only, no ONNX graphs
   --name <name>          bundle name (default: checkpoint file name)
   --force                replace an existing --out folder
   --json                 print a machine-readable summary instead of text
@@ -39,11 +42,15 @@ Examples:
     dtype: { type: 'string' },
     name: { type: 'string' },
     force: { type: 'boolean' },
+    optimize: { type: 'boolean' },
+    'no-optimize': { type: 'boolean' },
+    'no-graphs': { type: 'boolean' },
     json: { type: 'boolean' },
   },
   async run({ values, positionals }) {
     if (positionals.length !== 1) throw new BridgeTowerError('E_USAGE', `expected exactly one checkpoint, got ${positionals.length}; see --help`);
     const checkpoint = positionals[0]!;
+    if (values.optimize && values['no-optimize']) throw new BridgeTowerError('E_USAGE', '--optimize and --no-optimize contradict each other');
     const dtype = values.dtype ?? 'fp32';
     if (dtype !== 'fp32' && dtype !== 'fp16') throw new BridgeTowerError('E_USAGE', `--dtype must be fp32 or fp16, got '${dtype}'`);
     const imageSize = values['image-size'] === undefined ? undefined : Number(values['image-size']);
@@ -63,6 +70,8 @@ Examples:
         dtype,
         name: values.name,
         force: values.force ?? false,
+        graphs: !values['no-graphs'],
+        ...(values.optimize || values['no-optimize'] ? { optimize: Boolean(values.optimize) && !values['no-optimize'] } : {}),
         onProgress: (done, total) => progress.update(done, total),
       });
       progress.stop();

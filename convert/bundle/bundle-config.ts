@@ -53,7 +53,7 @@ export interface BundleConfig {
   labels: string | null;
   weights: { file: string; dtype: 'float32' | 'float16'; tensors: number; parameters: number };
   /** The ONNX graphs in `onnx/` (their initializers live in `onnx/model.safetensors`, a hard link to the weights). */
-  graphs?: { dir: string; files: string[]; weights: 'hard link' | 'copy' };
+  graphs?: { dir: string; files: string[]; weights: 'hard link' | 'copy'; optimized: boolean };
   provenance: {
     source_kind: string;
     sources: SourceFileRecord[];

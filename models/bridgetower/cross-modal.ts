@@ -1,6 +1,7 @@
 import type { CrossModalConfig } from '../../convert/architecture/architecture.js';
 import type { Scope } from '../ir/builder.js';
 import type { Value } from '../ir/graph.js';
+import type { AttentionMask } from '../layers/attention.js';
 import { layerNorm, linear, token } from '../layers/basic.js';
 import { bertAttention, bertFeedForward } from './text-encoder.js';
 
@@ -11,7 +12,7 @@ import { bertAttention, bertFeedForward } from './text-encoder.js';
  */
 
 /** `BertCrossLayer`: self-attention (own mask) → cross-attention onto `other` (its mask) → FFN. */
-export function bertCrossLayer(s: Scope, x: Value, other: Value, ownMask: Value | undefined, otherMask: Value | undefined, config: CrossModalConfig): Value {
+export function bertCrossLayer(s: Scope, x: Value, other: Value, ownMask: AttentionMask | undefined, otherMask: AttentionMask | undefined, config: CrossModalConfig): Value {
   const size = { hidden: config.hidden_size, heads: config.num_heads };
   const attended = bertAttention(s.scope('attention'), x, x, size, ownMask, config.layer_norm_eps);
   const crossed = bertAttention(s.scope('crossattention'), attended, other, size, otherMask, config.layer_norm_eps);
@@ -42,7 +43,7 @@ export interface FusionOutputs {
  * i ≥ 1 through link tower i−1 applied to (bridge input + previous output). Both directions of
  * layer i see the other side's layer input (`x1_`, `y1_`), not its output.
  */
-export function crossModalFusion(root: Scope, textLayers: Value[], imageLayers: Value[], textMask: Value, imageTokenType: Value, config: CrossModalConfig): FusionOutputs {
+export function crossModalFusion(root: Scope, textLayers: Value[], imageLayers: Value[], textMask: AttentionMask, imageTokenType: Value, config: CrossModalConfig): FusionOutputs {
   const b = root.builder;
   const textType = tokenTypeEmbedding(root, b.constant([0], 'int64', [], 'text_token_type'));
   const imageType = tokenTypeEmbedding(root, imageTokenType);

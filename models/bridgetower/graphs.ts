@@ -97,7 +97,7 @@ export const GRAPHS: readonly GraphSpec[] = [
         root,
         unstackLayers(root, castTo(root, textEmbeds, dtype), layers),
         unstackLayers(root, castTo(root, imageEmbeds, dtype), layers),
-        extendedAttentionMask(root, attentionMask, dtype),
+        extendedAttentionMask(root, attentionMask),
         imageTokenType,
         arch.cross_modal,
       );

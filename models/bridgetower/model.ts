@@ -1,7 +1,7 @@
 import type { BridgeTowerArchitecture } from '../../convert/architecture/architecture.js';
 import type { Scope } from '../ir/builder.js';
 import type { ElemType, Value } from '../ir/graph.js';
-import { extendedAttentionMask } from '../layers/attention.js';
+import { extendedAttentionMask, type AttentionMask } from '../layers/attention.js';
 import { linear } from '../layers/basic.js';
 import { tokenTypeEmbedding } from './cross-modal.js';
 import { itcHead } from './heads.js';
@@ -20,8 +20,8 @@ export interface EncoderOutputs {
 }
 
 /** `infer_text`: RoBERTa, last `num_layers` outputs → `cross_modal_text_transform`. */
-export function inferText(root: Scope, arch: BridgeTowerArchitecture, inputIds: Value, attentionMask: Value, dtype: ElemType): EncoderOutputs & { mask: Value } {
-  const mask = extendedAttentionMask(root, attentionMask, dtype);
+export function inferText(root: Scope, arch: BridgeTowerArchitecture, inputIds: Value, attentionMask: Value, dtype: ElemType): EncoderOutputs & { mask: AttentionMask } {
+  const mask = extendedAttentionMask(root, attentionMask);
   const all = robertaEncoder(root.scope('text_transformer'), inputIds, mask, arch.text, dtype);
   const bridged = all.slice(all.length - arch.cross_modal.num_layers);
   const layers = bridged.map((h) => linear(root.scope('cross_modal_text_transform'), h));

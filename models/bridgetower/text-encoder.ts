@@ -1,7 +1,7 @@
 import type { TextEncoderConfig } from '../../convert/architecture/architecture.js';
 import type { Scope } from '../ir/builder.js';
 import type { Value } from '../ir/graph.js';
-import { scaledDotProductAttention } from '../layers/attention.js';
+import { scaledDotProductAttention, type AttentionMask } from '../layers/attention.js';
 import { gelu, layerNorm, linear } from '../layers/basic.js';
 
 /**
@@ -26,7 +26,7 @@ export function robertaEmbeddings(s: Scope, inputIds: Value, config: TextEncoder
 }
 
 /** `BertAttention` (self-attention + `BertSelfOutput`): LayerNorm(dense(attn) + x). */
-export function bertAttention(s: Scope, x: Value, keyValue: Value, size: { hidden: number; heads: number }, mask: Value | undefined, eps: number): Value {
+export function bertAttention(s: Scope, x: Value, keyValue: Value, size: { hidden: number; heads: number }, mask: AttentionMask | undefined, eps: number): Value {
   const self = s.scope('self');
   const context = scaledDotProductAttention(s, linear(self.scope('query'), x), linear(self.scope('key'), keyValue), linear(self.scope('value'), keyValue), size, mask);
   return bertOutput(s.scope('output'), context, x, eps);
@@ -44,13 +44,13 @@ export function bertFeedForward(s: Scope, x: Value, eps: number): Value {
 }
 
 /** `RobertaLayer` (post-LN BERT layer). */
-export function robertaLayer(s: Scope, x: Value, mask: Value, config: TextEncoderConfig): Value {
+export function robertaLayer(s: Scope, x: Value, mask: AttentionMask, config: TextEncoderConfig): Value {
   const attended = bertAttention(s.scope('attention'), x, x, { hidden: config.hidden_size, heads: config.num_heads }, mask, config.layer_norm_eps);
   return bertFeedForward(s, attended, config.layer_norm_eps);
 }
 
 /** Every layer's output, in order (upstream keeps the last `num_layers` for the bridges). */
-export function robertaEncoder(s: Scope, inputIds: Value, mask: Value, config: TextEncoderConfig, dtype: Value['dtype']): Value[] {
+export function robertaEncoder(s: Scope, inputIds: Value, mask: AttentionMask, config: TextEncoderConfig, dtype: Value['dtype']): Value[] {
   let hidden = robertaEmbeddings(s.scope('embeddings'), inputIds, config, dtype);
   const outputs: Value[] = [];
   for (let i = 0; i < config.num_layers; i++) {

@@ -10,6 +10,11 @@ export interface WeightSource {
   lookup(name: string): { dtype: ElemType; shape: readonly number[]; external: ExternalData } | undefined;
 }
 
+export interface GraphFeatures {
+  /** Emit ONNX Runtime's com.microsoft MultiHeadAttention instead of MatMul/Softmax/MatMul. */
+  fusedAttention: boolean;
+}
+
 export type AttributeInput = number | string | readonly number[] | Attribute;
 
 /**
@@ -30,6 +35,8 @@ export class GraphBuilder {
   constructor(
     readonly name: string,
     private readonly weights: WeightSource,
+    /** Optional kernels the layers may use (`--optimize`). */
+    readonly features: GraphFeatures = { fusedAttention: false },
   ) {}
 
   scope(prefix: string): Scope {

@@ -148,6 +148,7 @@ export const SHAPE_RULES: Readonly<Record<string, Rule>> = {
     const spatial = x.slice(2).map((d, i) => (typeof d === 'number' && typeof w[i + 2] === 'number' ? Math.floor((d - (w[i + 2] as number)) / strides[i]!) + 1 : undefined));
     return [{ dtype: first(ctx).dtype, shape: [x[0], w[0], ...spatial] }];
   },
+  MultiHeadAttention: (ctx) => [{ dtype: first(ctx).dtype, shape: first(ctx).shape }],
   ReduceSum: reduceRule,
   ReduceMean: reduceRule,
   ReduceMax: reduceRule,

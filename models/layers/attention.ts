@@ -1,5 +1,16 @@
 import type { Scope } from '../ir/builder.js';
 import type { Value } from '../ir/graph.js';
+import { MS_DOMAIN } from '../ir/onnx-schema.js';
+
+/**
+ * A padding mask in the two forms attention kernels take: upstream's additive
+ * (1 − m) · −10000 [batch, 1, 1, keys] (float32), and ONNX Runtime's key-padding mask
+ * [batch, keys] (int32, 1 = attend) whose `mask_filter_value` is the same −10000.
+ */
+export interface AttentionMask {
+  additive: Value;
+  keyPadding: Value;
+}
 
 /**
  * Scaled dot-product attention over [batch, tokens, hidden] projections split into `heads`:
@@ -14,11 +25,15 @@ export function scaledDotProductAttention(
   k: Value,
   v: Value,
   size: { hidden: number; heads: number },
-  mask: Value | undefined,
+  mask: AttentionMask | undefined,
   options: { scaleQuery?: boolean } = {},
 ): Value {
   const b = s.builder;
   const { hidden, heads } = size;
+  if (b.features.fusedAttention) {
+    // com.microsoft MultiHeadAttention: the same product with scale 1/√d, in one kernel.
+    return b.op('MultiHeadAttention', [q, k, v, undefined, mask?.keyPadding], { num_heads: heads }, MS_DOMAIN);
+  }
   const headDim = hidden / heads;
   const split = (x: Value, perm: number[]) => b.op('Transpose', [b.op('Reshape', [x, b.ints([0, 0, heads, headDim])])], { perm });
   const scale = b.scalar(Math.sqrt(headDim), q.dtype);
@@ -27,15 +42,25 @@ export function scaledDotProductAttention(
   const vh = split(v, [0, 2, 1, 3]); // [B, h, Tk, d]
   let scores = b.op('MatMul', [qh, kt]);
   if (!options.scaleQuery) scores = b.op('Div', [scores, scale]);
-  if (mask) scores = b.op('Add', [scores, mask]);
-  const probs = b.op('Softmax', [scores], { axis: -1 });
+  // Masking and softmax run in float32 even in fp16 graphs (−10000 and exp() need the range).
+  const half = scores.dtype === 'float16';
+  if (half) scores = b.op('Cast', [scores], { to: 1 });
+  if (mask) scores = b.op('Add', [scores, mask.additive]);
+  let probs = b.op('Softmax', [scores], { axis: -1 });
+  if (half) probs = b.op('Cast', [probs], { to: 10 });
   const context = b.op('Transpose', [b.op('MatMul', [probs, vh])], { perm: [0, 2, 1, 3] });
   return b.op('Reshape', [context, b.ints([0, 0, hidden])]);
 }
 
-/** transformers' `get_extended_attention_mask`: (1 − mask) · −10000 as [batch, 1, 1, keys]. */
-export function extendedAttentionMask(s: Scope, attentionMask: Value, dtype: Value['dtype']): Value {
+/**
+ * transformers' `get_extended_attention_mask`: (1 − mask) · −10000 as [batch, 1, 1, keys], in
+ * float32 whatever the compute dtype (attention adds it to float32 scores).
+ */
+export function extendedAttentionMask(s: Scope, attentionMask: Value): AttentionMask {
   const b = s.builder;
-  const m = b.op('Cast', [b.op('Unsqueeze', [attentionMask, b.ints([1, 2])])], { to: dtype === 'float16' ? 10 : 1 });
-  return b.op('Mul', [b.op('Sub', [b.scalar(1, dtype), m]), b.scalar(-10000, dtype)]);
+  const m = b.op('Cast', [b.op('Unsqueeze', [attentionMask, b.ints([1, 2])])], { to: 1 });
+  return {
+    additive: b.op('Mul', [b.op('Sub', [b.scalar(1), m]), b.scalar(-10000)]),
+    keyPadding: b.op('Cast', [attentionMask], { to: 6 }),
+  };
 }
