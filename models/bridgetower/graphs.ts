@@ -50,8 +50,8 @@ function out(b: GraphBuilder, root: Scope, value: Value, name: string, shape: Re
 function fuseFromInputs(b: GraphBuilder, ctx: GraphContext, pixelName: string, imageTokenType: number) {
   const root = b.scope('');
   const { inputIds, attentionMask } = textInputs(b);
-  const t = inferText(root, ctx.arch, inputIds, attentionMask, ctx.dtype);
-  const image = inferImage(root, ctx.arch, pixelInput(b, ctx.arch, pixelName), ctx.dtype);
+  const t = inferText(root, ctx.arch, inputIds, attentionMask, ctx.dtype, { itc: false });
+  const image = inferImage(root, ctx.arch, pixelInput(b, ctx.arch, pixelName), ctx.dtype, { itc: false });
   return crossModalFusion(root, t.layers, image.layers, t.mask, b.constant([imageTokenType], 'int64', [], 'image_token_type'), ctx.arch.cross_modal);
 }
 
@@ -179,9 +179,9 @@ export const GRAPHS: readonly GraphSpec[] = [
     build(b, ctx) {
       const root = b.scope('');
       const { inputIds, attentionMask } = textInputs(b);
-      const text = inferText(root, ctx.arch, inputIds, attentionMask, ctx.dtype);
+      const text = inferText(root, ctx.arch, inputIds, attentionMask, ctx.dtype, { itc: false });
       const side = (name: string, tokenType: number) => {
-        const image = inferImage(root, ctx.arch, pixelInput(b, ctx.arch, name), ctx.dtype);
+        const image = inferImage(root, ctx.arch, pixelInput(b, ctx.arch, name), ctx.dtype, { itc: false });
         return crossModalFusion(root, text.layers, image.layers, text.mask, b.constant([tokenType], 'int64', [], 'image_token_type'), ctx.arch.cross_modal).clsFeats;
       };
       const pair = b.op('Concat', [side('pixel_values_left', 1), side('pixel_values_right', 2)], { axis: -1 });

@@ -20,22 +20,22 @@ export interface EncoderOutputs {
 }
 
 /** `infer_text`: RoBERTa, last `num_layers` outputs → `cross_modal_text_transform`. */
-export function inferText(root: Scope, arch: BridgeTowerArchitecture, inputIds: Value, attentionMask: Value, dtype: ElemType): EncoderOutputs & { mask: AttentionMask } {
+export function inferText(root: Scope, arch: BridgeTowerArchitecture, inputIds: Value, attentionMask: Value, dtype: ElemType, options: { itc?: boolean } = {}): EncoderOutputs & { mask: AttentionMask } {
   const mask = extendedAttentionMask(root, attentionMask);
   const all = robertaEncoder(root.scope('text_transformer'), inputIds, mask, arch.text, dtype);
   const bridged = all.slice(all.length - arch.cross_modal.num_layers);
   const layers = bridged.map((h) => linear(root.scope('cross_modal_text_transform'), h));
   // ITC reads the raw last RoBERTa layer, before the cross-modal transform.
-  const itc = arch.heads.itc ? itcHead(root.scope('itc_text_head'), all[all.length - 1]!) : undefined;
+  const itc = arch.heads.itc && options.itc !== false ? itcHead(root.scope('itc_text_head'), all[all.length - 1]!) : undefined;
   return { layers, mask, ...(itc ? { itc } : {}) };
 }
 
 /** `infer_image`: CLIP, last `num_layers` block outputs (after ln_post) → `cross_modal_image_transform`. */
-export function inferImage(root: Scope, arch: BridgeTowerArchitecture, pixelValues: Value, dtype: ElemType): EncoderOutputs {
+export function inferImage(root: Scope, arch: BridgeTowerArchitecture, pixelValues: Value, dtype: ElemType, options: { itc?: boolean } = {}): EncoderOutputs {
   const all = visualTransformer(root.scope('vit_model').scope('visual'), castTo(root, pixelValues, dtype), arch.vision);
   const bridged = all.slice(all.length - arch.cross_modal.num_layers);
   const layers = bridged.map((h) => linear(root.scope('cross_modal_image_transform'), h));
-  const itc = arch.heads.itc ? imageItc(root, arch, bridged[bridged.length - 1]!, layers[layers.length - 1]!) : undefined;
+  const itc = arch.heads.itc && options.itc !== false ? imageItc(root, arch, bridged[bridged.length - 1]!, layers[layers.length - 1]!) : undefined;
   return { layers, ...(itc ? { itc } : {}) };
 }
 

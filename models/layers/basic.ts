@@ -34,7 +34,8 @@ export function quickGelu(s: Scope, x: Value): Value {
 /** `F.normalize(x, p=2, dim=-1)`: x / max(‖x‖₂, 1e-12). */
 export function l2Normalize(s: Scope, x: Value): Value {
   const b = s.builder;
-  const norm = b.op('ReduceL2', [x, b.ints([-1])], { keepdims: 1 });
+  // Opset 17: ReduceL2 takes its axes as an attribute (an input only from opset 18).
+  const norm = b.op('ReduceL2', [x], { axes: [-1], keepdims: 1 });
   return b.op('Div', [x, b.op('Max', [norm, b.scalar(1e-12, x.dtype)])]);
 }
 

@@ -1,0 +1,163 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { describe, it, type TestContext } from 'node:test';
+import { readSafetensors } from '../../convert/safetensors/read-safetensors.js';
+import {
+  assertClose,
+  bundleCache,
+  dense,
+  feed,
+  floatFeed,
+  int64Feed,
+  loadFixture,
+  runGraph,
+  similarities,
+  type Dense,
+  type Fixture,
+} from '../helpers/parity.js';
+import { sharedFixture } from '../helpers/shared-fixtures.js';
+
+/**
+ * Bundles converted from the Hugging Face fixtures (fixtures/bridgetower-hf) reproduce what
+ * transformers' own BridgeTower classes computed, within 1e-4 max abs error. The graphs run
+ * chained from the raw inputs (text_encoder, image_encoder → fusion → head), since transformers
+ * does not expose the cross-modal inputs. pixel_mask is ignored, as it is by transformers.
+ */
+
+const TOLERANCE = 1e-4;
+const HF = ['fixtures', 'bridgetower-hf'];
+const bundleFor = bundleCache();
+
+interface Ctx {
+  t: TestContext;
+  bundle: string;
+  inputs: Fixture;
+  expected: Fixture;
+}
+
+async function context(t: TestContext, model: string): Promise<Ctx | undefined> {
+  const inputs = sharedFixture(t, ...HF, 'inputs.safetensors');
+  const expected = sharedFixture(t, ...HF, model, 'expected.safetensors');
+  if (!inputs || !expected) return undefined;
+  const bundle = await bundleFor(t, [...HF, model]);
+  if (!bundle) return undefined;
+  return { t, bundle, inputs: loadFixture(inputs), expected: loadFixture(expected) };
+}
+
+const close = (ctx: Ctx, actual: Dense | undefined, golden: string, graph: string, output: string): void => {
+  assertClose(ctx.t, actual, dense(ctx.expected, golden), { graph, output: `${output} vs ${golden}`, tolerance: TOLERANCE });
+};
+
+const textFeeds = (ctx: Ctx) => ({ input_ids: feed(ctx.inputs, 'input_ids'), attention_mask: feed(ctx.inputs, 'attention_mask') });
+const textEncoder = (ctx: Ctx) => runGraph(ctx.bundle, 'text_encoder', textFeeds(ctx));
+const imageEncoder = (ctx: Ctx) => runGraph(ctx.bundle, 'image_encoder', { pixel_values: feed(ctx.inputs, 'pixel_values') });
+
+/** text_encoder + image_encoder → fusion with image token type 1 (transformers' default). */
+async function fuse(ctx: Ctx) {
+  const text = await textEncoder(ctx);
+  const image = await imageEncoder(ctx);
+  const n = text.text_embeds!.shape[1]!;
+  return runGraph(ctx.bundle, 'fusion', {
+    text_embeds: floatFeed(text.text_embeds!),
+    attention_mask: feed(ctx.inputs, 'attention_mask'),
+    image_embeds: floatFeed(image.image_embeds!),
+    image_token_type: int64Feed([n], new Array(n).fill(1)),
+  });
+}
+
+interface Check {
+  title: string;
+  covers: string[];
+  run(ctx: Ctx): Promise<void>;
+}
+
+const CHECKS = {
+  fusion: {
+    title: 'the encoders and fusion reproduce pooler_output (cls_feats), text_features and image_features',
+    covers: ['pooler_output', 'text_features', 'image_features'],
+    async run(ctx) {
+      const out = await fuse(ctx);
+      close(ctx, out.cls_feats, 'pooler_output', 'fusion', 'cls_feats');
+      close(ctx, out.text_feats, 'text_features', 'fusion', 'text_feats');
+      close(ctx, out.image_feats, 'image_features', 'fusion', 'image_feats');
+    },
+  },
+  headItm: {
+    title: 'head_itm on the golden pooler_output reproduces the ITM logits',
+    covers: ['logits'],
+    run: async (ctx) => close(ctx, (await runGraph(ctx.bundle, 'head_itm', { cls_feats: feed(ctx.expected, 'pooler_output') })).logits, 'logits', 'head_itm', 'logits'),
+  },
+  itm: {
+    title: 'itm.onnx reproduces the ITM logits from ids, mask and pixels',
+    covers: ['logits'],
+    run: async (ctx) => close(ctx, (await runGraph(ctx.bundle, 'itm', { ...textFeeds(ctx), pixel_values: feed(ctx.inputs, 'pixel_values') })).logits, 'logits', 'itm.onnx', 'logits'),
+  },
+  headMlm: {
+    title: 'head_mlm on the golden text_features reproduces the MLM logits',
+    covers: ['logits'],
+    run: async (ctx) => close(ctx, (await runGraph(ctx.bundle, 'head_mlm', { text_feats: feed(ctx.expected, 'text_features') })).logits, 'logits', 'head_mlm', 'logits'),
+  },
+  mlmChained: {
+    title: 'fusion then head_mlm reproduce the MLM logits from ids, mask and pixels',
+    covers: ['logits'],
+    async run(ctx) {
+      const fused = await fuse(ctx);
+      close(ctx, (await runGraph(ctx.bundle, 'head_mlm', { text_feats: floatFeed(fused.text_feats!) })).logits, 'logits', 'fusion + head_mlm', 'logits');
+    },
+  },
+  textItc: {
+    title: 'text_encoder reproduces the contrastive text_embeds',
+    covers: ['text_embeds'],
+    run: async (ctx) => close(ctx, (await textEncoder(ctx)).text_itc, 'text_embeds', 'text_encoder', 'text_itc'),
+  },
+  imageItc: {
+    title: "image_encoder reproduces the contrastive image_embeds (Hugging Face's ITC image path: after the cross-modal transform and token type)",
+    covers: ['image_embeds'],
+    run: async (ctx) => close(ctx, (await imageEncoder(ctx)).image_itc, 'image_embeds', 'image_encoder', 'image_itc'),
+  },
+  itcLogits: {
+    title: "the ITC features and the bundle's temperature reproduce logits_text_to_image (temperature = exp(−logit_scale))",
+    covers: ['logits_text_to_image'],
+    async run(ctx) {
+      const temperature = dense(readSafetensors(join(ctx.bundle, 'model.safetensors')), 'temperature').data[0]!;
+      const text = (await textEncoder(ctx)).text_itc!;
+      const image = (await imageEncoder(ctx)).image_itc!;
+      close(ctx, similarities(text, image, 1 / temperature), 'logits_text_to_image', 'text_encoder × image_encoder', 'text_itc @ image_itcᵀ / temperature');
+    },
+  },
+} satisfies Record<string, Check>;
+
+/**
+ * Goldens no bundle graph produces: per-layer hidden states (the bundle's encoders output them
+ * after the cross-modal transform), and everything built on HF's `itc_cross_modal_head`, which
+ * has no upstream counterpart and no graph (`cross_embeds`, the stacked contrastive `logits`,
+ * the `*_to_cross` similarities, and the `loss` that needs them).
+ */
+const NOT_GRAPH_OUTPUTS = /^(hidden_states\.|cross_embeds$|logits_(text|image)_to_cross$|loss$)/;
+
+const MODELS: Array<{ model: string; checks: Array<keyof typeof CHECKS>; notGraphOutputs?: string[] }> = [
+  { model: 'itm', checks: ['fusion', 'headItm', 'itm'] },
+  { model: 'itm-bin', checks: ['fusion', 'headItm', 'itm'] },
+  { model: 'mlm', checks: ['fusion', 'headMlm', 'mlmChained'] },
+  // `logits` here is stack([text_embeds, image_embeds, cross_embeds]): it needs cross_embeds.
+  { model: 'contrastive', checks: ['fusion', 'textItc', 'imageItc', 'itcLogits'], notGraphOutputs: ['logits'] },
+];
+
+for (const { model, checks, notGraphOutputs = [] } of MODELS) {
+  describe(`Hugging Face ${model}: a converted bundle reproduces transformers' outputs within ${TOLERANCE}`, () => {
+    for (const name of checks) {
+      it(CHECKS[name].title, async (t) => {
+        const ctx = await context(t, model);
+        if (ctx) await CHECKS[name].run(ctx);
+      });
+    }
+
+    it('every golden that a graph can produce is compared', (t) => {
+      const expected = sharedFixture(t, ...HF, model, 'expected.safetensors');
+      if (!expected) return;
+      const covered = new Set(checks.flatMap((name) => CHECKS[name].covers));
+      const unchecked = [...loadFixture(expected).keys()].filter((key) => !covered.has(key) && !NOT_GRAPH_OUTPUTS.test(key) && !notGraphOutputs.includes(key));
+      assert.deepEqual(unchecked, [], `${model}/expected.safetensors has goldens no test compares: ${unchecked.join(', ')}`);
+    });
+  });
+}
