@@ -10,6 +10,7 @@ COPY bin ./bin
 COPY cli ./cli
 COPY common ./common
 COPY convert ./convert
+COPY preprocess ./preprocess
 COPY models ./models
 COPY server ./server
 COPY train ./train
