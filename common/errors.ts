@@ -27,6 +27,12 @@ export const ERROR_CODES = {
   E_LABELS: { exitCode: 6, httpStatus: 400 },
   /** A bundle folder is incomplete or malformed. */
   E_BUNDLE: { exitCode: 7, httpStatus: 500 },
+  /** Image bytes in a supported format that do not decode (truncated, corrupt, empty). */
+  E_IMAGE_DECODE: { exitCode: 8, httpStatus: 400 },
+  /** Too many encoded bytes or decoded pixels (decompression bombs), refused before decoding. */
+  E_IMAGE_TOO_LARGE: { exitCode: 8, httpStatus: 413 },
+  /** Not an accepted image format (JPEG, PNG, WebP, GIF, TIFF, AVIF). */
+  E_IMAGE_UNSUPPORTED: { exitCode: 8, httpStatus: 415 },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
