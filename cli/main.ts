@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 import { convertCommand } from './commands/convert.js';
 import { demoCommand } from './commands/demo.js';
+import { preprocessCommand } from './commands/preprocess.js';
 import { runGraphCommand } from './commands/run-graph.js';
+import { tokenizeCommand } from './commands/tokenize.js';
 import { inspectCommand } from './commands/inspect.js';
 import { runCommand, type Command } from './run-command.js';
 import { VERSION } from '../common/version.js';
@@ -10,6 +12,8 @@ import { VERSION } from '../common/version.js';
 const COMMANDS: Record<string, Command> = {
   convert: convertCommand,
   inspect: inspectCommand,
+  tokenize: tokenizeCommand,
+  preprocess: preprocessCommand,
   'run-graph': runGraphCommand,
   demo: demoCommand,
 };

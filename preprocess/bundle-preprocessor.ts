@@ -1,0 +1,57 @@
+import { join } from 'node:path';
+import { BridgeTowerError } from '../common/errors.js';
+import { readBundleConfig, type BundleConfig } from '../convert/bundle/bundle-config.js';
+import type { TaskName } from '../convert/tasks.js';
+import { batchImages, preprocessImage, type ImageLimits } from './image.js';
+import { TextTokenizer, type EncodedBatch } from './text.js';
+
+/**
+ * A bundle's inputs pipeline: its tokenizer with each task's text length, and its image size,
+ * resize mode and normalization. The server, `fine-tune`, and the `tokenize` / `preprocess`
+ * commands all go through this one object, so they cannot disagree.
+ */
+export class BundlePreprocessor {
+  private constructor(
+    readonly config: BundleConfig,
+    private readonly tokenizer: TextTokenizer | undefined,
+    private readonly limits: Partial<ImageLimits>,
+  ) {}
+
+  static open(bundleDir: string, options: { imageLimits?: Partial<ImageLimits>; maxInputChars?: number } = {}): BundlePreprocessor {
+    const config = readBundleConfig(bundleDir);
+    const tokenizer = config.tokenizer
+      ? TextTokenizer.fromFile(join(bundleDir, config.tokenizer), options.maxInputChars !== undefined ? { maxInputChars: options.maxInputChars } : {})
+      : undefined;
+    return new BundlePreprocessor(config, tokenizer, options.imageLimits ?? {});
+  }
+
+  /** Tokens per text for a task: upstream's `max_text_len` (50; 40 for retrieval). */
+  maxTextLength(task: TaskName | undefined): number {
+    const tasks = this.config.tasks;
+    if (task) {
+      const spec = tasks[task];
+      if (!spec) throw new BridgeTowerError('E_USAGE', `bundle '${this.config.name}' has no ${task} task (it has ${Object.keys(tasks).join(', ') || 'none'})`);
+      return spec.max_text_len;
+    }
+    // No task named: the longest length any task of the bundle allows.
+    return Math.max(...Object.values(tasks).map((t) => t.max_text_len), 2);
+  }
+
+  /** Token ids and attention mask, padded to the longest text of the batch. */
+  encodeTexts(texts: readonly string[], task?: TaskName): EncodedBatch {
+    if (!this.tokenizer) {
+      throw new BridgeTowerError('E_BUNDLE', `bundle '${this.config.name}' has no tokenizer.json: convert it again with --tokenizer (roberta-base vocab.json + merges.txt)`);
+    }
+    return this.tokenizer.encodeBatch(texts, this.maxTextLength(task));
+  }
+
+  /** One image's pixel values, [3, S, S] CHW, normalized as upstream's eval transform. */
+  pixelValues(bytes: Uint8Array): Promise<Float32Array> {
+    return preprocessImage(bytes, this.config.preprocessing, this.limits);
+  }
+
+  /** Several images as one NCHW batch. */
+  async pixelBatch(images: readonly Uint8Array[]): Promise<{ data: Float32Array; dims: [number, number, number, number] }> {
+    return batchImages(await Promise.all(images.map((bytes) => this.pixelValues(bytes))));
+  }
+}
