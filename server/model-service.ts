@@ -1,0 +1,76 @@
+import type { TaskName } from '../convert/tasks.js';
+
+/**
+ * What the HTTP layer asks of a served bundle. The runtime (`server/runtime/`) implements it on
+ * ONNX Runtime sessions in worker threads with dynamic batching and an image-encoding cache; the
+ * routes (`server/routes/`) only validate, call and serialize. Every method rejects with a
+ * BridgeTowerError for client mistakes (bad image, empty text) and with a `DeadlineError` or
+ * `OverloadError` (server/runtime/errors.ts) when the request cannot be served in time.
+ */
+export interface RequestContext {
+  /** Absolute time (ms since epoch, `Date.now()` clock) after which the work is abandoned. */
+  readonly deadline: number;
+}
+
+export interface VqaAnswer {
+  answer: string;
+  /** sigmoid(logit), as upstream's VQA score. */
+  score: number;
+}
+
+export interface EntailmentResult {
+  label: 'entailment' | 'neutral' | 'contradiction';
+  /** softmax over the three classes. */
+  scores: { entailment: number; neutral: number; contradiction: number };
+}
+
+export interface Nlvr2Result {
+  answer: boolean;
+  /** softmax probability of `answer`. */
+  score: number;
+}
+
+/** An image's cached encodings: what the gallery stores and search re-ranks with. */
+export interface ImageEncoding {
+  /** sha256 of the encoded image bytes (the cache key). */
+  hash: string;
+  /** Normalized ITC feature [dim] (absent when the bundle has no ITC heads). */
+  itc?: Float32Array;
+  /** image_encoder output [L, N, H] for this image, the fusion's input. */
+  embeds: Float32Array;
+}
+
+export interface SearchHit {
+  id: string;
+  /** The ITM match logit `itm_score(cls_feats)[:, 1]`: upstream's re-ranking score. */
+  score: number;
+  /** ITC cosine similarity / temperature, the candidate score. */
+  itc: number;
+}
+
+export interface ModelService {
+  /** The bundle's name (config.json `name` or folder name). */
+  readonly name: string;
+  /** Whether the bundle is a demo with random weights (its answers are meaningless). */
+  readonly isDemo: boolean;
+  readonly tasks: readonly TaskName[];
+  /** Resolves when every session is loaded and warmed up. */
+  ready(): Promise<void>;
+
+  vqa(input: { image: Uint8Array; question: string; topK: number }, ctx: RequestContext): Promise<VqaAnswer[]>;
+  entailment(input: { image: Uint8Array; hypothesis: string }, ctx: RequestContext): Promise<EntailmentResult>;
+  nlvr2(input: { left: Uint8Array; right: Uint8Array; statement: string }, ctx: RequestContext): Promise<Nlvr2Result>;
+  /** ITM match probabilities, one per pair, in request order. */
+  itm(input: { pairs: Array<{ image: Uint8Array; text: string }> }, ctx: RequestContext): Promise<number[]>;
+  embedText(text: string, ctx: RequestContext): Promise<Float32Array>;
+  embedImage(image: Uint8Array, ctx: RequestContext): Promise<Float32Array>;
+  /** Encodes an image for the gallery (uses and fills the image cache). */
+  encodeImage(image: Uint8Array, ctx: RequestContext): Promise<ImageEncoding>;
+  /**
+   * Upstream's retrieval: ITC scores of `text` against every gallery item, the top `candidates`
+   * re-ranked by the ITM match logit, best `k` returned.
+   */
+  search(input: { text: string; k: number; candidates: number; gallery: ReadonlyArray<{ id: string; encoding: ImageEncoding }> }, ctx: RequestContext): Promise<SearchHit[]>;
+  /** Stops accepting work, finishes what is queued, releases sessions and workers. */
+  close(): Promise<void>;
+}

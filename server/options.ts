@@ -1,0 +1,55 @@
+import type { Device } from '../models/runtime/session.js';
+
+/** Every `bridgetower serve` setting, with the CLI flag of each; defaults in `DEFAULT_SERVER_OPTIONS`. */
+export interface ServerOptions {
+  /** Bundle folders to serve (`serve <bundle>...`; `npm start`: the bundles under ./models, else the demo). */
+  bundles: string[];
+  host: string; // --host
+  port: number; // --port
+  device: Device; // --device cpu|cuda
+  /** Largest batch a stage runs (--max-batch). */
+  maxBatch: number;
+  /** How long a stage waits to fill a batch (--max-delay-ms). */
+  maxDelayMs: number;
+  /** Requests admitted and not yet answered, preprocessing included; past it: 503 + Retry-After (--max-queue). */
+  maxQueue: number;
+  /** Per-request deadline; past it: 504 and dropped from the queue (--request-timeout-ms). */
+  requestTimeoutMs: number;
+  /** Byte budget of the image-encoding cache (--cache-mb; 0 disables it). */
+  cacheMb: number;
+  /** ONNX Runtime intra-op threads (--threads; default: one per core). */
+  threads?: number;
+  /** Where the gallery database lives (--data-dir). */
+  dataDir: string;
+  /** Bearer token (--api-key or BRIDGETOWER_API_KEY); undefined: no authentication. */
+  apiKey?: string;
+  /** What the key protects (--auth): the gallery's write routes, or every route. */
+  auth: 'writes' | 'all';
+  /** Per-client rate limit (--rate-limit N per --rate-window-ms); false disables it. */
+  rateLimit: { max: number; timeWindowMs: number } | false;
+  /** Allowed CORS origins (--cors); false: CORS off. */
+  cors: string[] | false;
+  /** Largest request body, JSON or multipart (--body-limit-mb). */
+  bodyLimitBytes: number;
+  /** Largest single multipart file / base64 image, encoded bytes. */
+  maxImageBytes: number;
+  logger: boolean;
+}
+
+export const DEFAULT_SERVER_OPTIONS: Omit<ServerOptions, 'bundles'> = {
+  host: '0.0.0.0',
+  port: 8080,
+  device: 'cpu',
+  maxBatch: 8,
+  maxDelayMs: 5,
+  maxQueue: 64,
+  requestTimeoutMs: 30_000,
+  cacheMb: 256,
+  dataDir: './data',
+  auth: 'writes',
+  rateLimit: false,
+  cors: false,
+  bodyLimitBytes: 25 * 1024 * 1024,
+  maxImageBytes: 20 * 1024 * 1024,
+  logger: true,
+};

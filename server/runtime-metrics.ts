@@ -1,0 +1,24 @@
+/**
+ * What the runtime reports while it works. `server/metrics.ts` implements it with prom-client for
+ * `GET /metrics`; tests and benches pass `NO_METRICS` or a recorder.
+ */
+export interface RuntimeMetrics {
+  /** A stage (text_encoder, image_encoder, fusion_vqa, …) ran a batch of `size` items. */
+  batch(stage: string, size: number): void;
+  /** An item waited `ms` in a stage's queue before its batch started. */
+  queueTime(stage: string, ms: number): void;
+  /** Requests admitted and not yet answered. */
+  queueDepth(depth: number): void;
+  /** Image-encoding cache lookups. */
+  cache(hit: boolean): void;
+  /** The execution provider a bundle's sessions run on (`cuda` or `cpu`), and whether CUDA was asked for but unavailable. */
+  executionProvider(bundle: string, provider: string, fellBack: boolean): void;
+}
+
+export const NO_METRICS: RuntimeMetrics = {
+  batch() {},
+  queueTime() {},
+  queueDepth() {},
+  cache() {},
+  executionProvider() {},
+};
