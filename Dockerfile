@@ -1,8 +1,47 @@
-# bridgetower-node image. The server (issue #5) completes it; today it runs the CLI.
-#   docker build -t bridgetower-node .
-#   docker run --rm -v "$PWD/models:/models" bridgetower-node convert /models/BridgeTower_ftfpt_base_vqav2.ckpt --out /models/vqa
+# bridgetower-node: `bridgetower serve` on ONNX Runtime (docs/deploy.md).
+#
+#   docker build -t bridgetower-node .                                  # CPU (default)
+#   docker build --build-arg VARIANT=cuda -t bridgetower-node:cuda .    # CUDA 12 + cuDNN 9, linux/amd64
+#
+#   docker run --rm -p 8080:8080 -v "$PWD/models:/models:ro" -v bridgetower-data:/data bridgetower-node
+#   docker run --rm --gpus all -p 8080:8080 -v "$PWD/models:/models:ro" -v bridgetower-data:/data bridgetower-node:cuda
+#
+# ./models holds one folder per bundle (models/vqa/config.json, …); all of them are served.
+#
+# Needs BuildKit (the default builder since Docker Engine 23): it builds only the stages of the
+# chosen VARIANT, so a CPU build never pulls the CUDA image.
+
+ARG VARIANT=cpu
 ARG NODE_IMAGE=node:20-bookworm-slim
-FROM ${NODE_IMAGE} AS build
+# onnxruntime-node 1.30's CUDA execution provider is built for CUDA 12.x and cuDNN 9.x; any CUDA 12
+# minor version works (minor-version compatibility), with an NVIDIA driver >= 525 on the host.
+ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu22.04
+
+# ---- the system each variant runs on, with Node 20 -------------------------------------------------
+FROM ${NODE_IMAGE} AS node
+
+FROM ${NODE_IMAGE} AS base-cpu
+
+FROM ${CUDA_IMAGE} AS base-cuda
+# The official Node 20 build (glibc >= 2.28) and its npm, taken from the node image: no extra
+# package repository. Ubuntu 22.04 has glibc 2.35.
+COPY --from=node /usr/local/bin/node /usr/local/bin/node
+COPY --from=node /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/npm
+RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \
+ && ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx \
+ && node --version && npm --version
+ENV NVIDIA_VISIBLE_DEVICES=all \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility
+
+# ---- build: install, compile dist/, drop dev dependencies ------------------------------------------
+# Built on the variant's own base so native modules (better-sqlite3, sharp, onnxruntime-node) match
+# the glibc they run on.
+FROM base-${VARIANT} AS build
+ARG VARIANT
+# Only used when better-sqlite3 finds no prebuilt binary for this platform and compiles itself.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
 COPY tsconfig.json tsconfig.build.json ./
@@ -14,20 +53,52 @@ COPY preprocess ./preprocess
 COPY models ./models
 COPY server ./server
 COPY train ./train
-# The same install command as the README and CI (it builds dist/ through `prepare`).
-RUN npm ci && npm prune --omit=dev
+# The same install command as the README and CI: `npm ci` (its `prepare` script builds dist/).
+# .npmrc skips onnxruntime-node's download of its CUDA libraries (CPU binaries ship in the
+# package); the CUDA variant overrides that with ONNXRUNTIME_NODE_INSTALL=cuda12, which the
+# package's install script (node_modules/onnxruntime-node/script/install.js) reads before the npm
+# config, and which fetches libonnxruntime_providers_{cuda,shared,tensorrt}.so of the same
+# version from NuGet (Microsoft.ML.OnnxRuntime.Gpu.Linux). The test -f makes a failed download
+# fail the build instead of yielding a CPU-only "cuda" image.
+RUN if [ "$VARIANT" = cuda ]; then export ONNXRUNTIME_NODE_INSTALL=cuda12; fi \
+ && npm ci \
+ && if [ "$VARIANT" = cuda ]; then test -f node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime_providers_cuda.so; fi \
+ && npm prune --omit=dev
 
-FROM ${NODE_IMAGE}
+# ---- runtime ----------------------------------------------------------------------------------------
+FROM base-${VARIANT} AS runtime
 ENV NODE_ENV=production
-WORKDIR /app
-COPY --from=build /app/package.json ./
-COPY --from=build /app/node_modules ./node_modules
-COPY --from=build /app/dist ./dist
-COPY --from=build /app/bin ./bin
-RUN ln -s /app/bin/bridgetower.js /usr/local/bin/bridgetower \
+COPY --from=build /app/package.json /app/package.json
+COPY --from=build /app/node_modules /app/node_modules
+COPY --from=build /app/dist /app/dist
+COPY --from=build /app/bin /app/bin
+# tsc does not copy HTML: server/demo/demo-page.ts finds the page here from dist/.
+COPY --from=build /app/server/demo/index.html /app/server/demo/index.html
+RUN useradd --system --uid 10001 --user-group --home-dir /app --no-create-home --shell /usr/sbin/nologin bridgetower \
+ && chmod 0755 /app/bin/bridgetower.js /app/bin/convert-ckpt.js \
+ && ln -s /app/bin/bridgetower.js /usr/local/bin/bridgetower \
  && ln -s /app/bin/convert-ckpt.js /usr/local/bin/convert-ckpt \
- && mkdir -p /models && chown node:node /models
-USER node
-VOLUME /models
+ && mkdir -p /models /data \
+ && chown bridgetower:bridgetower /models /data
+USER bridgetower
+# From /, `serve`'s defaults are the two volumes: every bundle folder under ./models (/models/<name>/,
+# else it builds the demo bundle into /models/demo), the gallery database in ./data (/data).
+WORKDIR /
+# /models: bundle folders (read-only is fine once it holds one). /data: the gallery, writable.
+VOLUME ["/models", "/data"]
+EXPOSE 8080
+# Liveness only (the process answers); readiness (models loaded and warmed up) is /readyz. No curl
+# in these images: Node's fetch does it. Keep the port in step with --port.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=300s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:8080/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 ENTRYPOINT ["bridgetower"]
-CMD ["--help"]
+
+FROM runtime AS runtime-cpu
+CMD ["serve", "--host", "0.0.0.0", "--port", "8080", "--data-dir", "/data", "--device", "cpu"]
+
+# --device cuda falls back to the CPU, with a warning, when no GPU is visible (docker run --gpus all).
+FROM runtime AS runtime-cuda
+CMD ["serve", "--host", "0.0.0.0", "--port", "8080", "--data-dir", "/data", "--device", "cuda"]
+
+# The image `docker build` produces: the chosen variant.
+FROM runtime-${VARIANT}
