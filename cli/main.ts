@@ -5,6 +5,7 @@ import { preprocessCommand } from './commands/preprocess.js';
 import { runGraphCommand } from './commands/run-graph.js';
 import { tokenizeCommand } from './commands/tokenize.js';
 import { inspectCommand } from './commands/inspect.js';
+import { serveCommand } from './commands/serve.js';
 import { runCommand, type Command } from './run-command.js';
 import { VERSION } from '../common/version.js';
 
@@ -16,6 +17,7 @@ const COMMANDS: Record<string, Command> = {
   preprocess: preprocessCommand,
   'run-graph': runGraphCommand,
   demo: demoCommand,
+  serve: serveCommand,
 };
 
 function help(): string {

@@ -1,0 +1,168 @@
+import cors from '@fastify/cors';
+import rateLimit from '@fastify/rate-limit';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { readBundleFingerprint } from './gallery/bundle-fingerprint.js';
+import { GalleryStore } from './gallery/gallery-store.js';
+import { ServerMetrics } from './metrics.js';
+import { ModelRegistry, ROUTE_TASKS } from './model-registry.js';
+import type { ImageEncoding, ModelService } from './model-service.js';
+import type { ServerOptions } from './options.js';
+import { accessControl, needsKey } from './plugins/access-control.js';
+import { errorHandling } from './plugins/error-handling.js';
+import { gracefulClose } from './plugins/graceful-close.js';
+import { multipartBodies } from './plugins/multipart-body.js';
+import { openApi } from './plugins/openapi.js';
+import { requestMetrics } from './plugins/request-metrics.js';
+import { galleryRoutes, type GalleryLike } from './routes/gallery.js';
+import { operationRoutes } from './routes/operations.js';
+import type { RouteContext } from './routes/route-context.js';
+import { taskRoutes } from './routes/tasks.js';
+import { HttpError } from './schemas/errors.js';
+
+export type { GalleryLike } from './routes/gallery.js';
+
+export interface ServerDeps {
+  /** The models to serve; without them, a BundleService is opened per `options.bundles` folder (and closed with the server). */
+  services?: ModelService[];
+  /** The gallery of every served model; without it, a GalleryStore per retrieval bundle under `options.dataDir` (in memory for injected services). */
+  gallery?: GalleryLike;
+  /** The metrics `GET /metrics` exposes, for services built by the caller to report into (default: a fresh registry). */
+  metrics?: ServerMetrics;
+}
+
+/**
+ * The HTTP server: cross-cutting plugins (errors, metrics, CORS, rate limit, API key, multipart,
+ * OpenAPI) on the root, then the routes in encapsulated plugins. Resolves once every plugin has
+ * loaded; models may still be warming up (`GET /readyz`).
+ */
+export async function buildServer(options: ServerOptions, deps: ServerDeps = {}): Promise<FastifyInstance> {
+  const app = Fastify({ logger: options.logger ? { level: 'info' } : false, bodyLimit: options.bodyLimitBytes });
+  const metrics = deps.metrics ?? new ServerMetrics();
+  const owned: Array<{ close(): unknown }> = [];
+  try {
+    const opened = deps.services ? undefined : await openBundles(options, metrics, owned);
+    const services = deps.services ?? opened!.map((bundle) => bundle.service);
+    const registry = new ModelRegistry(services);
+    const galleryOf = deps.gallery ? () => deps.gallery! : opened ? openGalleries(options.dataDir, opened, owned, app) : inMemoryGalleries();
+
+    app.setValidatorCompiler(validatorCompiler);
+    app.setSerializerCompiler(serializerCompiler);
+    // Bodies are JSON or multipart; anything else (text/plain included) answers 415.
+    app.removeContentTypeParser('text/plain');
+    const limits = { bodyLimitBytes: options.bodyLimitBytes, maxImageBytes: options.maxImageBytes };
+    await app.register(errorHandling, limits);
+    await app.register(requestMetrics, { metrics });
+    await app.register(gracefulClose);
+    if (options.cors) await app.register(cors, corsOptions(options.cors));
+    if (options.rateLimit) {
+      const { max, timeWindowMs } = options.rateLimit;
+      await app.register(rateLimit, {
+        max,
+        timeWindow: timeWindowMs,
+        errorResponseBuilder: (_request, context) =>
+          new HttpError('E_RATE_LIMITED', `too many requests: at most ${context.max} per ${timeWindowMs} ms per client; retry in ${context.after}`, {
+            'retry-after': String(Math.max(1, Math.ceil(context.ttl / 1000))),
+          }),
+      });
+    }
+    await app.register(accessControl, { apiKey: options.apiKey, auth: options.auth });
+    await app.register(multipartBodies, limits);
+    await app.register(openApi, { apiKey: Boolean(options.apiKey) });
+
+    const context: RouteContext = {
+      registry,
+      maxImageBytes: options.maxImageBytes,
+      requestTimeoutMs: options.requestTimeoutMs,
+      security: (access) => (needsKey(options, access) ? [{ apiKey: [] }] : undefined),
+    };
+    await app.register(operationRoutes, { ...context, metrics });
+    await app.register(taskRoutes, context);
+    await app.register(galleryRoutes, { ...context, galleryOf });
+
+    app.addHook('onClose', async () => closeAll(owned));
+    for (const service of services) if (service.isDemo) warnDemo(app, registry.label(service));
+    await app.ready();
+    return app;
+  } catch (error) {
+    await closeAll(owned);
+    await app.close().catch(() => {});
+    throw error;
+  }
+}
+
+interface OpenedBundle {
+  service: ModelService;
+  dir: string;
+}
+
+/** Opens a BundleService per bundle folder, in order (each is closed with the server, or when a later one fails). */
+async function openBundles(options: ServerOptions, metrics: ServerMetrics, owned: Array<{ close(): unknown }>): Promise<OpenedBundle[]> {
+  // Imported here so that servers of injected services never load ONNX Runtime.
+  const { BundleService } = await import('./runtime/bundle-service.js');
+  const opened: OpenedBundle[] = [];
+  for (const dir of options.bundles) {
+    const service = await BundleService.open(dir, options, metrics);
+    owned.unshift(service);
+    opened.push({ service, dir });
+  }
+  return opened;
+}
+
+/** One GalleryStore per bundle that can do retrieval, all in the one database under `--data-dir`. */
+function openGalleries(dataDir: string, bundles: readonly OpenedBundle[], owned: Array<{ close(): unknown }>, app: FastifyInstance): (service: ModelService) => GalleryLike {
+  const galleries = new Map<ModelService, GalleryStore>();
+  for (const { service, dir } of bundles) {
+    if (!ROUTE_TASKS.retrieval.every((task) => service.tasks.includes(task))) continue;
+    const store = GalleryStore.open(dataDir, service.name, { fingerprint: readBundleFingerprint(dir), logger: app.log });
+    galleries.set(service, store);
+    // After the services: they close first and may still finish queued work.
+    owned.push(store);
+  }
+  return (service) => {
+    const gallery = galleries.get(service);
+    if (!gallery) throw new Error(`no gallery was opened for '${service.name}'`);
+    return gallery;
+  };
+}
+
+/** Galleries for injected services (tests, embedding): in memory, one per model. */
+function inMemoryGalleries(): (service: ModelService) => GalleryLike {
+  const galleries = new Map<ModelService, Map<string, ImageEncoding>>();
+  return (service) => {
+    let items = galleries.get(service);
+    if (!items) galleries.set(service, (items = new Map()));
+    const map = items;
+    return {
+      put: (id, encoding) => void map.set(id, encoding),
+      delete: (id) => map.delete(id),
+      list: () => [...map].map(([id, encoding]) => ({ id, encoding })),
+    };
+  };
+}
+
+function corsOptions(origins: string[]) {
+  return {
+    origin: origins.includes('*') ? '*' : origins,
+    methods: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE'],
+    allowedHeaders: ['content-type', 'authorization'],
+    exposedHeaders: ['retry-after', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset'],
+    maxAge: 600,
+  };
+}
+
+async function closeAll(owned: Array<{ close(): unknown }>): Promise<void> {
+  while (owned.length > 0) await owned.shift()!.close();
+}
+
+/** Says loudly, line by line (each its own log entry, readable in JSON logs too), that a demo model's answers are meaningless. */
+function warnDemo(app: FastifyInstance, name: string): void {
+  const lines = [
+    `SERVING THE DEMO MODEL '${name}'`,
+    'ITS WEIGHTS ARE RANDOM: EVERY ANSWER IT GIVES IS MEANINGLESS.',
+    'Serve a real model: bridgetower convert <checkpoint> --out models/<name>, then bridgetower serve models/<name>',
+  ];
+  const width = Math.max(...lines.map((l) => l.length));
+  const bar = '!'.repeat(width + 6);
+  for (const line of [bar, ...lines.map((l) => `!! ${l.padEnd(width)} !!`), bar]) app.log.warn(line);
+}

@@ -1,0 +1,304 @@
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { BridgeTowerError } from '../../common/errors.js';
+import { openSafetensors, toFloat32 } from '../../convert/safetensors/read-safetensors.js';
+import type { TaskName } from '../../convert/tasks.js';
+import { readTensorBytes } from '../../convert/tensors/read-tensor.js';
+import { BundlePreprocessor } from '../../preprocess/bundle-preprocessor.js';
+import type { EntailmentResult, ImageEncoding, ModelService, Nlvr2Result, RequestContext, SearchHit, VqaAnswer } from '../model-service.js';
+import type { ServerOptions } from '../options.js';
+import { NO_METRICS, type RuntimeMetrics } from '../runtime-metrics.js';
+import { Admission } from './admission.js';
+import { DynamicBatcher } from './dynamic-batcher.js';
+import { checkDeadline, DeadlineError } from './errors.js';
+import { encodeImages, encodeTexts, fuse, runHead, type ImageEmbeds, type ModelDims, type TextEncoding } from './graph-batches.js';
+import { GraphRunner } from './graph-runner.js';
+import { ImageCache, imageHash } from './image-cache.js';
+import { dot, entailmentResult, itmProbability, nlvr2Result, rankDescending, vqaAnswers } from './task-results.js';
+
+export type BundleServiceOptions = Pick<ServerOptions, 'device' | 'maxBatch' | 'maxDelayMs' | 'maxQueue' | 'cacheMb'> & {
+  threads?: number;
+  /** Where the runtime says which execution provider it uses (default: warnings to stderr). */
+  log?: (level: 'info' | 'warn', message: string) => void;
+};
+
+/** The tasks a request can name, and the head graph each one's fusion feeds. */
+const FUSION_HEADS = { vqa: 'head_vqa', snli: 'head_snli', itm: 'head_itm', nlvr2: 'head_nlvr2' } as const;
+type FusionTask = keyof typeof FUSION_HEADS;
+/** Tasks served by this runtime (MLM is a pre-training head without a route). */
+const SERVED_TASKS: readonly TaskName[] = ['vqa', 'snli', 'nlvr2', 'itm', 'itc'];
+
+interface PairItem {
+  text: TextEncoding;
+  image: Float32Array;
+}
+interface Nlvr2Item {
+  text: TextEncoding;
+  left: Float32Array;
+  right: Float32Array;
+}
+
+/**
+ * A bundle served on ONNX Runtime: one worker thread holds its sessions (GraphRunner); each stage
+ * — text encoder, image encoder, and fusion + head per task — has its own DynamicBatcher, so that
+ * concurrent requests share batches stage by stage, and a request only waits for the stages it
+ * needs. Image encodings go through an LRU cache keyed by the image bytes' hash. Every request
+ * passes admission (bounded queue) and carries its deadline into every stage.
+ */
+export class BundleService implements ModelService {
+  readonly name: string;
+  readonly isDemo: boolean;
+  readonly tasks: readonly TaskName[];
+  readonly cache: ImageCache;
+  private readonly admission: Admission;
+  private readonly dims: ModelDims;
+  private readonly labels: Partial<Record<TaskName, string[]>>;
+  private readonly temperature: number | undefined;
+  private readonly runner: Promise<GraphRunner>;
+  private readonly loaded: Promise<void>;
+  private readonly textBatcher: DynamicBatcher<BigInt64Array, TextEncoding>;
+  private readonly imageBatcher: DynamicBatcher<Float32Array, ImageEmbeds>;
+  private readonly pairBatchers: Partial<Record<Exclude<FusionTask, 'nlvr2'>, DynamicBatcher<PairItem, Float32Array>>> = {};
+  private readonly nlvr2Batcher: DynamicBatcher<Nlvr2Item, Float32Array> | undefined;
+  /** Images being encoded now, by hash: a concurrent request for the same image waits for that one. */
+  private readonly encoding = new Map<string, Promise<ImageEncoding>>();
+  private closing: Promise<void> | undefined;
+
+  private constructor(
+    readonly bundleDir: string,
+    private readonly preprocessor: BundlePreprocessor,
+    options: BundleServiceOptions,
+    private readonly metrics: RuntimeMetrics,
+  ) {
+    const config = preprocessor.config;
+    const arch = config.architecture;
+    this.name = config.name || basename(bundleDir);
+    this.isDemo = config.name.startsWith('bridgetower-demo') || config.provenance.sources.some((s) => s.file === 'bridgetower-demo.safetensors');
+    this.tasks = SERVED_TASKS.filter((task) => config.tasks[task] !== undefined);
+    this.dims = {
+      layers: arch.cross_modal.num_layers,
+      hidden: arch.cross_modal.hidden_size,
+      imageTokens: (arch.vision.image_size / arch.vision.patch_size) ** 2 + 1,
+      imageSize: config.preprocessing.image_size,
+    };
+    this.labels = readLabels(bundleDir, config.labels);
+    this.temperature = this.tasks.includes('itc') ? readTemperature(join(bundleDir, config.weights.file)) : undefined;
+    this.cache = ImageCache.fromMegabytes(options.cacheMb, metrics);
+    this.admission = new Admission(options.maxQueue, metrics);
+
+    const fusionTasks = (Object.keys(FUSION_HEADS) as FusionTask[]).filter((task) => this.tasks.includes(task));
+    const graphs = ['text_encoder', 'image_encoder', ...(fusionTasks.length > 0 ? ['fusion'] : []), ...fusionTasks.map((task) => FUSION_HEADS[task])];
+    this.runner = GraphRunner.open(bundleDir, graphs, { device: options.device, ...(options.threads ? { threads: options.threads } : {}) });
+    const log = options.log ?? ((level, message) => level === 'warn' && process.stderr.write(`${message}\n`));
+    this.loaded = this.runner.then((runner) => {
+      metrics.executionProvider(this.name, runner.provider, runner.fellBack);
+      if (runner.fellBack) log('warn', `bundle '${this.name}': CUDA was asked for but is unavailable (${runner.fallbackReason}); running on the CPU`);
+      else log('info', `bundle '${this.name}': ONNX Runtime sessions on ${runner.provider}`);
+    });
+    this.loaded.catch(() => {}); // surfaced by ready() and by every request
+
+    const withItc = this.tasks.includes('itc');
+    const batcher = <I, O>(stage: string, run: (runner: GraphRunner, items: I[]) => Promise<O[]>) =>
+      new DynamicBatcher<I, O>({ stage, maxBatch: options.maxBatch, maxDelayMs: options.maxDelayMs, metrics, run: async (items) => run(await this.runner, items) });
+    this.textBatcher = batcher('text_encoder', (runner, rows) => encodeTexts(runner, rows, this.dims, withItc));
+    this.imageBatcher = batcher('image_encoder', (runner, images) => encodeImages(runner, images, this.dims, withItc));
+    for (const task of ['vqa', 'snli', 'itm'] as const) {
+      if (!fusionTasks.includes(task)) continue;
+      this.pairBatchers[task] = batcher(`fusion_${task}`, async (runner, items: PairItem[]) => {
+        const cls = await fuse(runner, items.map((item) => ({ text: item.text, image: item.image, tokenType: 1 })), this.dims);
+        return runHead(runner, FUSION_HEADS[task], { cls_feats: cls }, items.length);
+      });
+    }
+    // NLVR2: the same text fused with each image, token type 1 for the left and 2 for the right.
+    this.nlvr2Batcher = fusionTasks.includes('nlvr2')
+      ? batcher('fusion_nlvr2', async (runner, items: Nlvr2Item[]) => {
+          const left = await fuse(runner, items.map((item) => ({ text: item.text, image: item.left, tokenType: 1 })), this.dims);
+          const right = await fuse(runner, items.map((item) => ({ text: item.text, image: item.right, tokenType: 2 })), this.dims);
+          return runHead(runner, FUSION_HEADS.nlvr2, { cls_feats_left: left, cls_feats_right: right }, items.length);
+        })
+      : undefined;
+  }
+
+  /** Reads the bundle's config, tokenizer and labels now; the sessions load in a worker until ready() resolves. */
+  static create(bundleDir: string, options: BundleServiceOptions, metrics: RuntimeMetrics = NO_METRICS): BundleService {
+    return new BundleService(bundleDir, BundlePreprocessor.open(bundleDir), options, metrics);
+  }
+
+  /** create(), then waits until every session is loaded and warmed up. */
+  static async open(bundleDir: string, options: BundleServiceOptions, metrics: RuntimeMetrics = NO_METRICS): Promise<BundleService> {
+    const service = BundleService.create(bundleDir, options, metrics);
+    try {
+      await service.ready();
+    } catch (error) {
+      await service.close().catch(() => {});
+      throw error;
+    }
+    return service;
+  }
+
+  ready(): Promise<void> {
+    return this.loaded;
+  }
+
+  /** Requests admitted and not yet answered. */
+  get queueDepth(): number {
+    return this.admission.depth;
+  }
+
+  vqa(input: { image: Uint8Array; question: string; topK: number }, ctx: RequestContext): Promise<VqaAnswer[]> {
+    return this.request('vqa', ctx, async () => {
+      const logits = await this.fusePair('vqa', input.question, input.image, ctx);
+      return vqaAnswers(logits, this.labels.vqa, input.topK);
+    });
+  }
+
+  entailment(input: { image: Uint8Array; hypothesis: string }, ctx: RequestContext): Promise<EntailmentResult> {
+    return this.request('snli', ctx, async () => entailmentResult(await this.fusePair('snli', input.hypothesis, input.image, ctx)));
+  }
+
+  nlvr2(input: { left: Uint8Array; right: Uint8Array; statement: string }, ctx: RequestContext): Promise<Nlvr2Result> {
+    return this.request('nlvr2', ctx, async () => {
+      const [text, left, right] = await Promise.all([this.encodeText(input.statement, 'nlvr2', ctx), this.encodeImageCached(input.left, ctx), this.encodeImageCached(input.right, ctx)]);
+      return nlvr2Result(await this.nlvr2Batcher!.submit({ text, left: left.embeds, right: right.embeds }, ctx.deadline));
+    });
+  }
+
+  itm(input: { pairs: Array<{ image: Uint8Array; text: string }> }, ctx: RequestContext): Promise<number[]> {
+    return this.request('itm', ctx, () => Promise.all(input.pairs.map(async (pair) => itmProbability(await this.fusePair('itm', pair.text, pair.image, ctx)))));
+  }
+
+  embedText(text: string, ctx: RequestContext): Promise<Float32Array> {
+    return this.request('itc', ctx, async () => (await this.encodeText(text, 'itc', ctx)).itc!);
+  }
+
+  embedImage(image: Uint8Array, ctx: RequestContext): Promise<Float32Array> {
+    return this.request('itc', ctx, async () => (await this.encodeImageCached(image, ctx)).itc!);
+  }
+
+  encodeImage(image: Uint8Array, ctx: RequestContext): Promise<ImageEncoding> {
+    return this.request(undefined, ctx, () => this.encodeImageCached(image, ctx));
+  }
+
+  /** Upstream's retrieval (irtr_itm_itc): ITC candidates re-ranked by the ITM match logit. */
+  search(
+    input: { text: string; k: number; candidates: number; gallery: ReadonlyArray<{ id: string; encoding: ImageEncoding }> },
+    ctx: RequestContext,
+  ): Promise<SearchHit[]> {
+    return this.request('itc', ctx, async () => {
+      this.requireTask('itm');
+      if (this.temperature === undefined) throw new BridgeTowerError('E_BUNDLE', `bundle '${this.name}' has ITC heads but its weights hold no 'temperature': convert it again`);
+      const text = await this.encodeText(input.text, 'itc', ctx);
+      // Checked here, not in the ITM batch: a bad item must not fail other requests' rows.
+      input.gallery.forEach(({ id, encoding }) => this.checkEncoding(id, encoding, text.itc!.length));
+      const itc = input.gallery.map(({ encoding }) => dot(text.itc!, encoding.itc!) / this.temperature!);
+      const candidates = rankDescending(itc).slice(0, Math.max(0, Math.floor(input.candidates)));
+      const matchLogits = await Promise.all(candidates.map(async (i) => (await this.pairBatchers.itm!.submit({ text, image: input.gallery[i]!.encoding.embeds }, ctx.deadline))[1]!));
+      return rankDescending(matchLogits)
+        .slice(0, Math.max(0, Math.floor(input.k)))
+        .map((r) => ({ id: input.gallery[candidates[r]!]!.id, score: matchLogits[r]!, itc: itc[candidates[r]!]! }));
+    });
+  }
+
+  /** Refuses new requests, answers the admitted ones, then stops the stages and the worker. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await this.admission.close();
+      const batchers = [this.textBatcher, this.imageBatcher, ...Object.values(this.pairBatchers), ...(this.nlvr2Batcher ? [this.nlvr2Batcher] : [])];
+      await Promise.all(batchers.map((b) => b.close()));
+      const runner = await this.runner.catch(() => undefined);
+      await runner?.close();
+    })();
+    return this.closing;
+  }
+
+  /** Admission, the task check and the deadline around one request's work. */
+  private request<T>(task: TaskName | undefined, ctx: RequestContext, work: () => Promise<T>): Promise<T> {
+    return this.admission.run(async () => {
+      if (task) this.requireTask(task);
+      checkDeadline(ctx.deadline, 'the request started');
+      await this.loaded;
+      return work();
+    });
+  }
+
+  private requireTask(task: TaskName): void {
+    if (!this.tasks.includes(task)) {
+      throw new BridgeTowerError('E_USAGE', `bundle '${this.name}' has no ${task} head (it serves ${this.tasks.join(', ') || 'no task'}): use a bundle converted from a ${task} checkpoint`, { task });
+    }
+  }
+
+  /** A gallery encoding must come from a bundle of this one's shape (ITC dim, L × N × H). */
+  private checkEncoding(id: string, encoding: ImageEncoding, itcDim: number): void {
+    const { layers: L, imageTokens: N, hidden: H } = this.dims;
+    const problem =
+      !encoding.itc ? 'no ITC feature'
+      : encoding.itc.length !== itcDim ? `an ITC feature of ${encoding.itc.length} values, not ${itcDim}`
+      : encoding.embeds.length !== L * N * H ? `embeddings of ${encoding.embeds.length} values, not L×N×H = ${L}×${N}×${H}`
+      : undefined;
+    if (problem) throw new BridgeTowerError('E_USAGE', `gallery item '${id}' has ${problem}: it was encoded by another bundle; encode it again with '${this.name}'`, { id });
+  }
+
+  private async fusePair(task: Exclude<FusionTask, 'nlvr2'>, text: string, image: Uint8Array, ctx: RequestContext): Promise<Float32Array> {
+    const [encodedText, encodedImage] = await Promise.all([this.encodeText(text, task, ctx), this.encodeImageCached(image, ctx)]);
+    return this.pairBatchers[task]!.submit({ text: encodedText, image: encodedImage.embeds }, ctx.deadline);
+  }
+
+  /** Tokenizes alone (own length, truncated to the task's max_text_len), then joins a text-encoder batch. */
+  private encodeText(text: string, task: TaskName, ctx: RequestContext): Promise<TextEncoding> {
+    const { inputIds } = this.preprocessor.encodeTexts([text], task);
+    return this.textBatcher.submit(inputIds, ctx.deadline);
+  }
+
+  /** The image's encoding from the cache, from a concurrent request's encoding of it, or from the image encoder. */
+  private async encodeImageCached(bytes: Uint8Array, ctx: RequestContext): Promise<ImageEncoding> {
+    const hash = imageHash(bytes);
+    const cached = this.cache.get(hash);
+    if (cached) return cached;
+    const shared = this.encoding.get(hash);
+    if (shared) {
+      try {
+        return await shared;
+      } catch (error) {
+        // Another request's deadline is not this one's: encode it ourselves.
+        if (!(error instanceof DeadlineError)) throw error;
+      }
+    }
+    const work = (async () => {
+      const pixels = await this.preprocessor.pixelValues(bytes);
+      const { embeds, itc } = await this.imageBatcher.submit(pixels, ctx.deadline);
+      const encoding: ImageEncoding = { hash, embeds, ...(itc ? { itc } : {}) };
+      this.cache.set(encoding);
+      return encoding;
+    })();
+    this.encoding.set(hash, work);
+    try {
+      return await work;
+    } finally {
+      if (this.encoding.get(hash) === work) this.encoding.delete(hash);
+    }
+  }
+}
+
+/** `labels.json`: `{task: [names]}`; none when the bundle was converted without labels. */
+function readLabels(bundleDir: string, file: string | null): Partial<Record<TaskName, string[]>> {
+  if (!file) return {};
+  const path = join(bundleDir, file);
+  if (!existsSync(path)) throw new BridgeTowerError('E_BUNDLE', `bundle '${bundleDir}' names labels file ${file} in config.json, but ${path} does not exist`, { path });
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as Partial<Record<TaskName, string[]>>;
+  } catch (error) {
+    throw new BridgeTowerError('E_LABELS', `${path} is not valid JSON (${(error as Error).message})`, { path });
+  }
+}
+
+/** The ITC temperature, read alone from the weights (never the whole, possibly 1 GB+, file). */
+function readTemperature(weightsPath: string): number | undefined {
+  const view = openSafetensors(weightsPath).tensors.get('temperature');
+  if (!view) return undefined;
+  const fd = openSync(weightsPath, 'r');
+  try {
+    return toFloat32(view.dtype, readTensorBytes(fd, view))[0];
+  } finally {
+    closeSync(fd);
+  }
+}

@@ -1,0 +1,58 @@
+import { BridgeTowerError, ERROR_CODES } from '../../common/errors.js';
+
+/**
+ * The runtime's own failures: the request was fine but could not be served now (503) or in time
+ * (504). `common/errors.ts` holds the closed table of error codes, shared by the CLI's exit codes
+ * and the server's statuses, and this folder may not extend it; so these classes keep a code of
+ * that table (`E_USAGE`: no code there fits, and every `ERROR_CODES[error.code]` lookup stays
+ * defined) and carry their HTTP status themselves, with `details.reason` naming the condition for
+ * clients. The HTTP layer maps `httpStatusOf(error)`. A later `E_OVERLOADED` / `E_DEADLINE` pair
+ * in the table would replace the `httpStatus` override without changing these classes' users.
+ */
+
+/** Too many requests admitted and not yet answered (or the service is closing): retry later. */
+export class OverloadError extends BridgeTowerError {
+  constructor(
+    message: string,
+    /** Seconds after which a retry has a fair chance (the HTTP layer's `Retry-After`). */
+    readonly retryAfterSeconds: number,
+    details: Record<string, unknown> = {},
+  ) {
+    super('E_USAGE', message, { reason: 'overloaded', retryAfterSeconds, ...details });
+  }
+
+  get httpStatus(): number {
+    return 503;
+  }
+}
+
+/** The request's deadline passed before its work could start (or finish). */
+export class DeadlineError extends BridgeTowerError {
+  constructor(message: string, details: Record<string, unknown> = {}) {
+    super('E_USAGE', message, { reason: 'deadline', ...details });
+  }
+
+  get httpStatus(): number {
+    return 504;
+  }
+}
+
+/** The HTTP status for any error: the error's own `httpStatus`, else its code's, else 500. */
+export function httpStatusOf(error: unknown): number {
+  if (error instanceof OverloadError || error instanceof DeadlineError) return error.httpStatus;
+  if (error instanceof BridgeTowerError) {
+    const own = (error as { httpStatus?: unknown }).httpStatus;
+    return typeof own === 'number' ? own : ERROR_CODES[error.code].httpStatus;
+  }
+  return 500;
+}
+
+/** Rejects with a DeadlineError when `deadline` (ms since epoch) has passed; `what` names the step. */
+export function checkDeadline(deadline: number, what: string, now = Date.now()): void {
+  if (now >= deadline) {
+    throw new DeadlineError(`the request's deadline passed ${now - deadline} ms before ${what}; raise --request-timeout-ms or retry when the server is less busy`, {
+      stage: what,
+      lateMs: now - deadline,
+    });
+  }
+}

@@ -1,0 +1,36 @@
+import { z } from 'zod';
+
+/** Most image-text pairs one /itm request may score (it is also the multipart file-count limit). */
+export const MAX_PAIRS = 64;
+
+/**
+ * An image: a base64 string or data URL in JSON, a file part in multipart/form-data (which the
+ * multipart plugin hands over as bytes). Decoding and size checks happen in the route
+ * (`decodeImage`), so bad base64 answers 400, not 422.
+ */
+export const ImageInput = z
+  .union([
+    z.string().min(1, 'must not be empty'),
+    z.custom<Uint8Array>((value) => value instanceof Uint8Array, 'expected an image (base64 string, data URL or file part)'),
+  ])
+  .meta({
+    description:
+      'An image (JPEG, PNG, WebP, GIF, TIFF or AVIF): base64 or a base64 data URL in JSON; a file part in multipart/form-data.',
+    example: 'data:image/png;base64,iVBORw0KGgo…',
+  });
+
+export type ImageInput = z.output<typeof ImageInput>;
+
+/** A text the model reads: must not be empty once trimmed; over-long text is truncated, as upstream does. */
+export const Text = (description: string) =>
+  z.string().trim().min(1, 'must not be empty').meta({ description: `${description} Longer texts are truncated to the model's text length.` });
+
+/** Selects a served model by name; optional when only one served model can answer the route. */
+export const ModelField = z
+  .string()
+  .min(1)
+  .optional()
+  .meta({ description: "The served model to use, by name (GET /readyz lists them). Optional when only one served model has the route's head." });
+
+/** Every answer names the model that produced it; the demo's name says its answers are meaningless. */
+export const ModelName = z.string().meta({ description: 'The model that answered.' });
