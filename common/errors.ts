@@ -33,6 +33,10 @@ export const ERROR_CODES = {
   E_IMAGE_TOO_LARGE: { exitCode: 8, httpStatus: 413 },
   /** Not an accepted image format (JPEG, PNG, WebP, GIF, TIFF, AVIF). */
   E_IMAGE_UNSUPPORTED: { exitCode: 8, httpStatus: 415 },
+  /** Too many requests admitted and not yet answered: retry later (the server adds Retry-After). */
+  E_OVERLOADED: { exitCode: 9, httpStatus: 503 },
+  /** The request's deadline passed before it could be served. */
+  E_DEADLINE: { exitCode: 9, httpStatus: 504 },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,13 +1,8 @@
 import { BridgeTowerError, ERROR_CODES } from '../../common/errors.js';
 
 /**
- * The runtime's own failures: the request was fine but could not be served now (503) or in time
- * (504). `common/errors.ts` holds the closed table of error codes, shared by the CLI's exit codes
- * and the server's statuses, and this folder may not extend it; so these classes keep a code of
- * that table (`E_USAGE`: no code there fits, and every `ERROR_CODES[error.code]` lookup stays
- * defined) and carry their HTTP status themselves, with `details.reason` naming the condition for
- * clients. The HTTP layer maps `httpStatusOf(error)`. A later `E_OVERLOADED` / `E_DEADLINE` pair
- * in the table would replace the `httpStatus` override without changing these classes' users.
+ * The runtime's own failures: the request was fine but could not be served now (503,
+ * `E_OVERLOADED`) or in time (504, `E_DEADLINE`); `details.reason` names the condition.
  */
 
 /** Too many requests admitted and not yet answered (or the service is closing): retry later. */
@@ -18,22 +13,22 @@ export class OverloadError extends BridgeTowerError {
     readonly retryAfterSeconds: number,
     details: Record<string, unknown> = {},
   ) {
-    super('E_USAGE', message, { reason: 'overloaded', retryAfterSeconds, ...details });
+    super('E_OVERLOADED', message, { reason: 'overloaded', retryAfterSeconds, ...details });
   }
 
   get httpStatus(): number {
-    return 503;
+    return ERROR_CODES.E_OVERLOADED.httpStatus;
   }
 }
 
 /** The request's deadline passed before its work could start (or finish). */
 export class DeadlineError extends BridgeTowerError {
   constructor(message: string, details: Record<string, unknown> = {}) {
-    super('E_USAGE', message, { reason: 'deadline', ...details });
+    super('E_DEADLINE', message, { reason: 'deadline', ...details });
   }
 
   get httpStatus(): number {
-    return 504;
+    return ERROR_CODES.E_DEADLINE.httpStatus;
   }
 }
 
