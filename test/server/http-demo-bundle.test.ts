@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -9,9 +9,6 @@ import { readBundleConfig } from '../../convert/bundle/bundle-config.js';
 import { buildDemoBundle } from '../../convert/demo/demo-bundle.js';
 import { buildServer } from '../../server/app.js';
 import { multipart, testOptions } from './http-fakes.js';
-
-const RUNTIME = new URL('../../server/runtime/bundle-service.ts', import.meta.url);
-const skip = existsSync(RUNTIME) ? false : 'server/runtime/bundle-service.ts is not there yet';
 
 async function png(red: number, green: number, blue: number): Promise<Buffer> {
   return sharp({ create: { width: 64, height: 48, channels: 3, background: { r: red, g: green, b: blue } } }).png().toBuffer();
@@ -27,7 +24,7 @@ async function waitUntilReady(app: FastifyInstance, timeoutMs = 120_000): Promis
   }
 }
 
-describe('end to end on the demo bundle', { skip }, () => {
+describe('end to end on the demo bundle', () => {
   let app: FastifyInstance;
   let labels: string[];
   let name: string;
