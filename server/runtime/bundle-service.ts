@@ -121,7 +121,17 @@ export class BundleService implements ModelService {
 
   /** Reads the bundle's config, tokenizer and labels now; the sessions load in a worker until ready() resolves. */
   static create(bundleDir: string, options: BundleServiceOptions, metrics: RuntimeMetrics = NO_METRICS): BundleService {
-    return new BundleService(bundleDir, BundlePreprocessor.open(bundleDir), options, metrics);
+    const preprocessor = BundlePreprocessor.open(bundleDir);
+    // Every route takes text: a bundle without a tokenizer is a deployment mistake, refused at
+    // start-up rather than answered with an error on every request.
+    if (!preprocessor.config.tokenizer) {
+      throw new BridgeTowerError(
+        'E_BUNDLE',
+        `bundle '${bundleDir}' has no tokenizer.json, so it cannot encode questions: convert it again with --tokenizer (roberta-base vocab.json + merges.txt, or a tokenizer.json)`,
+        { bundle: bundleDir },
+      );
+    }
+    return new BundleService(bundleDir, preprocessor, options, metrics);
   }
 
   /** create(), then waits until every session is loaded and warmed up. */
