@@ -79,8 +79,13 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
   const tokenizer = options.tokenizer ? loadTokenizerSource(options.tokenizer) : undefined;
   if (tokenizer) {
     const maxId = tokenizerMaxId(tokenizer);
+    // A mismatch is kept as a loud warning rather than an error: texts whose tokens all fall
+    // inside the vocabulary still work, and any other text is refused when it is encoded.
     if (maxId >= architecture.text.vocab_size) {
-      throw new BridgeTowerError('E_TOKENIZER', `the tokenizer produces ids up to ${maxId} but the text encoder has only ${architecture.text.vocab_size} word embeddings: it is not this model's tokenizer`);
+      warnings.push(
+        `the tokenizer produces ids up to ${maxId} but the text encoder has only ${architecture.text.vocab_size} word embeddings: ` +
+          'it is probably not this model\'s tokenizer, and texts with ids past the vocabulary will be refused',
+      );
     }
   } else if (tasks.length > 0) {
     warnings.push('no --tokenizer given: the bundle cannot encode text until a tokenizer.json is added (roberta-base vocab.json + merges.txt)');

@@ -42,7 +42,15 @@ export class BundlePreprocessor {
     if (!this.tokenizer) {
       throw new BridgeTowerError('E_BUNDLE', `bundle '${this.config.name}' has no tokenizer.json: convert it again with --tokenizer (roberta-base vocab.json + merges.txt)`);
     }
-    return this.tokenizer.encodeBatch(texts, this.maxTextLength(task));
+    const batch = this.tokenizer.encodeBatch(texts, this.maxTextLength(task));
+    const vocab = this.config.architecture.text.vocab_size;
+    const outside = batch.inputIds.findIndex((id) => id >= BigInt(vocab));
+    if (outside >= 0) {
+      // Only possible with a tokenizer larger than the model's vocabulary (convert-ckpt warns).
+      const row = Math.floor(outside / batch.dims[1]);
+      throw new BridgeTowerError('E_TOKENIZER', `text ${row} encodes to token id ${batch.inputIds[outside]}, past the model's vocabulary of ${vocab}: the bundle's tokenizer does not belong to this model`, { row });
+    }
+    return batch;
   }
 
   /** One image's pixel values, [3, S, S] CHW, normalized as upstream's eval transform. */
