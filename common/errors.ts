@@ -37,6 +37,12 @@ export const ERROR_CODES = {
   E_OVERLOADED: { exitCode: 9, httpStatus: 503 },
   /** The request's deadline passed before it could be served. */
   E_DEADLINE: { exitCode: 9, httpStatus: 504 },
+  /** Autodiff met an op on a differentiable path that has no gradient rule (train/autodiff). */
+  E_NO_GRADIENT_RULE: { exitCode: 10, httpStatus: 500 },
+  /** An op's gradient rule does not support this use of the op (e.g. a Conv stride ≠ kernel). */
+  E_GRADIENT_UNSUPPORTED: { exitCode: 10, httpStatus: 500 },
+  /** A loss or parameter named for differentiation is not in the graph, or not a float. */
+  E_GRADIENT_TARGET: { exitCode: 10, httpStatus: 500 },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
