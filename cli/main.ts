@@ -6,6 +6,7 @@ import { runGraphCommand } from './commands/run-graph.js';
 import { tokenizeCommand } from './commands/tokenize.js';
 import { inspectCommand } from './commands/inspect.js';
 import { serveCommand } from './commands/serve.js';
+import { gradCommand } from './commands/grad.js';
 import { runCommand, type Command } from './run-command.js';
 import { VERSION } from '../common/version.js';
 
@@ -18,6 +19,7 @@ const COMMANDS: Record<string, Command> = {
   'run-graph': runGraphCommand,
   demo: demoCommand,
   serve: serveCommand,
+  grad: gradCommand,
 };
 
 function help(): string {

@@ -140,7 +140,21 @@ export const SHAPE_RULES: Readonly<Record<string, Rule>> = {
     return [{ dtype: first(ctx).dtype, shape: out }];
   },
   Shape: (ctx) => [{ dtype: 'int64', shape: [first(ctx).shape?.length] }],
-  Expand: (ctx) => [{ dtype: first(ctx).dtype, shape: ctx.constants[1] ? broadcastShapes(first(ctx).shape, ctx.constants[1]) : undefined }],
+  Expand: (ctx) => {
+    const target = ctx.constants[1];
+    if (target) return [{ dtype: first(ctx).dtype, shape: broadcastShapes(first(ctx).shape, target) }];
+    // A run-time target of known length still fixes the rank (its dims stay unknown).
+    const length = ctx.inputs[1]?.shape?.[0];
+    const rank = first(ctx).shape?.length;
+    return [{ dtype: first(ctx).dtype, shape: typeof length === 'number' && rank !== undefined ? Array<Dim>(Math.max(length, rank)).fill(undefined) : undefined }];
+  },
+  Split: (ctx) => {
+    const shape = first(ctx).shape;
+    const sizes = ctx.constants[1];
+    if (!shape || !sizes) return [{ dtype: first(ctx).dtype, shape: undefined }];
+    const axis = normAxis(int(ctx, 'axis', 0), shape.length);
+    return sizes.map((size) => ({ dtype: first(ctx).dtype, shape: shape.map((d, i) => (i === axis ? size : d)) }));
+  },
   Conv: (ctx) => {
     const [x, w] = [ctx.inputs[0]!.shape, ctx.inputs[1]!.shape];
     const strides = ints(ctx, 'strides');

@@ -118,6 +118,9 @@ describe('gradient rules agree with finite differences', () => {
   it('Tanh has derivative 1 − tanh²', () => expectGradients({ a: { dims: [3, 4] } }, (b, x) => b.op('Tanh', [x.a!])));
   it('Sqrt, Exp and Neg differentiate elementwise', () =>
     expectGradients({ a: { dims: [3, 4], init: positive } }, (b, x) => b.op('Neg', [b.op('Exp', [b.op('Sqrt', [x.a!])])])));
+  it('Log has derivative 1/x', () => expectGradients({ a: { dims: [3, 4], init: positive } }, (b, x) => b.op('Log', [x.a!])));
+  it('Abs has derivative sign(x)', () => expectGradients({ a: { dims: [3, 4] } }, (b, x) => b.op('Abs', [x.a!])));
+  it('LogSoftmax differentiates along its axis', () => expectGradients({ a: { dims: [2, 3, 5] } }, (b, x) => b.op('LogSoftmax', [x.a!], { axis: -1 })));
   it('Softmax differentiates along its axis', () => expectGradients({ a: { dims: [2, 3, 5] } }, (b, x) => b.op('Softmax', [x.a!], { axis: -1 })));
   it('LayerNormalization differentiates input, scale and bias', () =>
     expectGradients({ a: { dims: [2, 3, 5], declared: ['batch', 'seq', 5] }, w: { dims: [5] }, c: { dims: [5] } }, (b, x) =>

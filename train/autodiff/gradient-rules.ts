@@ -75,6 +75,13 @@ export const GRADIENT_RULES: Readonly<Record<string, Rule>> = {
   Tanh: ({ e, y, g }) => [e.op('Mul', [g[0]!, e.op('Sub', [e.scalar(1), e.op('Mul', [y[0]!, y[0]!])])])],
   Sqrt: ({ e, y, g }) => [e.op('Div', [g[0]!, e.op('Mul', [e.scalar(2), y[0]!])])],
   Exp: ({ e, y, g }) => [e.op('Mul', [g[0]!, y[0]!])],
+  Log: ({ e, x, g }) => [e.op('Div', [g[0]!, x[0]!])],
+  Abs: ({ e, x, g }) => [e.op('Mul', [g[0]!, e.op('Sign', [x[0]!])])],
+  LogSoftmax: ({ e, y, g, node }) => {
+    const axis = attrInt(node.attributes, 'axis', -1);
+    const total = e.op('ReduceSum', [g[0]!, e.ints([axis])], { keepdims: 1 });
+    return [e.op('Sub', [g[0]!, e.op('Mul', [e.op('Exp', [y[0]!]), total])])];
+  },
   Softmax: ({ e, y, g, node }) => {
     const axis = attrInt(node.attributes, 'axis', -1);
     const dot = e.op('ReduceSum', [e.op('Mul', [g[0]!, y[0]!]), e.ints([axis])], { keepdims: 1 });

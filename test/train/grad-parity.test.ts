@@ -1,0 +1,96 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { convertCheckpoint } from '../../convert/convert-checkpoint.js';
+import { readSafetensors, toFloat64Array } from '../../convert/safetensors/read-safetensors.js';
+import { buildTrainingGraph, computeGradients } from '../../train/training-graph.js';
+import { sharedFixture } from '../helpers/shared-fixtures.js';
+import { tempDir } from '../helpers/temp-dir.js';
+
+/**
+ * Loss and gradients of the training graph against upstream PyTorch (`train_<task>.safetensors`,
+ * README "Training goldens"): loss ≤ 1e-5 relative, every stored `grad.<p>` ≤ 1e-4 relative L2
+ * (≤ 1e-6 absolute where the reference is exactly zero), padding rows of the embeddings zero.
+ */
+
+const LOSS_TOLERANCE = 1e-5;
+const GRAD_TOLERANCE = 1e-4;
+const ZERO_TOLERANCE = 1e-6;
+const PAD = 1;
+
+function relL2(actual: ArrayLike<number>, expected: ArrayLike<number>): { rel: number; diff: number; ref: number; maxAbs: number } {
+  let diff = 0;
+  let ref = 0;
+  let maxAbs = 0;
+  for (let i = 0; i < expected.length; i++) {
+    const d = actual[i]! - expected[i]!;
+    diff += d * d;
+    ref += expected[i]! * expected[i]!;
+    maxAbs = Math.max(maxAbs, Math.abs(d));
+  }
+  return { rel: Math.sqrt(diff) / Math.sqrt(ref), diff: Math.sqrt(diff), ref: Math.sqrt(ref), maxAbs };
+}
+
+for (const task of ['vqa', 'snli'] as const) {
+  describe(`training graph parity: ${task}`, () => {
+    it(`loss and every stored gradient match upstream (${task})`, async (t) => {
+      const checkpoint = sharedFixture(t, 'fixtures', 'bridgetower-tiny', `${task}.ckpt`);
+      const textConfig = sharedFixture(t, 'fixtures', 'bridgetower-tiny', 'roberta-tiny', 'config.json');
+      const inputsPath = sharedFixture(t, 'fixtures', 'bridgetower-tiny', 'inputs.safetensors');
+      const goldenPath = sharedFixture(t, 'fixtures', 'bridgetower-tiny', `train_${task}.safetensors`);
+      if (!checkpoint || !textConfig || !inputsPath || !goldenPath) return;
+      const bundle = join(tempDir(t), 'bundle');
+      await convertCheckpoint({ checkpoint, out: bundle, textConfig });
+
+      const training = buildTrainingGraph(bundle, task);
+      const results = await computeGradients(training, readSafetensors(inputsPath));
+      const golden = readSafetensors(goldenPath);
+      const ref = (name: string) => toFloat64Array(golden.get(name)!.dtype, golden.get(name)!.data);
+      const got = (name: string) => {
+        const tensor = results[name];
+        assert.ok(tensor, `the training graph has no output '${name}'`);
+        return tensor.data as Float32Array;
+      };
+
+      const failures: string[] = [];
+      const report: string[] = [];
+      const expectedLoss = ref('loss')[0]!;
+      const loss = got('loss')[0]!;
+      const lossRel = Math.abs(loss - expectedLoss) / Math.abs(expectedLoss);
+      report.push(`loss ${loss} vs ${expectedLoss}: rel ${lossRel.toExponential(2)}`);
+      if (!(lossRel <= LOSS_TOLERANCE)) failures.push(`loss: relative error ${lossRel} > ${LOSS_TOLERANCE}`);
+      const logits = relL2(got('logits'), ref(`${task}_logits`));
+      report.push(`logits (info): rel L2 ${logits.rel.toExponential(2)}`);
+
+      const gradNames = [...golden.keys()].filter((n) => n.startsWith('grad.'));
+      assert.ok(gradNames.length > 0, 'the golden file holds no grad.* tensors');
+      for (const name of gradNames) {
+        const expected = ref(name);
+        const actual = got(name);
+        assert.equal(actual.length, expected.length, `${name}: ${actual.length} elements, upstream ${expected.length}`);
+        const e = relL2(actual, expected);
+        if (e.ref === 0) {
+          report.push(`${name}: reference zero, max abs ${e.maxAbs.toExponential(2)}`);
+          if (!(e.maxAbs <= ZERO_TOLERANCE)) failures.push(`${name}: reference is zero, max abs ${e.maxAbs} > ${ZERO_TOLERANCE}`);
+        } else {
+          report.push(`${name}: rel L2 ${e.rel.toExponential(2)} (max abs ${e.maxAbs.toExponential(2)})`);
+          if (!(e.rel <= GRAD_TOLERANCE)) failures.push(`${name}: relative L2 ${e.rel} > ${GRAD_TOLERANCE} (max abs ${e.maxAbs})`);
+        }
+        if (name.endsWith('word_embeddings.weight') || name.endsWith('position_embeddings.weight')) {
+          const width = golden.get(name)!.shape[1]!;
+          for (let j = 0; j < width; j++) {
+            const [a, x] = [actual[PAD * width + j]!, expected[PAD * width + j]!];
+            if (!(Math.abs(a) <= ZERO_TOLERANCE && Math.abs(x) <= ZERO_TOLERANCE)) {
+              failures.push(`${name}: padding row ${PAD} element ${j} is ${a} (upstream ${x}), must be zero`);
+              break;
+            }
+          }
+        }
+      }
+      // Every parameter has a gradient output (zeros where the loss does not depend on it).
+      for (const p of training.parameters) assert.ok(results[`grad.${p}`], `no grad.${p}`);
+      t.diagnostic(report.join('\n'));
+      assert.deepEqual(failures, [], `${task}: ${failures.length} tensor(s) differ from upstream:\n${failures.join('\n')}`);
+    });
+  });
+}
