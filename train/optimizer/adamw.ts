@@ -1,0 +1,88 @@
+import type { Graph, Value } from '../../models/ir/graph.js';
+import { GraphBuilder, type WeightSource } from '../../models/ir/builder.js';
+
+/**
+ * One step of `transformers.optimization.AdamW` (transformers 4.17, `correct_bias=True`) over a flat
+ * float32 buffer, as an ONNX graph without weights (README "Training goldens"):
+ *
+ *   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  denom = sqrt(v) + eps;
+ *   step = lr * sqrt(1-b2^t) / (1-b1^t);  p = p - step * m / denom;  if wd > 0: p = p - lr * wd * p
+ *
+ * Bit-exact against PyTorch 1.11 CPU (checked on train_vqa / train_snli): torch's vectorized
+ * kernels fuse three updates into FMAs (`add_(g, alpha)` -> fmadd(g, 1-b1, m*b1); `addcmul_` ->
+ * fmadd((1-b2)*g, g, v*b2); `add_(p, alpha=-lr*wd)` -> fmadd(p, -lr*wd, p)). ONNX has no FMA and the
+ * IR no float64, so each is emulated in float32 with error-free transforms (Veltkamp/Dekker product
+ * + two-sum). Without them 250 elements in 6 of 28 VQA tensors differ after step 2. `addcdiv_` is
+ * `p + (-step * m) / denom` in float32.
+ *
+ * Inputs: `param`, `grad`, `m`, `v` float32 [n]; `step_size` = float32(lr*sqrt(1-b2^t)/(1-b1^t))
+ * and `decay_alpha` = float32(-lr*wd) per element [n], formed in float64 by `stepScalars` in
+ * Python's order (so the six groups map onto one buffer); `update_mask` bool [n] (false = upstream
+ * `.grad` is None: param, m, v are left untouched). Outputs: `param_out`, `m_out`, `v_out`.
+ */
+export const ADAMW_BETA1 = 0.9;
+export const ADAMW_BETA2 = 0.98;
+export const ADAMW_EPS = 1e-8;
+
+const NO_WEIGHTS: WeightSource = { lookup: () => undefined };
+
+export function buildAdamWGraph(options: { beta1?: number; beta2?: number; eps?: number } = {}): Graph {
+  const beta1 = options.beta1 ?? ADAMW_BETA1;
+  const beta2 = options.beta2 ?? ADAMW_BETA2;
+  const eps = options.eps ?? ADAMW_EPS;
+  const b = new GraphBuilder('adamw_hf_step', NO_WEIGHTS);
+  const n = 'n';
+  const param = b.input('param', 'float32', [n]);
+  const grad = b.input('grad', 'float32', [n]);
+  const m = b.input('m', 'float32', [n]);
+  const v = b.input('v', 'float32', [n]);
+  const stepSize = b.input('step_size', 'float32', [n]);
+  const decayAlpha = b.input('decay_alpha', 'float32', [n]);
+  const mask = b.input('update_mask', 'bool', [n]);
+  const mul = (x: Value, y: Value) => b.op('Mul', [x, y]);
+  const add = (x: Value, y: Value) => b.op('Add', [x, y]);
+  const sub = (x: Value, y: Value) => b.op('Sub', [x, y]);
+  const split = b.scalar(4097);
+  /** Veltkamp split of a float32 into two 12-bit halves. */
+  const halves = (x: Value): [Value, Value] => {
+    const t = mul(split, x);
+    const hi = sub(t, sub(t, x));
+    return [hi, sub(x, hi)];
+  };
+  /** fl(a*c + x) emulated with error-free transforms (Dekker product + Knuth two-sum). */
+  const fma = (a: Value, c: Value, x: Value): Value => {
+    const p = mul(a, c);
+    const [ah, al] = halves(a);
+    const [ch, cl] = halves(c);
+    const e = add(add(add(sub(mul(ah, ch), p), mul(ah, cl)), mul(al, ch)), mul(al, cl));
+    const s = add(p, x);
+    const bb = sub(s, p);
+    const se = add(sub(p, sub(s, bb)), sub(x, bb));
+    return add(s, add(e, se));
+  };
+
+  // m = fmadd(g, (1-b1), m*b1)
+  const mNew = fma(grad, b.scalar(1 - beta1), mul(m, b.scalar(beta1)));
+  // v = fmadd((1-b2)*g, g, v*b2)
+  const vNew = fma(mul(b.scalar(1 - beta2), grad), grad, mul(v, b.scalar(beta2)));
+  // denom = sqrt(v) + eps; p = p + (-step * m) / denom
+  const denom = add(b.op('Sqrt', [vNew]), b.scalar(eps));
+  const pUpdated = add(param, b.op('Div', [mul(b.op('Neg', [stepSize]), mNew), denom]));
+  // p = fmadd(p, -lr*wd, p); alpha = 0 (no decay) gives p exactly
+  const pDecayed = fma(pUpdated, decayAlpha, pUpdated);
+
+  b.output(b.op('Where', [mask, pDecayed, param]), 'param_out', [n]);
+  b.output(b.op('Where', [mask, mNew, m]), 'm_out', [n]);
+  b.output(b.op('Where', [mask, vNew, v]), 'v_out', [n]);
+  return b.build('transformers 4.17 AdamW step (flat buffer)');
+}
+
+/** Per-element float32 inputs of step `t` (1-based), formed in float64 like Python then rounded. */
+export function stepScalars(lr: number, weightDecay: number, t: number, beta1 = ADAMW_BETA1, beta2 = ADAMW_BETA2): { stepSize: number; decayAlpha: number } {
+  return { stepSize: Math.fround((lr * Math.sqrt(1 - beta2 ** t)) / (1 - beta1 ** t)), decayAlpha: Math.fround(-lr * weightDecay) };
+}
+
+/** float64 bias-correction inputs for step `t` (1-based), as upstream computes them. */
+export function biasCorrections(t: number, beta1 = ADAMW_BETA1, beta2 = ADAMW_BETA2): { sqrtBiasCorrection2: number; biasCorrection1: number } {
+  return { sqrtBiasCorrection2: Math.sqrt(1 - beta2 ** t), biasCorrection1: 1 - beta1 ** t };
+}
