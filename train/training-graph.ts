@@ -10,6 +10,8 @@ import { inferImage, inferText } from '../models/bridgetower/model.js';
 import { GraphBuilder } from '../models/ir/builder.js';
 import type { Graph, Initializer, Node, Value } from '../models/ir/graph.js';
 import { serializeModel } from '../models/ir/serialize.js';
+import { toOrtTensor } from '../models/runtime/session.js';
+import type { DType } from '../convert/tensors/dtype.js';
 import { safetensorsWeightSource } from '../models/ir/weights.js';
 import { differentiate } from './autodiff/backward.js';
 import { crossEntropyLoss, vqaLoss } from './losses.js';
@@ -115,7 +117,7 @@ export async function openTrainingSession(training: TrainingGraph, options: { th
 }
 
 /** Raw little-endian tensors by name, as read from safetensors. */
-export type RawTensors = ReadonlyMap<string, { dtype: string; shape: readonly number[]; data: Uint8Array }>;
+export type RawTensors = ReadonlyMap<string, { dtype: DType; shape: readonly number[]; data: Uint8Array }>;
 
 /** Runs the training graph once on a batch; returns `loss`, `logits` and `grad.<name>`. */
 export async function computeGradients(training: TrainingGraph, batch: RawTensors, session?: ort.InferenceSession): Promise<Record<string, ort.Tensor>> {
@@ -125,18 +127,11 @@ export async function computeGradients(training: TrainingGraph, batch: RawTensor
   for (const name of ['input_ids', 'attention_mask', 'pixel_values', training.labelInput]) {
     const found = (aliases[name] ?? [name]).map((n) => batch.get(n)).find((t) => t !== undefined);
     if (!found) throw new BridgeTowerError('E_USAGE', `the batch lacks '${name}'${aliases[name] ? ` (or '${aliases[name]![1]}')` : ''}`);
-    feeds[name] = rawToOrt(found);
+    feeds[name] = toOrtTensor(found.dtype, found.shape, found.data);
   }
   try {
     return await s.run(feeds);
   } catch (error) {
     throw new BridgeTowerError('E_USAGE', `the training graph rejected the batch: ${(error as Error).message}`);
   }
-}
-
-function rawToOrt(t: { dtype: string; shape: readonly number[]; data: Uint8Array }): ort.Tensor {
-  const buffer = t.data.buffer.slice(t.data.byteOffset, t.data.byteOffset + t.data.byteLength);
-  if (t.dtype === 'float32') return new ort.Tensor('float32', new Float32Array(buffer), [...t.shape]);
-  if (t.dtype === 'int64') return new ort.Tensor('int64', new BigInt64Array(buffer), [...t.shape]);
-  throw new BridgeTowerError('E_USAGE', `batch tensors must be float32 or int64, got ${t.dtype}`);
 }
