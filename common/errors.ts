@@ -43,6 +43,12 @@ export const ERROR_CODES = {
   E_GRADIENT_UNSUPPORTED: { exitCode: 10, httpStatus: 500 },
   /** A loss or parameter named for differentiation is not in the graph, or not a float. */
   E_GRADIENT_TARGET: { exitCode: 10, httpStatus: 500 },
+  /** A training or evaluation data file is unreadable, lacks columns, or has a bad row (the message names it). */
+  E_DATA: { exitCode: 11, httpStatus: 400 },
+  /** The loss or a gradient became NaN or infinite; training stopped, the last good checkpoint is kept. */
+  E_DIVERGED: { exitCode: 12, httpStatus: 500 },
+  /** A training checkpoint cannot be resumed (missing, partial, or made for another bundle/task/options). */
+  E_RESUME: { exitCode: 12, httpStatus: 400 },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
