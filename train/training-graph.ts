@@ -2,30 +2,46 @@ import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { BridgeTowerError } from '../common/errors.js';
-import { BUNDLE_FILES, readBundleConfig } from '../convert/bundle/bundle-config.js';
 import type { BridgeTowerArchitecture } from '../convert/architecture/architecture.js';
-import { crossModalFusion } from '../models/bridgetower/cross-modal.js';
-import { classifier } from '../models/bridgetower/heads.js';
-import { inferImage, inferText } from '../models/bridgetower/model.js';
-import { GraphBuilder } from '../models/ir/builder.js';
+import { BUNDLE_FILES, readBundleConfig } from '../convert/bundle/bundle-config.js';
+import { GraphBuilder, type DropoutFeature } from '../models/ir/builder.js';
 import type { Graph, Initializer, Node, Value } from '../models/ir/graph.js';
 import { serializeModel } from '../models/ir/serialize.js';
-import { toOrtTensor } from '../models/runtime/session.js';
-import type { DType } from '../convert/tensors/dtype.js';
+import { openSafetensors } from '../convert/safetensors/read-safetensors.js';
 import { safetensorsWeightSource } from '../models/ir/weights.js';
-import { differentiate } from './autodiff/backward.js';
-import { crossEntropyLoss, vqaLoss } from './losses.js';
+import { differentiate, reachingLoss } from './autodiff/backward.js';
+import type { FineTuneTask } from './data/examples.js';
+import { OBJECTIVES } from './objectives.js';
+import { isTrainable, type TrainSubset } from './train-subsets.js';
 
-export type TrainingTask = 'vqa' | 'snli';
+export type TrainingTask = FineTuneTask;
+
+export interface TrainingGraphOptions {
+  /** Which parameters get gradients (default all, like upstream). */
+  train?: TrainSubset;
+  /** Dropout probability of every site (upstream 0.1); 0 or absent builds no dropout (`grad`, parity). */
+  dropout?: number;
+}
+
+export interface TrainableParameter {
+  name: string;
+  shape: number[];
+  size: number;
+}
 
 export interface TrainingGraph {
   graph: Graph;
+  task: TrainingTask;
   /** Folder the graph's external-data locations are relative to (where the .onnx must live). */
   graphDir: string;
-  /** Canonical names of the parameters with a `grad.<name>` output. */
-  parameters: string[];
-  /** Name of the label input: `targets` (vqa, float [batch, labels]) or `labels` (snli, int64 [batch]). */
-  labelInput: 'targets' | 'labels';
+  /** Graph inputs fed from the batch, in order (`input_ids`, …, `targets`/`labels`/noise). */
+  batchInputs: Array<{ name: string; dtype: 'int64' | 'float32' }>;
+  /** Parameters fed as graph inputs with a `grad.<name>` output, in bundle order. */
+  parameters: TrainableParameter[];
+  /** Parameters of the selected subset the loss does not use (upstream: `.grad` is None; never updated). */
+  unused: string[];
+  /** Whether the graph has the int64 `dropout_seed` input. */
+  dropout: boolean;
   numLabels: number;
 }
 
@@ -33,52 +49,96 @@ export interface TrainingGraph {
 const PADDED_EMBEDDINGS = ['text_transformer.embeddings.word_embeddings.weight', 'text_transformer.embeddings.position_embeddings.weight'];
 
 /**
- * The training graph of a bundle for one task: upstream's end-to-end forward (the inference graph,
- * which has no dropout: upstream trained with dropout, the goldens disable it) + the task loss,
- * differentiated with respect to every float parameter. Inputs: input_ids, attention_mask,
- * pixel_values and `targets` / `labels`; outputs: loss, logits and `grad.<canonical name>`.
+ * The training graph of a bundle for one task: upstream's forward with the task objective
+ * (train/objectives.ts), differentiated with respect to the trainable parameters. Trainable
+ * parameters become graph inputs (the trainer feeds them from its flat buffers each step); frozen
+ * ones stay external-data initializers read from the bundle. Outputs: `loss`, `logits`,
+ * `grad.<name>` per trainable parameter.
  */
-export function buildTrainingGraph(bundleDir: string, task: TrainingTask): TrainingGraph {
+export function buildTrainingGraph(bundleDir: string, task: TrainingTask, options: TrainingGraphOptions = {}): TrainingGraph {
   const config = readBundleConfig(bundleDir);
   const arch: BridgeTowerArchitecture = config.architecture;
-  const head = arch.heads[task];
-  if (!head) throw new BridgeTowerError('E_USAGE', `bundle '${bundleDir}' has no ${task} head (it has: ${Object.keys(arch.heads).join(', ') || 'none'})`);
+  const objective = OBJECTIVES[task];
+  if (!objective) throw new BridgeTowerError('E_USAGE', `unknown training task '${task}' (expected one of ${Object.keys(OBJECTIVES).join(', ')})`);
+  if (!arch.heads[objective.head] || (task === 'irtr' && !arch.heads.itc)) {
+    const needs = task === 'irtr' ? 'itm and itc heads' : `a ${objective.head} head`;
+    throw new BridgeTowerError('E_USAGE', `task ${task} needs ${needs}; bundle '${bundleDir}' has: ${Object.keys(arch.heads).join(', ') || 'no heads'}`);
+  }
   if (config.weights.dtype !== 'float32') {
-    throw new BridgeTowerError('E_USAGE', `training graphs need float32 weights; bundle '${bundleDir}' holds ${config.weights.dtype} (convert with --dtype fp32)`);
+    throw new BridgeTowerError('E_USAGE', `training needs float32 weights; bundle '${bundleDir}' holds ${config.weights.dtype} (convert the checkpoint with --dtype fp32)`);
   }
   const onnxDir = join(bundleDir, BUNDLE_FILES.onnxDir);
-  const linked = join(onnxDir, BUNDLE_FILES.weights);
-  const graphDir = existsSync(linked) ? onnxDir : bundleDir;
+  const graphDir = existsSync(join(onnxDir, BUNDLE_FILES.weights)) ? onnxDir : bundleDir;
   const weights = safetensorsWeightSource(join(graphDir, BUNDLE_FILES.weights), graphDir);
 
-  const b = new GraphBuilder(`train_${task}`, weights);
-  const root = b.scope('');
-  const inputIds = b.input('input_ids', 'int64', ['batch', 'seq']);
-  const attentionMask = b.input('attention_mask', 'int64', ['batch', 'seq']);
+  const rate = options.dropout ?? 0;
+  const b0 = new GraphBuilder(`train_${task}`, weights);
+  const dropoutFeature: DropoutFeature | undefined = rate > 0 ? { seed: b0.input('dropout_seed', 'int64', []), rate, sites: 0 } : undefined;
+  const b = dropoutFeature ? withDropout(b0, dropoutFeature) : b0;
   const size = arch.vision.image_size;
-  const pixels = b.input('pixel_values', 'float32', ['batch', 3, size, size]);
-  const labelInput = task === 'vqa' ? 'targets' : 'labels';
-  const labels = task === 'vqa' ? b.input('targets', 'float32', ['batch', head.num_labels]) : b.input('labels', 'int64', ['batch']);
-
-  const text = inferText(root, arch, inputIds, attentionMask, 'float32', { itc: false });
-  const image = inferImage(root, arch, pixels, 'float32', { itc: false });
-  const fused = crossModalFusion(root, text.layers, image.layers, text.mask, b.constant([1], 'int64', [], 'image_token_type'), arch.cross_modal);
-  const logits = classifier(root.scope(`${task}_classifier`), fused.clsFeats, head);
-  const loss = task === 'vqa' ? vqaLoss(b, logits, labels, head.num_labels) : crossEntropyLoss(b, logits, labels, head.num_labels);
+  const numLabels = task === 'irtr' ? 2 : arch.heads[objective.head as 'vqa' | 'snli' | 'nlvr2']!.num_labels;
+  const resolve = (d: string | number) => (d === 'labels' ? numLabels : d === 'size' ? size : d);
+  const inputs: Record<string, Value> = {
+    input_ids: b.input('input_ids', 'int64', ['batch', 'seq']),
+    attention_mask: b.input('attention_mask', 'int64', ['batch', 'seq']),
+    pixel_values: b.input('pixel_values', 'float32', ['batch', 3, size, size]),
+  };
+  for (const spec of objective.extraInputs) inputs[spec.name] = b.input(spec.name, spec.dtype, spec.shape.map(resolve));
+  const { loss, logits } = objective.build(b.scope(''), arch, inputs);
   b.output(loss, 'loss', []);
-  const logitsOut = b.output(logits, 'logits', ['batch', head.num_labels]);
+  const logitsOut = b.output(logits, 'logits', ['rows', numLabels]);
+  const forward = b.build(`${task} training graph: loss, logits and gradients of the trainable parameters`);
 
-  const forward = b.build(`${task} training graph: loss, logits and gradients of every float parameter`);
-  const parameters = forward.initializers.filter((i) => i.external && i.dtype === 'float32').map((i) => i.name);
-  const differentiated = differentiate(forward, 'loss', parameters);
+  const floats = forward.initializers.filter((i) => i.external && i.dtype === 'float32');
+  const selected = floats.filter((i) => isTrainable(i.name, options.train ?? 'all'));
+  const used = reachingLoss(forward, 'loss', selected.map((i) => i.name));
+  const trainable = selected.filter((i) => used.has(i.name));
+  const parameters = trainable.map((i) => ({ name: i.name, shape: [...i.dims], size: i.dims.reduce((a, d) => a * d, 1) }));
+  const asInputs = parametersAsInputs(forward, new Set(parameters.map((p) => p.name)));
+
+  const differentiated = differentiate(asInputs, 'loss', parameters.map((p) => p.name));
   const withLogits: Graph = {
     ...differentiated,
-    outputs: [differentiated.outputs[0]!, { ...logitsOut, shape: ['batch', head.num_labels] }, ...differentiated.outputs.slice(1)],
+    outputs: [differentiated.outputs[0]!, { ...logitsOut, shape: ['rows', numLabels] }, ...differentiated.outputs.slice(1)],
   };
-  const graph = zeroPaddingRows(withLogits, PADDED_EMBEDDINGS.filter((p) => parameters.includes(p)), arch.text.pad_token_id);
-  return { graph, graphDir, parameters, labelInput, numLabels: head.num_labels };
+  const graph = zeroPaddingRows(withLogits, PADDED_EMBEDDINGS.filter((p) => used.has(p) && parameters.some((q) => q.name === p)), arch.text.pad_token_id);
+  return {
+    graph,
+    task,
+    graphDir,
+    batchInputs: [
+      { name: 'input_ids', dtype: 'int64' },
+      { name: 'attention_mask', dtype: 'int64' },
+      { name: 'pixel_values', dtype: 'float32' },
+      ...objective.extraInputs.map((s) => ({ name: s.name, dtype: s.dtype })),
+    ],
+    parameters,
+    unused: bundleFloatTensors(join(graphDir, BUNDLE_FILES.weights)).filter((name) => isTrainable(name, options.train ?? 'all') && !used.has(name)),
+    dropout: dropoutFeature !== undefined,
+    numLabels,
+  };
 }
 
+/** Names of the float32 tensors of a bundle's weights, in file order. */
+function bundleFloatTensors(path: string): string[] {
+  return [...openSafetensors(path).tensors].filter(([, v]) => v.dtype === 'float32').map(([name]) => name);
+}
+
+/** GraphBuilder's features are fixed at construction; training graphs add the dropout feature. */
+function withDropout(b: GraphBuilder, feature: DropoutFeature): GraphBuilder {
+  Object.assign(b.features, { dropout: feature });
+  return b;
+}
+
+/** Turns the named initializers into graph inputs of the same dtype and shape (after the batch inputs). */
+function parametersAsInputs(graph: Graph, names: ReadonlySet<string>): Graph {
+  const moved = graph.initializers.filter((i) => names.has(i.name));
+  return {
+    ...graph,
+    inputs: [...graph.inputs, ...moved.map((i): Value => ({ name: i.name, dtype: i.dtype, shape: i.dims }))],
+    initializers: graph.initializers.filter((i) => !names.has(i.name)),
+  };
+}
 
 /** Sets row `padIndex` of each `grad.<table>` output to zero (ScatterND of a zero row). */
 function zeroPaddingRows(graph: Graph, tables: readonly string[], padIndex: number): Graph {
@@ -102,36 +162,28 @@ function zeroPaddingRows(graph: Graph, tables: readonly string[], padIndex: numb
   return { ...graph, nodes, initializers, valueInfo };
 }
 
+export interface SessionChoice {
+  device?: 'cpu' | 'cuda';
+  threads?: number;
+}
+
 /**
- * Opens an ONNX Runtime session on the training graph. External data must sit beside the model
+ * Opens an ONNX Runtime session on a training graph. External data must sit beside the model
  * file, so the serialized graph is written into `graphDir` for the time the session loads.
  */
-export async function openTrainingSession(training: TrainingGraph, options: { threads?: number } = {}): Promise<ort.InferenceSession> {
+export async function openTrainingSession(training: { graph: Graph; graphDir: string }, options: SessionChoice = {}): Promise<ort.InferenceSession> {
   const file = join(training.graphDir, `.train-${training.graph.name}-${process.pid}-${Date.now()}.onnx`);
   writeFileSync(file, serializeModel(training.graph, { 'bridgetower.graph': `${training.graph.name}.onnx` }));
   try {
-    return await ort.InferenceSession.create(file, { executionProviders: ['cpu'], ...(options.threads ? { intraOpNumThreads: options.threads } : {}) });
+    return await ort.InferenceSession.create(file, {
+      executionProviders: options.device === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
+      ...(options.threads ? { intraOpNumThreads: options.threads } : {}),
+    });
+  } catch (error) {
+    const message = (error as Error).message;
+    if (options.device === 'cuda') throw new BridgeTowerError('E_USAGE', `--device cuda: ONNX Runtime could not create a CUDA session (${message}); install onnxruntime-node's CUDA binaries (docs/deploy.md) or use --device cpu`);
+    throw error;
   } finally {
     rmSync(file, { force: true });
-  }
-}
-
-/** Raw little-endian tensors by name, as read from safetensors. */
-export type RawTensors = ReadonlyMap<string, { dtype: DType; shape: readonly number[]; data: Uint8Array }>;
-
-/** Runs the training graph once on a batch; returns `loss`, `logits` and `grad.<name>`. */
-export async function computeGradients(training: TrainingGraph, batch: RawTensors, session?: ort.InferenceSession): Promise<Record<string, ort.Tensor>> {
-  const s = session ?? (await openTrainingSession(training));
-  const aliases: Record<string, string[]> = { targets: ['targets', 'vqa_targets'], labels: ['labels', 'snli_labels'] };
-  const feeds: Record<string, ort.Tensor> = {};
-  for (const name of ['input_ids', 'attention_mask', 'pixel_values', training.labelInput]) {
-    const found = (aliases[name] ?? [name]).map((n) => batch.get(n)).find((t) => t !== undefined);
-    if (!found) throw new BridgeTowerError('E_USAGE', `the batch lacks '${name}'${aliases[name] ? ` (or '${aliases[name]![1]}')` : ''}`);
-    feeds[name] = toOrtTensor(found.dtype, found.shape, found.data);
-  }
-  try {
-    return await s.run(feeds);
-  } catch (error) {
-    throw new BridgeTowerError('E_USAGE', `the training graph rejected the batch: ${(error as Error).message}`);
   }
 }

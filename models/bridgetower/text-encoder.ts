@@ -3,6 +3,7 @@ import type { Scope } from '../ir/builder.js';
 import type { Value } from '../ir/graph.js';
 import { scaledDotProductAttention, type AttentionMask } from '../layers/attention.js';
 import { gelu, layerNorm, linear } from '../layers/basic.js';
+import { dropout } from '../layers/dropout.js';
 
 /**
  * RoBERTa, as transformers 4.17's `RobertaModel` that upstream loads into `text_transformer`
@@ -22,19 +23,19 @@ export function robertaEmbeddings(s: Scope, inputIds: Value, config: TextEncoder
   const position = b.op('Gather', [s.weight('position_embeddings.weight'), positions], { axis: 0 });
   const tokenType = b.op('Gather', [s.weight('token_type_embeddings.weight'), b.constant([0], 'int64', [], 'token_type')], { axis: 0 });
   const sum = b.op('Add', [b.op('Add', [word, position]), tokenType]);
-  return layerNorm(s.scope('LayerNorm'), castTo(s, sum, dtype), config.layer_norm_eps);
+  return dropout(s, layerNorm(s.scope('LayerNorm'), castTo(s, sum, dtype), config.layer_norm_eps));
 }
 
 /** `BertAttention` (self-attention + `BertSelfOutput`): LayerNorm(dense(attn) + x). */
 export function bertAttention(s: Scope, x: Value, keyValue: Value, size: { hidden: number; heads: number }, mask: AttentionMask | undefined, eps: number): Value {
   const self = s.scope('self');
-  const context = scaledDotProductAttention(s, linear(self.scope('query'), x), linear(self.scope('key'), keyValue), linear(self.scope('value'), keyValue), size, mask);
+  const context = scaledDotProductAttention(s, linear(self.scope('query'), x), linear(self.scope('key'), keyValue), linear(self.scope('value'), keyValue), size, mask, { dropoutProbs: true });
   return bertOutput(s.scope('output'), context, x, eps);
 }
 
-/** `BertSelfOutput` / `BertOutput`: LayerNorm(dense(h) + residual). */
+/** `BertSelfOutput` / `BertOutput`: LayerNorm(dropout(dense(h)) + residual). */
 export function bertOutput(s: Scope, h: Value, residual: Value, eps: number): Value {
-  return layerNorm(s.scope('LayerNorm'), s.builder.op('Add', [linear(s.scope('dense'), h), residual]), eps);
+  return layerNorm(s.scope('LayerNorm'), s.builder.op('Add', [dropout(s, linear(s.scope('dense'), h)), residual]), eps);
 }
 
 /** `BertIntermediate` + `BertOutput`: the feed-forward block with exact GELU. */

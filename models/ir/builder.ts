@@ -13,6 +13,18 @@ export interface WeightSource {
 export interface GraphFeatures {
   /** Emit ONNX Runtime's com.microsoft MultiHeadAttention instead of MatMul/Softmax/MatMul. */
   fusedAttention: boolean;
+  /** Training graphs only: where `models/layers/dropout.ts` draws its masks (absent = no dropout). */
+  dropout?: DropoutFeature;
+}
+
+/** Dropout in a training graph: every site hashes (element index, `seed` input, site number). */
+export interface DropoutFeature {
+  /** int64 scalar graph input; a different value per step gives fresh masks. */
+  readonly seed: Value;
+  /** Drop probability of every site (upstream: 0.1 in RoBERTa, the cross-modal layers and the NLVR2 head). */
+  readonly rate: number;
+  /** Sites emitted so far; each gets its own stream. */
+  sites: number;
 }
 
 export type AttributeInput = number | string | readonly number[] | Attribute;

@@ -55,6 +55,19 @@ export const SHAPE_RULES: Readonly<Record<string, Rule>> = {
   Max: elementwise,
   Where: (ctx) => [{ dtype: ctx.inputs[1]!.dtype, shape: broadcastShapes(broadcastShapes(ctx.inputs[0]!.shape, ctx.inputs[1]!.shape), ctx.inputs[2]!.shape) }],
   Equal: comparison,
+  Less: comparison,
+  Greater: comparison,
+  Mod: elementwise,
+  EyeLike: same,
+  Range: (ctx) => [{ dtype: first(ctx).dtype, shape: [undefined] }],
+  ArgMax: (ctx) => {
+    const shape = first(ctx).shape;
+    const axis = int(ctx, 'axis', 0);
+    const keep = int(ctx, 'keepdims', 1) === 1;
+    if (!shape) return [{ dtype: 'int64', shape: undefined }];
+    const a = normAxis(axis, shape.length);
+    return [{ dtype: 'int64', shape: keep ? shape.map((d, i) => (i === a ? 1 : d)) : shape.filter((_, i) => i !== a) }];
+  },
   Not: same,
   Erf: same,
   Sigmoid: same,
@@ -84,7 +97,11 @@ export const SHAPE_RULES: Readonly<Record<string, Rule>> = {
   Reshape: (ctx) => {
     const target = ctx.constants[1];
     const shape = first(ctx).shape;
-    if (!target) return [{ dtype: first(ctx).dtype, shape: undefined }];
+    if (!target) {
+      // A run-time target of known length (e.g. Shape(x)) still fixes the rank.
+      const length = ctx.inputs[1]?.shape?.[0];
+      return [{ dtype: first(ctx).dtype, shape: typeof length === 'number' ? Array<Dim>(length).fill(undefined) : undefined }];
+    }
     const out: Dim[] = target.map((d, i) => (d === 0 ? shape?.[i] : d === -1 ? undefined : d));
     const known = shape?.every((d) => typeof d === 'number') ? (shape as number[]).reduce((a, b) => a * b, 1) : undefined;
     const minus = target.indexOf(-1);
@@ -167,6 +184,7 @@ export const SHAPE_RULES: Readonly<Record<string, Rule>> = {
   ReduceMean: reduceRule,
   ReduceMax: reduceRule,
   ReduceL2: reduceRule,
+  ReduceProd: reduceRule,
 };
 
 function reduceRule(ctx: InferenceContext): OutputInfo[] {

@@ -1,6 +1,7 @@
 import type { Scope } from '../ir/builder.js';
 import type { Value } from '../ir/graph.js';
 import { MS_DOMAIN } from '../ir/onnx-schema.js';
+import { dropout } from './dropout.js';
 
 /**
  * A padding mask in the two forms attention kernels take: upstream's additive
@@ -18,6 +19,7 @@ export interface AttentionMask {
  * [batch, heads, queries, keys] (upstream: [batch, 1, 1, keys] with −10000 on padding).
  * `scaleQuery` applies 1/√d to q before the product, as `nn.MultiheadAttention` does; BERT
  * divides the scores instead. Both are kept so each module rounds like its upstream.
+ * `dropoutProbs`: BERT's attention-probability dropout (training graphs only; CLIP has none).
  */
 export function scaledDotProductAttention(
   s: Scope,
@@ -26,11 +28,11 @@ export function scaledDotProductAttention(
   v: Value,
   size: { hidden: number; heads: number },
   mask: AttentionMask | undefined,
-  options: { scaleQuery?: boolean } = {},
+  options: { scaleQuery?: boolean; dropoutProbs?: boolean } = {},
 ): Value {
   const b = s.builder;
   const { hidden, heads } = size;
-  if (b.features.fusedAttention) {
+  if (b.features.fusedAttention && !(options.dropoutProbs && b.features.dropout)) {
     // com.microsoft MultiHeadAttention: the same product with scale 1/√d, in one kernel.
     return b.op('MultiHeadAttention', [q, k, v, undefined, mask?.keyPadding], { num_heads: heads }, MS_DOMAIN);
   }
@@ -48,6 +50,7 @@ export function scaledDotProductAttention(
   if (mask) scores = b.op('Add', [scores, mask.additive]);
   let probs = b.op('Softmax', [scores], { axis: -1 });
   if (half) probs = b.op('Cast', [probs], { to: 10 });
+  if (options.dropoutProbs) probs = dropout(s, probs);
   const context = b.op('Transpose', [b.op('MatMul', [probs, vh])], { perm: [0, 2, 1, 3] });
   return b.op('Reshape', [context, b.ints([0, 0, hidden])]);
 }

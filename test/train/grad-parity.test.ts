@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { convertCheckpoint } from '../../convert/convert-checkpoint.js';
 import { readSafetensors, toFloat64Array } from '../../convert/safetensors/read-safetensors.js';
-import { buildTrainingGraph, computeGradients } from '../../train/training-graph.js';
+import { batchFromRaw, computeGradients } from '../../train/gradient-step.js';
+import { buildTrainingGraph } from '../../train/training-graph.js';
 import { sharedFixture } from '../helpers/shared-fixtures.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
@@ -38,18 +40,21 @@ for (const task of ['vqa', 'snli'] as const) {
       const textConfig = sharedFixture(t, 'fixtures', 'bridgetower-tiny', 'roberta-tiny', 'config.json');
       const inputsPath = sharedFixture(t, 'fixtures', 'bridgetower-tiny', 'inputs.safetensors');
       const goldenPath = sharedFixture(t, 'fixtures', 'bridgetower-tiny', `train_${task}.safetensors`);
-      if (!checkpoint || !textConfig || !inputsPath || !goldenPath) return;
+      const jsonPath = sharedFixture(t, 'fixtures', 'bridgetower-tiny', `train_${task}.json`);
+      if (!checkpoint || !textConfig || !inputsPath || !goldenPath || !jsonPath) return;
       const bundle = join(tempDir(t), 'bundle');
       await convertCheckpoint({ checkpoint, out: bundle, textConfig });
 
       const training = buildTrainingGraph(bundle, task);
-      const results = await computeGradients(training, readSafetensors(inputsPath));
+      const results = await computeGradients(training, bundle, batchFromRaw(readSafetensors(inputsPath)));
       const golden = readSafetensors(goldenPath);
       const ref = (name: string) => toFloat64Array(golden.get(name)!.dtype, golden.get(name)!.data);
-      const got = (name: string) => {
-        const tensor = results[name];
-        assert.ok(tensor, `the training graph has no output '${name}'`);
-        return tensor.data as Float32Array;
+      const got = (name: string): Float32Array => {
+        if (name === 'loss') return Float32Array.of(results.loss);
+        if (name === 'logits') return results.logits.data as Float32Array;
+        const tensor = results.gradients.get(name.slice('grad.'.length));
+        assert.ok(tensor, `no gradient for '${name}'`);
+        return tensor;
       };
 
       const failures: string[] = [];
@@ -87,8 +92,11 @@ for (const task of ['vqa', 'snli'] as const) {
           }
         }
       }
-      // Every parameter has a gradient output (zeros where the loss does not depend on it).
-      for (const p of training.parameters) assert.ok(results[`grad.${p}`], `no grad.${p}`);
+      // Every float parameter has a gradient (zeros where the loss does not depend on it), and
+      // those upstream leaves at .grad = None are exactly the ones the graph finds unused.
+      for (const p of [...training.parameters.map((q) => q.name), ...training.unused]) assert.ok(results.gradients.get(p), `no gradient for ${p}`);
+      const json = JSON.parse(readFileSync(jsonPath, 'utf8')) as { params_without_grad: string[] };
+      assert.deepEqual([...training.unused].sort(), [...json.params_without_grad].sort(), 'parameters without a gradient');
       t.diagnostic(report.join('\n'));
       assert.deepEqual(failures, [], `${task}: ${failures.length} tensor(s) differ from upstream:\n${failures.join('\n')}`);
     });

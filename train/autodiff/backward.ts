@@ -13,10 +13,17 @@ export function differentiate(graph: Graph, loss: string, wrt: readonly string[]
   const lossValue = e.value(loss);
   wrt.forEach((name) => e.value(name));
 
+  // Gradients flow only through float values: an integer or boolean output (Shape, ArgMax, a
+  // comparison) cuts the path, so index computations, sampled negatives and dropout masks are
+  // constants to autodiff and need no gradient rules.
   const dependsOnWrt = new Set(wrt);
-  for (const node of graph.nodes) if (node.inputs.some((i) => dependsOnWrt.has(i))) node.outputs.forEach((o) => dependsOnWrt.add(o));
+  for (const node of graph.nodes) {
+    if (node.inputs.some((i) => dependsOnWrt.has(i))) node.outputs.forEach((o) => isFloat(e.value(o)) && dependsOnWrt.add(o));
+  }
   const feedsLoss = new Set([loss]);
-  for (const node of [...graph.nodes].reverse()) if (node.outputs.some((o) => feedsLoss.has(o))) node.inputs.forEach((i) => feedsLoss.add(i));
+  for (const node of [...graph.nodes].reverse()) {
+    if (node.outputs.some((o) => feedsLoss.has(o) && isFloat(e.value(o)))) node.inputs.forEach((i) => feedsLoss.add(i));
+  }
   const differentiable = (name: string) => name !== '' && dependsOnWrt.has(name) && feedsLoss.has(name) && isFloat(e.value(name));
 
   const pending = new Map<string, Value[]>();
@@ -62,3 +69,17 @@ export function differentiate(graph: Graph, loss: string, wrt: readonly string[]
 }
 
 const isFloat = (v: Value) => v.dtype === 'float32' || v.dtype === 'float16';
+
+/**
+ * The values in `candidates` that the loss depends on through float values: what `differentiate`
+ * would give a non-zero gradient path. The others are the parameters PyTorch leaves with
+ * `.grad = None` (unused heads, the text pooler), which upstream's optimizer skips.
+ */
+export function reachingLoss(graph: Graph, loss: string, candidates: readonly string[]): Set<string> {
+  const e = new GraphEmitter(graph);
+  const feedsLoss = new Set([loss]);
+  for (const node of [...graph.nodes].reverse()) {
+    if (node.outputs.some((o) => feedsLoss.has(o) && isFloat(e.value(o)))) node.inputs.forEach((i) => feedsLoss.add(i));
+  }
+  return new Set(candidates.filter((c) => feedsLoss.has(c)));
+}

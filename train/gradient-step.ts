@@ -1,0 +1,133 @@
+import ort from 'onnxruntime-node';
+import { BridgeTowerError } from '../common/errors.js';
+import type { DType } from '../convert/tensors/dtype.js';
+import { toOrtTensor } from '../models/runtime/session.js';
+import { FlatLayout } from './flat-parameters.js';
+import { Rng } from './rng.js';
+import { openTrainingSession, type SessionChoice, type TrainingGraph } from './training-graph.js';
+
+/** A batch tensor as collation produces it (train/data/collate.ts). */
+export interface BatchTensor {
+  dtype: 'int64' | 'float32';
+  dims: number[];
+  data: BigInt64Array | Float32Array;
+}
+
+export type BatchTensors = Readonly<Record<string, BatchTensor>>;
+
+/** Raw little-endian tensors by name, as read from safetensors (`bridgetower grad`). */
+export type RawTensors = ReadonlyMap<string, { dtype: DType; shape: readonly number[]; data: Uint8Array }>;
+
+export interface StepOutputs {
+  loss: number;
+  logits: ort.Tensor;
+  /** `grad.<name>` per trainable parameter (ONNX Runtime's output buffers). */
+  gradients: Map<string, Float32Array>;
+}
+
+/** Alternative names the training goldens use for label inputs: `vqa_targets`, `snli_labels`, `nlvr2_labels`. */
+const batchAliases = (task: string, name: string): string[] => (name === 'targets' || name === 'labels' ? [`${task}_${name}`] : []);
+
+/**
+ * One forward + backward of a training graph: feeds the batch, the dropout seed and the
+ * trainable parameters (views into the flat buffer, read in place), returns loss, logits and
+ * gradients. The copy of parameters in and gradients out is the price of Node's binding having
+ * no device-resident tensors (docs/fine-tune.md, "Devices").
+ */
+export class GradientStep {
+  private constructor(
+    readonly training: TrainingGraph,
+    private readonly session: ort.InferenceSession,
+  ) {}
+
+  static async open(training: TrainingGraph, options: SessionChoice = {}): Promise<GradientStep> {
+    return new GradientStep(training, await openTrainingSession(training, options));
+  }
+
+  async run(batch: BatchTensors, params: Float32Array, layout: FlatLayout, dropoutSeed = 0): Promise<StepOutputs> {
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const input of this.training.batchInputs) {
+      const tensor = batch[input.name] ?? batchAliases(this.training.task, input.name).map((n) => batch[n]).find((t) => t !== undefined);
+      if (!tensor) throw new BridgeTowerError('E_USAGE', `the ${this.training.task} batch lacks '${input.name}'`);
+      if (tensor.dtype !== input.dtype) throw new BridgeTowerError('E_USAGE', `batch tensor '${input.name}' is ${tensor.dtype}; the training graph takes ${input.dtype}`);
+      feeds[input.name] = new ort.Tensor(tensor.dtype, tensor.data, tensor.dims);
+    }
+    if (this.training.dropout) feeds.dropout_seed = new ort.Tensor('int64', BigInt64Array.from([BigInt(dropoutSeed)]), []);
+    for (const p of this.training.parameters) feeds[p.name] = new ort.Tensor('float32', layout.view(params, p.name), p.shape);
+    let results: ort.InferenceSession.OnnxValueMapType;
+    try {
+      results = await this.session.run(feeds);
+    } catch (error) {
+      throw new BridgeTowerError('E_USAGE', `the ${this.training.task} training graph rejected the batch: ${(error as Error).message}`);
+    }
+    const gradients = new Map<string, Float32Array>();
+    for (const p of this.training.parameters) gradients.set(p.name, results[`grad.${p.name}`]!.data as Float32Array);
+    return { loss: (results.loss!.data as Float32Array)[0]!, logits: results.logits!, gradients };
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+/** A safetensors batch (`bridgetower grad --batch`) as BatchTensors. */
+export function batchFromRaw(raw: RawTensors): Record<string, BatchTensor> {
+  const out: Record<string, BatchTensor> = {};
+  for (const [name, t] of raw) {
+    if (t.dtype !== 'int64' && t.dtype !== 'float32') continue;
+    const tensor = toOrtTensor(t.dtype, t.shape, t.data);
+    out[name] = { dtype: t.dtype, dims: [...t.shape], data: tensor.data as BigInt64Array | Float32Array };
+  }
+  return out;
+}
+
+/**
+ * `bridgetower grad`: loss, logits and the gradient of every float parameter of the bundle on one
+ * batch, dropout off, at the bundle's weights (zeros for parameters the loss does not use).
+ * Retrieval batches may carry `negative_noise_i2t` / `negative_noise_t2i`; without them the hard
+ * negatives are drawn with `Rng.derive(noiseSeed, 'negatives')`.
+ */
+export async function computeGradients(
+  training: TrainingGraph,
+  bundleDir: string,
+  batch: BatchTensors,
+  options: SessionChoice & { noiseSeed?: number } = {},
+): Promise<{ loss: number; logits: ort.Tensor; gradients: Map<string, Float32Array> }> {
+  const layout = new FlatLayout(training.parameters, GRAD_HP);
+  const params = layout.readFromBundle(bundleDir);
+  const step = await GradientStep.open(training, options);
+  try {
+    const feeds = { ...batch, ...negativeNoise(training, batch, options.noiseSeed ?? 0) };
+    const out = await step.run(feeds, params, layout);
+    for (const name of training.unused) {
+      const shape = readShape(training, name);
+      out.gradients.set(name, new Float32Array(shape.reduce((a, d) => a * d, 1)));
+    }
+    return out;
+  } finally {
+    await step.release();
+  }
+}
+
+/** Only the layout's grouping uses these; `grad` applies no update. */
+const GRAD_HP = { learningRate: 1, weightDecay: 0, lrMultHead: 1, lrMultCrossModal: 1 };
+
+function readShape(training: TrainingGraph, name: string): number[] {
+  const init = training.graph.initializers.find((i) => i.name === name);
+  return init ? [...init.dims] : [];
+}
+
+/** Uniform (0, 1) noise for in-graph hard-negative sampling, unless the batch brings its own. */
+export function negativeNoise(training: TrainingGraph, batch: BatchTensors, seed: number, ...path: number[]): Record<string, BatchTensor> {
+  if (training.task !== 'irtr') return {};
+  const size = batch.input_ids!.dims[0]!;
+  const out: Record<string, BatchTensor> = {};
+  for (const name of ['negative_noise_i2t', 'negative_noise_t2i']) {
+    if (batch[name]) continue;
+    const rng = Rng.derive(seed, name, ...path);
+    // (0, 1): log(−log u) needs u strictly inside the interval.
+    const data = Float32Array.from({ length: size * size }, () => (rng.nextUint32() + 0.5) / 2 ** 32);
+    out[name] = { dtype: 'float32', dims: [size, size], data };
+  }
+  return out;
+}
