@@ -16,9 +16,10 @@ import { GraphBuilder, type WeightSource } from '../../models/ir/builder.js';
  * `p + (-step * m) / denom` in float32.
  *
  * Inputs: `param`, `grad`, `m`, `v` float32 [n]; `step_size` = float32(lr*sqrt(1-b2^t)/(1-b1^t))
- * and `decay_alpha` = float32(-lr*wd) per element [n], formed in float64 by `stepScalars` in
- * Python's order (so the six groups map onto one buffer); `update_mask` bool [n] (false = upstream
- * `.grad` is None: param, m, v are left untouched). Outputs: `param_out`, `m_out`, `v_out`.
+ * and `decay_alpha` = float32(-lr*wd) [1], formed in float64 by `stepScalars` in Python's order.
+ * The trainer runs it once per parameter group (a contiguous range of the flat buffer, see
+ * train/flat-parameters.ts); parameters upstream leaves with `.grad = None` are not in the buffer.
+ * Outputs: `param_out`, `m_out`, `v_out`.
  */
 export const ADAMW_BETA1 = 0.9;
 export const ADAMW_BETA2 = 0.98;
@@ -36,9 +37,8 @@ export function buildAdamWGraph(options: { beta1?: number; beta2?: number; eps?:
   const grad = b.input('grad', 'float32', [n]);
   const m = b.input('m', 'float32', [n]);
   const v = b.input('v', 'float32', [n]);
-  const stepSize = b.input('step_size', 'float32', [n]);
-  const decayAlpha = b.input('decay_alpha', 'float32', [n]);
-  const mask = b.input('update_mask', 'bool', [n]);
+  const stepSize = b.input('step_size', 'float32', [1]);
+  const decayAlpha = b.input('decay_alpha', 'float32', [1]);
   const mul = (x: Value, y: Value) => b.op('Mul', [x, y]);
   const add = (x: Value, y: Value) => b.op('Add', [x, y]);
   const sub = (x: Value, y: Value) => b.op('Sub', [x, y]);
@@ -71,9 +71,9 @@ export function buildAdamWGraph(options: { beta1?: number; beta2?: number; eps?:
   // p = fmadd(p, -lr*wd, p); alpha = 0 (no decay) gives p exactly
   const pDecayed = fma(pUpdated, decayAlpha, pUpdated);
 
-  b.output(b.op('Where', [mask, pDecayed, param]), 'param_out', [n]);
-  b.output(b.op('Where', [mask, mNew, m]), 'm_out', [n]);
-  b.output(b.op('Where', [mask, vNew, v]), 'v_out', [n]);
+  b.output(pDecayed, 'param_out', [n]);
+  b.output(mNew, 'm_out', [n]);
+  b.output(vNew, 'v_out', [n]);
   return b.build('transformers 4.17 AdamW step (flat buffer)');
 }
 

@@ -1,0 +1,54 @@
+import ort from 'onnxruntime-node';
+import { serializeModel } from '../../models/ir/serialize.js';
+import type { FlatLayout } from '../flat-parameters.js';
+import { buildAdamWGraph, stepScalars } from './adamw.js';
+
+/**
+ * Applies transformers-4.17 AdamW to the flat parameter buffer: one run of the AdamW graph per
+ * optimizer group (a contiguous range), with the group's scheduled learning rate. Moments live in
+ * two buffers of the same layout; `steps` counts the updates done (upstream's `state['step']`,
+ * the same for every parameter since every trainable one has a gradient each step).
+ */
+export class AdamWRunner {
+  steps = 0;
+
+  private constructor(
+    private readonly layout: FlatLayout,
+    private readonly session: ort.InferenceSession,
+    readonly m: Float32Array,
+    readonly v: Float32Array,
+  ) {}
+
+  static async open(layout: FlatLayout, options: { device?: 'cpu' | 'cuda'; threads?: number } = {}): Promise<AdamWRunner> {
+    const session = await ort.InferenceSession.create(serializeModel(buildAdamWGraph()), {
+      executionProviders: options.device === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
+      ...(options.threads ? { intraOpNumThreads: options.threads } : {}),
+    });
+    return new AdamWRunner(layout, session, new Float32Array(layout.total), new Float32Array(layout.total));
+  }
+
+  /** One update of `params` in place; `lrFactor` is the scheduler's multiplier for this step. */
+  async step(params: Float32Array, grads: Float32Array, lrFactor: number): Promise<void> {
+    const t = this.steps + 1;
+    for (const range of this.layout.groups) {
+      const { stepSize, decayAlpha } = stepScalars(range.group.lr * lrFactor, range.group.weightDecay, t);
+      const slice = (buffer: Float32Array) => new ort.Tensor('float32', buffer.subarray(range.offset, range.offset + range.size), [range.size]);
+      const out = await this.session.run({
+        param: slice(params),
+        grad: slice(grads),
+        m: slice(this.m),
+        v: slice(this.v),
+        step_size: new ort.Tensor('float32', Float32Array.of(stepSize), [1]),
+        decay_alpha: new ort.Tensor('float32', Float32Array.of(decayAlpha), [1]),
+      });
+      params.set(out.param_out!.data as Float32Array, range.offset);
+      this.m.set(out.m_out!.data as Float32Array, range.offset);
+      this.v.set(out.v_out!.data as Float32Array, range.offset);
+    }
+    this.steps = t;
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
