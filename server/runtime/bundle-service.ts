@@ -290,7 +290,7 @@ export class BundleService implements ModelService {
 }
 
 /** `labels.json`: `{task: [names]}`; none when the bundle was converted without labels. */
-function readLabels(bundleDir: string, file: string | null): Partial<Record<TaskName, string[]>> {
+export function readLabels(bundleDir: string, file: string | null): Partial<Record<TaskName, string[]>> {
   if (!file) return {};
   const path = join(bundleDir, file);
   if (!existsSync(path)) throw new BridgeTowerError('E_BUNDLE', `bundle '${bundleDir}' names labels file ${file} in config.json, but ${path} does not exist`, { path });

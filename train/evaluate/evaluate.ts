@@ -1,0 +1,113 @@
+import { BridgeTowerError } from '../../common/errors.js';
+import { describeRow, type Dataset, type FineTuneTask } from '../data/examples.js';
+import { classifyDataset, exampleAt, type ClassifiedTask, type ClassPrediction } from './classify.js';
+import { EvaluationRuntime, type RuntimeOptions } from './evaluation-runtime.js';
+import { accuracy, vqaScore } from './metrics.js';
+import { defaultTopK, rankRetrieval, type RetrievalRanking } from './retrieval.js';
+
+/**
+ * `evaluateBundle`: a bundle's inference graphs over a data set, scored with upstream's metrics.
+ * The fine-tuning loop calls it on each checkpoint bundle with the --dev data; `bridgetower
+ * evaluate` and `bridgetower predict` call it from the command line.
+ */
+
+export interface EvaluationProgress {
+  /** `vqa` / `snli` / `nlvr2` (one stage); retrieval: `texts`, `images`, then `re-rank`. */
+  stage: string;
+  done: number;
+  total: number;
+}
+
+export interface EvaluationOptions extends RuntimeOptions {
+  /** Examples (retrieval: texts, images or pairs) per graph run (default 32). */
+  batchSize?: number;
+  /** Retrieval: ITC candidates re-ranked by ITM per image and per text (default 256 for data whose name says coco, else 128, as upstream's k_test). */
+  topK?: number;
+  onProgress?: (progress: EvaluationProgress) => void;
+}
+
+export const DEFAULT_BATCH_SIZE = 32;
+
+export type Predictions = { [T in ClassifiedTask]: { task: T; examples: ClassPrediction[] } }[ClassifiedTask] | ({ task: 'irtr' } & RetrievalRanking);
+
+export interface EvaluationResult {
+  task: FineTuneTask;
+  /** Percentages: vqa_score; accuracy; ir_r1 … r_mean (docs/evaluation.md). */
+  metrics: Record<string, number>;
+  /** Examples the metrics cover: labelled questions / pairs; images for retrieval. */
+  count: number;
+  /** Per-example predictions, for `predict` and for inspection. */
+  predictions: Predictions;
+}
+
+/** Runs the bundle over every example and keeps each prediction; no labels needed (test data). */
+export async function predictDataset(bundleDir: string, dataset: Dataset, options: EvaluationOptions = {}): Promise<Predictions> {
+  const batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
+  if (!(Number.isInteger(batchSize) && batchSize > 0)) throw new BridgeTowerError('E_USAGE', `batch size must be a positive integer, got ${batchSize}`);
+  const topK = options.topK ?? defaultTopK(dataset.source);
+  if (!(Number.isInteger(topK) && topK > 0)) throw new BridgeTowerError('E_USAGE', `top-k must be a positive integer, got ${topK}`);
+  if (dataset.size === 0) throw new BridgeTowerError('E_DATA', `${dataset.source} holds no examples`, { source: dataset.source });
+  const runtime = await EvaluationRuntime.open(bundleDir, dataset.task, options);
+  const progress = (stage: string, done: number, total: number) => options.onProgress?.({ stage, done, total });
+  try {
+    if (dataset.task === 'irtr') return { task: 'irtr', ...(await rankRetrieval(runtime, dataset as Dataset<'irtr'>, { batchSize, topK, progress })) };
+    const task = dataset.task;
+    const examples = await classifyDataset(runtime, dataset as Dataset<ClassifiedTask>, batchSize, (done) => progress(task, done, dataset.size));
+    return { task, examples } as Predictions;
+  } finally {
+    await runtime.close();
+  }
+}
+
+/** Runs the bundle over a labelled data set and scores it as upstream does. */
+export async function evaluateBundle(bundleDir: string, dataset: Dataset, options: EvaluationOptions = {}): Promise<EvaluationResult> {
+  const predictions = await predictDataset(bundleDir, dataset, options);
+  return { task: dataset.task, ...scorePredictions(dataset, predictions), predictions };
+}
+
+/** Metrics from predictions and the data set's labels. */
+export function scorePredictions(dataset: Dataset, predictions: Predictions): { metrics: Record<string, number>; count: number } {
+  if (predictions.task === 'irtr') return { metrics: predictions.recall, count: predictions.imageToText.length };
+  const scorer = SCORERS[predictions.task] as unknown as Scorer<ClassifiedTask>;
+  return scorer(dataset as Dataset<ClassifiedTask>, predictions.examples);
+}
+
+type Scorer<T extends ClassifiedTask> = (dataset: Dataset<T>, predictions: readonly ClassPrediction[]) => { metrics: Record<string, number>; count: number };
+
+const SCORERS: { [T in ClassifiedTask]: Scorer<T> } = {
+  // Upstream's VQAScore counts every question, those whose answers are all outside the label set
+  // included (score 0); data where no question has answers is test data, for `predict`.
+  vqa(dataset, predictions) {
+    const targets = predictions.map((p) => exampleAt(dataset, p.index));
+    if (targets.every((e) => e.labels.length === 0)) throw unlabelled(dataset, 'answer labels');
+    for (const e of targets) {
+      if (e.labels.length !== e.scores.length) throw badRow(e.ref, `has ${e.labels.length} answer labels but ${e.scores.length} scores`);
+    }
+    return { metrics: { vqa_score: vqaScore(predictions.map((p) => p.label), targets) }, count: predictions.length };
+  },
+  snli: (dataset, predictions) => classAccuracy(dataset, predictions, 3),
+  nlvr2: (dataset, predictions) => classAccuracy(dataset, predictions, 2),
+};
+
+/** Accuracy over the labelled examples (upstream's Accuracy skips unlabelled targets). */
+function classAccuracy(dataset: Dataset<'snli' | 'nlvr2'>, predictions: readonly ClassPrediction[], classes: number) {
+  const labelled = predictions
+    .map((p) => ({ p, example: exampleAt(dataset, p.index) }))
+    .filter(({ example }) => example.label !== undefined);
+  if (labelled.length === 0) throw unlabelled(dataset, 'labels');
+  for (const { example } of labelled) {
+    if (!(Number.isInteger(example.label) && example.label! >= 0 && example.label! < classes)) throw badRow(example.ref, `has label ${example.label}, outside 0..${classes - 1}`);
+  }
+  return {
+    metrics: { accuracy: accuracy(labelled.map(({ p }) => p.label), labelled.map(({ example }) => example.label!)) },
+    count: labelled.length,
+  };
+}
+
+function unlabelled(dataset: Dataset, what: string): BridgeTowerError {
+  return new BridgeTowerError('E_DATA', `${dataset.source} has no ${what}, so there is nothing to score (test data?): use 'bridgetower predict' to write its predictions`, { source: dataset.source });
+}
+
+function badRow(ref: Parameters<typeof describeRow>[0], why: string): BridgeTowerError {
+  return new BridgeTowerError('E_DATA', `${describeRow(ref)} ${why}`, { row: describeRow(ref) });
+}

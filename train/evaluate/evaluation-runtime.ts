@@ -1,0 +1,141 @@
+import type { BundleConfig } from '../../convert/bundle/bundle-config.js';
+import type { TaskName } from '../../convert/tasks.js';
+import { BridgeTowerError } from '../../common/errors.js';
+import type { Device } from '../../models/runtime/session.js';
+import { BundlePreprocessor } from '../../preprocess/bundle-preprocessor.js';
+import { encodeImages, encodeTexts, fuse, runHead, type FusionRow, type ImageEmbeds, type ModelDims, type TextEncoding } from '../../server/runtime/graph-batches.js';
+import { GraphRunner } from '../../server/runtime/graph-runner.js';
+import { describeRow, type FineTuneTask, type ImageSource, type RowRef } from '../data/examples.js';
+
+export interface RuntimeOptions {
+  device?: Device;
+  /** ONNX Runtime intra-op threads (default: one per core). */
+  threads?: number;
+  /** Where a CUDA fallback to the CPU is reported (default: stderr): hours of evaluation should not run on the wrong device unnoticed. */
+  warn?: (message: string) => void;
+}
+
+/**
+ * What each task needs of a bundle: the tasks its config.json must list, the head graph its
+ * fusion feeds, and the task whose text length (upstream's max_text_len) tokenization uses.
+ */
+export interface TaskNeeds {
+  bundleTasks: readonly TaskName[];
+  head: string;
+  textTask: TaskName;
+  /** What to use instead, for the error message. */
+  hint: string;
+}
+
+export const TASK_NEEDS: Readonly<Record<FineTuneTask, TaskNeeds>> = {
+  vqa: { bundleTasks: ['vqa'], head: 'head_vqa', textTask: 'vqa', hint: 'a bundle converted or fine-tuned from a VQAv2 checkpoint' },
+  snli: { bundleTasks: ['snli'], head: 'head_snli', textTask: 'snli', hint: 'a bundle converted or fine-tuned from an SNLI-VE checkpoint' },
+  nlvr2: { bundleTasks: ['nlvr2'], head: 'head_nlvr2', textTask: 'nlvr2', hint: 'a bundle converted or fine-tuned from an NLVR2 checkpoint' },
+  // Retrieval ranks by ITC and re-ranks by ITM: both heads; captions use the retrieval length (40).
+  irtr: { bundleTasks: ['itc', 'itm'], head: 'head_itm', textTask: 'itc', hint: 'a bundle with ITC and ITM heads (an irtr_itm_itc checkpoint)' },
+};
+
+/**
+ * A bundle's split graphs opened for evaluation. The packing into graph batches is the server's
+ * (server/runtime/graph-batches.ts) and so is the preprocessing (BundlePreprocessor), so evaluation
+ * scores exactly what `serve` answers; what it leaves out is the server's request batching, image
+ * cache and deadlines, since evaluation builds its own batches. The sessions live in a worker
+ * thread (GraphRunner), so a progress bar keeps drawing while a batch runs.
+ */
+export class EvaluationRuntime {
+  private constructor(
+    readonly bundleDir: string,
+    readonly task: FineTuneTask,
+    readonly preprocessor: BundlePreprocessor,
+    readonly dims: ModelDims,
+    private readonly runner: GraphRunner,
+  ) {}
+
+  /** Checks that the bundle has the task's heads, then opens its encoders, fusion and head. */
+  static async open(bundleDir: string, task: FineTuneTask, options: RuntimeOptions = {}): Promise<EvaluationRuntime> {
+    const preprocessor = BundlePreprocessor.open(bundleDir);
+    const config = preprocessor.config;
+    checkBundleHeads(bundleDir, config, task);
+    const arch = config.architecture;
+    const dims: ModelDims = {
+      layers: arch.cross_modal.num_layers,
+      hidden: arch.cross_modal.hidden_size,
+      imageTokens: (arch.vision.image_size / arch.vision.patch_size) ** 2 + 1,
+      imageSize: config.preprocessing.image_size,
+    };
+    const graphs = ['text_encoder', 'image_encoder', 'fusion', TASK_NEEDS[task].head];
+    const runner = await GraphRunner.open(bundleDir, graphs, { ...(options.device ? { device: options.device } : {}), ...(options.threads ? { threads: options.threads } : {}) });
+    if (runner.fellBack) {
+      (options.warn ?? ((m) => process.stderr.write(`${m}\n`)))(`bundle '${bundleDir}': CUDA was asked for but is unavailable (${runner.fallbackReason}); evaluating on the CPU`);
+    }
+    return new EvaluationRuntime(bundleDir, task, preprocessor, dims, runner);
+  }
+
+  get config(): BundleConfig {
+    return this.preprocessor.config;
+  }
+
+  /** One text's token ids, alone (its own length), truncated to the task's max_text_len. */
+  tokenize(text: string, ref: RowRef): BigInt64Array {
+    try {
+      return this.preprocessor.encodeTexts([text], TASK_NEEDS[this.task].textTask).inputIds;
+    } catch (error) {
+      throw rowError(ref, undefined, error);
+    }
+  }
+
+  /** One image's pixel values, by the eval transform (no augmentation). */
+  async pixels(image: ImageSource, ref: RowRef): Promise<Float32Array> {
+    try {
+      return await this.preprocessor.pixelValues(await image.bytes());
+    } catch (error) {
+      throw rowError(ref, image, error);
+    }
+  }
+
+  encodeTexts(rows: readonly BigInt64Array[], withItc: boolean): Promise<TextEncoding[]> {
+    return encodeTexts(this.runner, rows, this.dims, withItc);
+  }
+
+  encodeImages(pixels: readonly Float32Array[], withItc: boolean): Promise<ImageEmbeds[]> {
+    return encodeImages(this.runner, pixels, this.dims, withItc);
+  }
+
+  /** The cross-modal encoder on (text, image, token type) rows: cls_feats [B, 2H]. */
+  fuse(rows: readonly FusionRow[]): Promise<Float32Array> {
+    return fuse(this.runner, rows, this.dims);
+  }
+
+  /** The task's head graph on cls_feats inputs; logits per row. */
+  head(inputs: Record<string, Float32Array>, batch: number): Promise<Float32Array[]> {
+    return runHead(this.runner, TASK_NEEDS[this.task].head, inputs, batch);
+  }
+
+  close(): Promise<void> {
+    return this.runner.close();
+  }
+}
+
+/** Refuses a bundle without the task's heads (the CLI calls it before reading possibly large data). */
+export function checkBundleHeads(bundleDir: string, config: BundleConfig, task: FineTuneTask): void {
+  const needs = TASK_NEEDS[task];
+  const missing = needs.bundleTasks.filter((t) => config.tasks[t] === undefined);
+  if (missing.length > 0) {
+    const has = Object.keys(config.tasks).join(', ') || 'no task';
+    throw new BridgeTowerError('E_USAGE', `bundle '${bundleDir}' has no ${missing.join(' or ')} head (it has ${has}), so it cannot be evaluated on ${task}: use ${needs.hint}`, {
+      bundle: bundleDir,
+      task,
+      missing,
+    });
+  }
+}
+
+/**
+ * A failure to preprocess one example names the row (and the image), keeping the error's code
+ * (E_IMAGE_DECODE stays E_IMAGE_DECODE); anything else (a missing image file) is a data error.
+ */
+function rowError(ref: RowRef, image: ImageSource | undefined, error: unknown): BridgeTowerError {
+  const where = `${describeRow(ref)}${image ? ` (image ${image.describe})` : ''}`;
+  if (error instanceof BridgeTowerError) return new BridgeTowerError(error.code, `${where}: ${error.message}`, { ...error.details, row: describeRow(ref) });
+  return new BridgeTowerError('E_DATA', `${where}: ${error instanceof Error ? error.message : String(error)}`, { row: describeRow(ref) });
+}
