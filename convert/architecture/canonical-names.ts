@@ -12,6 +12,8 @@ export interface CanonicalNameRow {
   readonly module: string;
   readonly used: boolean;
   readonly note?: string;
+  /** Hugging Face only: upstream's modules have no such parameter, so an upstream `.ckpt` leaves it out. */
+  readonly hfOnly?: true;
 }
 
 const LINEAR = '(weight|bias)';
@@ -58,7 +60,7 @@ export const CANONICAL_NAMES: readonly CanonicalNameRow[] = [
   { pattern: `mlm_score.decoder.weight`, module: 'MLMHead', used: true },
   { pattern: `mlm_score.bias`, module: 'MLMHead', used: true },
   // Hugging Face only (BridgeTowerForContrastiveLearning): kept under its own name.
-  { pattern: `itc_cross_modal_head.fc.${LINEAR}`, module: 'HF BridgeTowerContrastiveHead', used: false, note: 'Hugging Face only; no upstream counterpart' },
+  { pattern: `itc_cross_modal_head.fc.${LINEAR}`, module: 'HF BridgeTowerContrastiveHead', used: false, note: 'Hugging Face only; no upstream counterpart', hfOnly: true },
 ];
 
 const COMPILED = CANONICAL_NAMES.map((row) => ({
