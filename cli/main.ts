@@ -7,6 +7,9 @@ import { tokenizeCommand } from './commands/tokenize.js';
 import { inspectCommand } from './commands/inspect.js';
 import { serveCommand } from './commands/serve.js';
 import { gradCommand } from './commands/grad.js';
+import { exportCkptCommand } from './commands/export-ckpt.js';
+import { evaluateCommand } from './commands/evaluate.js';
+import { predictCommand } from './commands/predict.js';
 import { runCommand, type Command } from './run-command.js';
 import { VERSION } from '../common/version.js';
 
@@ -20,6 +23,9 @@ const COMMANDS: Record<string, Command> = {
   demo: demoCommand,
   serve: serveCommand,
   grad: gradCommand,
+  'export-ckpt': exportCkptCommand,
+  evaluate: evaluateCommand,
+  predict: predictCommand,
 };
 
 function help(): string {
