@@ -10,6 +10,7 @@ import { gradCommand } from './commands/grad.js';
 import { exportCkptCommand } from './commands/export-ckpt.js';
 import { evaluateCommand } from './commands/evaluate.js';
 import { predictCommand } from './commands/predict.js';
+import { fineTuneCommand } from './commands/fine-tune.js';
 import { runCommand, type Command } from './run-command.js';
 import { VERSION } from '../common/version.js';
 
@@ -26,6 +27,7 @@ const COMMANDS: Record<string, Command> = {
   'export-ckpt': exportCkptCommand,
   evaluate: evaluateCommand,
   predict: predictCommand,
+  'fine-tune': fineTuneCommand,
 };
 
 function help(): string {

@@ -52,6 +52,10 @@ export class FlatLayout {
     }
   }
 
+  has(name: string): boolean {
+    return this.byName.has(name);
+  }
+
   slot(name: string): ParameterSlot {
     const s = this.byName.get(name);
     if (!s) throw new BridgeTowerError('E_USAGE', `'${name}' is not a trainable parameter of this run`);

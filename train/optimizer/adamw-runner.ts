@@ -27,6 +27,13 @@ export class AdamWRunner {
     return new AdamWRunner(layout, session, new Float32Array(layout.total), new Float32Array(layout.total));
   }
 
+  /** Continues from a checkpoint's moments and step count. */
+  restore(m: Float32Array, v: Float32Array, steps: number): void {
+    this.m.set(m);
+    this.v.set(v);
+    this.steps = steps;
+  }
+
   /** One update of `params` in place; `lrFactor` is the scheduler's multiplier for this step. */
   async step(params: Float32Array, grads: Float32Array, lrFactor: number): Promise<void> {
     const t = this.steps + 1;

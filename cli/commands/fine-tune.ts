@@ -1,0 +1,145 @@
+import { existsSync } from 'node:fs';
+import { BridgeTowerError } from '../../common/errors.js';
+import { FINE_TUNE_TASKS, type FineTuneTask } from '../../train/data/examples.js';
+import { fineTune, type FineTuneOptions } from '../../train/fine-tune.js';
+import { RECIPES } from '../../train/recipes.js';
+import { TRAIN_SUBSETS, type TrainSubset } from '../../train/train-subsets.js';
+import type { Command } from '../run-command.js';
+import { trainProgress } from '../train-progress.js';
+
+const recipeTable = FINE_TUNE_TASKS.map((t) => {
+  const r = RECIPES[t];
+  return `  ${t.padEnd(6)} lr ${r.learningRate}, head ×${r.lrMultHead}, cross-modal ×${r.lrMultCrossModal}, warmup ${r.warmup}, batch ${r.batchSize}, ${r.epochs} epochs, best by ${r.metric}`;
+}).join('\n');
+
+/** Numeric flags → option names, with their parser. */
+const NUMBERS: ReadonlyArray<[flag: string, key: keyof FineTuneOptions]> = [
+  ['lr', 'learningRate'],
+  ['weight-decay', 'weightDecay'],
+  ['lr-mult-head', 'lrMultHead'],
+  ['lr-mult-cross-modal', 'lrMultCrossModal'],
+  ['warmup', 'warmup'],
+  ['batch-size', 'batchSize'],
+  ['micro-batch-size', 'microBatchSize'],
+  ['epochs', 'epochs'],
+  ['max-steps', 'maxSteps'],
+  ['dropout', 'dropout'],
+  ['clip-grad-norm', 'clipGradNorm'],
+  ['seed', 'seed'],
+  ['save-every', 'saveEvery'],
+  ['eval-every', 'evalEvery'],
+  ['keep-checkpoints', 'keepCheckpoints'],
+  ['eval-batch-size', 'evalBatchSize'],
+  ['threads', 'threads'],
+];
+
+export const fineTuneCommand: Command = {
+  summary: "fine-tune a bundle on VQA, SNLI-VE, NLVR2 or retrieval data with upstream's recipe; writes a new bundle",
+  usage: `
+Usage: bridgetower fine-tune --bundle <dir> --task vqa|snli|nlvr2|irtr --train <data> [--dev <data>] --out <dir> [options]
+
+Trains on ONNX Runtime with upstream's losses, AdamW (transformers 4.17) over its six parameter
+groups, linear warmup then linear decay per optimizer step, dropout 0.1, and training-time
+augmentation. Data: ViLT-style .arrow files (or a folder of them) or JSON Lines with an image
+folder (docs/training-data.md). <out> becomes a bundle that serve, evaluate and export-ckpt take;
+it also holds checkpoints/ (the latest, each a complete bundle + optimizer state), best/ (the best
+dev checkpoint) and train-log.jsonl.
+
+Options:
+  --trainable all|cross-modal|heads  parameters to update (default all, like upstream); also
+                               accepted as a second --train value (--train heads)
+  --dev <data>                 evaluate every epoch (and every --eval-every steps); keep best/
+  --images <dir>, --dev-images <dir>  JSON Lines image folders (default: the file's folder)
+  --lr, --weight-decay, --lr-mult-head, --lr-mult-cross-modal, --warmup (fraction or steps),
+  --batch-size (global, upstream's), --epochs, --dropout   override the task recipe (below)
+  --micro-batch-size N         examples per graph run; gradients accumulate to --batch-size
+                               (default min(8, batch size))
+  --max-steps N                stop after N optimizer steps (the schedule spans them)
+  --clip-grad-norm X           clip the global gradient norm (off by default, like upstream)
+  --seed N                     shuffling, augmentation, dropout and negatives (default 0)
+  --no-augment                 eval preprocessing for training images too
+  --save-every N               checkpoint every N steps (always at each epoch end)
+  --keep-checkpoints N         checkpoints kept besides best/ (default 1)
+  --resume                     continue the run in --out from its latest checkpoint, bit-identically
+  --force                      clear a non-empty --out and start over
+  --device cpu|cuda            execution provider (default cpu)
+  --threads N                  ONNX Runtime intra-op threads (small models run faster on 1)
+  --json                       events as JSON Lines on stdout instead of a progress bar
+
+Task recipes (upstream's scripts; docs/fine-tune.md):
+${recipeTable}
+
+Examples:
+  bridgetower fine-tune --bundle models/pt-base --task snli --train snli_ve_train.arrow --dev snli_ve_dev.arrow --out models/snli-ft
+  bridgetower fine-tune --bundle models/vqa --task vqa --train my-vqa/train.jsonl --dev my-vqa/dev.jsonl --out models/my-vqa --trainable heads --batch-size 64 --epochs 3
+  bridgetower fine-tune --bundle models/vqa --task vqa --train my-vqa/train.jsonl --out models/my-vqa --resume
+`,
+  options: {
+    bundle: { type: 'string' },
+    task: { type: 'string' },
+    train: { type: 'string', multiple: true },
+    trainable: { type: 'string' },
+    dev: { type: 'string' },
+    images: { type: 'string' },
+    'dev-images': { type: 'string' },
+    out: { type: 'string' },
+    force: { type: 'boolean' },
+    resume: { type: 'boolean' },
+    'no-augment': { type: 'boolean' },
+    device: { type: 'string' },
+    json: { type: 'boolean' },
+    ...Object.fromEntries(NUMBERS.map(([flag]) => [flag, { type: 'string' as const }])),
+  },
+  async run({ values }) {
+    const task = values.task as FineTuneTask | undefined;
+    if (!task || !FINE_TUNE_TASKS.includes(task)) throw new BridgeTowerError('E_USAGE', `--task must be one of ${FINE_TUNE_TASKS.join(', ')}`);
+    if (!values.bundle || !values.out) throw new BridgeTowerError('E_USAGE', '--bundle and --out are required; see --help');
+    // `--train` names the data; a value that is a subset name and no file selects the parameters.
+    const trainValues = (values.train as string[] | undefined) ?? [];
+    const subsets = trainValues.filter((v) => (TRAIN_SUBSETS as readonly string[]).includes(v) && !existsSync(v));
+    const data = trainValues.filter((v) => !subsets.includes(v));
+    if (data.length !== 1) throw new BridgeTowerError('E_USAGE', `--train needs exactly one data file or folder, got ${data.length ? data.join(', ') : 'none'}`);
+    const subset = (values.trainable ?? subsets[0] ?? 'all') as TrainSubset;
+    if (!TRAIN_SUBSETS.includes(subset) || subsets.length > 1 || (values.trainable && subsets.length)) {
+      throw new BridgeTowerError('E_USAGE', `choose the trainable parameters once, as one of ${TRAIN_SUBSETS.join(', ')}`);
+    }
+    const device = (values.device ?? 'cpu') as 'cpu' | 'cuda';
+    if (device !== 'cpu' && device !== 'cuda') throw new BridgeTowerError('E_USAGE', `--device must be cpu or cuda, got '${values.device}'`);
+    const options: FineTuneOptions = {
+      bundle: values.bundle,
+      task,
+      train: data[0]!,
+      out: values.out,
+      subset,
+      device,
+      ...(values.dev ? { dev: values.dev } : {}),
+      ...(values.images ? { images: values.images } : {}),
+      ...(values['dev-images'] ? { devImages: values['dev-images'] } : {}),
+      ...(values.force ? { force: true } : {}),
+      ...(values.resume ? { resume: true } : {}),
+      ...(values['no-augment'] ? { augment: false } : {}),
+    };
+    for (const [flag, key] of NUMBERS) {
+      const raw = values[flag] as string | undefined;
+      if (raw === undefined) continue;
+      const n = Number(raw);
+      if (raw.trim() === '' || !Number.isFinite(n)) throw new BridgeTowerError('E_USAGE', `--${flag} must be a number, got '${raw}'`);
+      (options as unknown as Record<string, number>)[key] = n;
+    }
+    if (options.force && options.resume) throw new BridgeTowerError('E_USAGE', '--force and --resume contradict each other');
+    const progress = trainProgress(!values.json);
+    options.onEvent = (e) => {
+      progress.event(e);
+      if (values.json) process.stdout.write(`${JSON.stringify(e)}\n`);
+    };
+    try {
+      const result = await fineTune(options);
+      if (!values.json) {
+        const best = result.best ? `; best dev ${result.best.metric} ${result.best.value.toFixed(2)} at step ${result.best.step} → ${values.out}/best` : '';
+        process.stdout.write(`fine-tuned ${result.step} steps → ${values.out}${best}\n`);
+      }
+    } finally {
+      progress.stop();
+    }
+  },
+};

@@ -1,0 +1,88 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { Rng } from '../../train/rng.js';
+
+/**
+ * Small tasks that need both the image and the text, for the learning tests: each picture is one
+ * colour. VQA: half the questions ask "what color is the picture?" (answer: the colour), half "is
+ * the picture colorful?" (yes for red, green, blue; no for white, black). The text alone cannot
+ * know the colour, the picture alone cannot know which kind of answer is asked for.
+ */
+export const COLORS: Readonly<Record<string, readonly [number, number, number]>> = {
+  red: [220, 30, 30],
+  green: [30, 190, 60],
+  blue: [30, 60, 220],
+  white: [245, 245, 245],
+  black: [15, 15, 15],
+};
+const NAMES = Object.keys(COLORS);
+
+interface Picture {
+  file: string;
+  top: string;
+  bottom: string;
+}
+
+async function writePicture(dir: string, name: string, top: string, bottom: string, size: number): Promise<Picture> {
+  const pixels = Buffer.alloc(size * size * 3);
+  for (let y = 0; y < size; y++) {
+    const [r, g, b] = COLORS[y < size / 2 ? top : bottom]!;
+    for (let x = 0; x < size; x++) pixels.set([r, g, b], (y * size + x) * 3);
+  }
+  const file = `${name}.png`;
+  writeFileSync(join(dir, file), await sharp(pixels, { raw: { width: size, height: size, channels: 3 } }).png().toBuffer());
+  return { file, top, bottom };
+}
+
+async function pictures(dir: string, count: number, seed: number, size: number): Promise<Picture[]> {
+  mkdirSync(dir, { recursive: true });
+  const rng = Rng.derive(seed, 'synthetic-pictures');
+  const out: Picture[] = [];
+  for (let i = 0; i < count; i++) {
+    const color = NAMES[rng.int(NAMES.length)]!;
+    out.push(await writePicture(dir, `p${seed}-${i}`, color, color, size));
+  }
+  return out;
+}
+
+/** Writes `<dir>/<split>.jsonl` and its PNGs for the VQA variant; answers are colour names. */
+export async function writeColorVqa(dir: string, split: string, count: number, seed: number, size = 64): Promise<string> {
+  const rng = Rng.derive(seed, 'synthetic-vqa');
+  const lines = (await pictures(join(dir, 'images'), count, seed, size)).map((p, i) => {
+    const color = p.top;
+    const yesNo = i % 2 === 1;
+    const question = yesNo ? 'is the picture colorful?' : 'what color is the picture?';
+    const answer = yesNo ? (['red', 'green', 'blue'].includes(color) ? 'yes' : 'no') : color;
+    return JSON.stringify({ image: `images/${p.file}`, question, question_id: seed * 100000 + i, answers: Array(10).fill(answer) });
+  });
+  const path = join(dir, `${split}.jsonl`);
+  writeFileSync(path, `${lines.join('\n')}\n`);
+  return path;
+}
+
+/**
+ * Writes `<dir>/<split>.jsonl` and its PNGs for the SNLI-VE variant: "the picture is colorful" is
+ * entailed by a red, green or blue picture and contradicted by a white or black one; "the picture
+ * shows a <animal>" is neutral whatever the picture. Text alone separates only neutral (≈ 67 %),
+ * the picture alone cannot tell neutral hypotheses apart (≈ 67 %): 90 % needs both.
+ */
+export async function writeColorSnli(dir: string, split: string, count: number, seed: number, size = 64): Promise<string> {
+  const rng = Rng.derive(seed, 'synthetic-snli');
+  const images = join(dir, 'images');
+  mkdirSync(images, { recursive: true });
+  const colorful = ['red', 'green', 'blue'];
+  const plain = ['white', 'black'];
+  const lines: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const label = (['entailment', 'contradiction', 'neutral'] as const)[i % 3]!;
+    const pool = label === 'entailment' ? colorful : label === 'contradiction' ? plain : NAMES;
+    const color = pool[rng.int(pool.length)]!;
+    const picture = await writePicture(images, `s${seed}-${i}`, color, color, size);
+    const hypothesis = label === 'neutral' ? `the picture shows a ${['dog', 'cat', 'person'][rng.int(3)]}` : 'the picture is colorful';
+    lines.push(JSON.stringify({ image: `images/${picture.file}`, hypothesis, label }));
+  }
+  const path = join(dir, `${split}.jsonl`);
+  writeFileSync(path, `${lines.join('\n')}\n`);
+  return path;
+}

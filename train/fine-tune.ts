@@ -1,0 +1,284 @@
+import { appendFileSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { BridgeTowerError } from '../common/errors.js';
+import { buildFolderAtomically } from '../convert/bundle/atomic-dir.js';
+import { readBundleConfig } from '../convert/bundle/bundle-config.js';
+import { BundlePreprocessor } from '../preprocess/bundle-preprocessor.js';
+import { readLabels } from '../server/runtime/bundle-service.js';
+import { listCheckpoints, loadCheckpoint, pruneCheckpoints, saveCheckpoint, type TrainerState } from './checkpoint.js';
+import { collate, retrievalPairs, type CollateItem } from './data/collate.js';
+import type { Dataset, FineTuneTask } from './data/examples.js';
+import { openDataset } from './data/open-dataset.js';
+import { evaluateBundle } from './evaluate/evaluate.js';
+import { FlatLayout } from './flat-parameters.js';
+import { GradientStep, negativeNoise } from './gradient-step.js';
+import { AdamWRunner } from './optimizer/adamw-runner.js';
+import { linearSchedule, lrFactor, totalOptimizerSteps } from './optimizer/schedule.js';
+import { RECIPES, type Recipe } from './recipes.js';
+import { Rng } from './rng.js';
+import { writeTrainedBundle, type FineTuneProvenance } from './trained-bundle.js';
+import { buildTrainingGraph } from './training-graph.js';
+import type { TrainSubset } from './train-subsets.js';
+
+/**
+ * `bridgetower fine-tune`: upstream's fine-tuning loop on ONNX Runtime. Micro-batches of
+ * `microBatchSize` accumulate (each gradient ÷ accumulation, as Lightning divides the loss) to
+ * upstream's global batch; every accumulated gradient is one AdamW step at the scheduled learning
+ * rate. Shuffling, augmentation, dropout and hard negatives draw from `Rng.derive(seed, …, epoch,
+ * index)`, so a run resumed from a checkpoint continues exactly as an uninterrupted one.
+ */
+export interface FineTuneOptions extends Partial<Recipe> {
+  bundle: string;
+  task: FineTuneTask;
+  train: string;
+  dev?: string;
+  images?: string;
+  devImages?: string;
+  out: string;
+  force?: boolean;
+  resume?: boolean;
+  subset?: TrainSubset;
+  /** Examples per graph run (memory); default min(8, batchSize). */
+  microBatchSize?: number;
+  /** Stop after this many optimizer steps (the schedule then spans them, like upstream's max_steps). */
+  maxSteps?: number;
+  /** Clip the accumulated gradient to this global L2 norm (off by default, like upstream). */
+  clipGradNorm?: number;
+  seed?: number;
+  augment?: boolean;
+  /** Save a checkpoint every N optimizer steps (and at each epoch end). */
+  saveEvery?: number;
+  /** Evaluate on `dev` every N optimizer steps (and at each epoch end). */
+  evalEvery?: number;
+  keepCheckpoints?: number;
+  evalBatchSize?: number;
+  device?: 'cpu' | 'cuda';
+  threads?: number;
+  onEvent?: (event: TrainEvent) => void;
+}
+
+export type TrainEvent =
+  | { type: 'start'; totalSteps: number; warmupSteps: number; accumulation: number; microBatchesPerEpoch: number; step: number; examples: number; parameters: number }
+  | { type: 'step'; step: number; epoch: number; loss: number; lr: number; gradNorm: number; samplesPerSecond: number; seconds: number }
+  | { type: 'eval'; step: number; metrics: Record<string, number>; best: boolean }
+  | { type: 'checkpoint'; step: number; dir: string }
+  | { type: 'done'; step: number; out: string; best?: TrainerState['best'] };
+
+export const LOG_FILE = 'train-log.jsonl';
+export const BEST_DIR = 'best';
+
+export async function fineTune(options: FineTuneOptions): Promise<{ step: number; best?: TrainerState['best'] }> {
+  const recipe: Recipe = { ...RECIPES[options.task], ...definedOnly(options) };
+  const seed = options.seed ?? 0;
+  const subset = options.subset ?? 'all';
+  const microBatch = options.microBatchSize ?? Math.min(8, recipe.batchSize);
+  validate(options, recipe, microBatch);
+  const emit = options.onEvent ?? (() => {});
+
+  const config = readBundleConfig(options.bundle);
+  const labels = options.task === 'vqa' ? readLabels(options.bundle, config.labels).vqa : undefined;
+  const train = await openDataset(options.train, options.task, { ...(options.images ? { images: options.images } : {}), ...(labels ? { labels } : {}) });
+  const dev = options.dev ? await openDataset(options.dev, options.task, { ...(options.devImages ?? options.images ? { images: options.devImages ?? options.images } : {}), ...(labels ? { labels } : {}) }) : undefined;
+  const items = trainingItems(train);
+  if (items.length === 0) throw new BridgeTowerError('E_DATA', `${train.source} holds no training examples`);
+  if (options.task === 'irtr' && microBatch < 2) throw new BridgeTowerError('E_USAGE', 'retrieval needs micro-batches of at least 2 pairs (hard negatives come from the batch)');
+
+  const accumulation = Math.max(1, Math.floor(recipe.batchSize / microBatch));
+  const microPerEpoch = Math.ceil(items.length / microBatch);
+  const totalSteps = options.maxSteps ?? totalOptimizerSteps(microPerEpoch, recipe.epochs, accumulation);
+  const schedule = linearSchedule(Math.max(1, totalSteps), recipe.warmup);
+  const fingerprint = {
+    task: options.task, bundle: config.name, weights: config.provenance.sources.map((s) => s.sha256), train: train.source, examples: items.length,
+    subset, microBatch, seed, augment: options.augment !== false, clipGradNorm: options.clipGradNorm ?? null, maxSteps: options.maxSteps ?? null, ...recipe,
+  };
+
+  const training = buildTrainingGraph(options.bundle, options.task, { train: subset, dropout: recipe.dropout });
+  const layout = new FlatLayout(training.parameters, recipe);
+  const session = { ...(options.device ? { device: options.device } : {}), ...(options.threads ? { threads: options.threads } : {}) };
+  const step = await GradientStep.open(training, session);
+  const adamw = await AdamWRunner.open(layout, session);
+  const preprocessor = BundlePreprocessor.open(options.bundle);
+  try {
+    let params: Float32Array;
+    let state: TrainerState;
+    if (options.resume) {
+      const latest = listCheckpoints(options.out).at(-1);
+      if (!latest) throw new BridgeTowerError('E_RESUME', `--resume: '${options.out}' holds no complete checkpoint (${join(options.out, 'checkpoints')})`);
+      const loaded = loadCheckpoint(latest.dir, layout);
+      const differences = Object.keys(fingerprint).filter((k) => JSON.stringify((fingerprint as Record<string, unknown>)[k]) !== JSON.stringify(loaded.state.fingerprint[k]));
+      if (differences.length) throw new BridgeTowerError('E_RESUME', `--resume: ${latest.dir} was saved by a different run (${differences.map((k) => `${k}: ${JSON.stringify(loaded.state.fingerprint[k])} then, ${JSON.stringify((fingerprint as Record<string, unknown>)[k])} now`).join('; ')})`);
+      ({ params, state } = loaded);
+      adamw.restore(loaded.m, loaded.v, state.step);
+      log(options.out, { event: 'resume', step: state.step, from: latest.dir });
+    } else {
+      prepareOutput(options.out, options.force === true);
+      params = layout.readFromBundle(options.bundle);
+      state = { format: 'bridgetower-train-state', version: 1, step: 0, epoch: 0, position: 0, samples: 0, fingerprint };
+    }
+    emit({ type: 'start', totalSteps, warmupSteps: schedule.warmupSteps, accumulation, microBatchesPerEpoch: microPerEpoch, step: state.step, examples: items.length, parameters: layout.total });
+
+    const provenance = (): FineTuneProvenance => ({ base_bundle: config.name, task: options.task, step: state.step, epoch: state.epoch, train: train.source, options: { subset, ...recipe, microBatch, seed } });
+    const checkpoint = async () => {
+      const dir = await saveCheckpoint(options.out, { source: options.bundle, layout, params, m: adamw.m, v: adamw.v, state, provenance: provenance() });
+      pruneCheckpoints(options.out, options.keepCheckpoints ?? 1, new Set(state.best ? [state.best.step] : []));
+      log(options.out, { event: 'checkpoint', step: state.step, dir });
+      emit({ type: 'checkpoint', step: state.step, dir });
+      return dir;
+    };
+    const evaluate = async (bundleDir: string) => {
+      const result = await evaluateBundle(bundleDir, dev!, { ...(options.evalBatchSize ? { batchSize: options.evalBatchSize } : {}), ...session });
+      const value = result.metrics[recipe.metric]!;
+      const best = !state.best || value > state.best.value;
+      if (best) {
+        state.best = { metric: recipe.metric, value, step: state.step };
+        await buildFolderAtomically(join(options.out, BEST_DIR), { overwrite: true }, async (dir) => writeTrainedBundle(dir, options.bundle, layout, params, { ...provenance(), metrics: result.metrics }));
+      }
+      log(options.out, { event: 'eval', step: state.step, metrics: result.metrics, best });
+      emit({ type: 'eval', step: state.step, metrics: result.metrics, best });
+    };
+
+    const grads = new Float32Array(layout.total);
+    let stepLoss = 0;
+    let stepSamples = 0;
+    let stepStarted = Date.now();
+    while (state.epoch < recipe.epochs && state.step < totalSteps) {
+      const order = Rng.derive(seed, 'shuffle', state.epoch).permutation(items.length);
+      while (state.position < microPerEpoch && state.step < totalSteps) {
+        const indices = order.slice(state.position * microBatch, (state.position + 1) * microBatch);
+        const batch = await collate(options.task, indices.map((i) => items[i]!) as ReadonlyArray<CollateItem[typeof options.task]>, {
+          preprocessor,
+          numLabels: training.numLabels,
+          ...(options.augment !== false ? { augment: { seed, epoch: state.epoch, indices } } : {}),
+        });
+        const micro = state.epoch * microPerEpoch + state.position;
+        const feeds = { ...batch.tensors, ...negativeNoise(training, batch.tensors, seed, micro) };
+        const out = await step.run(feeds, params, layout, Rng.derive(seed, 'dropout', micro).nextUint32() >>> 1);
+        if (!Number.isFinite(out.loss)) diverged(options, state, `the loss is ${out.loss}`, indices.map((i) => items[i]!));
+        for (const slot of layout.slots) accumulate(grads, out.gradients.get(slot.name)!, slot.offset, 1 / accumulation);
+        stepLoss += out.loss / accumulation;
+        stepSamples += batch.size;
+        state.position++;
+        // Lightning steps after `accumulation` micro-batches, and at the end of the epoch.
+        if (state.position % accumulation !== 0 && state.position !== microPerEpoch) continue;
+
+        const gradNorm = l2(grads);
+        if (!Number.isFinite(gradNorm)) diverged(options, state, `the gradient norm is ${gradNorm}`, indices.map((i) => items[i]!));
+        if (options.clipGradNorm && gradNorm > options.clipGradNorm) scale(grads, options.clipGradNorm / (gradNorm + 1e-6));
+        const factor = lrFactor(schedule, state.step);
+        await adamw.step(params, grads, factor);
+        grads.fill(0);
+        state.step++;
+        state.samples += stepSamples;
+        const seconds = (Date.now() - stepStarted) / 1000;
+        const record = { step: state.step, epoch: state.epoch, loss: stepLoss, lr: recipe.learningRate * factor, gradNorm, samplesPerSecond: stepSamples / Math.max(seconds, 1e-9), seconds };
+        log(options.out, { event: 'step', ...record });
+        emit({ type: 'step', ...record });
+        stepLoss = 0;
+        stepSamples = 0;
+        stepStarted = Date.now();
+
+        const epochEnd = state.position === microPerEpoch;
+        if (epochEnd) {
+          state.epoch++;
+          state.position = 0;
+        }
+        // Checkpoints record the next micro-batch to run, so a resumed run starts exactly there.
+        const due = (every: number | undefined) => every !== undefined && state.step % every === 0;
+        const last = state.step === totalSteps || state.epoch === recipe.epochs;
+        const wantEval = dev !== undefined && (epochEnd || due(options.evalEvery) || last);
+        if (epochEnd || due(options.saveEvery) || wantEval || last) {
+          const dir = await checkpoint();
+          if (wantEval) await evaluate(dir);
+        }
+        if (epochEnd) break;
+      }
+    }
+    await finalize(options.out, options.bundle, layout, params, provenance());
+    log(options.out, { event: 'done', step: state.step, best: state.best ?? null });
+    emit({ type: 'done', step: state.step, out: options.out, ...(state.best ? { best: state.best } : {}) });
+    return { step: state.step, ...(state.best ? { best: state.best } : {}) };
+  } finally {
+    await Promise.all([step.release(), adamw.release()]);
+  }
+}
+
+function trainingItems(dataset: Dataset): ReadonlyArray<CollateItem[FineTuneTask]> {
+  if (dataset.task === 'irtr') return retrievalPairs(dataset as Dataset<'irtr'>);
+  return Array.from({ length: dataset.size }, (_, i) => dataset.get(i) as CollateItem[FineTuneTask]);
+}
+
+function accumulate(into: Float32Array, g: Float32Array, offset: number, weight: number): void {
+  for (let i = 0; i < g.length; i++) into[offset + i]! += g[i]! * weight;
+}
+
+function l2(x: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < x.length; i++) s += x[i]! * x[i]!;
+  return Math.sqrt(s);
+}
+
+function scale(x: Float32Array, factor: number): void {
+  for (let i = 0; i < x.length; i++) x[i]! *= factor;
+}
+
+function diverged(options: FineTuneOptions, state: TrainerState, what: string, batch: ReadonlyArray<unknown>): never {
+  const latest = listCheckpoints(options.out).at(-1);
+  const rows = batch.map((item) => describeItem(item)).slice(0, 8).join(', ');
+  log(options.out, { event: 'diverged', step: state.step, what });
+  throw new BridgeTowerError('E_DIVERGED', `training diverged at step ${state.step + 1} (epoch ${state.epoch + 1}): ${what} on the batch of ${rows}. ${latest ? `The last good checkpoint is ${latest.dir} (resume with --resume after lowering --lr or setting --clip-grad-norm).` : 'No checkpoint was saved yet.'}`);
+}
+
+function describeItem(item: unknown): string {
+  const ref = (item as { ref?: { file: string; index: number; unit: string } }).ref ?? (item as { example?: { ref: { file: string; index: number; unit: string } } }).example?.ref;
+  return ref ? `${ref.file} ${ref.unit} ${ref.index}` : '?';
+}
+
+function log(out: string, record: Record<string, unknown>): void {
+  appendFileSync(join(out, LOG_FILE), `${JSON.stringify({ time: new Date().toISOString(), ...record })}\n`);
+}
+
+/** A fresh run needs an empty (or absent) output folder; --force clears it. */
+function prepareOutput(out: string, force: boolean): void {
+  if (existsSync(out) && readdirSync(out).length > 0) {
+    if (!force) throw new BridgeTowerError('E_USAGE', `output '${out}' is not empty; pass --resume to continue its run, --force to start over, or choose another --out`);
+    rmSync(out, { recursive: true, force: true });
+  }
+  mkdirSync(out, { recursive: true });
+}
+
+/** The output folder becomes a bundle: built beside it, then its files moved in (config.json last). */
+async function finalize(out: string, source: string, layout: FlatLayout, params: Float32Array, provenance: FineTuneProvenance): Promise<void> {
+  const staging = join(out, '.final');
+  await buildFolderAtomically(staging, { overwrite: true }, async (dir) => writeTrainedBundle(dir, source, layout, params, provenance));
+  const { renameSync } = await import('node:fs');
+  const names = readdirSync(staging).sort((a, b) => Number(a === 'config.json') - Number(b === 'config.json'));
+  for (const name of names) {
+    rmSync(join(out, name), { recursive: true, force: true });
+    renameSync(join(staging, name), join(out, name));
+  }
+  rmSync(staging, { recursive: true, force: true });
+}
+
+function definedOnly(options: FineTuneOptions): Partial<Recipe> {
+  const keys: Array<keyof Recipe> = ['learningRate', 'weightDecay', 'lrMultHead', 'lrMultCrossModal', 'warmup', 'batchSize', 'epochs', 'dropout', 'metric'];
+  return Object.fromEntries(keys.filter((k) => options[k] !== undefined).map((k) => [k, options[k]]));
+}
+
+function validate(options: FineTuneOptions, recipe: Recipe, microBatch: number): void {
+  const positiveInt = (name: string, v: number | undefined) => {
+    if (v !== undefined && !(Number.isInteger(v) && v > 0)) throw new BridgeTowerError('E_USAGE', `${name} must be a positive integer, got ${v}`);
+  };
+  positiveInt('--batch-size', recipe.batchSize);
+  positiveInt('--micro-batch-size', microBatch);
+  positiveInt('--epochs', recipe.epochs);
+  positiveInt('--max-steps', options.maxSteps);
+  positiveInt('--save-every', options.saveEvery);
+  positiveInt('--eval-every', options.evalEvery);
+  positiveInt('--keep-checkpoints', options.keepCheckpoints);
+  if (!(recipe.learningRate > 0)) throw new BridgeTowerError('E_USAGE', `--lr must be positive, got ${recipe.learningRate}`);
+  if (!(recipe.weightDecay >= 0)) throw new BridgeTowerError('E_USAGE', `--weight-decay must be ≥ 0, got ${recipe.weightDecay}`);
+  if (!(recipe.warmup >= 0)) throw new BridgeTowerError('E_USAGE', `--warmup must be ≥ 0 (a fraction of the steps, or a step count ≥ 1), got ${recipe.warmup}`);
+  if (!(recipe.dropout >= 0 && recipe.dropout < 1)) throw new BridgeTowerError('E_USAGE', `--dropout must be in [0, 1), got ${recipe.dropout}`);
+  if (options.clipGradNorm !== undefined && !(options.clipGradNorm > 0)) throw new BridgeTowerError('E_USAGE', `--clip-grad-norm must be positive, got ${options.clipGradNorm}`);
+  if (microBatch > recipe.batchSize) throw new BridgeTowerError('E_USAGE', `--micro-batch-size ${microBatch} exceeds --batch-size ${recipe.batchSize}`);
+}

@@ -1,0 +1,76 @@
+import { closeSync, copyFileSync, existsSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BridgeTowerError } from '../common/errors.js';
+import { VERSION } from '../common/version.js';
+import { BUNDLE_FILES, readBundleConfig, type BundleConfig } from '../convert/bundle/bundle-config.js';
+import { openSafetensors } from '../convert/safetensors/read-safetensors.js';
+import { SafetensorsWriter } from '../convert/safetensors/write-safetensors.js';
+import { exportGraphs } from '../models/bridgetower/export-graphs.js';
+import type { FlatLayout } from './flat-parameters.js';
+
+/** What config.json records about the fine-tune that produced a bundle. */
+export interface FineTuneProvenance {
+  base_bundle: string;
+  task: string;
+  step: number;
+  epoch: number;
+  train: string;
+  options: Record<string, unknown>;
+  metrics?: Record<string, number>;
+}
+
+/**
+ * Writes a complete bundle into `dir` (which must exist and be empty): the source bundle's
+ * tensors with the trainable ones replaced by `params`, its tokenizer and labels, a config.json
+ * that records the fine-tune, and freshly exported ONNX graphs — so `serve`, `evaluate` and
+ * `export-ckpt` take a checkpoint or the final output like any converted bundle.
+ */
+export function writeTrainedBundle(dir: string, source: string, layout: FlatLayout, params: Float32Array, provenance: FineTuneProvenance): void {
+  const sourceConfig = readBundleConfig(source);
+  const sourceWeights = join(source, BUNDLE_FILES.weights);
+  const file = openSafetensors(sourceWeights);
+  const entries = [...file.tensors].map(([name, v]) => ({ name, dtype: v.dtype, shape: [...v.shape] }));
+  const writer = new SafetensorsWriter(join(dir, BUNDLE_FILES.weights), entries, { format: 'pt', producer: `bridgetower-node ${VERSION} fine-tune` });
+  const fd = openSync(sourceWeights, 'r');
+  try {
+    for (const [name, view] of file.tensors) {
+      const trained = layout.has(name) ? layout.view(params, name) : undefined;
+      if (trained) {
+        writer.write(name, new Uint8Array(trained.buffer, trained.byteOffset, trained.byteLength));
+        continue;
+      }
+      const bytes = new Uint8Array(view.storage.byteLength);
+      let done = 0;
+      while (done < bytes.length) done += readSync(fd, bytes, done, bytes.length - done, view.storage.fileOffset + done);
+      writer.write(name, bytes);
+    }
+    writer.close();
+  } catch (error) {
+    writer.abort();
+    throw error;
+  } finally {
+    closeSync(fd);
+  }
+  for (const name of [BUNDLE_FILES.tokenizer, BUNDLE_FILES.labels]) {
+    if (existsSync(join(source, name))) copyFileSync(join(source, name), join(dir, name));
+  }
+  const config: BundleConfig & { fine_tune?: FineTuneProvenance } = {
+    ...sourceConfig,
+    name: `${sourceConfig.name}-${provenance.task}-step${provenance.step}`,
+    fine_tune: provenance,
+  };
+  if (sourceConfig.graphs) {
+    const exported = exportGraphs(dir, sourceConfig.architecture, BUNDLE_FILES.weights, 'float32', { producerVersion: VERSION, features: { fusedAttention: sourceConfig.graphs.optimized } });
+    config.graphs = { ...sourceConfig.graphs, files: exported.graphs.map((g) => g.file), weights: exported.linked ? 'hard link' : 'copy' };
+  }
+  writeFileSync(join(dir, BUNDLE_FILES.config), `${JSON.stringify(config, null, 2)}\n`);
+}
+
+/** The fine-tune record of a bundle written by `writeTrainedBundle`, if any. */
+export function fineTuneProvenance(bundleDir: string): FineTuneProvenance | undefined {
+  try {
+    return (JSON.parse(readFileSync(join(bundleDir, BUNDLE_FILES.config), 'utf8')) as { fine_tune?: FineTuneProvenance }).fine_tune;
+  } catch (error) {
+    throw new BridgeTowerError('E_BUNDLE', `cannot read ${join(bundleDir, BUNDLE_FILES.config)}: ${(error as Error).message}`);
+  }
+}
