@@ -7,9 +7,10 @@ import { TRAIN_SUBSETS, type TrainSubset } from '../../train/train-subsets.js';
 import type { Command } from '../run-command.js';
 import { trainProgress } from '../train-progress.js';
 
+const num = (n: number) => (n !== 0 && Math.abs(n) < 1e-3 ? n.toExponential() : String(n));
 const recipeTable = FINE_TUNE_TASKS.map((t) => {
   const r = RECIPES[t];
-  return `  ${t.padEnd(6)} lr ${r.learningRate}, head ×${r.lrMultHead}, cross-modal ×${r.lrMultCrossModal}, warmup ${r.warmup}, batch ${r.batchSize}, ${r.epochs} epochs, best by ${r.metric}`;
+  return `  ${t.padEnd(6)} lr ${num(r.learningRate)}, head ×${r.lrMultHead}, cross-modal ×${r.lrMultCrossModal}, warmup ${r.warmup}, batch ${r.batchSize}, ${r.epochs} epochs, best by ${r.metric}`;
 }).join('\n');
 
 /** Numeric flags → option names, with their parser. */
