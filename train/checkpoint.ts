@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BridgeTowerError } from '../common/errors.js';
-import { buildFolderAtomically } from '../convert/bundle/atomic-dir.js';
+import { buildFolderAtomically, writeFileAtomically } from '../convert/bundle/atomic-dir.js';
 import { readSafetensors, toFloat32 } from '../convert/safetensors/read-safetensors.js';
 import { writeSafetensors } from '../convert/safetensors/write-safetensors.js';
 import type { FlatLayout } from './flat-parameters.js';
@@ -111,4 +111,9 @@ export function loadCheckpoint(checkpointDir: string, layout: FlatLayout): { par
 export function pruneCheckpoints(outDir: string, keep: number, protect: ReadonlySet<number> = new Set()): void {
   const all = listCheckpoints(outDir);
   for (const c of all.slice(0, Math.max(0, all.length - keep))) if (!protect.has(c.step)) rmSync(c.dir, { recursive: true, force: true });
+}
+
+/** Records a later fact (the dev score that made it the best) in a saved checkpoint's state. */
+export async function updateTrainerState(checkpointDir: string, state: TrainerState): Promise<void> {
+  await writeFileAtomically(join(checkpointDir, TRAINER_DIR, STATE_FILE), { overwrite: true }, (path) => writeFileSync(path, `${JSON.stringify(state, null, 2)}\n`));
 }

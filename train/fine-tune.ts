@@ -5,7 +5,7 @@ import { buildFolderAtomically } from '../convert/bundle/atomic-dir.js';
 import { readBundleConfig } from '../convert/bundle/bundle-config.js';
 import { BundlePreprocessor } from '../preprocess/bundle-preprocessor.js';
 import { readLabels } from '../server/runtime/bundle-service.js';
-import { listCheckpoints, loadCheckpoint, pruneCheckpoints, saveCheckpoint, type TrainerState } from './checkpoint.js';
+import { listCheckpoints, loadCheckpoint, pruneCheckpoints, readTrainerState, saveCheckpoint, updateTrainerState, type TrainerState } from './checkpoint.js';
 import { collate, retrievalPairs, type CollateItem } from './data/collate.js';
 import type { Dataset, FineTuneTask } from './data/examples.js';
 import { openDataset } from './data/open-dataset.js';
@@ -132,6 +132,8 @@ export async function fineTune(options: FineTuneOptions): Promise<{ step: number
       if (best) {
         state.best = { metric: recipe.metric, value, step: state.step };
         await buildFolderAtomically(join(options.out, BEST_DIR), { overwrite: true }, async (dir) => writeTrainedBundle(dir, options.bundle, layout, params, { ...provenance(), metrics: result.metrics }));
+        // The checkpoint was saved before its evaluation: record the new best there for --resume.
+        await updateTrainerState(bundleDir, { ...readTrainerState(bundleDir), best: state.best });
       }
       log(options.out, { event: 'eval', step: state.step, metrics: result.metrics, best });
       emit({ type: 'eval', step: state.step, metrics: result.metrics, best });

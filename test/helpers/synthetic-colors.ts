@@ -86,3 +86,35 @@ export async function writeColorSnli(dir: string, split: string, count: number, 
   writeFileSync(path, `${lines.join('\n')}\n`);
   return path;
 }
+
+/** NLVR2 variant: "both pictures are colorful" is true when neither picture is white or black. */
+export async function writeColorNlvr2(dir: string, split: string, count: number, seed: number, size = 64): Promise<string> {
+  const rng = Rng.derive(seed, 'synthetic-nlvr2');
+  const images = join(dir, 'images');
+  mkdirSync(images, { recursive: true });
+  const lines: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const [left, right] = [NAMES[rng.int(NAMES.length)]!, NAMES[rng.int(NAMES.length)]!];
+    const a = await writePicture(images, `n${seed}-${i}-l`, left, left, size);
+    const b = await writePicture(images, `n${seed}-${i}-r`, right, right, size);
+    const label = ['red', 'green', 'blue'].includes(left) && ['red', 'green', 'blue'].includes(right);
+    lines.push(JSON.stringify({ left: `images/${a.file}`, right: `images/${b.file}`, sentence: 'both pictures are colorful', label, identifier: `n${seed}-${i}` }));
+  }
+  const path = join(dir, `${split}.jsonl`);
+  writeFileSync(path, `${lines.join('\n')}\n`);
+  return path;
+}
+
+/** Retrieval variant: one picture per colour, each with two captions naming it. */
+export async function writeColorCaptions(dir: string, split: string, seed: number, size = 64): Promise<string> {
+  const images = join(dir, 'images');
+  mkdirSync(images, { recursive: true });
+  const lines: string[] = [];
+  for (const color of NAMES) {
+    const picture = await writePicture(images, `c${seed}-${color}`, color, color, size);
+    lines.push(JSON.stringify({ image: `images/${picture.file}`, image_id: color, captions: [`a ${color} picture`, `everything is ${color}`] }));
+  }
+  const path = join(dir, `${split}.jsonl`);
+  writeFileSync(path, `${lines.join('\n')}\n`);
+  return path;
+}

@@ -13,7 +13,7 @@ import { fineTune, LOG_FILE, type FineTuneOptions, type TrainEvent } from '../..
 import { linearSchedule, lrFactor, totalOptimizerSteps } from '../../train/optimizer/schedule.js';
 import { runCli } from '../helpers/run-cli.js';
 import { tempDir } from '../helpers/temp-dir.js';
-import { writeColorSnli, writeColorVqa } from '../helpers/synthetic-colors.js';
+import { writeColorCaptions, writeColorNlvr2, writeColorSnli, writeColorVqa } from '../helpers/synthetic-colors.js';
 
 const sha = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 const CLI_ENTRY = fileURLToPath(new URL('../helpers/cli-entry.ts', import.meta.url));
@@ -73,6 +73,29 @@ describe('fine-tune runs', () => {
     // The trained weights differ from the base bundle's; frozen tensors are copied unchanged.
     assert.notEqual(sha(join(out, 'model.safetensors')), sha(join(bundle, 'model.safetensors')));
   });
+
+  for (const task of ['nlvr2', 'irtr'] as const) {
+    it(`${task}: trains with dev evaluation each epoch and keeps the best dev bundle`, async (t) => {
+      const root = tempDir(t);
+      const bundle = join(root, 'demo');
+      await buildDemoBundle(bundle);
+      const data = join(root, 'data');
+      const train = task === 'nlvr2' ? await writeColorNlvr2(data, 'train', 12, 1) : await writeColorCaptions(data, 'train', 1);
+      const dev = task === 'nlvr2' ? await writeColorNlvr2(data, 'dev', 6, 2) : await writeColorCaptions(data, 'dev', 2);
+      const out = join(root, 'out');
+      const events: TrainEvent[] = [];
+      const result = await fineTune({ bundle, task, train, dev, out, batchSize: 4, microBatchSize: 4, epochs: 2, learningRate: 1e-4, threads: 1, onEvent: (e) => events.push(e) });
+      const evals = events.filter((e): e is Extract<TrainEvent, { type: 'eval' }> => e.type === 'eval');
+      assert.equal(evals.length, 2, 'one dev evaluation per epoch');
+      const metric = task === 'nlvr2' ? 'accuracy' : 'r_mean';
+      assert.ok(evals.every((e) => Number.isFinite(e.metrics[metric])), JSON.stringify(evals));
+      assert.equal(result.best?.metric, metric);
+      assert.equal(result.best?.value, Math.max(...evals.map((e) => e.metrics[metric]!)));
+      const best = readBundleConfig(join(out, 'best')) as ReturnType<typeof readBundleConfig> & { fine_tune?: { step: number; metrics?: Record<string, number> } };
+      assert.equal(best.fine_tune?.step, result.best?.step);
+      assert.equal(best.fine_tune?.metrics?.[metric], result.best?.value);
+    });
+  }
 
   it('--train heads updates the head only: every other tensor is byte-identical to the base', async (t) => {
     const { root, bundle, train } = await setup(t);
