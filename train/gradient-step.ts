@@ -25,8 +25,9 @@ export interface StepOutputs {
   gradients: Map<string, Float32Array>;
 }
 
-/** Alternative names the training goldens use for label inputs: `vqa_targets`, `snli_labels`, `nlvr2_labels`. */
-const batchAliases = (task: string, name: string): string[] => (name === 'targets' || name === 'labels' ? [`${task}_${name}`] : []);
+/** Alternative names the fixtures use: `vqa_targets`, `snli_labels`, `nlvr2_labels`, `pixel_values_2` (NLVR2's right image). */
+const batchAliases = (task: string, name: string): string[] =>
+  name === 'targets' || name === 'labels' ? [`${task}_${name}`] : name === 'pixel_values_right' ? ['pixel_values_2'] : [];
 
 /**
  * One forward + backward of a training graph: feeds the batch, the dropout seed and the

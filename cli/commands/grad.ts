@@ -18,7 +18,7 @@ and 'grad.<parameter>' for every float parameter of the bundle (zeros where the 
 depend on it). No update is applied. The batch holds:
   input_ids, attention_mask   int64 [batch, seq]
   pixel_values                float32 [batch, 3, S, S]
-  pixel_values_right          float32 [batch, 3, S, S]        (nlvr2: the right image)
+  pixel_values_right          float32 [batch, 3, S, S]        (nlvr2: the right image; or pixel_values_2)
   targets                     float32 [batch, labels]          (vqa; or vqa_targets)
   labels                      int64 [batch]                    (snli, nlvr2; or snli_labels / nlvr2_labels)
   negative_noise_i2t/_t2i     float32 [batch, batch] in (0, 1) (irtr, optional: hard-negative draws;

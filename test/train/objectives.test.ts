@@ -99,7 +99,7 @@ describe('NLVR2 and retrieval objectives', () => {
     const bundle = join(tempDir(t), 'bundle');
     await convertCheckpoint({ checkpoint, out: bundle, textConfig });
     const raw = batchFromRaw(readSafetensors(inputsPath));
-    const batch = { ...raw, pixel_values_right: raw.pixel_values_2! };
+    const batch = raw; // the right image comes in as the fixture's pixel_values_2 (an accepted alias)
     const training = buildTrainingGraph(bundle, 'nlvr2');
     const layout = new FlatLayout(training.parameters, HP);
     const step = await GradientStep.open(training);
