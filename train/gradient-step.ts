@@ -1,4 +1,7 @@
+import { join } from 'node:path';
 import ort from 'onnxruntime-node';
+import { BUNDLE_FILES } from '../convert/bundle/bundle-config.js';
+import { openSafetensors } from '../convert/safetensors/read-safetensors.js';
 import { BridgeTowerError } from '../common/errors.js';
 import type { DType } from '../convert/tensors/dtype.js';
 import { toOrtTensor } from '../models/runtime/session.js';
@@ -100,8 +103,9 @@ export async function computeGradients(
   try {
     const feeds = { ...batch, ...negativeNoise(training, batch, options.noiseSeed ?? 0) };
     const out = await step.run(feeds, params, layout);
+    const tensors = openSafetensors(join(bundleDir, BUNDLE_FILES.weights)).tensors;
     for (const name of training.unused) {
-      const shape = readShape(training, name);
+      const shape = tensors.get(name)?.shape ?? [];
       out.gradients.set(name, new Float32Array(shape.reduce((a, d) => a * d, 1)));
     }
     return out;
@@ -112,11 +116,6 @@ export async function computeGradients(
 
 /** Only the layout's grouping uses these; `grad` applies no update. */
 const GRAD_HP = { learningRate: 1, weightDecay: 0, lrMultHead: 1, lrMultCrossModal: 1 };
-
-function readShape(training: TrainingGraph, name: string): number[] {
-  const init = training.graph.initializers.find((i) => i.name === name);
-  return init ? [...init.dims] : [];
-}
 
 /** Uniform (0, 1) noise for in-graph hard-negative sampling, unless the batch brings its own. */
 export function negativeNoise(training: TrainingGraph, batch: BatchTensors, seed: number, ...path: number[]): Record<string, BatchTensor> {
