@@ -10,7 +10,7 @@ import { collate, retrievalPairs, type CollateItem } from './data/collate.js';
 import type { Dataset, FineTuneTask } from './data/examples.js';
 import { openDataset } from './data/open-dataset.js';
 import { evaluateBundle } from './evaluate/evaluate.js';
-import { FlatLayout } from './flat-parameters.js';
+import { addScaled, FlatLayout, l2Norm, scaleInPlace } from './flat-parameters.js';
 import { GradientStep, negativeNoise } from './gradient-step.js';
 import { AdamWRunner } from './optimizer/adamw-runner.js';
 import { linearSchedule, lrFactor, totalOptimizerSteps } from './optimizer/schedule.js';
@@ -156,16 +156,16 @@ export async function fineTune(options: FineTuneOptions): Promise<{ step: number
         const feeds = { ...batch.tensors, ...negativeNoise(training, batch.tensors, seed, micro) };
         const out = await step.run(feeds, params, layout, Rng.derive(seed, 'dropout', micro).nextUint32() >>> 1);
         if (!Number.isFinite(out.loss)) diverged(options, state, `the loss is ${out.loss}`, indices.map((i) => items[i]!));
-        for (const slot of layout.slots) accumulate(grads, out.gradients.get(slot.name)!, slot.offset, 1 / accumulation);
+        for (const slot of layout.slots) addScaled(grads, out.gradients.get(slot.name)!, slot.offset, 1 / accumulation);
         stepLoss += out.loss / accumulation;
         stepSamples += batch.size;
         state.position++;
         // Lightning steps after `accumulation` micro-batches, and at the end of the epoch.
         if (state.position % accumulation !== 0 && state.position !== microPerEpoch) continue;
 
-        const gradNorm = l2(grads);
+        const gradNorm = l2Norm(grads);
         if (!Number.isFinite(gradNorm)) diverged(options, state, `the gradient norm is ${gradNorm}`, indices.map((i) => items[i]!));
-        if (options.clipGradNorm && gradNorm > options.clipGradNorm) scale(grads, options.clipGradNorm / (gradNorm + 1e-6));
+        if (options.clipGradNorm && gradNorm > options.clipGradNorm) scaleInPlace(grads, options.clipGradNorm / (gradNorm + 1e-6));
         const factor = lrFactor(schedule, state.step);
         await adamw.step(params, grads, factor);
         grads.fill(0);
@@ -207,20 +207,6 @@ export async function fineTune(options: FineTuneOptions): Promise<{ step: number
 function trainingItems(dataset: Dataset): ReadonlyArray<CollateItem[FineTuneTask]> {
   if (dataset.task === 'irtr') return retrievalPairs(dataset as Dataset<'irtr'>);
   return Array.from({ length: dataset.size }, (_, i) => dataset.get(i) as CollateItem[FineTuneTask]);
-}
-
-function accumulate(into: Float32Array, g: Float32Array, offset: number, weight: number): void {
-  for (let i = 0; i < g.length; i++) into[offset + i]! += g[i]! * weight;
-}
-
-function l2(x: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < x.length; i++) s += x[i]! * x[i]!;
-  return Math.sqrt(s);
-}
-
-function scale(x: Float32Array, factor: number): void {
-  for (let i = 0; i < x.length; i++) x[i]! *= factor;
 }
 
 function diverged(options: FineTuneOptions, state: TrainerState, what: string, batch: ReadonlyArray<unknown>): never {

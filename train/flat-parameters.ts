@@ -91,3 +91,19 @@ export class FlatLayout {
     return values;
   }
 }
+
+/** `into[offset + i] += g[i] · weight`: one micro-batch's gradient into the accumulated flat buffer. */
+export function addScaled(into: Float32Array, g: Float32Array, offset: number, weight: number): void {
+  for (let i = 0; i < g.length; i++) into[offset + i]! += g[i]! * weight;
+}
+
+/** The global L2 norm (accumulated in float64), for logging, divergence checks and clipping. */
+export function l2Norm(x: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < x.length; i++) s += x[i]! * x[i]!;
+  return Math.sqrt(s);
+}
+
+export function scaleInPlace(x: Float32Array, factor: number): void {
+  for (let i = 0; i < x.length; i++) x[i]! *= factor;
+}

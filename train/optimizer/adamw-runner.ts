@@ -4,8 +4,16 @@ import type { FlatLayout } from '../flat-parameters.js';
 import { buildAdamWGraph, stepScalars } from './adamw.js';
 
 /**
- * Applies transformers-4.17 AdamW to the flat parameter buffer: one run of the AdamW graph per
- * optimizer group (a contiguous range), with the group's scheduled learning rate. Moments live in
+ * Elements per run of the AdamW graph. ONNX Runtime keeps a few dozen intermediates of the run's
+ * size alive (the exact-FMA emulation), so one run over BASE's ~210 M-element backbone group would
+ * need tens of GB; 4 M elements bound it to a few hundred MB. The update is elementwise, so
+ * chunking changes nothing in the result.
+ */
+export const ADAMW_CHUNK = 1 << 22;
+
+/**
+ * Applies transformers-4.17 AdamW to the flat parameter buffer: the AdamW graph runs over each
+ * optimizer group (a contiguous range, in chunks), with the group's scheduled learning rate. Moments live in
  * two buffers of the same layout; `steps` counts the updates done (upstream's `state['step']`,
  * the same for every parameter since every trainable one has a gradient each step).
  */
@@ -17,14 +25,15 @@ export class AdamWRunner {
     private readonly session: ort.InferenceSession,
     readonly m: Float32Array,
     readonly v: Float32Array,
+    private readonly chunk: number,
   ) {}
 
-  static async open(layout: FlatLayout, options: { device?: 'cpu' | 'cuda'; threads?: number } = {}): Promise<AdamWRunner> {
+  static async open(layout: FlatLayout, options: { device?: 'cpu' | 'cuda'; threads?: number; chunk?: number } = {}): Promise<AdamWRunner> {
     const session = await ort.InferenceSession.create(serializeModel(buildAdamWGraph()), {
       executionProviders: options.device === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
       ...(options.threads ? { intraOpNumThreads: options.threads } : {}),
     });
-    return new AdamWRunner(layout, session, new Float32Array(layout.total), new Float32Array(layout.total));
+    return new AdamWRunner(layout, session, new Float32Array(layout.total), new Float32Array(layout.total), options.chunk ?? ADAMW_CHUNK);
   }
 
   /** Continues from a checkpoint's moments and step count. */
@@ -39,18 +48,19 @@ export class AdamWRunner {
     const t = this.steps + 1;
     for (const range of this.layout.groups) {
       const { stepSize, decayAlpha } = stepScalars(range.group.lr * lrFactor, range.group.weightDecay, t);
-      const slice = (buffer: Float32Array) => new ort.Tensor('float32', buffer.subarray(range.offset, range.offset + range.size), [range.size]);
-      const out = await this.session.run({
-        param: slice(params),
-        grad: slice(grads),
-        m: slice(this.m),
-        v: slice(this.v),
+      const scalars = {
         step_size: new ort.Tensor('float32', Float32Array.of(stepSize), [1]),
         decay_alpha: new ort.Tensor('float32', Float32Array.of(decayAlpha), [1]),
-      });
-      params.set(out.param_out!.data as Float32Array, range.offset);
-      this.m.set(out.m_out!.data as Float32Array, range.offset);
-      this.v.set(out.v_out!.data as Float32Array, range.offset);
+      };
+      const end = range.offset + range.size;
+      for (let at = range.offset; at < end; at += this.chunk) {
+        const size = Math.min(this.chunk, end - at);
+        const slice = (buffer: Float32Array) => new ort.Tensor('float32', buffer.subarray(at, at + size), [size]);
+        const out = await this.session.run({ param: slice(params), grad: slice(grads), m: slice(this.m), v: slice(this.v), ...scalars });
+        params.set(out.param_out!.data as Float32Array, at);
+        this.m.set(out.m_out!.data as Float32Array, at);
+        this.v.set(out.v_out!.data as Float32Array, at);
+      }
     }
     this.steps = t;
   }
