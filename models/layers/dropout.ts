@@ -7,35 +7,40 @@ import type { Value } from '../ir/graph.js';
  *
  * ONNX's Dropout and RandomUniformLike keep their generator inside the session, so a resumed run
  * could not redraw the masks of an uninterrupted one. Here u is a pure function of (element index,
- * the graph's int64 `seed` input, site number): a counter-based hash built from int64 Mul/Add/Mod
- * modulo the prime 2³¹ − 1, with two squarings for non-linearity (every product stays below 2⁶²).
- * The trainer feeds a seed derived from (--seed, step), so masks are reproducible and fresh per step.
- * The mask path is integer until the final Cast, so autodiff sees a constant factor.
+ * the graph's int64 `seed` input, site number): a counter-based hash of multiply-add rounds on
+ * int32 values that wrap modulo 2³², with a squaring for non-linearity, whose top 24 bits become u.
+ * int32 keeps it vectorized and cheap next to the attention it masks (the big sites are attention
+ * probabilities, [batch, heads, 577, 577] for the image side). The trainer feeds a seed derived
+ * from (--seed, micro-batch), so masks are reproducible and fresh per step. The mask path is
+ * integer until the final Cast, so autodiff sees a constant factor.
  */
-const PRIME = 2147483647;
-const MULTIPLIER = 1103515245;
-const SITE_STRIDE = 40503;
+const GOLDEN = -1640531535; // 0x9E3779B1 as int32
+const MIX1 = -2048144789; // 0x85EBCA6B
+const MIX2 = -1028477387; // 0xC2B2AE35
+const SEED_MUL = 624856209; // 0x2545F491
+const SITE_MUL = -1640531527; // 0x9E3779B9
 
 export function dropout(s: Scope, x: Value): Value {
   const b = s.builder;
   const feature = b.features.dropout;
   if (!feature || feature.rate === 0) return x;
   const site = feature.sites++;
-  const int = (v: number) => b.constant([v], 'int64', [], 'dropout_const');
-  const mod = (v: Value) => b.op('Mod', [v, int(PRIME)], { fmod: 0 });
+  const i32 = (v: number) => b.constant([v], 'int32', [], 'dropout_const');
+  const mulAdd = (v: Value, m: number | Value, a: Value) => b.op('Add', [b.op('Mul', [v, typeof m === 'number' ? i32(m) : m]), a]);
+  // Stream keys: the seed and the site, mixed on scalars.
+  const seed = b.op('Cast', [feature.seed], { to: 6 });
+  const key1 = mulAdd(mulAdd(seed, SEED_MUL, i32(site)), SITE_MUL, i32(0x6a09e667));
+  const key2 = mulAdd(key1, key1, i32(0x3c6ef372));
+  // Element counter with x's shape (and rank, so the product keeps x's inferred dims).
   const shape = b.op('Shape', [x]);
-  const count = b.op('ReduceProd', [shape], { keepdims: 0 });
-  const index = b.op('Reshape', [b.op('Range', [int(0), count, int(1)]), shape]);
-  // Stream key: the seed and the site, mixed once through a squaring so nearby seeds diverge.
-  const key0 = mod(b.op('Add', [b.op('Mul', [b.features.dropout!.seed, int(SITE_STRIDE * 7919)]), int(site * SITE_STRIDE + 12345)]));
-  const key = mod(b.op('Add', [b.op('Mul', [key0, key0]), int(site + 1)]));
-  const a = mod(b.op('Add', [b.op('Mul', [index, int(MULTIPLIER)]), key]));
-  const h1 = mod(b.op('Add', [b.op('Mul', [a, a]), key]));
-  const h2 = mod(b.op('Add', [b.op('Mul', [h1, int(48271)]), a]));
-  const h3 = mod(b.op('Add', [b.op('Mul', [h2, h2]), key0]));
-  const uniform = b.op('Div', [b.op('Cast', [h3], { to: 1 }), b.scalar(PRIME)]);
+  const count = b.op('Cast', [b.op('ReduceProd', [shape], { keepdims: 0 })], { to: 6 });
+  const index = b.op('Reshape', [b.op('Range', [i32(0), count, i32(1)]), shape]);
+  const a = mulAdd(index, GOLDEN, key1);
+  const h = mulAdd(a, a, key2);
+  const mixed = mulAdd(mulAdd(h, MIX1, a), MIX2, h);
+  // The float32 cast keeps the top 24 bits: u = mixed / 2³² + ½ ∈ [0, 1).
+  const uniform = b.op('Add', [b.op('Mul', [b.op('Cast', [mixed], { to: 1 }), b.scalar(2 ** -32)]), b.scalar(0.5)]);
   const keep = b.op('Not', [b.op('Less', [uniform, b.scalar(feature.rate)])]);
   const scale = b.op('Mul', [b.op('Cast', [keep], { to: 1 }), b.scalar(1 / (1 - feature.rate))]);
-  // The mask has x's rank (Reshape to Shape(x)), so the product keeps x's inferred dims.
   return b.op('Mul', [x, x.dtype === 'float32' ? scale : b.op('Cast', [scale], { to: 10 })]);
 }

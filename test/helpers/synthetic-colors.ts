@@ -17,6 +17,10 @@ export const COLORS: Readonly<Record<string, readonly [number, number, number]>>
   black: [15, 15, 15],
 };
 const NAMES = Object.keys(COLORS);
+/** Bright and dark pictures (by luminance: a linear function of the pixels, quick to learn). */
+const BRIGHT = ['white', 'green', 'silver'];
+const DARK = ['black', 'blue', 'charcoal'];
+const SHADES: Readonly<Record<string, readonly [number, number, number]>> = { ...COLORS, silver: [200, 200, 200], charcoal: [50, 50, 50] };
 
 interface Picture {
   file: string;
@@ -27,7 +31,7 @@ interface Picture {
 async function writePicture(dir: string, name: string, top: string, bottom: string, size: number): Promise<Picture> {
   const pixels = Buffer.alloc(size * size * 3);
   for (let y = 0; y < size; y++) {
-    const [r, g, b] = COLORS[y < size / 2 ? top : bottom]!;
+    const [r, g, b] = SHADES[y < size / 2 ? top : bottom]!;
     for (let x = 0; x < size; x++) pixels.set([r, g, b], (y * size + x) * 3);
   }
   const file = `${name}.png`;
@@ -62,24 +66,22 @@ export async function writeColorVqa(dir: string, split: string, count: number, s
 }
 
 /**
- * Writes `<dir>/<split>.jsonl` and its PNGs for the SNLI-VE variant: "the picture is colorful" is
- * entailed by a red, green or blue picture and contradicted by a white or black one; "the picture
- * shows a <animal>" is neutral whatever the picture. Text alone separates only neutral (≈ 67 %),
- * the picture alone cannot tell neutral hypotheses apart (≈ 67 %): 90 % needs both.
+ * Writes `<dir>/<split>.jsonl` and its PNGs for the SNLI-VE variant: "the picture is bright" is
+ * entailed by a white, green or silver picture and contradicted by a black, blue or charcoal one;
+ * "the picture shows a <animal>" is neutral whatever the picture. Text alone separates only neutral
+ * (≈ 67 %), the picture alone cannot tell neutral hypotheses apart (≈ 67 %): 90 % needs both.
  */
 export async function writeColorSnli(dir: string, split: string, count: number, seed: number, size = 64): Promise<string> {
   const rng = Rng.derive(seed, 'synthetic-snli');
   const images = join(dir, 'images');
   mkdirSync(images, { recursive: true });
-  const colorful = ['red', 'green', 'blue'];
-  const plain = ['white', 'black'];
   const lines: string[] = [];
   for (let i = 0; i < count; i++) {
     const label = (['entailment', 'contradiction', 'neutral'] as const)[i % 3]!;
-    const pool = label === 'entailment' ? colorful : label === 'contradiction' ? plain : NAMES;
+    const pool = label === 'entailment' ? BRIGHT : label === 'contradiction' ? DARK : [...BRIGHT, ...DARK];
     const color = pool[rng.int(pool.length)]!;
     const picture = await writePicture(images, `s${seed}-${i}`, color, color, size);
-    const hypothesis = label === 'neutral' ? `the picture shows a ${['dog', 'cat', 'person'][rng.int(3)]}` : 'the picture is colorful';
+    const hypothesis = label === 'neutral' ? `the picture shows a ${['dog', 'cat', 'person'][rng.int(3)]}` : 'the picture is bright';
     lines.push(JSON.stringify({ image: `images/${picture.file}`, hypothesis, label }));
   }
   const path = join(dir, `${split}.jsonl`);
@@ -87,7 +89,7 @@ export async function writeColorSnli(dir: string, split: string, count: number, 
   return path;
 }
 
-/** NLVR2 variant: "both pictures are colorful" is true when neither picture is white or black. */
+/** NLVR2 variant: "both pictures are bright" is true when both are white or green. */
 export async function writeColorNlvr2(dir: string, split: string, count: number, seed: number, size = 64): Promise<string> {
   const rng = Rng.derive(seed, 'synthetic-nlvr2');
   const images = join(dir, 'images');
@@ -97,8 +99,8 @@ export async function writeColorNlvr2(dir: string, split: string, count: number,
     const [left, right] = [NAMES[rng.int(NAMES.length)]!, NAMES[rng.int(NAMES.length)]!];
     const a = await writePicture(images, `n${seed}-${i}-l`, left, left, size);
     const b = await writePicture(images, `n${seed}-${i}-r`, right, right, size);
-    const label = ['red', 'green', 'blue'].includes(left) && ['red', 'green', 'blue'].includes(right);
-    lines.push(JSON.stringify({ left: `images/${a.file}`, right: `images/${b.file}`, sentence: 'both pictures are colorful', label, identifier: `n${seed}-${i}` }));
+    const label = BRIGHT.includes(left) && BRIGHT.includes(right);
+    lines.push(JSON.stringify({ left: `images/${a.file}`, right: `images/${b.file}`, sentence: 'both pictures are bright', label, identifier: `n${seed}-${i}` }));
   }
   const path = join(dir, `${split}.jsonl`);
   writeFileSync(path, `${lines.join('\n')}\n`);

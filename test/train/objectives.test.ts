@@ -190,6 +190,15 @@ describe('dropout in training graphs', () => {
     assert.notDeepEqual(first![1], first![0], 'another site, another mask');
   });
 
+  it('drops the requested fraction at every rate', async () => {
+    for (const rate of [0.05, 0.3, 0.5, 0.9]) {
+      const [[mask]] = (await dropoutSamples(rate, [11], 1)) as [[Float32Array]];
+      const dropped = mask.filter((v) => v === 0).length / mask.length;
+      // 32768 draws: the standard deviation is at most 0.0028, so ± 0.012 is over four sigmas.
+      assert.ok(Math.abs(dropped - rate) < 0.012, `rate ${rate}: dropped ${dropped}`);
+    }
+  });
+
   it('masks of different sites and seeds are uncorrelated', async () => {
     const [a, b] = await dropoutSamples(0.5, [1, 2]);
     const correlation = (x: Float32Array, y: Float32Array) => {
@@ -212,6 +221,8 @@ describe('dropout in training graphs', () => {
       ['site 0 vs site 1', a![0]!, a![1]!],
       ['seed 1 vs seed 2', a![0]!, b![0]!],
       ['element i vs i + 1', a![0]!.subarray(0, a![0]!.length - 1), shifted(a![0]!)],
+      ['element i vs the next row', a![0]!.subarray(0, a![0]!.length - 64), a![0]!.subarray(64)],
+      ['seed 1 site 1 vs seed 2 site 0', a![1]!, b![0]!],
     ] as const) {
       const r = correlation(x, y);
       assert.ok(Math.abs(r) < 0.03, `${name}: correlation ${r}`);
