@@ -1,4 +1,4 @@
-import { appendFileSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { BridgeTowerError } from '../common/errors.js';
 import { buildFolderAtomically } from '../convert/bundle/atomic-dir.js';
@@ -238,7 +238,6 @@ function prepareOutput(out: string, force: boolean): void {
 async function finalize(out: string, source: string, layout: FlatLayout, params: Float32Array, provenance: FineTuneProvenance): Promise<void> {
   const staging = join(out, '.final');
   await buildFolderAtomically(staging, { overwrite: true }, async (dir) => writeTrainedBundle(dir, source, layout, params, provenance));
-  const { renameSync } = await import('node:fs');
   const names = readdirSync(staging).sort((a, b) => Number(a === 'config.json') - Number(b === 'config.json'));
   for (const name of names) {
     rmSync(join(out, name), { recursive: true, force: true });
