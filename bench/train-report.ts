@@ -8,6 +8,7 @@ import type { StepTiming, SubsetResult } from './train-subset.js';
 export type Outcome = { subset: TrainSubset; result?: SubsetResult; failure?: string };
 
 export interface RunContext {
+  dropout: number;
   command: string;
   wallMs: number;
   loadAverage: number[];
@@ -74,7 +75,7 @@ export function markdownReport(outcomes: Outcome[], c: RunContext): string {
     '',
     `\`${c.command}\` (wall ${sec(c.wallMs, 0)} s):`,
     '',
-    `- VQA training graph (BCE × labels, dropout 0.1), micro-batch ${c.batch}, ${c.imageSize} px, T = ${c.flops.textTokens} text tokens, N = ${c.flops.imageTokens} image tokens; forward ${((c.batch * c.flops.total) / 1e9).toFixed(0)} GFLOP per micro-batch (bench/model-flops.ts). "≈ GFLOP" counts backward as 2 × the forward FLOPs of the differentiated part.`,
+    `- VQA training graph (BCE × labels, dropout ${c.dropout}), micro-batch ${c.batch}, ${c.imageSize} px, T = ${c.flops.textTokens} text tokens, N = ${c.flops.imageTokens} image tokens; forward ${((c.batch * c.flops.total) / 1e9).toFixed(0)} GFLOP per micro-batch (bench/model-flops.ts). "≈ GFLOP" counts backward as 2 × the forward FLOPs of the differentiated part.`,
     `- Each subset in a fresh child process, one after another; ${c.warmup} warm-up step(s), then up to ${c.steps} timed steps (median; fewer where they pass ${c.budgetS} s). A step = GradientStep.run + accumulating every gradient into the flat buffer + gradient norm + AdamW update (AdamWRunner) + zeroing the buffer: an optimizer step every micro-batch (global batch ${c.batch}). "CPU used by others": the highest share of the cores other processes used during a timed step. A child is stopped when its RSS passes ${gb(c.maxRssBytes)} GB.`,
     '',
     '| --train | trainable params | step s (each) | samples/s | vs all | forward+backward s | gradient accumulate s | AdamW s | norm + zero s | warm-up step s | ≈ GFLOP | ≈ GFLOP/s (forward+backward) | CPU used by others |',

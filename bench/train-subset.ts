@@ -32,6 +32,8 @@ export interface SubsetOptions {
   adamwChunk: number;
   /** Collect garbage after every step, outside the timing (see bench/train.ts, `--gc`). */
   collectBetweenSteps: boolean;
+  /** Dropout rate of the training graph (fine-tune's default 0.1; 0 to see what the masks cost). */
+  dropout: number;
   threads?: number;
 }
 
@@ -137,7 +139,7 @@ export async function measureSubset(options: SubsetOptions, report: (partial: Su
   };
 
   let started = performance.now();
-  const training = buildTrainingGraph(options.bundle, 'vqa', { train: subset, dropout: RECIPES.vqa.dropout });
+  const training = buildTrainingGraph(options.bundle, 'vqa', { train: subset, dropout: options.dropout });
   r.buildMs = since(started);
   const layout = new FlatLayout(training.parameters, RECIPES.vqa);
   Object.assign(r, { tensors: training.parameters.length, parameters: layout.total, groups: layout.groups.map((g) => g.size), graphNodes: training.graph.nodes.length });

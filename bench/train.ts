@@ -9,6 +9,7 @@
  *   npm run bench:train -- --subsets all,heads --steps 3
  *   npm run bench:train -- --adamw-chunk 16               # AdamW graph runs over 16 M values (default: the trainer's 4.19 M)
  *   npm run bench:train -- --batch 2 --gc                 # smaller micro-batch; collect garbage between steps
+ *   npm run bench:train -- --subsets heads --batch 2 --dropout 0   # what the dropout masks cost
  *   npm run bench:train -- --json                         # the results as JSON instead of markdown
  *   npm run bench:train -- --keep                         # keep the bundle in bench/out/train for the next run
  *   npm run bench:train -- --bundle <dir>                 # any float32 bundle with a VQA head
@@ -28,6 +29,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { BridgeTowerError } from '../common/errors.js';
 import { ADAMW_CHUNK } from '../train/optimizer/adamw-runner.js';
+import { RECIPES } from '../train/recipes.js';
 import { readBundleConfig } from '../convert/bundle/bundle-config.js';
 import { convertCheckpoint } from '../convert/convert-checkpoint.js';
 import { TRAIN_SUBSETS, type TrainSubset } from '../train/train-subsets.js';
@@ -46,6 +48,7 @@ const { values: args } = parseArgs({
     warmup: { type: 'string', default: '1' },
     batch: { type: 'string', default: '8' },
     'text-len': { type: 'string', default: '50' },
+    dropout: { type: 'string', default: String(RECIPES.vqa.dropout) },
     size: { type: 'string', default: '384' },
     'budget-s': { type: 'string', default: '240' },
     threads: { type: 'string' },
@@ -78,6 +81,8 @@ const budgetS = positive('budget-s', args['budget-s']);
 const threads = args.threads === undefined ? undefined : positive('threads', args.threads);
 const pcieGBps = positive('pcie-gbps', args['pcie-gbps'], false);
 const adamwChunkM = positive('adamw-chunk', args['adamw-chunk'], false);
+const dropout = Number(args.dropout);
+if (!(dropout >= 0 && dropout < 1)) throw new BridgeTowerError('E_USAGE', `--dropout must be in [0, 1), got '${args.dropout}'`);
 const subsets = args.subsets.split(',').map((s) => s.trim()) as TrainSubset[];
 if (subsets.length === 0 || subsets.some((s) => !TRAIN_SUBSETS.includes(s))) throw new BridgeTowerError('E_USAGE', `--subsets '${args.subsets}': each must be one of ${TRAIN_SUBSETS.join(', ')}`);
 
@@ -109,7 +114,7 @@ async function prepareBundle(): Promise<void> {
  * kernel's OOM killer choosing among the processes of a shared machine.
  */
 function runChild(subset: TrainSubset, maxRssBytes: number): Promise<Outcome> {
-  const childArgs = ['--child', subset, '--bundle', bundleDir, '--steps', String(steps), '--warmup', String(warmup), '--batch', String(batch), '--text-len', String(textLength), '--budget-s', String(budgetS), '--adamw-chunk', String(adamwChunkM), ...(args.gc ? ['--gc'] : []), ...(threads ? ['--threads', String(threads)] : [])];
+  const childArgs = ['--child', subset, '--bundle', bundleDir, '--steps', String(steps), '--warmup', String(warmup), '--batch', String(batch), '--text-len', String(textLength), '--budget-s', String(budgetS), '--adamw-chunk', String(adamwChunkM), '--dropout', String(dropout), ...(args.gc ? ['--gc'] : []), ...(threads ? ['--threads', String(threads)] : [])];
   const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', fileURLToPath(import.meta.url), ...childArgs], { stdio: ['ignore', 'pipe', 'inherit'] });
   let last: SubsetResult | undefined;
   let pending = '';
@@ -143,7 +148,7 @@ function runChild(subset: TrainSubset, maxRssBytes: number): Promise<Outcome> {
 
 async function main(): Promise<void> {
   if (args.child) {
-    const options = { bundle: bundleDir, subset: args.child as TrainSubset, batch, textLength, warmup, steps, budgetS, adamwChunk: Math.round(adamwChunkM * 1e6), collectBetweenSteps: args.gc === true, ...(threads ? { threads } : {}) };
+    const options = { bundle: bundleDir, subset: args.child as TrainSubset, batch, textLength, warmup, steps, budgetS, adamwChunk: Math.round(adamwChunkM * 1e6), collectBetweenSteps: args.gc === true, dropout, ...(threads ? { threads } : {}) };
     await measureSubset(options, (partial) => process.stdout.write(`${JSON.stringify(partial)}\n`));
     return;
   }
@@ -167,6 +172,7 @@ async function main(): Promise<void> {
     budgetS,
     ...(threads ? { threads } : {}),
     pcieGBps,
+    dropout,
     adamwChunk: adamwChunkM,
     maxRssBytes,
   };
