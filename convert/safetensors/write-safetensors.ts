@@ -1,6 +1,6 @@
-import { closeSync, fsyncSync, openSync, rmSync, writeSync } from 'node:fs';
 import { BridgeTowerError } from '../../common/errors.js';
 import { DTYPES, numel, type DType } from '../tensors/dtype.js';
+import { DurableFile } from '../tensors/durable-file.js';
 
 /**
  * Streaming safetensors writer: the header is computed from the declared tensor list and written
@@ -23,10 +23,6 @@ const METADATA_KEY = '__metadata__';
 
 function fail(path: string, message: string, details: Record<string, unknown> = {}): never {
   throw new BridgeTowerError('E_SAFETENSORS', `${path}: ${message}`, { path, ...details });
-}
-
-function ioError(path: string, action: string, err: unknown): BridgeTowerError {
-  return new BridgeTowerError('E_IO', `cannot ${action} ${path}: ${(err as Error).message}`, { path });
 }
 
 /** The complete file prefix: 8-byte little-endian length, then the space-padded JSON header. */
@@ -66,10 +62,9 @@ export function encodeSafetensorsHeader(
 }
 
 export class SafetensorsWriter {
-  private fd: number | undefined;
+  private readonly file: DurableFile;
   private readonly byteLengths: number[];
   private next = 0;
-  private position: number;
 
   constructor(
     readonly path: string,
@@ -78,14 +73,9 @@ export class SafetensorsWriter {
   ) {
     const { prefix, byteLengths } = encodeSafetensorsHeader(path, entries, metadata);
     this.byteLengths = byteLengths;
+    this.file = new DurableFile(path);
     try {
-      this.fd = openSync(path, 'w');
-    } catch (err) {
-      throw ioError(path, 'create', err);
-    }
-    this.position = 0;
-    try {
-      this.writeAll(prefix);
+      this.file.write(prefix);
     } catch (err) {
       this.abort();
       throw err;
@@ -118,7 +108,7 @@ export class SafetensorsWriter {
         { tensor: name, bytes: bytes.byteLength, expectedBytes: wanted },
       );
     }
-    this.writeAll(bytes);
+    this.file.write(bytes);
     this.next++;
   }
 
@@ -129,46 +119,16 @@ export class SafetensorsWriter {
       const missing = this.entries.slice(this.next).map((e) => e.name);
       fail(this.path, `closed with ${missing.length} declared tensors unwritten, starting with '${missing[0]}'`, { missing });
     }
-    const fd = this.fd!;
-    this.fd = undefined;
-    try {
-      fsyncSync(fd);
-    } catch (err) {
-      throw ioError(this.path, 'flush', err);
-    } finally {
-      closeSync(fd);
-    }
+    this.file.close();
   }
 
   /** Closes and deletes the partial file; safe to call at any point, also after a failed write. */
   abort(): void {
-    if (this.fd !== undefined) {
-      const fd = this.fd;
-      this.fd = undefined;
-      try {
-        closeSync(fd);
-      } catch {
-        // The file is being discarded; a failing close changes nothing for the caller.
-      }
-    }
-    rmSync(this.path, { force: true });
+    this.file.abort();
   }
 
   private requireOpen(action: string): void {
-    if (this.fd === undefined) fail(this.path, `cannot ${action}: the writer is already closed`);
-  }
-
-  private writeAll(bytes: Uint8Array): void {
-    let done = 0;
-    try {
-      // writeSync may write less than asked (large buffers, pipes); loop until all of it is out.
-      while (done < bytes.byteLength) {
-        done += writeSync(this.fd!, bytes, done, bytes.byteLength - done, this.position + done);
-      }
-    } catch (err) {
-      throw ioError(this.path, 'write', err);
-    }
-    this.position += done;
+    if (!this.file.isOpen) fail(this.path, `cannot ${action}: the writer is already closed`);
   }
 }
 

@@ -1,6 +1,6 @@
-import { closeSync, fsyncSync, openSync, rmSync, writeSync } from 'node:fs';
 import { crc32, deflateRawSync } from 'node:zlib';
 import { BridgeTowerError } from '../../common/errors.js';
+import { DurableFile } from '../tensors/durable-file.js';
 
 /**
  * Streaming zip writer in the layout torch.save produces (caffe2/serialize/inline_container.cc,
@@ -42,19 +42,19 @@ interface CentralRecord extends WrittenRecord {
 }
 
 export class ZipFileWriter {
-  private fd: number | undefined;
-  private position = 0;
+  private readonly file: DurableFile;
   private readonly central: CentralRecord[] = [];
 
   constructor(
     readonly path: string,
     private readonly options: ZipWriterOptions = {},
   ) {
-    try {
-      this.fd = openSync(path, 'w');
-    } catch (err) {
-      throw ioError(path, 'create', err);
-    }
+    this.file = new DurableFile(path);
+  }
+
+  /** Bytes written so far: the offset of the next record. */
+  private get position(): number {
+    return this.file.position;
   }
 
   /** Records written so far, in order. */
@@ -125,29 +125,12 @@ export class ZipFileWriter {
     eocd.writeUInt32LE(saturate ? U32_MAX : cdSize, 12);
     eocd.writeUInt32LE(saturate ? U32_MAX : cdOffset, 16);
     this.write(Buffer.concat([record, locator, eocd]));
-    const fd = this.fd!;
-    this.fd = undefined;
-    try {
-      fsyncSync(fd);
-    } catch (err) {
-      throw ioError(this.path, 'flush', err);
-    } finally {
-      closeSync(fd);
-    }
+    this.file.close();
   }
 
   /** Closes and deletes the partial file; safe to call at any point, also after a failed write. */
   abort(): void {
-    if (this.fd !== undefined) {
-      const fd = this.fd;
-      this.fd = undefined;
-      try {
-        closeSync(fd);
-      } catch {
-        // The file is being discarded; a failing close changes nothing for the caller.
-      }
-    }
-    rmSync(this.path, { force: true });
+    this.file.abort();
   }
 
   private writeRecord(
@@ -202,18 +185,11 @@ export class ZipFileWriter {
   }
 
   private requireOpen(action: string): void {
-    if (this.fd === undefined) throw new BridgeTowerError('E_IO', `${this.path}: cannot ${action}: the zip writer is already closed`, { path: this.path });
+    if (!this.file.isOpen) throw new BridgeTowerError('E_IO', `${this.path}: cannot ${action}: the zip writer is already closed`, { path: this.path });
   }
 
   private write(bytes: Uint8Array): void {
-    let done = 0;
-    try {
-      // writeSync may write less than asked (large buffers); loop until all of it is out.
-      while (done < bytes.byteLength) done += writeSync(this.fd!, bytes, done, bytes.byteLength - done, this.position + done);
-    } catch (err) {
-      throw ioError(this.path, 'write', err);
-    }
-    this.position += done;
+    this.file.write(bytes);
   }
 }
 
@@ -229,10 +205,6 @@ function u64(n: number): Buffer {
   const b = Buffer.alloc(8);
   b.writeBigUInt64LE(BigInt(n));
   return b;
-}
-
-function ioError(path: string, action: string, err: unknown): BridgeTowerError {
-  return new BridgeTowerError('E_IO', `cannot ${action} ${path}: ${(err as Error).message}`, { path });
 }
 
 function sizeMismatch(path: string, name: string, declared: number, got: string): BridgeTowerError {
