@@ -7,7 +7,7 @@ import { BundlePreprocessor } from '../preprocess/bundle-preprocessor.js';
 import { readLabels } from '../server/runtime/bundle-service.js';
 import { listCheckpoints, loadCheckpoint, pruneCheckpoints, readTrainerState, saveCheckpoint, updateTrainerState, type TrainerState } from './checkpoint.js';
 import { collate, retrievalPairs, type CollateItem } from './data/collate.js';
-import type { Dataset, FineTuneTask } from './data/examples.js';
+import { describeRow, type Dataset, type FineTuneTask } from './data/examples.js';
 import { openDataset } from './data/open-dataset.js';
 import { evaluateBundle } from './evaluate/evaluate.js';
 import { addScaled, FlatLayout, l2Norm, scaleInPlace } from './flat-parameters.js';
@@ -209,16 +209,16 @@ function trainingItems(dataset: Dataset): ReadonlyArray<CollateItem[FineTuneTask
   return Array.from({ length: dataset.size }, (_, i) => dataset.get(i) as CollateItem[FineTuneTask]);
 }
 
-function diverged(options: FineTuneOptions, state: TrainerState, what: string, batch: ReadonlyArray<unknown>): never {
+function diverged(options: FineTuneOptions, state: TrainerState, what: string, batch: ReadonlyArray<CollateItem[FineTuneTask]>): never {
   const latest = listCheckpoints(options.out).at(-1);
   const rows = batch.map((item) => describeItem(item)).slice(0, 8).join(', ');
   log(options.out, { event: 'diverged', step: state.step, what });
   throw new BridgeTowerError('E_DIVERGED', `training diverged at step ${state.step + 1} (epoch ${state.epoch + 1}): ${what} on the batch of ${rows}. ${latest ? `The last good checkpoint is ${latest.dir} (resume with --resume after lowering --lr or setting --clip-grad-norm).` : 'No checkpoint was saved yet.'}`);
 }
 
-function describeItem(item: unknown): string {
-  const ref = (item as { ref?: { file: string; index: number; unit: string } }).ref ?? (item as { example?: { ref: { file: string; index: number; unit: string } } }).example?.ref;
-  return ref ? `${ref.file} ${ref.unit} ${ref.index}` : '?';
+/** The row of a training item (a retrieval pair's row is its image's). */
+function describeItem(item: CollateItem[FineTuneTask]): string {
+  return describeRow('ref' in item ? item.ref : item.example.ref);
 }
 
 function log(out: string, record: Record<string, unknown>): void {

@@ -1,8 +1,9 @@
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { BridgeTowerError } from '../common/errors.js';
 import { BUNDLE_FILES } from '../convert/bundle/bundle-config.js';
 import { openSafetensors } from '../convert/safetensors/read-safetensors.js';
+import { readFully } from '../convert/tensors/read-tensor.js';
 import { groupOf, type OptimizerHyperParameters, type ParameterGroup } from './optimizer/parameter-groups.js';
 import type { TrainableParameter } from './training-graph.js';
 
@@ -81,9 +82,7 @@ export class FlatLayout {
         if (view.dtype !== 'float32' || view.storage.byteLength < bytes) {
           throw new BridgeTowerError('E_BUNDLE', `${path}: '${slot.name}' is ${view.dtype} with ${view.storage.byteLength} bytes; training needs float32 [${slot.shape.join(', ')}]`);
         }
-        const target = new Uint8Array(values.buffer, slot.offset * 4, bytes);
-        let done = 0;
-        while (done < bytes) done += readSync(fd, target, done, bytes - done, view!.storage.fileOffset + view.storageOffset * 4 + done);
+        readFully(fd, Buffer.from(values.buffer, slot.offset * 4, bytes), view.storage.fileOffset + view.storageOffset * 4);
       }
     } finally {
       closeSync(fd);

@@ -89,7 +89,7 @@ export function batchFromRaw(raw: RawTensors): Record<string, BatchTensor> {
  * `bridgetower grad`: loss, logits and the gradient of every float parameter of the bundle on one
  * batch, dropout off, at the bundle's weights (zeros for parameters the loss does not use).
  * Retrieval batches may carry `negative_noise_i2t` / `negative_noise_t2i`; without them the hard
- * negatives are drawn with `Rng.derive(noiseSeed, 'negatives')`.
+ * negatives are drawn with `negativeNoise` from `noiseSeed`.
  */
 export async function computeGradients(
   training: TrainingGraph,

@@ -1,10 +1,10 @@
-import { closeSync, copyFileSync, existsSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BridgeTowerError } from '../common/errors.js';
 import { VERSION } from '../common/version.js';
 import { BUNDLE_FILES, readBundleConfig, type BundleConfig } from '../convert/bundle/bundle-config.js';
 import { openSafetensors } from '../convert/safetensors/read-safetensors.js';
 import { SafetensorsWriter } from '../convert/safetensors/write-safetensors.js';
+import { readTensorBytes } from '../convert/tensors/read-tensor.js';
 import { exportGraphs } from '../models/bridgetower/export-graphs.js';
 import type { FlatLayout } from './flat-parameters.js';
 
@@ -39,10 +39,7 @@ export function writeTrainedBundle(dir: string, source: string, layout: FlatLayo
         writer.write(name, new Uint8Array(trained.buffer, trained.byteOffset, trained.byteLength));
         continue;
       }
-      const bytes = new Uint8Array(view.storage.byteLength);
-      let done = 0;
-      while (done < bytes.length) done += readSync(fd, bytes, done, bytes.length - done, view.storage.fileOffset + done);
-      writer.write(name, bytes);
+      writer.write(name, readTensorBytes(fd, view));
     }
     writer.close();
   } catch (error) {
@@ -64,13 +61,4 @@ export function writeTrainedBundle(dir: string, source: string, layout: FlatLayo
     config.graphs = { ...sourceConfig.graphs, files: exported.graphs.map((g) => g.file), weights: exported.linked ? 'hard link' : 'copy' };
   }
   writeFileSync(join(dir, BUNDLE_FILES.config), `${JSON.stringify(config, null, 2)}\n`);
-}
-
-/** The fine-tune record of a bundle written by `writeTrainedBundle`, if any. */
-export function fineTuneProvenance(bundleDir: string): FineTuneProvenance | undefined {
-  try {
-    return (JSON.parse(readFileSync(join(bundleDir, BUNDLE_FILES.config), 'utf8')) as { fine_tune?: FineTuneProvenance }).fine_tune;
-  } catch (error) {
-    throw new BridgeTowerError('E_BUNDLE', `cannot read ${join(bundleDir, BUNDLE_FILES.config)}: ${(error as Error).message}`);
-  }
 }

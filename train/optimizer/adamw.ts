@@ -81,8 +81,3 @@ export function buildAdamWGraph(options: { beta1?: number; beta2?: number; eps?:
 export function stepScalars(lr: number, weightDecay: number, t: number, beta1 = ADAMW_BETA1, beta2 = ADAMW_BETA2): { stepSize: number; decayAlpha: number } {
   return { stepSize: Math.fround((lr * Math.sqrt(1 - beta2 ** t)) / (1 - beta1 ** t)), decayAlpha: Math.fround(-lr * weightDecay) };
 }
-
-/** float64 bias-correction inputs for step `t` (1-based), as upstream computes them. */
-export function biasCorrections(t: number, beta1 = ADAMW_BETA1, beta2 = ADAMW_BETA2): { sqrtBiasCorrection2: number; biasCorrection1: number } {
-  return { sqrtBiasCorrection2: Math.sqrt(1 - beta2 ** t), biasCorrection1: 1 - beta1 ** t };
-}
