@@ -1,6 +1,6 @@
-import type { BridgeTowerArchitecture } from '../convert/architecture/architecture.js';
-import { requiredTensors } from '../convert/architecture/expected-tensors.js';
-import { DTYPES, numel } from '../convert/tensors/dtype.js';
+import type { BridgeTowerArchitecture } from '../bundle/architecture.js';
+import { requiredTensors } from '../bundle/expected-tensors.js';
+import { DTYPES, numel } from '../bundle/tensors/dtype.js';
 import { writeTorchCheckpoint } from '../test/helpers/torch-writer.js';
 
 /**

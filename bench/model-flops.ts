@@ -1,4 +1,4 @@
-import type { BridgeTowerArchitecture } from '../convert/architecture/architecture.js';
+import type { BridgeTowerArchitecture } from '../bundle/architecture.js';
 
 /**
  * Analytic FLOPs of one BridgeTower VQA forward pass for ONE sample (a batch costs batch × this:

@@ -13,7 +13,7 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
-import type { PreprocessingConfig } from '../convert/bundle/bundle-config.js';
+import type { PreprocessingConfig } from '../bundle/config.js';
 import { decodeImage, normalizeToChw, resizeForModel } from '../preprocess/image.js';
 import { SHARED_DIR } from '../test/helpers/shared-fixtures.js';
 

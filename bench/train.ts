@@ -30,7 +30,7 @@ import { parseArgs } from 'node:util';
 import { BridgeTowerError } from '../common/errors.js';
 import { ADAMW_CHUNK } from '../train/optimizer/adamw-runner.js';
 import { RECIPES } from '../train/recipes.js';
-import { readBundleConfig } from '../convert/bundle/bundle-config.js';
+import { readBundleConfig } from '../bundle/config.js';
 import { convertCheckpoint } from '../convert/convert-checkpoint.js';
 import { TRAIN_SUBSETS, type TrainSubset } from '../train/train-subsets.js';
 import { baseVqaArchitecture, writeBaseCheckpoint } from './base-checkpoint.js';

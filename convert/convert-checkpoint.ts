@@ -2,20 +2,20 @@ import { writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { BridgeTowerError, listSome } from '../common/errors.js';
 import { VERSION } from '../common/version.js';
-import type { BridgeTowerArchitecture } from './architecture/architecture.js';
-import { detectArchitecture } from './architecture/detect-architecture.js';
-import { requiredTensors } from './architecture/expected-tensors.js';
-import { readTextConfigFile, type TextConfigFacts } from './architecture/text-configs.js';
-import { buildFolderAtomically } from './bundle/atomic-dir.js';
-import { BUNDLE_FILES, BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, type BundleConfig, type BundleTaskConfig } from './bundle/bundle-config.js';
-import { writeWeights, type PlannedTensor } from './bundle/write-weights.js';
+import type { BridgeTowerArchitecture } from '../bundle/architecture.js';
+import { detectArchitecture } from './detect-architecture.js';
+import { requiredTensors } from '../bundle/expected-tensors.js';
+import { readTextConfigFile, type TextConfigFacts } from '../bundle/text-configs.js';
+import { buildFolderAtomically } from '../bundle/atomic-dir.js';
+import { BUNDLE_FILES, BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, type BundleConfig, type BundleTaskConfig } from '../bundle/config.js';
+import { writeWeights, type PlannedTensor } from './write-weights.js';
 import { exportGraphs } from '../models/bridgetower/export-graphs.js';
-import { checkLabelCount, loadLabels, NLVR2_LABELS, SNLI_VE_LABELS } from './labels.js';
+import { checkLabelCount, loadLabels, NLVR2_LABELS, SNLI_VE_LABELS } from '../bundle/labels.js';
 import { resizePositionEmbedding } from './position-embedding.js';
 import { openCheckpointSource, type CheckpointSource } from './sources/open-source.js';
-import { CLIP_MEAN, CLIP_STD, RESIZE_MODES, TASKS, tasksOf, type TaskName } from './tasks.js';
-import { DTYPES, type DType } from './tensors/dtype.js';
-import { loadTokenizerSource, serializeTokenizerJson, type TokenizerJson } from './tokenizer/build-tokenizer-json.js';
+import { CLIP_MEAN, CLIP_STD, RESIZE_MODES, TASKS, tasksOf, type TaskName } from '../bundle/tasks.js';
+import { DTYPES, type DType } from '../bundle/tensors/dtype.js';
+import { loadTokenizerSource, serializeTokenizerJson, type TokenizerJson } from '../bundle/tokenizer-json.js';
 
 export interface ConvertOptions {
   /** A `.ckpt`, `pytorch_model.bin`, `.safetensors`, or a Hugging Face BridgeTower folder. */

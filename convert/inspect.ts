@@ -1,13 +1,13 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { BridgeTowerError } from '../common/errors.js';
-import type { BridgeTowerArchitecture } from './architecture/architecture.js';
-import { detectArchitecture } from './architecture/detect-architecture.js';
-import { readTextConfigFile } from './architecture/text-configs.js';
-import { BUNDLE_FILES, readBundleConfig } from './bundle/bundle-config.js';
-import { openSafetensors } from './safetensors/read-safetensors.js';
+import type { BridgeTowerArchitecture } from '../bundle/architecture.js';
+import { detectArchitecture } from './detect-architecture.js';
+import { readTextConfigFile } from '../bundle/text-configs.js';
+import { BUNDLE_FILES, readBundleConfig } from '../bundle/config.js';
+import { openSafetensors } from '../bundle/safetensors/read-safetensors.js';
 import { openCheckpointSource } from './sources/open-source.js';
-import { DTYPES, numel, type DType } from './tensors/dtype.js';
+import { DTYPES, numel, type DType } from '../bundle/tensors/dtype.js';
 
 export interface InspectReport {
   path: string;

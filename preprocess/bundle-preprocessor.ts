@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { BridgeTowerError } from '../common/errors.js';
-import { readBundleConfig, type BundleConfig } from '../convert/bundle/bundle-config.js';
-import type { TaskName } from '../convert/tasks.js';
+import { readBundleConfig, type BundleConfig } from '../bundle/config.js';
+import type { TaskName } from '../bundle/tasks.js';
 import { batchImages, preprocessImage, type ImageLimits } from './image.js';
 import { TextTokenizer, type EncodedBatch } from './text.js';
 

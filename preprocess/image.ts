@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 import { BridgeTowerError } from '../common/errors.js';
-import type { PreprocessingConfig } from '../convert/bundle/bundle-config.js';
+import type { PreprocessingConfig } from '../bundle/config.js';
 import { ImageError } from './image-errors.js';
 import { pillowResizeBicubic, type OutputWindow, type RgbImage } from './pillow-resample.js';
 

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { Tokenizer } from '@huggingface/tokenizers';
 
 import { BridgeTowerError } from '../common/errors.js';
-import { byteLevelAlphabet, validateTokenizerJson } from '../convert/tokenizer/build-tokenizer-json.js';
+import { byteLevelAlphabet, validateTokenizerJson } from '../bundle/tokenizer-json.js';
 
 /**
  * Text preprocessing as upstream BridgeTower does it: roberta-base's byte-level BPE, called as

@@ -99,7 +99,7 @@ interface OpenedBundle {
 /** Opens a BundleService per bundle folder, in order (each is closed with the server, or when a later one fails). */
 async function openBundles(options: ServerOptions, metrics: ServerMetrics, owned: Array<{ close(): unknown }>): Promise<OpenedBundle[]> {
   // Imported here so that servers of injected services never load ONNX Runtime.
-  const { BundleService } = await import('./runtime/bundle-service.js');
+  const { BundleService } = await import('./scheduling/bundle-service.js');
   const opened: OpenedBundle[] = [];
   for (const dir of options.bundles) {
     const service = await BundleService.open(dir, options, metrics);

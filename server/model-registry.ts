@@ -1,4 +1,4 @@
-import type { TaskName } from '../convert/tasks.js';
+import type { TaskName } from '../bundle/tasks.js';
 import { BridgeTowerError, listSome } from '../common/errors.js';
 import type { ModelService } from './model-service.js';
 import { HttpError } from './schemas/errors.js';

@@ -1,34 +1,19 @@
-import type { TaskName } from '../convert/tasks.js';
+import type { TaskName } from '../bundle/tasks.js';
 
 /**
- * What the HTTP layer asks of a served bundle. The runtime (`server/runtime/`) implements it on
+ * What the HTTP layer asks of a served bundle. The runtime (`server/scheduling/` on `runtime/`) implements it on
  * ONNX Runtime sessions in worker threads with dynamic batching and an image-encoding cache; the
  * routes (`server/routes/`) only validate, call and serialize. Every method rejects with a
  * BridgeTowerError for client mistakes (bad image, empty text) and with a `DeadlineError` or
- * `OverloadError` (server/runtime/errors.ts) when the request cannot be served in time.
+ * `OverloadError` (server/scheduling/errors.ts) when the request cannot be served in time.
  */
 export interface RequestContext {
   /** Absolute time (ms since epoch, `Date.now()` clock) after which the work is abandoned. */
   readonly deadline: number;
 }
 
-export interface VqaAnswer {
-  answer: string;
-  /** sigmoid(logit), as upstream's VQA score. */
-  score: number;
-}
-
-export interface EntailmentResult {
-  label: 'entailment' | 'neutral' | 'contradiction';
-  /** softmax over the three classes. */
-  scores: { entailment: number; neutral: number; contradiction: number };
-}
-
-export interface Nlvr2Result {
-  answer: boolean;
-  /** softmax probability of `answer`. */
-  score: number;
-}
+export type { EntailmentResult, Nlvr2Result, VqaAnswer } from '../runtime/task-results.js';
+import type { EntailmentResult, Nlvr2Result, VqaAnswer } from '../runtime/task-results.js';
 
 /** An image's cached encodings: what the gallery stores and search re-ranks with. */
 export interface ImageEncoding {

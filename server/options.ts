@@ -1,4 +1,4 @@
-import type { Device } from '../models/runtime/session.js';
+import type { Device } from '../runtime/session.js';
 
 /** Every `bridgetower serve` setting, with the CLI flag of each; defaults in `DEFAULT_SERVER_OPTIONS`. */
 export interface ServerOptions {

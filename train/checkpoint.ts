@@ -1,9 +1,9 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BridgeTowerError } from '../common/errors.js';
-import { buildFolderAtomically, writeFileAtomically } from '../convert/bundle/atomic-dir.js';
-import { readSafetensors, toFloat32 } from '../convert/safetensors/read-safetensors.js';
-import { writeSafetensors } from '../convert/safetensors/write-safetensors.js';
+import { buildFolderAtomically, writeFileAtomically } from '../bundle/atomic-dir.js';
+import { readSafetensors, toFloat32 } from '../bundle/safetensors/read-safetensors.js';
+import { writeSafetensors } from '../bundle/safetensors/write-safetensors.js';
 import type { FlatLayout } from './flat-parameters.js';
 import { writeTrainedBundle, type FineTuneProvenance } from './trained-bundle.js';
 

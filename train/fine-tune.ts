@@ -1,10 +1,10 @@
 import { appendFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { BridgeTowerError } from '../common/errors.js';
-import { buildFolderAtomically } from '../convert/bundle/atomic-dir.js';
-import { readBundleConfig } from '../convert/bundle/bundle-config.js';
+import { buildFolderAtomically } from '../bundle/atomic-dir.js';
+import { readBundleConfig } from '../bundle/config.js';
 import { BundlePreprocessor } from '../preprocess/bundle-preprocessor.js';
-import { readLabels } from '../server/runtime/bundle-service.js';
+import { readLabels } from '../bundle/labels.js';
 import { listCheckpoints, loadCheckpoint, pruneCheckpoints, readTrainerState, saveCheckpoint, updateTrainerState, type TrainerState } from './checkpoint.js';
 import { collate, retrievalPairs, type CollateItem } from './data/collate.js';
 import { describeRow, type Dataset, type FineTuneTask } from './data/examples.js';

@@ -1,9 +1,9 @@
 import { closeSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { BridgeTowerError } from '../common/errors.js';
-import { BUNDLE_FILES } from '../convert/bundle/bundle-config.js';
-import { openSafetensors } from '../convert/safetensors/read-safetensors.js';
-import { readFully } from '../convert/tensors/read-tensor.js';
+import { BUNDLE_FILES } from '../bundle/config.js';
+import { openSafetensors } from '../bundle/safetensors/read-safetensors.js';
+import { readFully } from '../bundle/tensors/read-tensor.js';
 import { groupOf, type OptimizerHyperParameters, type ParameterGroup } from './optimizer/parameter-groups.js';
 import type { TrainableParameter } from './training-graph.js';
 

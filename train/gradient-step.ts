@@ -1,10 +1,10 @@
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
-import { BUNDLE_FILES } from '../convert/bundle/bundle-config.js';
-import { openSafetensors } from '../convert/safetensors/read-safetensors.js';
+import { BUNDLE_FILES } from '../bundle/config.js';
+import { openSafetensors } from '../bundle/safetensors/read-safetensors.js';
 import { BridgeTowerError } from '../common/errors.js';
-import type { DType } from '../convert/tensors/dtype.js';
-import { toOrtTensor } from '../models/runtime/session.js';
+import type { DType } from '../bundle/tensors/dtype.js';
+import { toOrtTensor } from '../runtime/session.js';
 import { FlatLayout } from './flat-parameters.js';
 import { Rng } from './rng.js';
 import { openTrainingSession, type SessionChoice, type TrainingGraph } from './training-graph.js';

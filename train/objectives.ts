@@ -1,4 +1,4 @@
-import type { BridgeTowerArchitecture, ClassifierHeadConfig } from '../convert/architecture/architecture.js';
+import type { BridgeTowerArchitecture, ClassifierHeadConfig } from '../bundle/architecture.js';
 import { crossModalFusion, type FusionOutputs } from '../models/bridgetower/cross-modal.js';
 import { classifier, itmHead } from '../models/bridgetower/heads.js';
 import { inferImage, inferText } from '../models/bridgetower/model.js';

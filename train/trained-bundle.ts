@@ -1,10 +1,10 @@
 import { closeSync, copyFileSync, existsSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { VERSION } from '../common/version.js';
-import { BUNDLE_FILES, readBundleConfig, type BundleConfig } from '../convert/bundle/bundle-config.js';
-import { openSafetensors } from '../convert/safetensors/read-safetensors.js';
-import { SafetensorsWriter } from '../convert/safetensors/write-safetensors.js';
-import { readTensorBytes } from '../convert/tensors/read-tensor.js';
+import { BUNDLE_FILES, readBundleConfig, type BundleConfig } from '../bundle/config.js';
+import { openSafetensors } from '../bundle/safetensors/read-safetensors.js';
+import { SafetensorsWriter } from '../bundle/safetensors/write-safetensors.js';
+import { readTensorBytes } from '../bundle/tensors/read-tensor.js';
 import { exportGraphs } from '../models/bridgetower/export-graphs.js';
 import type { FlatLayout } from './flat-parameters.js';
 

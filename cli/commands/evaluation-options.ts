@@ -1,6 +1,6 @@
 import { BridgeTowerError } from '../../common/errors.js';
-import { readBundleConfig } from '../../convert/bundle/bundle-config.js';
-import { readLabels } from '../../server/runtime/bundle-service.js';
+import { readBundleConfig } from '../../bundle/config.js';
+import { readLabels } from '../../bundle/labels.js';
 import { FINE_TUNE_TASKS, type Dataset, type FineTuneTask } from '../../train/data/examples.js';
 import type { EvaluationOptions } from '../../train/evaluate/evaluate.js';
 import { checkBundleHeads } from '../../train/evaluate/evaluation-runtime.js';

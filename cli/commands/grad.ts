@@ -1,7 +1,7 @@
 import { BridgeTowerError } from '../../common/errors.js';
-import { openSafetensors, readSafetensors } from '../../convert/safetensors/read-safetensors.js';
-import { writeSafetensors, type SafetensorsTensor } from '../../convert/safetensors/write-safetensors.js';
-import { BUNDLE_FILES } from '../../convert/bundle/bundle-config.js';
+import { openSafetensors, readSafetensors } from '../../bundle/safetensors/read-safetensors.js';
+import { writeSafetensors, type SafetensorsTensor } from '../../bundle/safetensors/write-safetensors.js';
+import { BUNDLE_FILES } from '../../bundle/config.js';
 import { FINE_TUNE_TASKS, type FineTuneTask } from '../../train/data/examples.js';
 import { batchFromRaw, computeGradients } from '../../train/gradient-step.js';
 import { buildTrainingGraph } from '../../train/training-graph.js';

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { BridgeTowerError } from '../../common/errors.js';
-import { writeSafetensors } from '../../convert/safetensors/write-safetensors.js';
+import { writeSafetensors } from '../../bundle/safetensors/write-safetensors.js';
 import { BundlePreprocessor } from '../../preprocess/bundle-preprocessor.js';
 import type { Command } from '../run-command.js';
 

@@ -1,7 +1,7 @@
 import { BridgeTowerError } from '../../common/errors.js';
-import { readSafetensors } from '../../convert/safetensors/read-safetensors.js';
-import { writeSafetensors } from '../../convert/safetensors/write-safetensors.js';
-import { fromOrtTensor, openGraph, toOrtTensor } from '../../models/runtime/session.js';
+import { readSafetensors } from '../../bundle/safetensors/read-safetensors.js';
+import { writeSafetensors } from '../../bundle/safetensors/write-safetensors.js';
+import { fromOrtTensor, openGraph, toOrtTensor } from '../../runtime/session.js';
 import type { Command } from '../run-command.js';
 
 export const runGraphCommand: Command = {

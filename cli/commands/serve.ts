@@ -1,7 +1,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { BridgeTowerError } from '../../common/errors.js';
-import { readBundleConfig, BUNDLE_FILES } from '../../convert/bundle/bundle-config.js';
+import { readBundleConfig, BUNDLE_FILES } from '../../bundle/config.js';
 import { buildDemoBundle } from '../../convert/demo/demo-bundle.js';
 import { DEFAULT_SERVER_OPTIONS, type ServerOptions } from '../../server/options.js';
 import { startServer } from '../../server/start.js';

@@ -1,5 +1,5 @@
 import { BridgeTowerError } from '../../common/errors.js';
-import { TASKS, type TaskName } from '../../convert/tasks.js';
+import { TASKS, type TaskName } from '../../bundle/tasks.js';
 import { BundlePreprocessor } from '../../preprocess/bundle-preprocessor.js';
 import type { Command } from '../run-command.js';
 

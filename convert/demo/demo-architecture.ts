@@ -1,4 +1,4 @@
-import type { BridgeTowerArchitecture } from '../architecture/architecture.js';
+import type { BridgeTowerArchitecture } from '../../bundle/architecture.js';
 
 /**
  * A tiny BridgeTower with every head, for the embedded demo bundle and tests that must run

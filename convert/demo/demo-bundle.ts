@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { convertCheckpoint, type ConvertSummary } from '../convert-checkpoint.js';
-import { writeSafetensors } from '../safetensors/write-safetensors.js';
-import { buildByteLevelDemoTokenizer } from '../tokenizer/build-tokenizer-json.js';
+import { writeSafetensors } from '../../bundle/safetensors/write-safetensors.js';
+import { buildByteLevelDemoTokenizer } from '../../bundle/tokenizer-json.js';
 import { demoArchitecture, DEMO_VQA_LABELS } from './demo-architecture.js';
 import { randomStateDict } from './random-weights.js';
 

@@ -1,6 +1,6 @@
-import type { BridgeTowerArchitecture } from '../architecture/architecture.js';
-import { requiredTensors } from '../architecture/expected-tensors.js';
-import { numel } from '../tensors/dtype.js';
+import type { BridgeTowerArchitecture } from '../../bundle/architecture.js';
+import { requiredTensors } from '../../bundle/expected-tensors.js';
+import { numel } from '../../bundle/tensors/dtype.js';
 
 /** mulberry32: a tiny seeded generator, so demo bundles and test models are reproducible. */
 export function seededRandom(seed: number): () => number {

@@ -1,7 +1,7 @@
-import type { BridgeTowerArchitecture, ClassifierHeadConfig } from '../architecture/architecture.js';
-import { KNOWN_TEXT_CONFIGS } from '../architecture/text-configs.js';
-import type { BundleConfig } from '../bundle/bundle-config.js';
-import { RESIZE_MODES } from '../tasks.js';
+import type { BridgeTowerArchitecture, ClassifierHeadConfig } from '../../bundle/architecture.js';
+import { KNOWN_TEXT_CONFIGS } from '../../bundle/text-configs.js';
+import type { BundleConfig } from '../../bundle/config.js';
+import { RESIZE_MODES } from '../../bundle/tasks.js';
 import { PyFloat, type PickleValue } from '../torch/pickle-writer.js';
 
 /**

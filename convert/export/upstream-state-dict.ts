@@ -1,9 +1,9 @@
 import { BridgeTowerError, listSome } from '../../common/errors.js';
-import type { BridgeTowerArchitecture } from '../architecture/architecture.js';
-import { lookupCanonicalName } from '../architecture/canonical-names.js';
-import { DTYPES, numel, type DType } from '../tensors/dtype.js';
-import { encodeFloat16, encodeFloat32 } from '../tensors/dtype-convert.js';
-import type { TensorView } from '../tensors/tensor-view.js';
+import type { BridgeTowerArchitecture } from '../../bundle/architecture.js';
+import { lookupCanonicalName } from '../../bundle/canonical-names.js';
+import { DTYPES, numel, type DType } from '../../bundle/tensors/dtype.js';
+import { encodeFloat16, encodeFloat32 } from '../../bundle/tensors/dtype-convert.js';
+import type { TensorView } from '../../bundle/tensors/tensor-view.js';
 import { clipVariantOf } from './upstream-config.js';
 
 /**

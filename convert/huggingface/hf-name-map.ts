@@ -1,4 +1,4 @@
-import type { ValueTransform } from '../tensors/canonical-tensor.js';
+import type { ValueTransform } from '../../bundle/tensors/canonical-tensor.js';
 
 /**
  * Hugging Face `transformers` BridgeTower parameter names → canonical (upstream microsoft/BridgeTower)

@@ -1,9 +1,9 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join, normalize, sep } from 'node:path';
 import { BridgeTowerError, listSome } from '../../common/errors.js';
-import { openSafetensors } from '../safetensors/read-safetensors.js';
-import type { CanonicalTensor } from '../tensors/canonical-tensor.js';
-import type { CheckpointFile } from '../tensors/tensor-view.js';
+import { openSafetensors } from '../../bundle/safetensors/read-safetensors.js';
+import type { CanonicalTensor } from '../../bundle/tensors/canonical-tensor.js';
+import type { CheckpointFile } from '../../bundle/tensors/tensor-view.js';
 import { openTorchCheckpoint } from '../torch/read-torch-checkpoint.js';
 import { mapHuggingFaceName } from './hf-name-map.js';
 

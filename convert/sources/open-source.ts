@@ -1,12 +1,12 @@
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
 import { BridgeTowerError, listSome } from '../../common/errors.js';
-import { lookupCanonicalName } from '../architecture/canonical-names.js';
+import { lookupCanonicalName } from '../../bundle/canonical-names.js';
 import { openHuggingFaceRepo } from '../huggingface/read-hf-repo.js';
-import { openSafetensors } from '../safetensors/read-safetensors.js';
+import { openSafetensors } from '../../bundle/safetensors/read-safetensors.js';
 import { openTorchCheckpoint } from '../torch/read-torch-checkpoint.js';
-import type { CanonicalTensor } from '../tensors/canonical-tensor.js';
-import type { CheckpointFile } from '../tensors/tensor-view.js';
+import type { CanonicalTensor } from '../../bundle/tensors/canonical-tensor.js';
+import type { CheckpointFile } from '../../bundle/tensors/tensor-view.js';
 
 /** A checkpoint of any supported kind, its tensors under canonical (upstream) names. */
 export interface CheckpointSource {

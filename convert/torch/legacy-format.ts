@@ -1,7 +1,7 @@
 import { BufferReader } from 'pickleparser';
 import { BridgeTowerError } from '../../common/errors.js';
-import { DTYPES } from '../tensors/dtype.js';
-import type { StorageLocation } from '../tensors/tensor-view.js';
+import { DTYPES } from '../../bundle/tensors/dtype.js';
+import type { StorageLocation } from '../../bundle/tensors/tensor-view.js';
 import { readAt } from '../zip/zip-reader.js';
 import { parseStoragePersistentId, StorageRef, unpickle } from './pickle-allowlist.js';
 

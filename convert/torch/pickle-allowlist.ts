@@ -1,6 +1,6 @@
 import { BufferReader, NameRegistry, Parser } from 'pickleparser';
 import { BridgeTowerError } from '../../common/errors.js';
-import { DTYPES, type DType } from '../tensors/dtype.js';
+import { DTYPES, type DType } from '../../bundle/tensors/dtype.js';
 
 /**
  * The only Python globals a checkpoint pickle may name, each mapped to a constructor of plain data.

@@ -1,4 +1,4 @@
-import { DTYPES, type DType } from '../tensors/dtype.js';
+import { DTYPES, type DType } from '../../bundle/tensors/dtype.js';
 
 /**
  * Writes pickle protocol 2, the protocol torch.save uses, with only the opcodes torch.save emits

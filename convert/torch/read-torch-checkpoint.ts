@@ -1,8 +1,8 @@
 import { closeSync, fstatSync, openSync } from 'node:fs';
 import { BridgeTowerError, listSome } from '../../common/errors.js';
-import { DTYPES } from '../tensors/dtype.js';
-import { validateView } from '../tensors/read-tensor.js';
-import type { CheckpointFile, StorageLocation, TensorView } from '../tensors/tensor-view.js';
+import { DTYPES } from '../../bundle/tensors/dtype.js';
+import { validateView } from '../../bundle/tensors/read-tensor.js';
+import type { CheckpointFile, StorageLocation, TensorView } from '../../bundle/tensors/tensor-view.js';
 import { isZipMagic, readAt, readSmallEntry, readZipDirectory, storedEntryRange, type ZipDirectory } from '../zip/zip-reader.js';
 import { legacyMagicLength, readLegacyCheckpoint, type TorchPickleContents } from './legacy-format.js';
 import { parseStoragePersistentId, PickledTensor, StorageRef, toPlainValue, unpickle } from './pickle-allowlist.js';

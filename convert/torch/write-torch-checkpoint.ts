@@ -1,7 +1,7 @@
 import { BridgeTowerError } from '../../common/errors.js';
-import { DTYPES, type DType } from '../tensors/dtype.js';
-import { validateView } from '../tensors/read-tensor.js';
-import { rowMajorStrides } from '../tensors/tensor-view.js';
+import { DTYPES, type DType } from '../../bundle/tensors/dtype.js';
+import { validateView } from '../../bundle/tensors/read-tensor.js';
+import { rowMajorStrides } from '../../bundle/tensors/tensor-view.js';
 import { ZipFileWriter, type WrittenRecord, type ZipWriterOptions } from '../zip/zip-writer.js';
 import { PickleWriter, type PickleValue } from './pickle-writer.js';
 

@@ -1,6 +1,6 @@
 import { crc32, inflateRawSync } from 'node:zlib';
 import { BridgeTowerError } from '../../common/errors.js';
-import { readFully } from '../tensors/read-tensor.js';
+import { readFully } from '../../bundle/tensors/read-tensor.js';
 
 /**
  * Reads a zip archive's directory from an open file without touching entry data, so that a

@@ -1,6 +1,6 @@
 import { crc32, deflateRawSync } from 'node:zlib';
 import { BridgeTowerError } from '../../common/errors.js';
-import { DurableFile } from '../tensors/durable-file.js';
+import { DurableFile } from '../../bundle/tensors/durable-file.js';
 
 /**
  * Streaming zip writer in the layout torch.save produces (caffe2/serialize/inline_container.cc,

@@ -1,4 +1,4 @@
-import type { CrossModalConfig } from '../../convert/architecture/architecture.js';
+import type { CrossModalConfig } from '../../bundle/architecture.js';
 import type { Scope } from '../ir/builder.js';
 import type { Value } from '../ir/graph.js';
 import type { AttentionMask } from '../layers/attention.js';

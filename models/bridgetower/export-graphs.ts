@@ -1,6 +1,6 @@
 import { copyFileSync, linkSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { BridgeTowerArchitecture } from '../../convert/architecture/architecture.js';
+import type { BridgeTowerArchitecture } from '../../bundle/architecture.js';
 import { GraphBuilder, type GraphFeatures } from '../ir/builder.js';
 import type { ElemType } from '../ir/graph.js';
 import { serializeModel } from '../ir/serialize.js';

@@ -1,4 +1,4 @@
-import type { BridgeTowerArchitecture } from '../../convert/architecture/architecture.js';
+import type { BridgeTowerArchitecture } from '../../bundle/architecture.js';
 import type { GraphBuilder, Scope } from '../ir/builder.js';
 import type { ElemType, Value } from '../ir/graph.js';
 import { extendedAttentionMask } from '../layers/attention.js';

@@ -1,4 +1,4 @@
-import type { ClassifierHeadConfig } from '../../convert/architecture/architecture.js';
+import type { ClassifierHeadConfig } from '../../bundle/architecture.js';
 import type { Scope } from '../ir/builder.js';
 import type { Value } from '../ir/graph.js';
 import { gelu, l2Normalize, layerNorm, linear, token } from '../layers/basic.js';

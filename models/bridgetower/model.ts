@@ -1,4 +1,4 @@
-import type { BridgeTowerArchitecture } from '../../convert/architecture/architecture.js';
+import type { BridgeTowerArchitecture } from '../../bundle/architecture.js';
 import type { Scope } from '../ir/builder.js';
 import type { ElemType, Value } from '../ir/graph.js';
 import { extendedAttentionMask, type AttentionMask } from '../layers/attention.js';

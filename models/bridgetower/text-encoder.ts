@@ -1,4 +1,4 @@
-import type { TextEncoderConfig } from '../../convert/architecture/architecture.js';
+import type { TextEncoderConfig } from '../../bundle/architecture.js';
 import type { Scope } from '../ir/builder.js';
 import type { Value } from '../ir/graph.js';
 import { scaledDotProductAttention, type AttentionMask } from '../layers/attention.js';

@@ -1,4 +1,4 @@
-import type { VisionEncoderConfig } from '../../convert/architecture/architecture.js';
+import type { VisionEncoderConfig } from '../../bundle/architecture.js';
 import type { Scope } from '../ir/builder.js';
 import type { Value } from '../ir/graph.js';
 import { scaledDotProductAttention } from '../layers/attention.js';

@@ -1,5 +1,5 @@
 import { BridgeTowerError } from '../../common/errors.js';
-import { float32ToFloat16Bits as float16Bits } from '../../convert/tensors/dtype-convert.js';
+import { float32ToFloat16Bits as float16Bits } from '../../bundle/tensors/dtype-convert.js';
 import type { Attribute, Dim, ElemType, ExternalData, Graph, Initializer, Node, Value } from './graph.js';
 import { DEFAULT_OPSET, MS_DOMAIN } from './onnx-schema.js';
 import { SHAPE_RULES } from './shape-inference.js';

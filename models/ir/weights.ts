@@ -1,5 +1,5 @@
 import { relative } from 'node:path';
-import { openSafetensors } from '../../convert/safetensors/read-safetensors.js';
+import { openSafetensors } from '../../bundle/safetensors/read-safetensors.js';
 import type { WeightSource } from './builder.js';
 import type { ElemType } from './graph.js';
 

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readBundleConfig, type BundleConfig } from '../../convert/bundle/bundle-config.js';
+import { readBundleConfig, type BundleConfig } from '../../bundle/config.js';
 
 /**
  * What makes two bundles' image encodings interchangeable: the source weights (their sha256 from

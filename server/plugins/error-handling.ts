@@ -1,7 +1,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { BridgeTowerError } from '../../common/errors.js';
-import { DeadlineError, httpStatusOf, OverloadError } from '../runtime/errors.js';
+import { DeadlineError, httpStatusOf, OverloadError } from '../scheduling/errors.js';
 import { HttpError, HTTP_ERROR_CODES, type ErrorBody, type HttpErrorCode } from '../schemas/errors.js';
 import { sharedPlugin } from './shared-plugin.js';
 

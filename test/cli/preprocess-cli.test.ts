@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
 import { buildDemoBundle } from '../../convert/demo/demo-bundle.js';
-import { readSafetensors, toFloat64Array } from '../../convert/safetensors/read-safetensors.js';
+import { readSafetensors, toFloat64Array } from '../../bundle/safetensors/read-safetensors.js';
 import { BundlePreprocessor } from '../../preprocess/bundle-preprocessor.js';
 import { runCli } from '../helpers/run-cli.js';
 

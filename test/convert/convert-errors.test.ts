@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { convertCheckpoint } from '../../convert/convert-checkpoint.js';
-import { readSafetensors } from '../../convert/safetensors/read-safetensors.js';
+import { readSafetensors } from '../../bundle/safetensors/read-safetensors.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { tinyWeights, writeTextConfig, writeTinyCkpt, writeTinySafetensors } from '../helpers/tiny-checkpoints.js';
 

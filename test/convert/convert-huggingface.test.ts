@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import type { BundleConfig } from '../../convert/bundle/bundle-config.js';
+import type { BundleConfig } from '../../bundle/config.js';
 import { convertCheckpoint } from '../../convert/convert-checkpoint.js';
-import { readSafetensors, toFloat64Array } from '../../convert/safetensors/read-safetensors.js';
+import { readSafetensors, toFloat64Array } from '../../bundle/safetensors/read-safetensors.js';
 import { sharedFixture } from '../helpers/shared-fixtures.js';
 import { tempDir } from '../helpers/temp-dir.js';
 

@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { after, type TestContext } from 'node:test';
 import type ort from 'onnxruntime-node';
 import { convertCheckpoint, type ConvertOptions } from '../../convert/convert-checkpoint.js';
-import { readSafetensors, toFloat64Array } from '../../convert/safetensors/read-safetensors.js';
-import { openGraph, toOrtTensor, type SessionOptions } from '../../models/runtime/session.js';
+import { readSafetensors, toFloat64Array } from '../../bundle/safetensors/read-safetensors.js';
+import { openGraph, toOrtTensor, type SessionOptions } from '../../runtime/session.js';
 import { sharedFixture } from './shared-fixtures.js';
 
 /**

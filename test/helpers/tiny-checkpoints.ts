@@ -1,9 +1,9 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { BridgeTowerArchitecture } from '../../convert/architecture/architecture.js';
+import type { BridgeTowerArchitecture } from '../../bundle/architecture.js';
 import { demoArchitecture } from '../../convert/demo/demo-architecture.js';
 import { randomStateDict } from '../../convert/demo/random-weights.js';
-import { writeSafetensors } from '../../convert/safetensors/write-safetensors.js';
+import { writeSafetensors } from '../../bundle/safetensors/write-safetensors.js';
 import { writeTorchCheckpoint } from './torch-writer.js';
 
 export type TinyWeights = Map<string, { shape: readonly number[]; values: Float32Array }>;

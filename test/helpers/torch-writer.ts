@@ -9,8 +9,8 @@ import {
   type TorchStorage,
   type TorchTensor,
 } from '../../convert/torch/write-torch-checkpoint.js';
-import { DTYPES, type DType } from '../../convert/tensors/dtype.js';
-import { rowMajorStrides } from '../../convert/tensors/tensor-view.js';
+import { DTYPES, type DType } from '../../bundle/tensors/dtype.js';
+import { rowMajorStrides } from '../../bundle/tensors/tensor-view.js';
 
 /**
  * Test fixtures in code: a thin layer over the project's own checkpoint writer

@@ -6,8 +6,8 @@ import { after, describe, test } from 'node:test';
 import { BridgeTowerError, type ErrorCode } from '../../common/errors.js';
 import { mapHuggingFaceName } from '../../convert/huggingface/hf-name-map.js';
 import { openHuggingFaceRepo } from '../../convert/huggingface/read-hf-repo.js';
-import { readSafetensors } from '../../convert/safetensors/read-safetensors.js';
-import { writeSafetensors } from '../../convert/safetensors/write-safetensors.js';
+import { readSafetensors } from '../../bundle/safetensors/read-safetensors.js';
+import { writeSafetensors } from '../../bundle/safetensors/write-safetensors.js';
 import { sharedFixture } from '../helpers/shared-fixtures.js';
 
 /** One row of shared/fixtures/bridgetower-hf/key_mapping.json; `original` null/empty/— = no counterpart. */

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import type { BridgeTowerArchitecture } from '../../convert/architecture/architecture.js';
+import type { BridgeTowerArchitecture } from '../../bundle/architecture.js';
 import { convertCheckpoint } from '../../convert/convert-checkpoint.js';
 import { GRAPHS } from '../../models/bridgetower/graphs.js';
 import { ModelProto, ONNX_DATA_TYPES } from '../../models/ir/onnx-schema.js';

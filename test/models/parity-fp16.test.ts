@@ -2,7 +2,7 @@ import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { BundleConfig } from '../../convert/bundle/bundle-config.js';
+import type { BundleConfig } from '../../bundle/config.js';
 import { bundleCache, GOLDEN_CHECKS, loadFixture, uncheckedGoldens, type BundleOptions, type GoldenCheckName, type GoldenContext } from '../helpers/parity.js';
 import { sharedFixture } from '../helpers/shared-fixtures.js';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
-import { readSafetensors } from '../../convert/safetensors/read-safetensors.js';
+import { readSafetensors } from '../../bundle/safetensors/read-safetensors.js';
 import {
   assertClose,
   bundleCache,

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 
 import { BridgeTowerError } from '../../common/errors.js';
-import { checkLabelCount, FIXED_LABELS_BY_HEAD, loadLabels, NLVR2_LABELS, SNLI_VE_LABELS } from '../../convert/labels.js';
+import { checkLabelCount, FIXED_LABELS_BY_HEAD, loadLabels, NLVR2_LABELS, SNLI_VE_LABELS } from '../../bundle/labels.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bt-labels-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

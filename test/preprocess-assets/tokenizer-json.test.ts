@@ -12,7 +12,7 @@ import {
   loadTokenizerSource,
   serializeTokenizerJson,
   type TokenizerJson,
-} from '../../convert/tokenizer/build-tokenizer-json.js';
+} from '../../bundle/tokenizer-json.js';
 import { sharedFixture } from '../helpers/shared-fixtures.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bt-tokenizer-'));

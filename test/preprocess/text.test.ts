@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 
 import { BridgeTowerError } from '../../common/errors.js';
-import { buildByteLevelDemoTokenizer, type TokenizerJson } from '../../convert/tokenizer/build-tokenizer-json.js';
+import { buildByteLevelDemoTokenizer, type TokenizerJson } from '../../bundle/tokenizer-json.js';
 import { DEFAULT_MAX_INPUT_CHARS, gpt2PreTokenize, TextTokenizer } from '../../preprocess/text.js';
 import { sharedFixture } from '../helpers/shared-fixtures.js';
 

@@ -4,15 +4,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { BridgeTowerError } from '../../common/errors.js';
-import { openSafetensors, readSafetensors, toFloat32, toFloat64Array } from '../../convert/safetensors/read-safetensors.js';
-import { SafetensorsWriter, writeSafetensors } from '../../convert/safetensors/write-safetensors.js';
-import { DTYPES, numel, type DType } from '../../convert/tensors/dtype.js';
+import { openSafetensors, readSafetensors, toFloat32, toFloat64Array } from '../../bundle/safetensors/read-safetensors.js';
+import { SafetensorsWriter, writeSafetensors } from '../../bundle/safetensors/write-safetensors.js';
+import { DTYPES, numel, type DType } from '../../bundle/tensors/dtype.js';
 import {
   bfloat16BitsToFloat32,
   convertFloatBytes,
   float16BitsToFloat32,
   float32ToFloat16Bits,
-} from '../../convert/tensors/dtype-convert.js';
+} from '../../bundle/tensors/dtype-convert.js';
 import { sharedFixture } from '../helpers/shared-fixtures.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'safetensors-test-'));

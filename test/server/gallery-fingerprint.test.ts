@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
-import { readBundleConfig, type BundleConfig } from '../../convert/bundle/bundle-config.js';
+import { readBundleConfig, type BundleConfig } from '../../bundle/config.js';
 import { buildDemoBundle } from '../../convert/demo/demo-bundle.js';
 import { bundleFingerprint, readBundleFingerprint } from '../../server/gallery/bundle-fingerprint.js';
 import { tempDir } from '../helpers/temp-dir.js';

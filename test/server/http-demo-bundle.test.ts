@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import sharp from 'sharp';
-import { readBundleConfig } from '../../convert/bundle/bundle-config.js';
+import { readBundleConfig } from '../../bundle/config.js';
 import { buildDemoBundle } from '../../convert/demo/demo-bundle.js';
 import { buildServer } from '../../server/app.js';
 import { multipart, testOptions } from './http-fakes.js';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { BridgeTowerError } from '../../common/errors.js';
 import { ImageError } from '../../preprocess/image-errors.js';
-import { DeadlineError, OverloadError } from '../../server/runtime/errors.js';
+import { DeadlineError, OverloadError } from '../../server/scheduling/errors.js';
 import { fakeImage, fakeServer, multipart } from './http-fakes.js';
 
 const B64 = fakeImage(12).toString('base64');

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { TestContext } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import type { TaskName } from '../../convert/tasks.js';
+import type { TaskName } from '../../bundle/tasks.js';
 import { buildServer, type GalleryLike } from '../../server/app.js';
 import type { ServerMetrics } from '../../server/metrics.js';
 import type { EntailmentResult, ImageEncoding, ModelService, Nlvr2Result, RequestContext, SearchHit, VqaAnswer } from '../../server/model-service.js';

@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { defaultBundles, serverOptionsFromFlags } from '../../cli/commands/serve.js';
 import { BridgeTowerError } from '../../common/errors.js';
-import { BUNDLE_FORMAT } from '../../convert/bundle/bundle-config.js';
+import { BUNDLE_FORMAT } from '../../bundle/config.js';
 import { DEFAULT_SERVER_OPTIONS } from '../../server/options.js';
 import { startServer } from '../../server/start.js';
 import { tempDir } from '../helpers/temp-dir.js';

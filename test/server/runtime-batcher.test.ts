@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DynamicBatcher, type DynamicBatcherOptions } from '../../server/runtime/dynamic-batcher.js';
-import { DeadlineError, OverloadError, httpStatusOf } from '../../server/runtime/errors.js';
+import { DynamicBatcher, type DynamicBatcherOptions } from '../../server/scheduling/dynamic-batcher.js';
+import { DeadlineError, OverloadError, httpStatusOf } from '../../server/scheduling/errors.js';
 import type { RuntimeMetrics } from '../../server/runtime-metrics.js';
 
 /**

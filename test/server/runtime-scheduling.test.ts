@@ -3,9 +3,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
 import { buildDemoBundle } from '../../convert/demo/demo-bundle.js';
-import { BundleService, type BundleServiceOptions } from '../../server/runtime/bundle-service.js';
-import { DeadlineError, OverloadError, httpStatusOf } from '../../server/runtime/errors.js';
-import { GraphRunner } from '../../server/runtime/graph-runner.js';
+import { BundleService, type BundleServiceOptions } from '../../server/scheduling/bundle-service.js';
+import { DeadlineError, OverloadError, httpStatusOf } from '../../server/scheduling/errors.js';
+import { GraphRunner } from '../../runtime/graph-runner.js';
 import type { RuntimeMetrics } from '../../server/runtime-metrics.js';
 import { tempDir } from '../helpers/temp-dir.js';
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { it } from 'node:test';
 import { convertCheckpoint } from '../../convert/convert-checkpoint.js';
-import { BundleService } from '../../server/runtime/bundle-service.js';
+import { BundleService } from '../../server/scheduling/bundle-service.js';
 import { DEFAULT_SERVER_OPTIONS } from '../../server/options.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { tinyWeights, writeTextConfig, writeTinyCkpt } from '../helpers/tiny-checkpoints.js';

@@ -5,11 +5,11 @@ import { after, before, describe, it } from 'node:test';
 import ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { buildDemoBundle } from '../../convert/demo/demo-bundle.js';
-import { readSafetensors, toFloat32 } from '../../convert/safetensors/read-safetensors.js';
-import type { TaskName } from '../../convert/tasks.js';
-import { openGraph } from '../../models/runtime/session.js';
+import { readSafetensors, toFloat32 } from '../../bundle/safetensors/read-safetensors.js';
+import type { TaskName } from '../../bundle/tasks.js';
+import { openGraph } from '../../runtime/session.js';
 import { BundlePreprocessor } from '../../preprocess/bundle-preprocessor.js';
-import { BundleService } from '../../server/runtime/bundle-service.js';
+import { BundleService } from '../../server/scheduling/bundle-service.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 /**

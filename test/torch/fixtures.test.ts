@@ -4,8 +4,8 @@ import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { openTorchCheckpoint } from '../../convert/torch/read-torch-checkpoint.js';
-import { DTYPES, type DType } from '../../convert/tensors/dtype.js';
-import { readTensorBytes } from '../../convert/tensors/read-tensor.js';
+import { DTYPES, type DType } from '../../bundle/tensors/dtype.js';
+import { readTensorBytes } from '../../bundle/tensors/read-tensor.js';
 import { sharedFixture, TINY_DIR } from '../helpers/shared-fixtures.js';
 
 /**

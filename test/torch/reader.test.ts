@@ -5,9 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { BridgeTowerError, type ErrorCode } from '../../common/errors.js';
-import { DTYPES, numel, type DType } from '../../convert/tensors/dtype.js';
-import { readTensorBytes } from '../../convert/tensors/read-tensor.js';
-import type { CheckpointFile } from '../../convert/tensors/tensor-view.js';
+import { DTYPES, numel, type DType } from '../../bundle/tensors/dtype.js';
+import { readTensorBytes } from '../../bundle/tensors/read-tensor.js';
+import type { CheckpointFile } from '../../bundle/tensors/tensor-view.js';
 import { detectTorchFormat, openTorchCheckpoint } from '../../convert/torch/read-torch-checkpoint.js';
 import {
   forbiddenGlobalPickle,

@@ -3,7 +3,7 @@ import { closeSync, existsSync, fstatSync, openSync, readFileSync } from 'node:f
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { crc32 } from 'node:zlib';
-import { readTensorBytes } from '../../convert/tensors/read-tensor.js';
+import { readTensorBytes } from '../../bundle/tensors/read-tensor.js';
 import { PyFloat } from '../../convert/torch/pickle-writer.js';
 import { openTorchCheckpoint } from '../../convert/torch/read-torch-checkpoint.js';
 import { STATE_DICT, storageFromBytes, writeTorchCheckpoint, type TorchStorage } from '../../convert/torch/write-torch-checkpoint.js';

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { convertCheckpoint } from '../../convert/convert-checkpoint.js';
-import { readSafetensors, toFloat64Array } from '../../convert/safetensors/read-safetensors.js';
+import { readSafetensors, toFloat64Array } from '../../bundle/safetensors/read-safetensors.js';
 import { FlatLayout } from '../../train/flat-parameters.js';
 import { GradientStep, batchFromRaw } from '../../train/gradient-step.js';
 import { AdamWRunner } from '../../train/optimizer/adamw-runner.js';

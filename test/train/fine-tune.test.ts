@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { BridgeTowerError } from '../../common/errors.js';
-import { readBundleConfig } from '../../convert/bundle/bundle-config.js';
+import { readBundleConfig } from '../../bundle/config.js';
 import { buildDemoBundle } from '../../convert/demo/demo-bundle.js';
 import { listCheckpoints } from '../../train/checkpoint.js';
 import { fineTune, LOG_FILE, type FineTuneOptions, type TrainEvent } from '../../train/fine-tune.js';
@@ -101,7 +101,7 @@ describe('fine-tune runs', () => {
     const { root, bundle, train } = await setup(t);
     const out = join(root, 'out');
     await fineTune({ ...smallRun(bundle, train, out), subset: 'heads', epochs: 1 });
-    const { readSafetensors } = await import('../../convert/safetensors/read-safetensors.js');
+    const { readSafetensors } = await import('../../bundle/safetensors/read-safetensors.js');
     const before = readSafetensors(join(bundle, 'model.safetensors'));
     const after = readSafetensors(join(out, 'model.safetensors'));
     const changed = [...after].filter(([name, t2]) => Buffer.compare(Buffer.from(t2.data), Buffer.from(before.get(name)!.data)) !== 0).map(([name]) => name);

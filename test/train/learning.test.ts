@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { readBundleConfig } from '../../convert/bundle/bundle-config.js';
+import { readBundleConfig } from '../../bundle/config.js';
 import { buildDemoBundle } from '../../convert/demo/demo-bundle.js';
-import { readLabels } from '../../server/runtime/bundle-service.js';
+import { readLabels } from '../../bundle/labels.js';
 import { openDataset } from '../../train/data/open-dataset.js';
 import { evaluateBundle } from '../../train/evaluate/evaluate.js';
 import { fineTune, type TrainEvent } from '../../train/fine-tune.js';

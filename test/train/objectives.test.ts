@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { convertCheckpoint } from '../../convert/convert-checkpoint.js';
 import { buildDemoBundle } from '../../convert/demo/demo-bundle.js';
-import { readSafetensors, toFloat64Array } from '../../convert/safetensors/read-safetensors.js';
+import { readSafetensors, toFloat64Array } from '../../bundle/safetensors/read-safetensors.js';
 import { GraphBuilder } from '../../models/ir/builder.js';
 import { serializeModel } from '../../models/ir/serialize.js';
 import { dropout } from '../../models/layers/dropout.js';

@@ -1,5 +1,5 @@
 import { BridgeTowerError } from '../../common/errors.js';
-import type { TaskName } from '../../convert/tasks.js';
+import type { TaskName } from '../../bundle/tasks.js';
 import type { BundlePreprocessor } from '../../preprocess/bundle-preprocessor.js';
 import { decodeImage, normalizeToChw, type ImageLimits } from '../../preprocess/image.js';
 import { Rng } from '../rng.js';

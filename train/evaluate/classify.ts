@@ -1,5 +1,5 @@
 import { BridgeTowerError } from '../../common/errors.js';
-import { sigmoid, softmax } from '../../server/runtime/task-results.js';
+import { sigmoid, softmax } from '../../runtime/task-results.js';
 import { describeRow, type Dataset, type ExampleOf, type ImageSource } from '../data/examples.js';
 import type { EvaluationRuntime } from './evaluation-runtime.js';
 import { argmax } from './metrics.js';

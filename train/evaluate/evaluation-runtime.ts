@@ -1,10 +1,10 @@
-import type { BundleConfig } from '../../convert/bundle/bundle-config.js';
-import type { TaskName } from '../../convert/tasks.js';
+import type { BundleConfig } from '../../bundle/config.js';
+import type { TaskName } from '../../bundle/tasks.js';
 import { BridgeTowerError } from '../../common/errors.js';
-import type { Device } from '../../models/runtime/session.js';
+import type { Device } from '../../runtime/session.js';
 import { BundlePreprocessor } from '../../preprocess/bundle-preprocessor.js';
-import { encodeImages, encodeTexts, fuse, runHead, type FusionRow, type ImageEmbeds, type ModelDims, type TextEncoding } from '../../server/runtime/graph-batches.js';
-import { GraphRunner } from '../../server/runtime/graph-runner.js';
+import { encodeImages, encodeTexts, fuse, runHead, type FusionRow, type ImageEmbeds, type ModelDims, type TextEncoding } from '../../runtime/graph-batches.js';
+import { GraphRunner } from '../../runtime/graph-runner.js';
 import { describeRow, type FineTuneTask, type ImageSource, type RowRef } from '../data/examples.js';
 
 export interface RuntimeOptions {

@@ -1,9 +1,9 @@
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { BridgeTowerError } from '../../common/errors.js';
-import { NLVR2_LABELS, SNLI_VE_LABELS } from '../../convert/labels.js';
-import { readLabels } from '../../server/runtime/bundle-service.js';
-import { readBundleConfig } from '../../convert/bundle/bundle-config.js';
+import { NLVR2_LABELS, SNLI_VE_LABELS } from '../../bundle/labels.js';
+import { readLabels } from '../../bundle/labels.js';
+import { readBundleConfig } from '../../bundle/config.js';
 import { describeRow, type Dataset, type ExampleOf } from '../data/examples.js';
 import type { ClassPrediction } from './classify.js';
 import { predictDataset, type EvaluationOptions, type Predictions } from './evaluate.js';

@@ -1,5 +1,5 @@
 import { BridgeTowerError } from '../../common/errors.js';
-import { dot } from '../../server/runtime/task-results.js';
+import { dot } from '../../runtime/task-results.js';
 import type { Dataset } from '../data/examples.js';
 import { exampleAt } from './classify.js';
 import type { EvaluationRuntime } from './evaluation-runtime.js';

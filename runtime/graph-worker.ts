@@ -6,8 +6,8 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
-import { BridgeTowerError } from '../../common/errors.js';
-import { openGraph, type Device } from '../../models/runtime/session.js';
+import { BridgeTowerError } from '../common/errors.js';
+import { openGraph, type Device } from './session.js';
 import { transferables, type FromWorker, type GraphSignature, type Tensors, type ToWorker, type WireError, type WorkerConfig } from './graph-protocol.js';
 
 const port = parentPort;

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 
-import { BridgeTowerError, listSome } from '../../common/errors.js';
+import { BridgeTowerError, listSome } from '../common/errors.js';
 
 /**
  * A Hugging Face `tokenizer.json` for RoBERTa's byte-level BPE, as the Rust `tokenizers` library

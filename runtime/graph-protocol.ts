@@ -1,4 +1,4 @@
-import type { Device } from '../../models/runtime/session.js';
+import type { Device } from './session.js';
 
 /**
  * The messages between `GraphRunner` (main thread) and `graph-worker.ts` (the thread that owns

@@ -1,4 +1,4 @@
-import type { BridgeTowerArchitecture } from './architecture/architecture.js';
+import type { BridgeTowerArchitecture } from './architecture.js';
 
 /**
  * Task → head → label set → preprocessing defaults, as data. Text lengths and image sizes are

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BridgeTowerError } from '../../common/errors.js';
-import type { BridgeTowerArchitecture } from '../architecture/architecture.js';
-import type { TaskName } from '../tasks.js';
+import { BridgeTowerError } from '../common/errors.js';
+import type { BridgeTowerArchitecture } from './architecture.js';
+import type { TaskName } from './tasks.js';
 
 export const BUNDLE_FORMAT = 'bridgetower-bundle';
 export const BUNDLE_FORMAT_VERSION = 1;

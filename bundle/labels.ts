@@ -1,6 +1,8 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 import { BridgeTowerError, listSome } from '../common/errors.js';
+import type { TaskName } from './tasks.js';
 
 /**
  * Class labels of the task heads. VQA's 3129 answers are not stored in the checkpoints, so the user
@@ -141,4 +143,16 @@ function duplicateKeys(text: string, objectPath: readonly string[]): string[] {
     }
   }
   return duplicates;
+}
+
+/** `labels.json`: `{task: [names]}`; none when the bundle was converted without labels. */
+export function readLabels(bundleDir: string, file: string | null): Partial<Record<TaskName, string[]>> {
+  if (!file) return {};
+  const path = join(bundleDir, file);
+  if (!existsSync(path)) throw new BridgeTowerError('E_BUNDLE', `bundle '${bundleDir}' names labels file ${file} in config.json, but ${path} does not exist`, { path });
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as Partial<Record<TaskName, string[]>>;
+  } catch (error) {
+    throw new BridgeTowerError('E_LABELS', `${path} is not valid JSON (${(error as Error).message})`, { path });
+  }
 }

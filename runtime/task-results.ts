@@ -1,4 +1,20 @@
-import type { EntailmentResult, Nlvr2Result, VqaAnswer } from '../model-service.js';
+export interface VqaAnswer {
+  answer: string;
+  /** sigmoid(logit), as upstream's VQA score. */
+  score: number;
+}
+
+export interface EntailmentResult {
+  label: 'entailment' | 'neutral' | 'contradiction';
+  /** softmax over the three classes. */
+  scores: { entailment: number; neutral: number; contradiction: number };
+}
+
+export interface Nlvr2Result {
+  answer: boolean;
+  /** softmax probability of `answer`. */
+  score: number;
+}
 
 /**
  * Logits → the answers upstream reports, one pure function per task (../shared/docs/UPSTREAM.md,

@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
-import { BridgeTowerError } from '../../common/errors.js';
-import type { DType } from '../../convert/tensors/dtype.js';
+import { BridgeTowerError } from '../common/errors.js';
+import type { DType } from '../bundle/tensors/dtype.js';
 
 export type Device = 'cpu' | 'cuda';
 

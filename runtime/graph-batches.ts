@@ -1,4 +1,4 @@
-import { BridgeTowerError } from '../../common/errors.js';
+import { BridgeTowerError } from '../common/errors.js';
 import type { GraphRunner, Tensors } from './graph-runner.js';
 
 /**

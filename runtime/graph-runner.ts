@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
-import { BridgeTowerError, ERROR_CODES, type ErrorCode } from '../../common/errors.js';
-import type { Device } from '../../models/runtime/session.js';
+import { BridgeTowerError, ERROR_CODES, type ErrorCode } from '../common/errors.js';
+import type { Device } from './session.js';
 import { transferables, type FromWorker, type GraphSignature, type Tensors, type ToWorker, type WireError, type WorkerConfig } from './graph-protocol.js';
 
 export type { GraphSignature, TensorType, Tensors, WireTensor } from './graph-protocol.js';

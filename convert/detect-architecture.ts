@@ -1,6 +1,6 @@
-import { BridgeTowerError, listSome } from '../../common/errors.js';
-import type { BridgeTowerArchitecture, ClassifierHeadConfig, HeadsConfig } from './architecture.js';
-import { lookupKnownTextConfig, type TextConfigFacts } from './text-configs.js';
+import { BridgeTowerError, listSome } from '../common/errors.js';
+import type { BridgeTowerArchitecture, ClassifierHeadConfig, HeadsConfig } from '../bundle/architecture.js';
+import { lookupKnownTextConfig, type TextConfigFacts } from '../bundle/text-configs.js';
 
 /** What besides the weights can describe a checkpoint. */
 export interface ArchitectureHints {

@@ -1,9 +1,9 @@
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { BridgeTowerError } from '../../common/errors.js';
-import { openSafetensors, toFloat32 } from '../../convert/safetensors/read-safetensors.js';
-import type { TaskName } from '../../convert/tasks.js';
-import { readTensorBytes } from '../../convert/tensors/read-tensor.js';
+import { openSafetensors, toFloat32 } from '../../bundle/safetensors/read-safetensors.js';
+import type { TaskName } from '../../bundle/tasks.js';
+import { readTensorBytes } from '../../bundle/tensors/read-tensor.js';
 import { BundlePreprocessor } from '../../preprocess/bundle-preprocessor.js';
 import type { EntailmentResult, ImageEncoding, ModelService, Nlvr2Result, RequestContext, SearchHit, VqaAnswer } from '../model-service.js';
 import type { ServerOptions } from '../options.js';
@@ -11,10 +11,11 @@ import { NO_METRICS, type RuntimeMetrics } from '../runtime-metrics.js';
 import { Admission } from './admission.js';
 import { DynamicBatcher } from './dynamic-batcher.js';
 import { checkDeadline, DeadlineError } from './errors.js';
-import { encodeImages, encodeTexts, fuse, runHead, type ImageEmbeds, type ModelDims, type TextEncoding } from './graph-batches.js';
-import { GraphRunner } from './graph-runner.js';
+import { encodeImages, encodeTexts, fuse, runHead, type ImageEmbeds, type ModelDims, type TextEncoding } from '../../runtime/graph-batches.js';
+import { readLabels } from '../../bundle/labels.js';
+import { GraphRunner } from '../../runtime/graph-runner.js';
 import { ImageCache, imageHash } from './image-cache.js';
-import { dot, entailmentResult, itmProbability, nlvr2Result, rankDescending, vqaAnswers } from './task-results.js';
+import { dot, entailmentResult, itmProbability, nlvr2Result, rankDescending, vqaAnswers } from '../../runtime/task-results.js';
 
 export type BundleServiceOptions = Pick<ServerOptions, 'device' | 'maxBatch' | 'maxDelayMs' | 'maxQueue' | 'cacheMb'> & {
   threads?: number;
@@ -286,18 +287,6 @@ export class BundleService implements ModelService {
     } finally {
       if (this.encoding.get(hash) === work) this.encoding.delete(hash);
     }
-  }
-}
-
-/** `labels.json`: `{task: [names]}`; none when the bundle was converted without labels. */
-export function readLabels(bundleDir: string, file: string | null): Partial<Record<TaskName, string[]>> {
-  if (!file) return {};
-  const path = join(bundleDir, file);
-  if (!existsSync(path)) throw new BridgeTowerError('E_BUNDLE', `bundle '${bundleDir}' names labels file ${file} in config.json, but ${path} does not exist`, { path });
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as Partial<Record<TaskName, string[]>>;
-  } catch (error) {
-    throw new BridgeTowerError('E_LABELS', `${path} is not valid JSON (${(error as Error).message})`, { path });
   }
 }
 

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { BridgeTowerError } from '../../common/errors.js';
+import { BridgeTowerError } from '../common/errors.js';
 
 /**
  * The two text-encoder facts that are not in a checkpoint's weights. Upstream took them from

@@ -1,14 +1,14 @@
 import { closeSync, openSync } from 'node:fs';
 import { basename } from 'node:path';
-import { hashFilesInBackground } from './hash-files.js';
-import { SafetensorsWriter } from '../safetensors/write-safetensors.js';
-import type { CanonicalTensor } from '../tensors/canonical-tensor.js';
-import { VALUE_TRANSFORMS } from '../tensors/canonical-tensor.js';
-import { DTYPES, numel, type DType } from '../tensors/dtype.js';
-import { convertFloatBytes, encodeFloat16, encodeFloat32, toFloat32 } from '../tensors/dtype-convert.js';
-import { gatherView, readFully, viewByteSpan } from '../tensors/read-tensor.js';
-import type { StorageLocation } from '../tensors/tensor-view.js';
-import type { SourceFileRecord } from './bundle-config.js';
+import { hashFilesInBackground } from '../bundle/hash-files.js';
+import { SafetensorsWriter } from '../bundle/safetensors/write-safetensors.js';
+import type { CanonicalTensor } from '../bundle/tensors/canonical-tensor.js';
+import { VALUE_TRANSFORMS } from '../bundle/tensors/canonical-tensor.js';
+import { DTYPES, numel, type DType } from '../bundle/tensors/dtype.js';
+import { convertFloatBytes, encodeFloat16, encodeFloat32, toFloat32 } from '../bundle/tensors/dtype-convert.js';
+import { gatherView, readFully, viewByteSpan } from '../bundle/tensors/read-tensor.js';
+import type { StorageLocation } from '../bundle/tensors/tensor-view.js';
+import type { SourceFileRecord } from '../bundle/config.js';
 
 /** A tensor of the bundle: where it comes from and what happens to it on the way. */
 export interface PlannedTensor {

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { BridgeTowerError } from '../../common/errors.js';
+import { BridgeTowerError } from '../common/errors.js';
 
 /**
  * Builds a folder atomically: `fill` writes into a hidden temporary folder beside the target, which
