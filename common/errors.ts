@@ -49,6 +49,8 @@ export const ERROR_CODES = {
   E_DIVERGED: { exitCode: 12, httpStatus: 500 },
   /** A training checkpoint cannot be resumed (missing, partial, or made for another bundle/task/options). */
   E_RESUME: { exitCode: 12, httpStatus: 400 },
+  /** A broken invariant inside bridgetower-node (a bug, not bad input): report it with the command and input. */
+  E_INTERNAL: { exitCode: 70, httpStatus: 500 },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -9,7 +9,7 @@ import { clipVariantOf } from './upstream-config.js';
 /**
  * Which entries the exported state dict holds, so that upstream's `load_state_dict` sees the keys
  * its own `state_dict()` has (the fixtures' keys_*.txt). Canonical bundle names *are* upstream's
- * names (convert/architecture/canonical-names.ts; Hugging Face names were mapped on the way in),
+ * names (bundle/canonical-names.ts; Hugging Face names were mapped on the way in),
  * so bundle tensors keep their names. Three things differ from "copy every tensor":
  *  - Hugging Face-only tensors have no upstream module: left out, and reported.
  *  - Entries upstream's modules register but no forward pass reads may be absent from a bundle

@@ -28,7 +28,7 @@ interface RunningServer {
 
 /**
  * Whether `error` says a module of the server does not exist yet: the runtime that buildServer
- * loads (server/runtime/bundle-service.ts) lands separately from the HTTP layer. A missing module
+ * loads (server/scheduling/bundle-service.ts) lands separately from the HTTP layer. A missing module
  * is also a type error, so `npm test` cannot pass with one.
  */
 function isMissingServerModule(error: unknown): boolean {

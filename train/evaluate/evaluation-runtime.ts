@@ -37,7 +37,7 @@ export const TASK_NEEDS: Readonly<Record<FineTuneTask, TaskNeeds>> = {
 
 /**
  * A bundle's split graphs opened for evaluation. The packing into graph batches is the server's
- * (server/runtime/graph-batches.ts) and so is the preprocessing (BundlePreprocessor), so evaluation
+ * (runtime/graph-batches.ts) and so is the preprocessing (BundlePreprocessor), so evaluation
  * scores exactly what `serve` answers; what it leaves out is the server's request batching, image
  * cache and deadlines, since evaluation builds its own batches. The sessions live in a worker
  * thread (GraphRunner), so a progress bar keeps drawing while a batch runs.
