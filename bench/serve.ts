@@ -332,7 +332,7 @@ class DirectVqa {
   ) {}
 
   static async open(bundleDir: string): Promise<DirectVqa> {
-    const open = (graph: string) => openGraph(bundleDir, graph);
+    const open = async (graph: string) => (await openGraph(bundleDir, graph)).session;
     return new DirectVqa(BundlePreprocessor.open(bundleDir), {
       text_encoder: await open('text_encoder'),
       image_encoder: await open('image_encoder'),

@@ -1,4 +1,4 @@
-import type { Device } from './session.js';
+import type { Device, RuntimeOptions } from './session.js';
 
 /**
  * The messages between `GraphRunner` (main thread) and `graph-worker.ts` (the thread that owns
@@ -16,12 +16,11 @@ export interface WireTensor {
 
 export type Tensors = Record<string, WireTensor>;
 
-export interface WorkerConfig {
+export interface WorkerConfig extends Pick<RuntimeOptions, 'threads'> {
   bundleDir: string;
   /** Graph names without `.onnx` (text_encoder, fusion, head_vqa, …). */
   graphs: string[];
   device: Device;
-  threads?: number;
 }
 
 export interface ValueInfo {

@@ -1,15 +1,13 @@
 import { Worker } from 'node:worker_threads';
 import { BridgeTowerError, ERROR_CODES, type ErrorCode } from '../common/errors.js';
+import { reportCudaFallback, type RuntimeOptions } from './session.js';
 import type { Device } from './session.js';
 import { transferables, type FromWorker, type GraphSignature, type Tensors, type ToWorker, type WireError, type WorkerConfig } from './graph-protocol.js';
 
 export type { GraphSignature, TensorType, Tensors, WireTensor } from './graph-protocol.js';
 
-export interface GraphRunnerOptions {
-  device?: Device;
-  /** ONNX Runtime intra-op threads per session (default: one per core). */
-  threads?: number;
-}
+/** Device and threads of the worker's sessions; a CUDA fallback is reported through `warn`. */
+export type GraphRunnerOptions = Pick<RuntimeOptions, 'device' | 'threads' | 'warn'>;
 
 /** How long close() waits for the worker to release its sessions before terminating it. */
 const CLOSE_GRACE_MS = 10_000;
@@ -71,6 +69,7 @@ export class GraphRunner {
       // Only these listeners: Worker keeps internal ones (they start its message port).
       worker.off('message', onMessage).off('error', onError).off('exit', onExit);
     }
+    if (ready.fellBack) reportCudaFallback(`bundle '${bundleDir}'`, ready.fallbackReason ?? 'no reason given', options.warn);
     return new GraphRunner(worker, ready.provider, ready.fellBack, ready.fallbackReason, ready.signatures);
   }
 

@@ -34,22 +34,18 @@ function wireError(error: unknown): WireError {
  * (its libraries, driver and a device are all needed); if it does not, every graph runs on the
  * CPU and the main thread reports the fallback rather than failing the server.
  */
-async function openAll(): Promise<{ provider: Device; fellBack: boolean; fallbackReason?: string }> {
+async function openAll(): Promise<{ provider: Device; fallbackReason?: string }> {
   let provider: Device = config.device;
   let fallbackReason: string | undefined;
   for (const graph of config.graphs) {
-    const options = { device: provider, ...(config.threads ? { threads: config.threads } : {}) };
-    try {
-      sessions.set(graph, await openGraph(config.bundleDir, graph, options));
-    } catch (error) {
-      if (provider !== 'cuda' || error instanceof BridgeTowerError) throw error; // a missing graph is not a CUDA problem
-      fallbackReason = error instanceof Error ? error.message : String(error);
-      provider = 'cpu';
-      sessions.set(graph, await openGraph(config.bundleDir, graph, { ...options, device: 'cpu' }));
-    }
-    await warmUp(sessions.get(graph)!);
+    // Once CUDA has been refused, the remaining graphs go straight to the CPU.
+    const opened = await openGraph(config.bundleDir, graph, { device: provider, ...(config.threads ? { threads: config.threads } : {}) });
+    if (opened.fallbackReason) fallbackReason = opened.fallbackReason;
+    provider = opened.provider;
+    sessions.set(graph, opened.session);
+    await warmUp(opened.session);
   }
-  return { provider, fellBack: config.device === 'cuda' && provider !== 'cuda', ...(fallbackReason ? { fallbackReason } : {}) };
+  return { provider, ...(fallbackReason ? { fallbackReason } : {}) };
 }
 
 /**
@@ -120,7 +116,7 @@ port.on('message', (message: ToWorker) => {
 try {
   const opened = await openAll();
   const signatures = Object.fromEntries([...sessions].map(([graph, session]) => [graph, signature(session)]));
-  post({ type: 'ready', ...opened, signatures });
+  post({ type: 'ready', ...opened, fellBack: config.device === 'cuda' && opened.provider !== 'cuda', signatures });
 } catch (error) {
   await closeAll().catch(() => {});
   post({ type: 'open-failed', error: wireError(error) });

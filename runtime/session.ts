@@ -6,25 +6,77 @@ import type { DType } from '../bundle/tensors/dtype.js';
 
 export type Device = 'cpu' | 'cuda';
 
-export interface SessionOptions {
+/** ONNX Runtime's graph optimization levels. */
+export type GraphOptimization = 'disabled' | 'basic' | 'extended' | 'all';
+
+/**
+ * Where and how graphs run: the one options type of serving, evaluation, fine-tuning and
+ * `run-graph` (their `--device` and `--threads` flags fill it).
+ */
+export interface RuntimeOptions {
+  /** 'cuda' falls back to the CPU, reported once (default 'cpu'). */
   device?: Device;
-  /** ONNX Runtime graph optimization level (default 'all'). */
-  optimization?: 'disabled' | 'basic' | 'extended' | 'all';
-  /** Intra-op threads (default: ONNX Runtime's choice, one per core). */
+  /** Intra-op threads per session (default: ONNX Runtime's choice, one per core). */
   threads?: number;
+  /** Graph optimization level (default 'all'). */
+  optimization?: GraphOptimization;
+  /** Where a CUDA fallback is reported (default: a warning on stderr). */
+  warn?: (message: string) => void;
 }
 
-/** Opens one graph of a bundle (`<bundle>/onnx/<graph>`), on CUDA when asked, else the CPU. */
-export async function openGraph(bundleDir: string, graph: string, options: SessionOptions = {}): Promise<ort.InferenceSession> {
+/** A session and the execution provider it ended up on. */
+export interface OpenedSession {
+  session: ort.InferenceSession;
+  provider: Device;
+  /** ONNX Runtime's reason for refusing CUDA, when CUDA was asked for and refused. */
+  fallbackReason?: string;
+}
+
+/**
+ * Opens an ONNX Runtime session on a model file or serialized bytes. The execution-provider policy
+ * lives here and only here: CUDA when asked for, else (or when its libraries, driver or device are
+ * missing) the CPU. A fallback is not an error — a server on a node without its GPU still serves —
+ * but the caller learns it (`fallbackReason`) and should pass it to `reportCudaFallback`.
+ */
+export async function openSession(model: string | Uint8Array, options: RuntimeOptions = {}): Promise<OpenedSession> {
+  const create = (device: Device) =>
+    typeof model === 'string' ? ort.InferenceSession.create(model, sessionOptions(device, options)) : ort.InferenceSession.create(model, sessionOptions(device, options));
+  if (options.device !== 'cuda') return { session: await create('cpu'), provider: 'cpu' };
+  try {
+    return { session: await create('cuda'), provider: 'cuda' };
+  } catch (error) {
+    return { session: await create('cpu'), provider: 'cpu', fallbackReason: error instanceof Error ? error.message : String(error) };
+  }
+}
+
+function sessionOptions(device: Device, options: RuntimeOptions): ort.InferenceSession.SessionOptions {
+  return {
+    // ONNX Runtime places nodes the CUDA provider lacks on the CPU by itself.
+    executionProviders: [device],
+    graphOptimizationLevel: options.optimization ?? 'all',
+    ...(options.threads ? { intraOpNumThreads: options.threads } : {}),
+  };
+}
+
+const reportedFallbacks = new Set<string>();
+
+/**
+ * Says once per process (per reason) that CUDA was asked for and the CPU is used instead: a server
+ * opening 13 bundles, or a trainer opening a session per step, warns once, not 13 or 10,000 times.
+ */
+export function reportCudaFallback(what: string, reason: string, warn: (message: string) => void = (m) => process.stderr.write(`warning: ${m}\n`)): void {
+  if (reportedFallbacks.has(reason)) return;
+  reportedFallbacks.add(reason);
+  warn(`${what}: CUDA was asked for but is unavailable (${reason}); running on the CPU. Install onnxruntime-node's CUDA binaries (docs/deploy.md) or use --device cpu`);
+}
+
+/** Opens one graph of a bundle (`<bundle>/onnx/<graph>`), with `openSession`'s device policy. */
+export async function openGraph(bundleDir: string, graph: string, options: RuntimeOptions = {}): Promise<OpenedSession> {
   const file = join(bundleDir, 'onnx', graph.endsWith('.onnx') ? graph : `${graph}.onnx`);
   if (!existsSync(file)) {
     throw new BridgeTowerError('E_BUNDLE', `bundle '${bundleDir}' has no graph ${file}; convert-ckpt writes one per head the checkpoint has`, { file });
   }
-  return ort.InferenceSession.create(file, {
-    executionProviders: options.device === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
-    graphOptimizationLevel: options.optimization ?? 'all',
-    ...(options.threads ? { intraOpNumThreads: options.threads } : {}),
-  });
+  return openSession(file, options);
 }
 
 const ORT_TYPES: Partial<Record<DType, ort.Tensor.Type>> = { float32: 'float32', int64: 'int64', int32: 'int32', float16: 'float16', bool: 'bool', uint8: 'uint8' };

@@ -1,7 +1,7 @@
-import type { Device } from '../runtime/session.js';
+import type { Device, RuntimeOptions } from '../runtime/session.js';
 
 /** Every `bridgetower serve` setting, with the CLI flag of each; defaults in `DEFAULT_SERVER_OPTIONS`. */
-export interface ServerOptions {
+export interface ServerOptions extends Pick<RuntimeOptions, 'threads'> {
   /** Bundle folders to serve (`serve <bundle>...`; `npm start`: the bundles under ./models, else the demo). */
   bundles: string[];
   host: string; // --host
@@ -17,8 +17,6 @@ export interface ServerOptions {
   requestTimeoutMs: number;
   /** Byte budget of the image-encoding cache (--cache-mb; 0 disables it). */
   cacheMb: number;
-  /** ONNX Runtime intra-op threads (--threads; default: one per core). */
-  threads?: number;
   /** Where the gallery database lives (--data-dir). */
   dataDir: string;
   /** Bearer token (--api-key or BRIDGETOWER_API_KEY); undefined: no authentication. */

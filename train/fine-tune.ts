@@ -19,6 +19,7 @@ import { Rng } from './rng.js';
 import { writeTrainedBundle, type FineTuneProvenance } from './trained-bundle.js';
 import { buildTrainingGraph } from './training-graph.js';
 import type { TrainSubset } from './train-subsets.js';
+import type { RuntimeOptions } from '../runtime/session.js';
 
 /**
  * `bridgetower fine-tune`: upstream's fine-tuning loop on ONNX Runtime. Micro-batches of
@@ -27,7 +28,7 @@ import type { TrainSubset } from './train-subsets.js';
  * rate. Shuffling, augmentation, dropout and hard negatives draw from `Rng.derive(seed, …, epoch,
  * index)`, so a run resumed from a checkpoint continues exactly as an uninterrupted one.
  */
-export interface FineTuneOptions extends Partial<Recipe> {
+export interface FineTuneOptions extends Partial<Recipe>, Pick<RuntimeOptions, 'device' | 'threads'> {
   bundle: string;
   task: FineTuneTask;
   train: string;
@@ -52,8 +53,6 @@ export interface FineTuneOptions extends Partial<Recipe> {
   evalEvery?: number;
   keepCheckpoints?: number;
   evalBatchSize?: number;
-  device?: 'cpu' | 'cuda';
-  threads?: number;
   onEvent?: (event: TrainEvent) => void;
 }
 

@@ -1,12 +1,13 @@
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import ort from 'onnxruntime-node';
+import type ort from 'onnxruntime-node';
 import { BridgeTowerError } from '../common/errors.js';
 import type { BridgeTowerArchitecture } from '../bundle/architecture.js';
 import { BUNDLE_FILES, readBundleConfig } from '../bundle/config.js';
 import { GraphBuilder, type DropoutFeature } from '../models/ir/builder.js';
 import type { Graph, Initializer, Node, Value } from '../models/ir/graph.js';
 import { serializeModel } from '../models/ir/serialize.js';
+import { openSession, reportCudaFallback, type RuntimeOptions } from '../runtime/session.js';
 import { openSafetensors } from '../bundle/safetensors/read-safetensors.js';
 import { safetensorsWeightSource } from '../models/ir/weights.js';
 import { differentiate, reachingLoss } from './autodiff/backward.js';
@@ -162,10 +163,8 @@ function zeroPaddingRows(graph: Graph, tables: readonly string[], padIndex: numb
   return { ...graph, nodes, initializers, valueInfo };
 }
 
-export interface SessionChoice {
-  device?: 'cpu' | 'cuda';
-  threads?: number;
-}
+/** Device and threads of a training session (`runtime/session.ts` holds the device policy). */
+export type SessionChoice = Pick<RuntimeOptions, 'device' | 'threads' | 'warn'>;
 
 /**
  * Opens an ONNX Runtime session on a training graph. External data must sit beside the model
@@ -175,14 +174,10 @@ export async function openTrainingSession(training: { graph: Graph; graphDir: st
   const file = join(training.graphDir, `.train-${training.graph.name}-${process.pid}-${Date.now()}.onnx`);
   writeFileSync(file, serializeModel(training.graph, { 'bridgetower.graph': `${training.graph.name}.onnx` }));
   try {
-    return await ort.InferenceSession.create(file, {
-      executionProviders: options.device === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
-      ...(options.threads ? { intraOpNumThreads: options.threads } : {}),
-    });
-  } catch (error) {
-    const message = (error as Error).message;
-    if (options.device === 'cuda') throw new BridgeTowerError('E_USAGE', `--device cuda: ONNX Runtime could not create a CUDA session (${message}); install onnxruntime-node's CUDA binaries (docs/deploy.md) or use --device cpu`);
-    throw error;
+    // Training graphs keep ONNX Runtime's default optimization level.
+    const opened = await openSession(file, { ...options, optimization: 'all' });
+    if (opened.fallbackReason) reportCudaFallback(`training graph '${training.graph.name}'`, opened.fallbackReason, options.warn);
+    return opened.session;
   } finally {
     rmSync(file, { force: true });
   }

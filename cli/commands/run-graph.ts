@@ -1,7 +1,7 @@
 import { BridgeTowerError } from '../../common/errors.js';
 import { readSafetensors } from '../../bundle/safetensors/read-safetensors.js';
 import { writeSafetensors } from '../../bundle/safetensors/write-safetensors.js';
-import { fromOrtTensor, openGraph, toOrtTensor } from '../../runtime/session.js';
+import { fromOrtTensor, openGraph, reportCudaFallback, toOrtTensor } from '../../runtime/session.js';
 import type { Command } from '../run-command.js';
 
 export const runGraphCommand: Command = {
@@ -22,7 +22,9 @@ Examples:
     if (!values.inputs || !values.out) throw new BridgeTowerError('E_USAGE', '--inputs and --out are required');
     const device = values.device ?? 'cpu';
     if (device !== 'cpu' && device !== 'cuda') throw new BridgeTowerError('E_USAGE', `--device must be cpu or cuda, got '${device}'`);
-    const session = await openGraph(positionals[0]!, positionals[1]!, { device, optimization: values['no-optimize'] ? 'disabled' : 'all' });
+    const opened = await openGraph(positionals[0]!, positionals[1]!, { device, optimization: values['no-optimize'] ? 'disabled' : 'all' });
+    if (opened.fallbackReason) reportCudaFallback(`graph ${positionals[1]}`, opened.fallbackReason);
+    const session = opened.session;
     const tensors = readSafetensors(values.inputs);
     const missing = session.inputNames.filter((name) => !tensors.has(name));
     if (missing.length > 0) {

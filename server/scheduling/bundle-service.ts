@@ -17,8 +17,7 @@ import { GraphRunner } from '../../runtime/graph-runner.js';
 import { ImageCache, imageHash } from './image-cache.js';
 import { dot, entailmentResult, itmProbability, nlvr2Result, rankDescending, vqaAnswers } from '../../runtime/task-results.js';
 
-export type BundleServiceOptions = Pick<ServerOptions, 'device' | 'maxBatch' | 'maxDelayMs' | 'maxQueue' | 'cacheMb'> & {
-  threads?: number;
+export type BundleServiceOptions = Pick<ServerOptions, 'device' | 'threads' | 'maxBatch' | 'maxDelayMs' | 'maxQueue' | 'cacheMb'> & {
   /** Where the runtime says which execution provider it uses (default: warnings to stderr). */
   log?: (level: 'info' | 'warn', message: string) => void;
 };
@@ -89,12 +88,11 @@ export class BundleService implements ModelService {
 
     const fusionTasks = (Object.keys(FUSION_HEADS) as FusionTask[]).filter((task) => this.tasks.includes(task));
     const graphs = ['text_encoder', 'image_encoder', ...(fusionTasks.length > 0 ? ['fusion'] : []), ...fusionTasks.map((task) => FUSION_HEADS[task])];
-    this.runner = GraphRunner.open(bundleDir, graphs, { device: options.device, ...(options.threads ? { threads: options.threads } : {}) });
     const log = options.log ?? ((level, message) => level === 'warn' && process.stderr.write(`${message}\n`));
+    this.runner = GraphRunner.open(bundleDir, graphs, { device: options.device, ...(options.threads ? { threads: options.threads } : {}), warn: (message) => log('warn', message) });
     this.loaded = this.runner.then((runner) => {
       metrics.executionProvider(this.name, runner.provider, runner.fellBack);
-      if (runner.fellBack) log('warn', `bundle '${this.name}': CUDA was asked for but is unavailable (${runner.fallbackReason}); running on the CPU`);
-      else log('info', `bundle '${this.name}': ONNX Runtime sessions on ${runner.provider}`);
+      if (!runner.fellBack) log('info', `bundle '${this.name}': ONNX Runtime sessions on ${runner.provider}`);
     });
     this.loaded.catch(() => {}); // surfaced by ready() and by every request
 

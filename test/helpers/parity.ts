@@ -6,7 +6,7 @@ import { after, type TestContext } from 'node:test';
 import type ort from 'onnxruntime-node';
 import { convertCheckpoint, type ConvertOptions } from '../../convert/convert-checkpoint.js';
 import { readSafetensors, toFloat64Array } from '../../bundle/safetensors/read-safetensors.js';
-import { openGraph, toOrtTensor, type SessionOptions } from '../../runtime/session.js';
+import { openGraph, toOrtTensor, type RuntimeOptions } from '../../runtime/session.js';
 import { sharedFixture } from './shared-fixtures.js';
 
 /**
@@ -21,7 +21,7 @@ export interface Dense {
   data: Float32Array;
 }
 
-export type Optimization = NonNullable<SessionOptions['optimization']>;
+export type Optimization = NonNullable<RuntimeOptions['optimization']>;
 export type BundleOptions = Omit<ConvertOptions, 'checkpoint' | 'out' | 'force' | 'onProgress'>;
 
 /**
@@ -51,7 +51,7 @@ const sessions = new Map<string, Promise<ort.InferenceSession>>();
 /** One ONNX Runtime session per bundle, graph and optimization level, shared by a test file. */
 export function session(bundle: string, graph: string, optimization: Optimization = 'all'): Promise<ort.InferenceSession> {
   const key = `${bundle}\0${graph}\0${optimization}`;
-  if (!sessions.has(key)) sessions.set(key, openGraph(bundle, graph, { optimization }));
+  if (!sessions.has(key)) sessions.set(key, openGraph(bundle, graph, { optimization }).then((opened) => opened.session));
   return sessions.get(key)!;
 }
 

@@ -32,7 +32,7 @@ before(async () => {
   await buildDemoBundle(bundle);
   pre = BundlePreprocessor.open(bundle);
   for (const graph of ['text_encoder', 'image_encoder', 'fusion', 'head_vqa', 'head_snli', 'head_itm', 'head_nlvr2', 'vqa']) {
-    sessions.set(graph, await openGraph(bundle, graph));
+    sessions.set(graph, (await openGraph(bundle, graph)).session);
   }
   service = await BundleService.open(bundle, { device: 'cpu', maxBatch: 4, maxDelayMs: 2, maxQueue: 64, cacheMb: 16 });
 });

@@ -1,19 +1,14 @@
 import type { BundleConfig } from '../../bundle/config.js';
 import type { TaskName } from '../../bundle/tasks.js';
 import { BridgeTowerError } from '../../common/errors.js';
-import type { Device } from '../../runtime/session.js';
+import type { RuntimeOptions } from '../../runtime/session.js';
 import { BundlePreprocessor } from '../../preprocess/bundle-preprocessor.js';
 import { encodeImages, encodeTexts, fuse, runHead, type FusionRow, type ImageEmbeds, type ModelDims, type TextEncoding } from '../../runtime/graph-batches.js';
 import { GraphRunner } from '../../runtime/graph-runner.js';
 import { describeRow, type FineTuneTask, type ImageSource, type RowRef } from '../data/examples.js';
 
-export interface RuntimeOptions {
-  device?: Device;
-  /** ONNX Runtime intra-op threads (default: one per core). */
-  threads?: number;
-  /** Where a CUDA fallback to the CPU is reported (default: stderr): hours of evaluation should not run on the wrong device unnoticed. */
-  warn?: (message: string) => void;
-}
+/** Device and threads of the evaluation sessions; a CUDA fallback is reported through `warn` (hours of evaluation should not run on the wrong device unnoticed). */
+export type { RuntimeOptions } from '../../runtime/session.js';
 
 /**
  * What each task needs of a bundle: the tasks its config.json must list, the head graph its
@@ -64,10 +59,7 @@ export class EvaluationRuntime {
       imageSize: config.preprocessing.image_size,
     };
     const graphs = ['text_encoder', 'image_encoder', 'fusion', TASK_NEEDS[task].head];
-    const runner = await GraphRunner.open(bundleDir, graphs, { ...(options.device ? { device: options.device } : {}), ...(options.threads ? { threads: options.threads } : {}) });
-    if (runner.fellBack) {
-      (options.warn ?? ((m) => process.stderr.write(`${m}\n`)))(`bundle '${bundleDir}': CUDA was asked for but is unavailable (${runner.fallbackReason}); evaluating on the CPU`);
-    }
+    const runner = await GraphRunner.open(bundleDir, graphs, options);
     return new EvaluationRuntime(bundleDir, task, preprocessor, dims, runner);
   }
 

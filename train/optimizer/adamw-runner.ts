@@ -1,4 +1,5 @@
 import ort from 'onnxruntime-node';
+import { openSession, reportCudaFallback, type RuntimeOptions } from '../../runtime/session.js';
 import { serializeModel } from '../../models/ir/serialize.js';
 import type { FlatLayout } from '../flat-parameters.js';
 import { buildAdamWGraph, stepScalars } from './adamw.js';
@@ -28,11 +29,10 @@ export class AdamWRunner {
     private readonly chunk: number,
   ) {}
 
-  static async open(layout: FlatLayout, options: { device?: 'cpu' | 'cuda'; threads?: number; chunk?: number } = {}): Promise<AdamWRunner> {
-    const session = await ort.InferenceSession.create(serializeModel(buildAdamWGraph()), {
-      executionProviders: options.device === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
-      ...(options.threads ? { intraOpNumThreads: options.threads } : {}),
-    });
+  static async open(layout: FlatLayout, options: Pick<RuntimeOptions, 'device' | 'threads' | 'warn'> & { chunk?: number } = {}): Promise<AdamWRunner> {
+    const opened = await openSession(serializeModel(buildAdamWGraph()), options);
+    if (opened.fallbackReason) reportCudaFallback('the AdamW graph', opened.fallbackReason, options.warn);
+    const session = opened.session;
     return new AdamWRunner(layout, session, new Float32Array(layout.total), new Float32Array(layout.total), options.chunk ?? ADAMW_CHUNK);
   }
 
