@@ -1,0 +1,49 @@
+/**
+ * The project's layers and what each may import: the one copy of the dependency rules.
+ * docs/architecture.md shows the same matrix (a test checks that they agree), and
+ * `dependency-rules.test.ts` holds every source file to it.
+ *
+ * A file belongs to the layer of its top folder. Imports inside a layer are always allowed.
+ */
+export const LAYERS = ['common', 'bundle', 'models', 'preprocess', 'runtime', 'convert', 'server', 'train', 'cli', 'bench', 'test'] as const;
+export type Layer = (typeof LAYERS)[number];
+
+/** Layer → the other layers it may import. Data flows down: nothing imports `cli` or `bench`. */
+export const ALLOWED_IMPORTS: Readonly<Record<Layer, readonly Layer[]>> = {
+  common: [],
+  bundle: ['common'],
+  models: ['bundle', 'common'],
+  preprocess: ['bundle', 'common'],
+  runtime: ['models', 'bundle', 'common'],
+  convert: ['models', 'bundle', 'common'],
+  server: ['runtime', 'preprocess', 'bundle', 'common'],
+  train: ['runtime', 'models', 'preprocess', 'bundle', 'common'],
+  cli: ['server', 'train', 'convert', 'runtime', 'preprocess', 'models', 'bundle', 'common'],
+  // Benches and tests drive every layer; benches reuse the tests' fixture writers.
+  bench: ['test', 'cli', 'server', 'train', 'convert', 'runtime', 'preprocess', 'models', 'bundle', 'common'],
+  test: ['cli', 'server', 'train', 'convert', 'runtime', 'preprocess', 'models', 'bundle', 'common'],
+};
+
+/**
+ * Third-party packages with a home: each may be imported only from these layers (and from tests
+ * and benches). ONNX Runtime sessions are opened by `runtime/` (and training's own sessions), the
+ * pickle reader belongs to the converter, HTTP to the server.
+ */
+export const PACKAGE_HOMES: Readonly<Record<string, readonly Layer[]>> = {
+  'onnxruntime-node': ['runtime', 'train'],
+  pickleparser: ['convert'],
+  'apache-arrow': ['train'],
+  sharp: ['preprocess'],
+  '@huggingface/tokenizers': ['preprocess'],
+  protobufjs: ['models'],
+  fastify: ['server'],
+  '@fastify/cors': ['server'],
+  '@fastify/multipart': ['server'],
+  '@fastify/rate-limit': ['server'],
+  '@fastify/swagger': ['server'],
+  '@fastify/swagger-ui': ['server'],
+  'fastify-type-provider-zod': ['server'],
+  'better-sqlite3': ['server'],
+  'prom-client': ['server'],
+  'cli-progress': ['cli'],
+};
