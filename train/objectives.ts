@@ -1,7 +1,6 @@
 import type { BridgeTowerArchitecture, ClassifierHeadConfig } from '../bundle/architecture.js';
-import { crossModalFusion, type FusionOutputs } from '../models/bridgetower/cross-modal.js';
-import { classifier, itmHead } from '../models/bridgetower/heads.js';
-import { inferImage, inferText } from '../models/bridgetower/model.js';
+import { classifier, inferFusion, inferImage, inferText, type FusionOutputs } from '../models/bridgetower/bt-module.js';
+import { itmHead } from '../models/bridgetower/heads.js';
 import type { GraphBuilder, Scope } from '../models/ir/builder.js';
 import type { Value } from '../models/ir/graph.js';
 import type { AttentionMask } from '../models/layers/attention.js';
@@ -37,7 +36,7 @@ function infer(root: Scope, arch: BridgeTowerArchitecture, inputs: Readonly<Reco
   const b = root.builder;
   const text = inferText(root, arch, inputs.input_ids!, inputs.attention_mask!, 'float32', { itc: false });
   const image = inferImage(root, arch, pixels, 'float32', { itc: false });
-  return crossModalFusion(root, text.layers, image.layers, text.mask, b.constant([imageTokenType], 'int64', [], 'image_token_type'), arch.cross_modal);
+  return inferFusion(root, text.layers, image.layers, text.mask, b.constant([imageTokenType], 'int64', [], 'image_token_type'), arch.cross_modal);
 }
 
 export const OBJECTIVES: Readonly<Record<FineTuneTask, Objective>> = {
@@ -120,7 +119,7 @@ function retrievalObjective(root: Scope, arch: BridgeTowerArchitecture, inputs: 
     additive: cat([text.mask.additive, text.mask.additive, pick(text.mask.additive, negativeTexts)]),
     keyPadding: cat([text.mask.keyPadding, text.mask.keyPadding, pick(text.mask.keyPadding, negativeTexts)]),
   };
-  const fused = crossModalFusion(root, textLayers, imageLayers, mask, b.constant([1], 'int64', [], 'image_token_type'), arch.cross_modal);
+  const fused = inferFusion(root, textLayers, imageLayers, mask, b.constant([1], 'int64', [], 'image_token_type'), arch.cross_modal);
   const logits = itmHead(root.scope('itm_score'), fused.clsFeats);
   const batch = b.op('Shape', [negativeTexts]);
   const ones = b.op('Expand', [b.constant([1], 'int64', [], 'match'), batch]);

@@ -2,10 +2,9 @@ import type { BridgeTowerArchitecture } from '../../bundle/architecture.js';
 import type { GraphBuilder, Scope } from '../ir/builder.js';
 import type { ElemType, Value } from '../ir/graph.js';
 import { extendedAttentionMask } from '../layers/attention.js';
-import { crossModalFusion } from './cross-modal.js';
-import { classifier, itmHead, mlmHead } from './heads.js';
-import { inferImage, inferText, stackLayers, unstackLayers } from './model.js';
-import { castTo } from './text-encoder.js';
+import { castTo } from '../layers/basic.js';
+import { classifier, inferFusion, inferImage, inferText } from './bt-module.js';
+import { itmHead, mlmHead } from './heads.js';
 
 /**
  * Every graph a bundle ships, as one table: file name, when the checkpoint supports it, what it
@@ -46,13 +45,25 @@ function out(b: GraphBuilder, root: Scope, value: Value, name: string, shape: Re
   b.output(castTo(root, value, 'float32'), name, shape);
 }
 
+/** [L] × [batch, tokens, hidden] → [L, batch, tokens, hidden] (upstream's `torch.stack(…, dim=0)`). */
+function stackLayers(root: Scope, layers: Value[]): Value {
+  const b = root.builder;
+  return b.op('Concat', layers.map((l) => b.op('Unsqueeze', [l, b.ints([0])])), { axis: 0 });
+}
+
+/** The inverse of `stackLayers`. */
+function unstackLayers(root: Scope, stacked: Value, count: number): Value[] {
+  const b = root.builder;
+  return Array.from({ length: count }, (_, i) => b.op('Gather', [stacked, b.constant([i], 'int64', [], 'layer')], { axis: 0 }));
+}
+
 /** text + image + fusion in one graph (the end-to-end graphs). */
 function fuseFromInputs(b: GraphBuilder, ctx: GraphContext, pixelName: string, imageTokenType: number) {
   const root = b.scope('');
   const { inputIds, attentionMask } = textInputs(b);
   const t = inferText(root, ctx.arch, inputIds, attentionMask, ctx.dtype, { itc: false });
   const image = inferImage(root, ctx.arch, pixelInput(b, ctx.arch, pixelName), ctx.dtype, { itc: false });
-  return crossModalFusion(root, t.layers, image.layers, t.mask, b.constant([imageTokenType], 'int64', [], 'image_token_type'), ctx.arch.cross_modal);
+  return inferFusion(root, t.layers, image.layers, t.mask, b.constant([imageTokenType], 'int64', [], 'image_token_type'), ctx.arch.cross_modal);
 }
 
 const has = (head: keyof BridgeTowerArchitecture['heads']) => (arch: BridgeTowerArchitecture) => arch.heads[head] !== undefined;
@@ -93,7 +104,7 @@ export const GRAPHS: readonly GraphSpec[] = [
       const attentionMask = b.input('attention_mask', 'int64', [BATCH, SEQ]);
       const imageEmbeds = b.input('image_embeds', 'float32', [layers, BATCH, imageTokens(arch), hidden]);
       const imageTokenType = b.input('image_token_type', 'int64', [BATCH]);
-      const fused = crossModalFusion(
+      const fused = inferFusion(
         root,
         unstackLayers(root, castTo(root, textEmbeds, dtype), layers),
         unstackLayers(root, castTo(root, imageEmbeds, dtype), layers),
@@ -182,7 +193,7 @@ export const GRAPHS: readonly GraphSpec[] = [
       const text = inferText(root, ctx.arch, inputIds, attentionMask, ctx.dtype, { itc: false });
       const side = (name: string, tokenType: number) => {
         const image = inferImage(root, ctx.arch, pixelInput(b, ctx.arch, name), ctx.dtype, { itc: false });
-        return crossModalFusion(root, text.layers, image.layers, text.mask, b.constant([tokenType], 'int64', [], 'image_token_type'), ctx.arch.cross_modal).clsFeats;
+        return inferFusion(root, text.layers, image.layers, text.mask, b.constant([tokenType], 'int64', [], 'image_token_type'), ctx.arch.cross_modal).clsFeats;
       };
       const pair = b.op('Concat', [side('pixel_values_left', 1), side('pixel_values_right', 2)], { axis: -1 });
       out(b, root, classifier(root.scope('nlvr2_classifier'), pair, ctx.arch.heads.nlvr2!), 'logits', [BATCH, 2]);

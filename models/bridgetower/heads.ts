@@ -1,30 +1,40 @@
-import type { ClassifierHeadConfig } from '../../bundle/architecture.js';
 import type { Scope } from '../ir/builder.js';
 import type { Value } from '../ir/graph.js';
 import { gelu, l2Normalize, layerNorm, linear, token } from '../layers/basic.js';
 
-/** The task heads of `bt_module.py` and `heads.py`. */
-
 /**
- * `vqa_classifier` / `snli_classifier` / `nlvr2_classifier`: `nn.Sequential(Linear, LayerNorm,
- * GELU, Linear)` (indices 0, 1, 3; `task_head_layers` 2), or a single Linear (`task_head_layers` 1).
+ * Upstream's `heads.py`: the link towers and poolers of the cross-modal encoder and the
+ * pre-training heads (ITM, ITC, MLM). The task classifiers are defined in `bt_module.py` and live
+ * in bt-module.ts.
  */
-export function classifier(s: Scope, x: Value, config: ClassifierHeadConfig): Value {
-  if (config.layers === 1) return linear(s.scope(0), x);
-  const hidden = gelu(s, layerNorm(s.scope(1), linear(s.scope(0), x), config.layer_norm_eps));
-  return linear(s.scope(3), hidden);
+
+// https://github.com/microsoft/BridgeTower/blob/90f4bac0da3c217fe5e18a80e0ae3147c9ef05da/src/modules/heads.py#L7
+/** `heads.LinkTower` ("add"): LayerNorm(hidden + crossModal), the bridge into cross-modal layer i ≥ 1. */
+export function linkTower(s: Scope, hidden: Value, crossModal: Value, eps: number): Value {
+  return layerNorm(s.scope('LayerNorm'), s.builder.op('Add', [hidden, crossModal]), eps);
 }
 
+// https://github.com/microsoft/BridgeTower/blob/90f4bac0da3c217fe5e18a80e0ae3147c9ef05da/src/modules/heads.py#L16
+/** `heads.Pooler`: tanh(dense(h[:, 0])). */
+export function pooler(s: Scope, h: Value): Value {
+  return s.builder.op('Tanh', [linear(s.scope('dense'), token(s, h, 0))]);
+}
+
+// https://github.com/microsoft/BridgeTower/blob/90f4bac0da3c217fe5e18a80e0ae3147c9ef05da/src/modules/heads.py#L38
 /** `heads.ITMHead`: logits [no match, match] from cls_feats. */
 export function itmHead(s: Scope, clsFeats: Value): Value {
   return linear(s.scope('fc'), clsFeats);
 }
 
+// https://github.com/microsoft/BridgeTower/blob/90f4bac0da3c217fe5e18a80e0ae3147c9ef05da/src/modules/heads.py#L29
+// https://github.com/microsoft/BridgeTower/blob/90f4bac0da3c217fe5e18a80e0ae3147c9ef05da/src/modules/bt_module.py#L326
 /** `heads.ITCHead` on token 0, L2-normalized (`F.normalize(itc_*_head(h[:, 0]), dim=-1)`). */
 export function itcHead(s: Scope, hidden: Value): Value {
   return l2Normalize(s, linear(s.scope('fc'), token(s, hidden, 0)));
 }
 
+// https://github.com/microsoft/BridgeTower/blob/90f4bac0da3c217fe5e18a80e0ae3147c9ef05da/src/modules/heads.py#L47
+// https://github.com/microsoft/BridgeTower/blob/90f4bac0da3c217fe5e18a80e0ae3147c9ef05da/src/modules/bert_model.py#L720
 /** `heads.MLMHead`: BertPredictionHeadTransform (dense, GELU, LayerNorm) → decoder + bias. */
 export function mlmHead(s: Scope, textFeats: Value, eps: number): Value {
   const b = s.builder;

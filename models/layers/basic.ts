@@ -43,3 +43,8 @@ export function l2Normalize(s: Scope, x: Value): Value {
 export function token(s: Scope, x: Value, index: number): Value {
   return s.builder.op('Gather', [x, s.builder.constant([index], 'int64', [], 'index')], { axis: 1 });
 }
+
+/** Casts to the graph's compute dtype when weights and activations differ (fp16 bundles). */
+export function castTo(s: Scope, x: Value, dtype: Value['dtype']): Value {
+  return x.dtype === dtype ? x : s.builder.op('Cast', [x], { to: dtype === 'float16' ? 10 : 1 });
+}

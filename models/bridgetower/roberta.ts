@@ -1,15 +1,20 @@
 import type { TextEncoderConfig } from '../../bundle/architecture.js';
 import type { Scope } from '../ir/builder.js';
 import type { Value } from '../ir/graph.js';
-import { scaledDotProductAttention, type AttentionMask } from '../layers/attention.js';
-import { gelu, layerNorm, linear } from '../layers/basic.js';
+import type { AttentionMask } from '../layers/attention.js';
+import { castTo, layerNorm } from '../layers/basic.js';
 import { dropout } from '../layers/dropout.js';
+import { bertAttention, bertFeedForward } from './bert-model.js';
 
 /**
- * RoBERTa, as transformers 4.17's `RobertaModel` that upstream loads into `text_transformer`
+ * RoBERTa, as transformers 4.17.0's `RobertaModel` that upstream loads into `text_transformer`
  * (`modeling_roberta.py`: RobertaEmbeddings, RobertaLayer = attention → intermediate → output).
+ * Upstream pins that version in
+ * https://github.com/microsoft/BridgeTower/blob/90f4bac0da3c217fe5e18a80e0ae3147c9ef05da/requirements.txt#L29
+ * and calls the model's parts one by one from `infer_text`, which is what the citations point at.
  */
 
+// https://github.com/microsoft/BridgeTower/blob/90f4bac0da3c217fe5e18a80e0ae3147c9ef05da/src/modules/bt_module.py#L311
 /**
  * `RobertaEmbeddings.forward(input_ids)`: word + position + token type 0, LayerNorm. Positions come
  * from the ids, not the mask (`create_position_ids_from_input_ids`): cumsum(ids ≠ pad) · (ids ≠ pad)
@@ -26,30 +31,15 @@ export function robertaEmbeddings(s: Scope, inputIds: Value, config: TextEncoder
   return dropout(s, layerNorm(s.scope('LayerNorm'), castTo(s, sum, dtype), config.layer_norm_eps));
 }
 
-/** `BertAttention` (self-attention + `BertSelfOutput`): LayerNorm(dense(attn) + x). */
-export function bertAttention(s: Scope, x: Value, keyValue: Value, size: { hidden: number; heads: number }, mask: AttentionMask | undefined, eps: number): Value {
-  const self = s.scope('self');
-  const context = scaledDotProductAttention(s, linear(self.scope('query'), x), linear(self.scope('key'), keyValue), linear(self.scope('value'), keyValue), size, mask, { dropoutProbs: true });
-  return bertOutput(s.scope('output'), context, x, eps);
-}
-
-/** `BertSelfOutput` / `BertOutput`: LayerNorm(dropout(dense(h)) + residual). */
-export function bertOutput(s: Scope, h: Value, residual: Value, eps: number): Value {
-  return layerNorm(s.scope('LayerNorm'), s.builder.op('Add', [dropout(s, linear(s.scope('dense'), h)), residual]), eps);
-}
-
-/** `BertIntermediate` + `BertOutput`: the feed-forward block with exact GELU. */
-export function bertFeedForward(s: Scope, x: Value, eps: number): Value {
-  const intermediate = gelu(s, linear(s.scope('intermediate').scope('dense'), x));
-  return bertOutput(s.scope('output'), intermediate, x, eps);
-}
-
+// https://github.com/microsoft/BridgeTower/blob/90f4bac0da3c217fe5e18a80e0ae3147c9ef05da/src/modules/bt_module.py#L319
 /** `RobertaLayer` (post-LN BERT layer). */
 export function robertaLayer(s: Scope, x: Value, mask: AttentionMask, config: TextEncoderConfig): Value {
   const attended = bertAttention(s.scope('attention'), x, x, { hidden: config.hidden_size, heads: config.num_heads }, mask, config.layer_norm_eps);
   return bertFeedForward(s, attended, config.layer_norm_eps);
 }
 
+// https://github.com/microsoft/BridgeTower/blob/90f4bac0da3c217fe5e18a80e0ae3147c9ef05da/src/modules/bt_module.py#L83
+// https://github.com/microsoft/BridgeTower/blob/90f4bac0da3c217fe5e18a80e0ae3147c9ef05da/src/modules/bt_module.py#L318
 /** Every layer's output, in order (upstream keeps the last `num_layers` for the bridges). */
 export function robertaEncoder(s: Scope, inputIds: Value, mask: AttentionMask, config: TextEncoderConfig, dtype: Value['dtype']): Value[] {
   let hidden = robertaEmbeddings(s.scope('embeddings'), inputIds, config, dtype);
@@ -59,9 +49,4 @@ export function robertaEncoder(s: Scope, inputIds: Value, mask: AttentionMask, c
     outputs.push(hidden);
   }
   return outputs;
-}
-
-/** Casts to the graph's compute dtype when weights and activations differ (fp16 bundles). */
-export function castTo(s: Scope, x: Value, dtype: Value['dtype']): Value {
-  return x.dtype === dtype ? x : s.builder.op('Cast', [x], { to: dtype === 'float16' ? 10 : 1 });
 }

@@ -5,10 +5,12 @@ import { scaledDotProductAttention } from '../layers/attention.js';
 import { layerNorm, linear, quickGelu } from '../layers/basic.js';
 
 /**
- * CLIP's vision tower as upstream's `clip_model.VisualTransformer` (`model_type` "BT": every
+ * Upstream's `clip_model.py`: CLIP's vision tower as `VisualTransformer` (`model_type` "BT": every
  * block's output is kept, then passed through `ln_post` — or `ln_separate.N`).
  */
 
+// https://github.com/microsoft/BridgeTower/blob/90f4bac0da3c217fe5e18a80e0ae3147c9ef05da/src/modules/clip_model.py#L28
+// https://github.com/microsoft/BridgeTower/blob/90f4bac0da3c217fe5e18a80e0ae3147c9ef05da/src/modules/clip_model.py#L38
 /** `nn.MultiheadAttention` with packed `in_proj_weight` [3W, W] (rows q; k; v) and `out_proj`. */
 function multiheadAttention(s: Scope, x: Value, width: number, heads: number): Value {
   const b = s.builder;
@@ -19,6 +21,7 @@ function multiheadAttention(s: Scope, x: Value, width: number, heads: number): V
   return linear(s.scope('out_proj'), context);
 }
 
+// https://github.com/microsoft/BridgeTower/blob/90f4bac0da3c217fe5e18a80e0ae3147c9ef05da/src/modules/clip_model.py#L24
 /** `ResidualAttentionBlock`: pre-LN, x + attn(ln_1(x)), x + mlp(ln_2(x)), QuickGELU. */
 function residualAttentionBlock(s: Scope, x: Value, config: VisionEncoderConfig): Value {
   const b = s.builder;
@@ -28,6 +31,8 @@ function residualAttentionBlock(s: Scope, x: Value, config: VisionEncoderConfig)
   return b.op('Add', [attended, linear(mlp.scope('c_proj'), hidden)]);
 }
 
+// https://github.com/microsoft/BridgeTower/blob/90f4bac0da3c217fe5e18a80e0ae3147c9ef05da/src/modules/clip_model.py#L73
+// https://github.com/microsoft/BridgeTower/blob/90f4bac0da3c217fe5e18a80e0ae3147c9ef05da/src/modules/clip_model.py#L93
 /**
  * `VisualTransformer.forward`: conv1 patchify → [class; patches] + positional embedding → ln_pre →
  * blocks. Returns every block's output after `ln_post` (or its own `ln_separate.N`), batch-first.
