@@ -56,15 +56,20 @@ COPY runtime ./runtime
 COPY server ./server
 COPY train ./train
 # The same install command as the README and CI: `npm ci` (its `prepare` script builds dist/).
-# .npmrc skips onnxruntime-node's download of its CUDA libraries (CPU binaries ship in the
-# package); the CUDA variant overrides that with ONNXRUNTIME_NODE_INSTALL=cuda12, which the
-# package's install script (node_modules/onnxruntime-node/script/install.js) reads before the npm
-# config, and which fetches libonnxruntime_providers_{cuda,shared,tensorrt}.so of the same
-# version from NuGet (Microsoft.ML.OnnxRuntime.Gpu.Linux). The test -f makes a failed download
-# fail the build instead of yielding a CPU-only "cuda" image.
-RUN if [ "$VARIANT" = cuda ]; then export ONNXRUNTIME_NODE_INSTALL=cuda12; fi \
- && npm ci \
- && if [ "$VARIANT" = cuda ]; then test -f node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime_providers_cuda.so; fi \
+# package.json's `allowScripts` lets npm run the install scripts of better-sqlite3, sharp and
+# esbuild and denies onnxruntime-node's, which downloads CUDA libraries from outside the npm
+# registry (the CPU binaries ship inside the package). npm releases that predate `allowScripts`
+# run every script, so ONNXRUNTIME_NODE_INSTALL=skip says the same to the script itself. The CUDA
+# variant then runs that script on purpose with ONNXRUNTIME_NODE_INSTALL=cuda12
+# (node_modules/onnxruntime-node/script/install.js), which fetches
+# libonnxruntime_providers_{cuda,shared,tensorrt}.so of the same version from NuGet
+# (Microsoft.ML.OnnxRuntime.Gpu.Linux). The test -f makes a failed download fail the build instead
+# of yielding a CPU-only "cuda" image.
+RUN ONNXRUNTIME_NODE_INSTALL=skip npm ci \
+ && if [ "$VARIANT" = cuda ]; then \
+      (cd node_modules/onnxruntime-node && ONNXRUNTIME_NODE_INSTALL=cuda12 node ./script/install) \
+      && test -f node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime_providers_cuda.so; \
+    fi \
  && npm prune --omit=dev
 
 # ---- runtime ----------------------------------------------------------------------------------------
