@@ -7,6 +7,7 @@ import { BridgeTowerError } from '../../common/errors.js';
 import { claimsToBeBundle, readBundleConfig, writeBundleConfig, type BundleConfig } from '../../bundle/config.js';
 import { readLabels, writeBundleLabels } from '../../bundle/labels.js';
 import { buildDemoBundle } from '../../convert/demo/demo-bundle.js';
+import { inspectCheckpoint } from '../../convert/inspect.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 /** A predicate for assert.throws: the code, `details.reason` and (when given) `details.field`. */
@@ -96,6 +97,11 @@ describe('config.json through its schema', () => {
     assert.equal(existsSync(join(dir, 'config.json')), false);
     writeBundleConfig(dir, config);
     assert.deepEqual(readBundleConfig(dir), config);
+  });
+
+  it('inspect reports a damaged bundle as a damaged bundle, not as a Hugging Face folder', () => {
+    const dir = withConfig((json) => void delete json.weights);
+    assert.throws(() => inspectCheckpoint(dir), refused('E_BUNDLE', 'missing_field', 'weights'));
   });
 
   it('takes a folder for a bundle when its config says so, damaged or not', (t) => {
