@@ -149,7 +149,8 @@ function duplicateKeys(text: string, objectPath: readonly string[]): string[] {
 /**
  * `labels.json`: `{task: [names]}`, each list in head-output order. Why it was refused is
  * `details.reason` of its E_LABELS errors: `not_json`, or the schema's `unknown_field` (a task
- * bridgetower-node does not know), `missing_field`, `invalid_field`.
+ * bridgetower-node does not know), `missing_field`, `invalid_field`; a labels file that config.json
+ * names but the folder lacks is E_BUNDLE `missing_file`.
  */
 export const bundleLabelsSchema = z.partialRecord(taskNameSchema, z.array(text()).min(1));
 export type BundleLabels = z.infer<typeof bundleLabelsSchema>;
