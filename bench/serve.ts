@@ -33,7 +33,7 @@ import { parseArgs } from 'node:util';
 import ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { BridgeTowerError } from '../common/errors.js';
-import type { BundleConfig } from '../bundle/config.js';
+import { readBundleConfig, writeBundleConfig } from '../bundle/config.js';
 import { convertCheckpoint } from '../convert/convert-checkpoint.js';
 import { buildTokenizerJson, byteLevelAlphabet, ROBERTA_SPECIAL_TOKENS, serializeTokenizerJson } from '../bundle/tokenizer-json.js';
 import { openGraph } from '../runtime/session.js';
@@ -126,10 +126,6 @@ function benchTokenizer(): string {
   return serializeTokenizerJson(buildTokenizerJson(vocab, `#version: 0.2\n${merges.join('\n')}\n`));
 }
 
-function readConfig(dir: string): BundleConfig {
-  return JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as BundleConfig;
-}
-
 /** Hard-links (copies across file systems) a file. */
 function linkOrCopy(from: string, to: string): void {
   try {
@@ -162,7 +158,7 @@ async function prepareBundle(): Promise<{ dir: string; source: string; how: stri
     rmSync(tokenizer, { force: true });
     return { dir: servedDir, source: servedDir, how: `converted here from a generated BASE checkpoint (bench/base-checkpoint.ts) with --image-size ${IMAGE_SIZE}` };
   }
-  const config = readConfig(source);
+  const config = readBundleConfig(source);
   if (!config.tasks.vqa) throw new BridgeTowerError('E_USAGE', `bundle '${source}' has no VQA head (tasks: ${Object.keys(config.tasks).join(', ')}): give a VQA bundle`);
   if (config.preprocessing.image_size !== IMAGE_SIZE) log(`note: bundle '${source}' is at ${config.preprocessing.image_size} px, not ${IMAGE_SIZE}`);
   if (config.tokenizer) return { dir: source, source, how: 'served as is (it has a tokenizer)' };
@@ -174,7 +170,7 @@ async function prepareBundle(): Promise<{ dir: string; source: string; how: stri
   for (const file of readdirSync(join(source, graphDir))) linkOrCopy(join(source, graphDir, file), join(servedDir, 'onnx', file));
   writeFileSync(join(servedDir, 'tokenizer.json'), benchTokenizer());
   if (config.labels) linkOrCopy(join(source, config.labels), join(servedDir, config.labels));
-  writeFileSync(join(servedDir, 'config.json'), `${JSON.stringify({ ...config, tokenizer: 'tokenizer.json' }, null, 2)}\n`);
+  writeBundleConfig(servedDir, { ...config, tokenizer: 'tokenizer.json' });
   return { dir: servedDir, source, how: 'reused; served from a hard-linked copy with the bench tokenizer added' };
 }
 
@@ -407,7 +403,7 @@ interface LoadRow {
 async function main(): Promise<void> {
   const wallStarted = performance.now();
   const bundle = await prepareBundle();
-  const bundleConfig = readConfig(bundle.dir);
+  const bundleConfig = readBundleConfig(bundle.dir);
   const preprocessor = BundlePreprocessor.open(bundle.dir);
   const tokens = QUESTIONS.map((q) => preprocessor.encodeTexts([q], 'vqa').dims[1]);
   log(`bundle ${relative(process.cwd(), bundle.dir)} (${bundle.how}); questions of ${Math.min(...tokens)}–${Math.max(...tokens)} tokens with <s> and </s>`);

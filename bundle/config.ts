@@ -1,8 +1,10 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { z } from 'zod';
 import { BridgeTowerError } from '../common/errors.js';
-import type { BridgeTowerArchitecture } from './architecture.js';
-import type { TaskName } from './tasks.js';
+import { architectureSchema, headsSchema } from './architecture.js';
+import { checkSchema, finiteNumber, flag, nonEmptyText, nonNegativeInt, parseWithSchema, positiveInt, positiveNumber, schemaError, text } from './schema-fields.js';
+import { TASKS, type TaskName } from './tasks.js';
 
 export const BUNDLE_FORMAT = 'bridgetower-bundle';
 export const BUNDLE_FORMAT_VERSION = 1;
@@ -16,73 +18,149 @@ export const BUNDLE_FILES = {
   onnxDir: 'onnx',
 } as const;
 
-export interface BundleTaskConfig {
+/** The task names of bundle/tasks.ts, as a schema (an unknown task in config.json is an error). */
+export const taskNameSchema = z.enum(Object.keys(TASKS) as [TaskName, ...TaskName[]]);
+
+/**
+ * Why a bundle's config.json was refused: `details.reason` of its E_BUNDLE errors (the schema's own
+ * `unknown_field`, `missing_field` and `invalid_field` name the field in `details.field`).
+ */
+export type BundleConfigReason = 'unreadable' | 'not_json' | 'not_a_bundle' | 'format_too_new' | 'unknown_field' | 'missing_field' | 'invalid_field';
+
+export const bundleTaskSchema = z.strictObject({
   /** Key into `architecture.heads`. */
-  head: string;
+  head: headsSchema.keyof(),
   /** Tokens per text, `<s>` and `</s>` included; longer texts are truncated as upstream does. */
-  max_text_len: number;
-  num_labels?: number;
+  max_text_len: positiveInt(),
+  num_labels: positiveInt().optional(),
   /** Whether `labels.json` holds this task's label names. */
-  has_labels?: boolean;
-}
+  has_labels: flag().optional(),
+});
 
-export interface PreprocessingConfig {
-  image_size: number;
+export const preprocessingSchema = z.strictObject({
+  image_size: positiveInt(),
   /** `square`: Resize((S, S), bicubic), upstream's eval transform; `shorter_side_center_crop`: pre-training's. */
-  resize: 'square' | 'shorter_side_center_crop';
-  resample: 'bicubic';
-  rescale_factor: number;
-  mean: readonly number[];
-  std: readonly number[];
-}
+  resize: z.enum(['square', 'shorter_side_center_crop']),
+  resample: z.literal('bicubic'),
+  rescale_factor: positiveNumber(),
+  mean: z.array(finiteNumber()).length(3),
+  std: z.array(positiveNumber()).length(3),
+});
 
-export interface SourceFileRecord {
-  file: string;
-  bytes: number;
-  sha256: string;
-}
+export const sourceFileSchema = z.strictObject({
+  file: text(),
+  bytes: nonNegativeInt(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/, { error: 'expected 64 lowercase hex digits' }),
+});
 
-export interface BundleConfig {
-  format: typeof BUNDLE_FORMAT;
-  format_version: number;
-  name: string;
-  architecture: BridgeTowerArchitecture;
-  tasks: Partial<Record<TaskName, BundleTaskConfig>>;
-  preprocessing: PreprocessingConfig;
-  tokenizer: string | null;
-  labels: string | null;
-  weights: { file: string; dtype: 'float32' | 'float16'; tensors: number; parameters: number };
+/** What train/trained-bundle.ts records about the fine-tune that produced a bundle. */
+export const fineTuneSchema = z.strictObject({
+  /** `name` of the bundle that was fine-tuned. */
+  base_bundle: text(),
+  /** The fine-tuning task (train/data/examples.ts `FineTuneTask`: vqa, snli, nlvr2, irtr). */
+  task: nonEmptyText(),
+  step: nonNegativeInt(),
+  epoch: nonNegativeInt(),
+  /** Where the training data came from. */
+  train: text(),
+  /** The run's recipe and options, as the trainer resolved them (their keys follow train/recipes). */
+  options: z.record(z.string(), z.unknown()),
+  /** Dev metrics of the evaluation that picked this bundle; a metric of no examples is NaN, written as null. */
+  metrics: z.record(z.string(), finiteNumber().nullable()).optional(),
+});
+
+export const bundleConfigSchema = z.strictObject({
+  format: z.literal(BUNDLE_FORMAT),
+  format_version: positiveInt().max(BUNDLE_FORMAT_VERSION),
+  name: text(),
+  architecture: architectureSchema,
+  tasks: z.partialRecord(taskNameSchema, bundleTaskSchema),
+  preprocessing: preprocessingSchema,
+  tokenizer: text().nullable(),
+  labels: text().nullable(),
+  weights: z.strictObject({ file: nonEmptyText(), dtype: z.enum(['float32', 'float16']), tensors: nonNegativeInt(), parameters: nonNegativeInt() }),
   /** The ONNX graphs in `onnx/` (their initializers live in `onnx/model.safetensors`, a hard link to the weights). */
-  graphs?: { dir: string; files: string[]; weights: 'hard link' | 'copy'; optimized: boolean };
-  provenance: {
-    source_kind: string;
-    sources: SourceFileRecord[];
-    converter: string;
-    converted_at: string;
+  graphs: z.strictObject({ dir: nonEmptyText(), files: z.array(nonEmptyText()), weights: z.enum(['hard link', 'copy']), optimized: flag() }).optional(),
+  provenance: z.strictObject({
+    source_kind: text(),
+    sources: z.array(sourceFileSchema),
+    converter: text(),
+    converted_at: text(),
     /** Image size the positional embedding had before `--image-size` resized it. */
-    image_size_resized_from?: number;
+    image_size_resized_from: positiveInt().optional(),
     /** Source entries not carried over, with the reason. */
-    ignored: Array<{ name: string; reason: string }>;
-    /** Upstream's full sacred config, when the checkpoint carried it. */
-    upstream_config?: Record<string, unknown>;
-  };
-  warnings: string[];
-}
+    ignored: z.array(z.strictObject({ name: text(), reason: text() })),
+    /** Upstream's full sacred config, when the checkpoint carried it (kept as the checkpoint had it). */
+    upstream_config: z.record(z.string(), z.unknown()).optional(),
+  }),
+  warnings: z.array(text()),
+  /** Present when `fine-tune` wrote the bundle. */
+  fine_tune: fineTuneSchema.optional(),
+});
 
-/** Reads and checks a bundle's config.json; the error says what is wrong and with which file. */
+export type BundleTaskConfig = z.infer<typeof bundleTaskSchema>;
+export type PreprocessingConfig = z.infer<typeof preprocessingSchema>;
+export type SourceFileRecord = z.infer<typeof sourceFileSchema>;
+export type FineTuneProvenance = z.infer<typeof fineTuneSchema>;
+export type BundleConfig = z.infer<typeof bundleConfigSchema>;
+
+const READ_REMEDY = 'the bundle is damaged or was not written by bridgetower-node: convert the checkpoint again';
+
+/** Reads and checks a bundle's config.json; the error names the file, the field and what it should hold. */
 export function readBundleConfig(dir: string): BundleConfig {
   const path = join(dir, BUNDLE_FILES.config);
-  let config: BundleConfig;
+  const json = readConfigJson(dir, path);
+  return parseWithSchema(bundleConfigSchema, json, 'E_BUNDLE', path, READ_REMEDY);
+}
+
+/** Whether `dir` holds a config.json that says it is a bundle (valid or not: reading it tells). */
+export function claimsToBeBundle(dir: string): boolean {
   try {
-    config = JSON.parse(readFileSync(path, 'utf8')) as BundleConfig;
+    readConfigJson(dir, join(dir, BUNDLE_FILES.config));
+    return true;
   } catch (error) {
-    throw new BridgeTowerError('E_BUNDLE', `'${dir}' is not a bundle: cannot read ${path} (${(error as Error).message})`, { path });
+    return error instanceof BridgeTowerError && error.details.reason === 'format_too_new';
   }
-  if (config.format !== BUNDLE_FORMAT) {
-    throw new BridgeTowerError('E_BUNDLE', `${path} is not a bridgetower bundle config (format is ${JSON.stringify(config.format)})`, { path });
+}
+
+/**
+ * Writes `config` as `<dir>/config.json` after checking exactly the JSON that will be on disk
+ * against the schema, so no writer can leave a config that the readers refuse.
+ */
+export function writeBundleConfig(dir: string, config: BundleConfig): void {
+  const path = join(dir, BUNDLE_FILES.config);
+  const serialized = `${JSON.stringify(config, null, 2)}\n`;
+  const checked = checkSchema(bundleConfigSchema, JSON.parse(serialized));
+  if (!checked.ok) {
+    throw schemaError('E_INTERNAL', path, checked.problems, 'bridgetower-node built an invalid bundle config (a bug): nothing was written; please report it with the command');
   }
-  if (config.format_version > BUNDLE_FORMAT_VERSION) {
-    throw new BridgeTowerError('E_BUNDLE', `${path} has format_version ${config.format_version}; this bridgetower-node reads up to ${BUNDLE_FORMAT_VERSION}: upgrade bridgetower-node`, { path });
+  writeFileSync(path, serialized);
+}
+
+/** The JSON of config.json, once its `format` and `format_version` say this version can read it. */
+function readConfigJson(dir: string, path: string): unknown {
+  let json: unknown;
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new BridgeTowerError('E_BUNDLE', `'${dir}' is not a bundle: cannot read ${path} (${(error as Error).message})`, { path, reason: 'unreadable' });
   }
-  return config;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new BridgeTowerError('E_BUNDLE', `'${dir}' is not a bundle: cannot read ${path} (${(error as Error).message})`, { path, reason: 'not_json' });
+  }
+  const { format, format_version: version } = (typeof json === 'object' && json !== null ? json : {}) as Record<string, unknown>;
+  if (format !== BUNDLE_FORMAT) {
+    throw new BridgeTowerError('E_BUNDLE', `${path} is not a bridgetower bundle config (format is ${JSON.stringify(format)})`, { path, reason: 'not_a_bundle' });
+  }
+  // Before the schema: a newer format may add fields, and the remedy is an upgrade, not a re-conversion.
+  if (typeof version === 'number' && version > BUNDLE_FORMAT_VERSION) {
+    throw new BridgeTowerError('E_BUNDLE', `${path} has format_version ${version}; this bridgetower-node reads up to ${BUNDLE_FORMAT_VERSION}: upgrade bridgetower-node`, {
+      path,
+      reason: 'format_too_new',
+    });
+  }
+  return json;
 }

@@ -1,8 +1,9 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-
+import { z } from 'zod';
 import { BridgeTowerError, listSome } from '../common/errors.js';
-import type { TaskName } from './tasks.js';
+import { BUNDLE_FILES, taskNameSchema } from './config.js';
+import { checkSchema, parseWithSchema, schemaError, text } from './schema-fields.js';
 
 /**
  * Class labels of the task heads. VQA's 3129 answers are not stored in the checkpoints, so the user
@@ -145,14 +146,36 @@ function duplicateKeys(text: string, objectPath: readonly string[]): string[] {
   return duplicates;
 }
 
-/** `labels.json`: `{task: [names]}`; none when the bundle was converted without labels. */
-export function readLabels(bundleDir: string, file: string | null): Partial<Record<TaskName, string[]>> {
+/**
+ * `labels.json`: `{task: [names]}`, each list in head-output order. Why it was refused is
+ * `details.reason` of its E_LABELS errors: `not_json`, or the schema's `unknown_field` (a task
+ * bridgetower-node does not know), `missing_field`, `invalid_field`; a labels file that config.json
+ * names but the folder lacks is E_BUNDLE `missing_file`.
+ */
+export const bundleLabelsSchema = z.partialRecord(taskNameSchema, z.array(text()).min(1));
+export type BundleLabels = z.infer<typeof bundleLabelsSchema>;
+
+/** Reads a bundle's labels; none when the bundle was converted without labels. */
+export function readLabels(bundleDir: string, file: string | null): BundleLabels {
   if (!file) return {};
   const path = join(bundleDir, file);
-  if (!existsSync(path)) throw new BridgeTowerError('E_BUNDLE', `bundle '${bundleDir}' names labels file ${file} in config.json, but ${path} does not exist`, { path });
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as Partial<Record<TaskName, string[]>>;
-  } catch (error) {
-    throw new BridgeTowerError('E_LABELS', `${path} is not valid JSON (${(error as Error).message})`, { path });
+  if (!existsSync(path)) {
+    throw new BridgeTowerError('E_BUNDLE', `bundle '${bundleDir}' names labels file ${file} in config.json, but ${path} does not exist`, { path, reason: 'missing_file' });
   }
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (error) {
+    throw new BridgeTowerError('E_LABELS', `${path} is not valid JSON (${(error as Error).message})`, { path, reason: 'not_json' });
+  }
+  return parseWithSchema(bundleLabelsSchema, json, 'E_LABELS', path, 'labels.json holds {task: [label names]}: convert the checkpoint again with --labels');
+}
+
+/** Writes `<dir>/labels.json` after checking the JSON that will be on disk, as writeBundleConfig does. */
+export function writeBundleLabels(dir: string, labels: { readonly [T in keyof BundleLabels]: readonly string[] | undefined }): void {
+  const path = join(dir, BUNDLE_FILES.labels);
+  const serialized = `${JSON.stringify(labels, null, 2)}\n`;
+  const checked = checkSchema(bundleLabelsSchema, JSON.parse(serialized));
+  if (!checked.ok) throw schemaError('E_INTERNAL', path, checked.problems, 'bridgetower-node built invalid bundle labels (a bug): please report it with the command');
+  writeFileSync(path, serialized);
 }

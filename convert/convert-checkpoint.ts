@@ -7,10 +7,10 @@ import { detectArchitecture } from './detect-architecture.js';
 import { requiredTensors } from '../bundle/expected-tensors.js';
 import { readTextConfigFile, type TextConfigFacts } from '../bundle/text-configs.js';
 import { buildFolderAtomically } from '../bundle/atomic-dir.js';
-import { BUNDLE_FILES, BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, type BundleConfig, type BundleTaskConfig } from '../bundle/config.js';
+import { BUNDLE_FILES, BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, writeBundleConfig, type BundleConfig, type BundleTaskConfig } from '../bundle/config.js';
 import { writeWeights, type PlannedTensor } from './write-weights.js';
 import { exportGraphs } from '../models/bridgetower/export-graphs.js';
-import { checkLabelCount, loadLabels, NLVR2_LABELS, SNLI_VE_LABELS } from '../bundle/labels.js';
+import { checkLabelCount, loadLabels, NLVR2_LABELS, SNLI_VE_LABELS, writeBundleLabels } from '../bundle/labels.js';
 import { resizePositionEmbedding } from './position-embedding.js';
 import { openCheckpointSource, type CheckpointSource } from './sources/open-source.js';
 import { CLIP_MEAN, CLIP_STD, RESIZE_MODES, TASKS, tasksOf, type TaskName } from '../bundle/tasks.js';
@@ -134,9 +134,9 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
       config.graphs = { dir: BUNDLE_FILES.onnxDir, files: exported.graphs.map((g) => g.file), weights: exported.linked ? 'hard link' : 'copy', optimized };
       if (!exported.linked) warnings.push('the file system cannot hard-link: onnx/model.safetensors is a copy of the weights (twice the space)');
     }
-    writeJson(join(dir, BUNDLE_FILES.config), config);
+    writeBundleConfig(dir, config);
     if (tokenizer) writeFileSync(join(dir, BUNDLE_FILES.tokenizer), serializeTokenizerJson(tokenizer));
-    if (Object.keys(labels).length > 0) writeJson(join(dir, BUNDLE_FILES.labels), labels);
+    if (Object.keys(labels).length > 0) writeBundleLabels(dir, labels);
     return {
       out: options.out,
       name,
@@ -247,8 +247,4 @@ function tokenizerMaxId(tokenizer: TokenizerJson): number {
   const model = tokenizer.model as { vocab?: Record<string, number> } | undefined;
   const added = (tokenizer.added_tokens as Array<{ id: number }> | undefined) ?? [];
   return Math.max(-1, ...Object.values(model?.vocab ?? {}), ...added.map((t) => t.id));
-}
-
-function writeJson(path: string, value: unknown): void {
-  writeFileSync(path, `${JSON.stringify(value, null, 2)}\n`);
 }

@@ -4,7 +4,7 @@ import { BridgeTowerError } from '../common/errors.js';
 import type { BridgeTowerArchitecture } from '../bundle/architecture.js';
 import { detectArchitecture } from './detect-architecture.js';
 import { readTextConfigFile } from '../bundle/text-configs.js';
-import { BUNDLE_FILES, readBundleConfig } from '../bundle/config.js';
+import { BUNDLE_FILES, claimsToBeBundle, readBundleConfig } from '../bundle/config.js';
 import { openSafetensors } from '../bundle/safetensors/read-safetensors.js';
 import { openCheckpointSource } from './sources/open-source.js';
 import { DTYPES, numel, type DType } from '../bundle/tensors/dtype.js';
@@ -25,17 +25,12 @@ export interface InspectReport {
 
 /** Structure of a checkpoint or a bundle, read without touching tensor bytes. */
 export function inspectCheckpoint(path: string, options: { textConfig?: string } = {}): InspectReport {
-  if (existsSync(path) && statSync(path).isDirectory() && existsSync(join(path, BUNDLE_FILES.config)) && existsSync(join(path, BUNDLE_FILES.weights))) {
-    let config;
-    try {
-      config = readBundleConfig(path);
-    } catch {
-      config = undefined; // a Hugging Face folder also has a config.json: fall through
-    }
-    if (config) {
-      const weights = openSafetensors(join(path, BUNDLE_FILES.weights));
-      return report(path, 'bundle', [...weights.tensors].map(([name, v]) => ({ name, dtype: v.dtype, shape: v.shape })), config.architecture, undefined, config.warnings);
-    }
+  // A Hugging Face folder also has a config.json: only one that says it is a bundle is read as one
+  // (so that a damaged bundle is reported as such, not as a strange Hugging Face folder).
+  if (existsSync(path) && statSync(path).isDirectory() && existsSync(join(path, BUNDLE_FILES.weights)) && claimsToBeBundle(path)) {
+    const config = readBundleConfig(path);
+    const weights = openSafetensors(join(path, BUNDLE_FILES.weights));
+    return report(path, 'bundle', [...weights.tensors].map(([name, v]) => ({ name, dtype: v.dtype, shape: v.shape })), config.architecture, undefined, config.warnings);
   }
   const source = openCheckpointSource(path);
   const tensors = [...source.tensors].map(([name, t]) => ({ name, dtype: t.view.dtype, shape: t.view.shape }));

@@ -75,7 +75,8 @@ export async function encodeImages(runner: GraphRunner, images: readonly Float32
   const size = 3 * dims.imageSize * dims.imageSize;
   const pixels = new Float32Array(batch * size);
   images.forEach((image, b) => {
-    if (image.length !== size) throw new BridgeTowerError('E_USAGE', `pixel values hold ${image.length} floats; this bundle's images are 3×${dims.imageSize}×${dims.imageSize} = ${size}`);
+    // The bundle's own preprocessor made these pixels: another size is a bug, not a bad request.
+    if (image.length !== size) throw new BridgeTowerError('E_INTERNAL', `pixel values hold ${image.length} floats; this bundle's images are 3×${dims.imageSize}×${dims.imageSize} = ${size}`, { expected: size, actual: image.length });
     pixels.set(image, b * size);
   });
   const out = await runner.run(
@@ -108,7 +109,11 @@ export async function fuse(runner: GraphRunner, rows: readonly FusionRow[], dims
   rows.forEach((row, b) => {
     const t = row.text.length;
     if (row.image.length !== L * N * H) {
-      throw new BridgeTowerError('E_USAGE', `an image encoding holds ${row.image.length} floats; this bundle's are L×N×H = ${L}×${N}×${H}: was it encoded by another bundle?`);
+      // Encodings come from this bundle's image encoder (the gallery keys stored ones by bundle fingerprint).
+      throw new BridgeTowerError('E_INTERNAL', `an image encoding holds ${row.image.length} floats; this bundle's are L×N×H = ${L}×${N}×${H}: was it encoded by another bundle?`, {
+        expected: L * N * H,
+        actual: row.image.length,
+      });
     }
     for (let l = 0; l < L; l++) {
       text.set(row.text.embeds.subarray(l * t * H, (l + 1) * t * H), (l * batch + b) * seq * H);

@@ -81,7 +81,7 @@ export class GraphRunner {
     if (this.failure) return Promise.reject(this.failure);
     if (this.closing) return Promise.reject(new BridgeTowerError('E_USAGE', `the graph runner is closed; graph ${graph} cannot run`, { graph }));
     if (!this.signatures[graph]) {
-      return Promise.reject(new BridgeTowerError('E_USAGE', `graph ${graph} is not open in this runner (open: ${Object.keys(this.signatures).join(', ')})`, { graph }));
+      return Promise.reject(new BridgeTowerError('E_INTERNAL', `graph ${graph} is not open in this runner (open: ${Object.keys(this.signatures).join(', ')})`, { graph }));
     }
     const id = this.nextId++;
     return new Promise<Tensors>((resolve, reject) => {

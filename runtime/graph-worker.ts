@@ -74,7 +74,7 @@ function signature(session: ort.InferenceSession): GraphSignature {
 async function run(graph: string, feeds: Tensors, fetches: string[] | undefined): Promise<Tensors> {
   const session = sessions.get(graph);
   if (!session) {
-    throw new BridgeTowerError('E_USAGE', `graph ${graph} is not open in this runner (open: ${[...sessions.keys()].join(', ')})`, { graph });
+    throw new BridgeTowerError('E_INTERNAL', `graph ${graph} is not open in this runner (open: ${[...sessions.keys()].join(', ')})`, { graph });
   }
   const ortFeeds: Record<string, ort.Tensor> = {};
   for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = new ort.Tensor(t.type, t.data, t.dims);

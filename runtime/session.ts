@@ -81,10 +81,16 @@ export async function openGraph(bundleDir: string, graph: string, options: Runti
 
 const ORT_TYPES: Partial<Record<DType, ort.Tensor.Type>> = { float32: 'float32', int64: 'int64', int32: 'int32', float16: 'float16', bool: 'bool', uint8: 'uint8' };
 
+/** Whether toOrtTensor takes tensors of `dtype` (callers holding user data check this first). */
+export function canFeedDtype(dtype: DType): boolean {
+  return ORT_TYPES[dtype] !== undefined;
+}
+
 /** A raw little-endian tensor (as read from safetensors) as an ONNX Runtime tensor. */
 export function toOrtTensor(dtype: DType, shape: readonly number[], data: Uint8Array): ort.Tensor {
   const type = ORT_TYPES[dtype];
-  if (!type) throw new BridgeTowerError('E_USAGE', `tensors of dtype ${dtype} cannot be fed to a graph`);
+  // Graph inputs are built by this code (or checked with canFeedDtype): another dtype is a bug.
+  if (!type) throw new BridgeTowerError('E_INTERNAL', `tensors of dtype ${dtype} cannot be fed to a graph (feedable: ${Object.keys(ORT_TYPES).join(', ')})`, { dtype });
   const buffer = data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength);
   const typed =
     type === 'float32' ? new Float32Array(buffer)

@@ -1,23 +1,14 @@
-import { closeSync, copyFileSync, existsSync, openSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { VERSION } from '../common/version.js';
-import { BUNDLE_FILES, readBundleConfig, type BundleConfig } from '../bundle/config.js';
+import { BUNDLE_FILES, readBundleConfig, writeBundleConfig, type BundleConfig, type FineTuneProvenance } from '../bundle/config.js';
 import { openSafetensors } from '../bundle/safetensors/read-safetensors.js';
 import { SafetensorsWriter } from '../bundle/safetensors/write-safetensors.js';
 import { readTensorBytes } from '../bundle/tensors/read-tensor.js';
 import { exportGraphs } from '../models/bridgetower/export-graphs.js';
 import type { FlatLayout } from './flat-parameters.js';
 
-/** What config.json records about the fine-tune that produced a bundle. */
-export interface FineTuneProvenance {
-  base_bundle: string;
-  task: string;
-  step: number;
-  epoch: number;
-  train: string;
-  options: Record<string, unknown>;
-  metrics?: Record<string, number>;
-}
+export type { FineTuneProvenance } from '../bundle/config.js';
 
 /**
  * Writes a complete bundle into `dir` (which must exist and be empty): the source bundle's
@@ -51,7 +42,7 @@ export function writeTrainedBundle(dir: string, source: string, layout: FlatLayo
   for (const name of [BUNDLE_FILES.tokenizer, BUNDLE_FILES.labels]) {
     if (existsSync(join(source, name))) copyFileSync(join(source, name), join(dir, name));
   }
-  const config: BundleConfig & { fine_tune?: FineTuneProvenance } = {
+  const config: BundleConfig = {
     ...sourceConfig,
     name: `${sourceConfig.name}-${provenance.task}-step${provenance.step}`,
     fine_tune: provenance,
@@ -60,5 +51,5 @@ export function writeTrainedBundle(dir: string, source: string, layout: FlatLayo
     const exported = exportGraphs(dir, sourceConfig.architecture, BUNDLE_FILES.weights, 'float32', { producerVersion: VERSION, features: { fusedAttention: sourceConfig.graphs.optimized } });
     config.graphs = { ...sourceConfig.graphs, files: exported.graphs.map((g) => g.file), weights: exported.linked ? 'hard link' : 'copy' };
   }
-  writeFileSync(join(dir, BUNDLE_FILES.config), `${JSON.stringify(config, null, 2)}\n`);
+  writeBundleConfig(dir, config);
 }

@@ -19,8 +19,30 @@ export const MAX_HEADER_BYTES = 100_000_000;
 
 const METADATA_KEY = '__metadata__';
 
-function fail(path: string, message: string, details: Record<string, unknown> = {}): never {
-  throw new BridgeTowerError('E_SAFETENSORS', `${path}: ${message}`, { path, ...details });
+/**
+ * Why a safetensors file is refused: `details.reason` of its E_SAFETENSORS errors, so callers and
+ * tests match a reason, not prose (as the reference reader's `SafeTensorError` variants).
+ */
+export const SAFETENSORS_REASONS = {
+  truncated: 'the file ends before its header or its last tensor',
+  header_too_large: `the header length exceeds ${MAX_HEADER_BYTES} bytes`,
+  header_not_utf8: 'the header bytes are not UTF-8',
+  header_not_json: 'the header is not a JSON object',
+  duplicate_key: 'the header names a tensor (or __metadata__) twice',
+  bad_metadata: '__metadata__ is not an object of strings',
+  bad_entry: "a tensor's entry is not an object",
+  bad_dtype: 'a dtype outside the supported ones',
+  bad_shape: 'a shape that is not a list of non-negative integers',
+  bad_offsets: 'data_offsets that are not an ordered pair of non-negative integers',
+  size_mismatch: 'data_offsets that span another byte count than shape × dtype size',
+  gap: 'bytes between two tensors (or before the first) that no tensor covers',
+  overlap: 'two tensors whose data_offsets overlap',
+  trailing_bytes: 'bytes after the last tensor',
+} as const;
+export type SafetensorsReason = keyof typeof SAFETENSORS_REASONS;
+
+function fail(path: string, reason: SafetensorsReason, message: string, details: Record<string, unknown> = {}): never {
+  throw new BridgeTowerError('E_SAFETENSORS', `${path}: ${message}`, { path, reason, ...details });
 }
 
 /** Opens a safetensors file and locates its tensors; no tensor bytes are read. */
@@ -43,7 +65,7 @@ export function openSafetensors(path: string): CheckpointFile {
 
 function readHeaderText(fd: number, path: string, fileSize: number): string {
   if (fileSize < 8) {
-    fail(path, `file is ${fileSize} bytes, shorter than the 8-byte header length: not a safetensors file, or truncated`, {
+    fail(path, 'truncated', `file is ${fileSize} bytes, shorter than the 8-byte header length: not a safetensors file, or truncated`, {
       fileSize,
     });
   }
@@ -51,13 +73,13 @@ function readHeaderText(fd: number, path: string, fileSize: number): string {
   readFully(fd, lengthBytes, 0);
   const headerLength = lengthBytes.readBigUInt64LE(0);
   if (headerLength > BigInt(MAX_HEADER_BYTES)) {
-    fail(path, `header length ${headerLength} exceeds the ${MAX_HEADER_BYTES}-byte limit: not a safetensors file, or corrupt`, {
+    fail(path, 'header_too_large', `header length ${headerLength} exceeds the ${MAX_HEADER_BYTES}-byte limit: not a safetensors file, or corrupt`, {
       headerLength: headerLength.toString(),
     });
   }
   const n = Number(headerLength);
   if (8 + n > fileSize) {
-    fail(path, `header length ${n} runs past the end of the ${fileSize}-byte file: the file is truncated`, {
+    fail(path, 'truncated', `header length ${n} runs past the end of the ${fileSize}-byte file: the file is truncated`, {
       headerLength: n,
       fileSize,
     });
@@ -68,27 +90,27 @@ function readHeaderText(fd: number, path: string, fileSize: number): string {
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(headerBytes);
   } catch {
-    fail(path, `header (${n} bytes) is not valid UTF-8`, { headerLength: n });
+    fail(path, 'header_not_utf8', `header (${n} bytes) is not valid UTF-8`, { headerLength: n });
   }
   return text;
 }
 
 function parseHeader(path: string, text: string, dataStart: number, fileSize: number): CheckpointFile {
   // The spec requires the header to be a JSON object starting at its first byte.
-  if (!text.startsWith('{')) fail(path, `header does not start with '{' (starts with ${JSON.stringify(text.slice(0, 16))})`);
+  if (!text.startsWith('{')) fail(path, 'header_not_json', `header does not start with '{' (starts with ${JSON.stringify(text.slice(0, 16))})`);
   let header: unknown;
   try {
     header = JSON.parse(text);
   } catch (err) {
-    fail(path, `header is not valid JSON: ${(err as Error).message}`);
+    fail(path, 'header_not_json', `header is not valid JSON: ${(err as Error).message}`);
   }
-  if (!isPlainObject(header)) fail(path, 'header is not a JSON object');
+  if (!isPlainObject(header)) fail(path, 'header_not_json', 'header is not a JSON object');
 
   // JSON.parse keeps the last of duplicate keys and moves integer-like keys first, so take names
   // and their order from the text itself.
   const names = topLevelKeys(text);
   const duplicates = names.filter((name, i) => names.indexOf(name) !== i);
-  if (duplicates.length > 0) fail(path, `header names ${[...new Set(duplicates)].map((d) => `'${d}'`).join(', ')} more than once`, { duplicates });
+  if (duplicates.length > 0) fail(path, 'duplicate_key', `header names ${[...new Set(duplicates)].map((d) => `'${d}'`).join(', ')} more than once`, { duplicates });
 
   const metadata = readMetadata(path, header[METADATA_KEY]);
   const tensors = new Map<string, TensorView>();
@@ -106,37 +128,38 @@ function parseHeader(path: string, text: string, dataStart: number, fileSize: nu
 
 function readMetadata(path: string, value: unknown): Record<string, string> {
   if (value === undefined) return {};
-  if (!isPlainObject(value)) fail(path, `'${METADATA_KEY}' is ${describe(value)}, expected an object of strings`);
+  if (!isPlainObject(value)) fail(path, 'bad_metadata', `'${METADATA_KEY}' is ${describe(value)}, expected an object of strings`);
   for (const [key, v] of Object.entries(value)) {
-    if (typeof v !== 'string') fail(path, `'${METADATA_KEY}' entry '${key}' is ${describe(v)}, expected a string`, { key });
+    if (typeof v !== 'string') fail(path, 'bad_metadata', `'${METADATA_KEY}' entry '${key}' is ${describe(v)}, expected a string`, { key });
   }
   return value as Record<string, string>;
 }
 
 function readEntry(path: string, name: string, entry: unknown, dataStart: number): { view: TensorView; begin: number; end: number } {
   // Annotated so that TypeScript narrows after a call (it only does so for declared never-returners).
-  const bad: (why: string, details?: Record<string, unknown>) => never = (why, details = {}) =>
-    fail(path, `tensor '${name}': ${why}`, { tensor: name, ...details });
-  if (!isPlainObject(entry)) bad(`entry is ${describe(entry)}, expected {dtype, shape, data_offsets}`);
+  const bad: (reason: SafetensorsReason, why: string, details?: Record<string, unknown>) => never = (reason, why, details = {}) =>
+    fail(path, reason, `tensor '${name}': ${why}`, { tensor: name, ...details });
+  if (!isPlainObject(entry)) bad('bad_entry', `entry is ${describe(entry)}, expected {dtype, shape, data_offsets}`);
   const { dtype: dtypeName, shape, data_offsets: offsets } = entry;
   const dtype: DType | undefined = typeof dtypeName === 'string' ? dtypeFromSafetensors(dtypeName) : undefined;
   if (dtype === undefined) {
     const known = Object.values(DTYPES).map((d) => d.safetensors);
-    bad(`unknown dtype ${JSON.stringify(dtypeName)} (supported: ${known.join(', ')})`, { dtype: dtypeName });
+    bad('bad_dtype', `unknown dtype ${JSON.stringify(dtypeName)} (supported: ${known.join(', ')})`, { dtype: dtypeName });
   }
   if (!Array.isArray(shape) || !shape.every(isSafeNonNegativeInt)) {
-    bad(`shape ${JSON.stringify(shape)} is not a list of non-negative integers`, { shape });
+    bad('bad_shape', `shape ${JSON.stringify(shape)} is not a list of non-negative integers`, { shape });
   }
   if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isSafeNonNegativeInt)) {
-    bad(`data_offsets ${JSON.stringify(offsets)} is not a pair of non-negative integers [begin, end]`, { data_offsets: offsets });
+    bad('bad_offsets', `data_offsets ${JSON.stringify(offsets)} is not a pair of non-negative integers [begin, end]`, { data_offsets: offsets });
   }
   const [begin, end] = offsets as [number, number];
-  if (end < begin) bad(`data_offsets [${begin}, ${end}] end before they begin`, { data_offsets: offsets });
+  if (end < begin) bad('bad_offsets', `data_offsets [${begin}, ${end}] end before they begin`, { data_offsets: offsets });
   const dims = shape as number[];
   const count = dims.reduce((a, b) => a * b, 1);
   const expected = count * DTYPES[dtype].bytes;
   if (!Number.isSafeInteger(expected) || expected !== end - begin) {
     bad(
+      'size_mismatch',
       `data_offsets [${begin}, ${end}] span ${end - begin} bytes, but shape [${dims.join(', ')}] of ${dtype} ` +
         `needs ${count} × ${DTYPES[dtype].bytes} = ${expected} bytes`,
       { shape: dims, dtype, data_offsets: offsets, expectedBytes: expected },
@@ -156,31 +179,28 @@ function readEntry(path: string, name: string, entry: unknown, dataStart: number
 function checkCoverage(path: string, spans: Array<{ name: string; begin: number; end: number }>, dataLength: number): void {
   const sorted = [...spans].sort((a, b) => a.begin - b.begin || a.end - b.end);
   let cursor = 0;
-  let previous = '(start of data)';
+  // The tensor before the current one (null at the start of data), named in the error as `neighbour`.
+  let neighbour: string | null = null;
+  const previous = () => (neighbour === null ? '(start of data)' : `tensor '${neighbour}'`);
   for (const { name, begin, end } of sorted) {
+    const details = { tensor: name, neighbour, data_offsets: [begin, end] };
     if (begin > cursor) {
-      fail(path, `gap of ${begin - cursor} bytes between ${previous} (ends at ${cursor}) and tensor '${name}' (begins at ${begin})`, {
-        tensor: name,
-        data_offsets: [begin, end],
-      });
+      fail(path, 'gap', `gap of ${begin - cursor} bytes between ${previous()} (ends at ${cursor}) and tensor '${name}' (begins at ${begin})`, details);
     }
-    if (begin < cursor) {
-      fail(path, `tensor '${name}' data_offsets [${begin}, ${end}] overlap ${previous}, which ends at ${cursor}`, {
-        tensor: name,
-        data_offsets: [begin, end],
-      });
-    }
+    if (begin < cursor) fail(path, 'overlap', `tensor '${name}' data_offsets [${begin}, ${end}] overlap ${previous()}, which ends at ${cursor}`, details);
     cursor = end;
-    previous = `tensor '${name}'`;
+    neighbour = name;
   }
   if (cursor > dataLength) {
-    fail(path, `${previous} ends at data byte ${cursor}, past the ${dataLength}-byte data region: the file is truncated`, {
+    fail(path, 'truncated', `${previous()} ends at data byte ${cursor}, past the ${dataLength}-byte data region: the file is truncated`, {
+      tensor: neighbour,
       dataLength,
       end: cursor,
     });
   }
   if (cursor < dataLength) {
-    fail(path, `${dataLength - cursor} trailing bytes after ${previous} (data ends at ${cursor} of ${dataLength}): corrupt file`, {
+    fail(path, 'trailing_bytes', `${dataLength - cursor} trailing bytes after ${previous()} (data ends at ${cursor} of ${dataLength}): corrupt file`, {
+      tensor: neighbour,
       dataLength,
       end: cursor,
     });

@@ -1,5 +1,6 @@
 import { BridgeTowerError } from '../../common/errors.js';
 import { DTYPES, type DType } from './dtype.js';
+import type { TensorLayoutReason } from './read-tensor.js';
 
 /**
  * Element decoding and encoding between dtypes. Checkpoint bytes are little-endian (torch and
@@ -75,7 +76,7 @@ function checkLength(dtype: DType, data: Uint8Array): number {
     throw new BridgeTowerError(
       'E_TENSOR_LAYOUT',
       `${data.byteLength} bytes is not a whole number of ${dtype} elements (${size} bytes each)`,
-      { dtype, bytes: data.byteLength },
+      { reason: 'partial_element' satisfies TensorLayoutReason, dtype, bytes: data.byteLength },
     );
   }
   return data.byteLength / size;

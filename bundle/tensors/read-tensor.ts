@@ -4,13 +4,29 @@ import { DTYPES, numel } from './dtype.js';
 import { rowMajorStrides, type TensorView } from './tensor-view.js';
 
 /**
+ * Why a tensor's layout is refused: `details.reason` of E_TENSOR_LAYOUT errors (here and in
+ * dtype-convert.ts); a truncated file read by readFully is E_CHECKPOINT_FORMAT `truncated`.
+ */
+export const TENSOR_LAYOUT_REASONS = {
+  rank_mismatch: 'shape and strides of different lengths',
+  bad_shape: 'a shape that is not a list of non-negative integers',
+  bad_strides: 'strides that are not non-negative integers',
+  bad_offset: 'a storage offset that is not a non-negative integer',
+  dtype_mismatch: "a view's dtype differs from its storage's",
+  out_of_bounds: 'the view addresses elements past the end of its storage',
+  partial_element: 'a byte count that is not a whole number of elements',
+} as const;
+export type TensorLayoutReason = keyof typeof TENSOR_LAYOUT_REASONS;
+
+/**
  * Checks that a view fits inside its storage: every element it can address lies within the
  * storage. Readers call this for every tensor before trusting any offset.
  */
 export function validateView(name: string, view: TensorView): void {
   const { shape, strides, storageOffset, storage } = view;
-  const fail = (why: string) => {
+  const fail = (reason: TensorLayoutReason, why: string) => {
     throw new BridgeTowerError('E_TENSOR_LAYOUT', `tensor '${name}': ${why}`, {
+      reason,
       tensor: name,
       shape,
       strides,
@@ -18,16 +34,17 @@ export function validateView(name: string, view: TensorView): void {
       storageBytes: storage.byteLength,
     });
   };
-  if (shape.length !== strides.length) fail(`shape ${fmt(shape)} and strides ${fmt(strides)} differ in rank`);
-  if (!shape.every(isNonNegativeInt)) fail(`shape ${fmt(shape)} is not a list of non-negative integers`);
-  if (!strides.every(isNonNegativeInt)) fail(`strides ${fmt(strides)} are not non-negative integers`);
-  if (!isNonNegativeInt(storageOffset)) fail(`storage offset ${storageOffset} is not a non-negative integer`);
-  if (view.dtype !== storage.dtype) fail(`dtype ${view.dtype} differs from its storage's ${storage.dtype}`);
+  if (shape.length !== strides.length) fail('rank_mismatch', `shape ${fmt(shape)} and strides ${fmt(strides)} differ in rank`);
+  if (!shape.every(isNonNegativeInt)) fail('bad_shape', `shape ${fmt(shape)} is not a list of non-negative integers`);
+  if (!strides.every(isNonNegativeInt)) fail('bad_strides', `strides ${fmt(strides)} are not non-negative integers`);
+  if (!isNonNegativeInt(storageOffset)) fail('bad_offset', `storage offset ${storageOffset} is not a non-negative integer`);
+  if (view.dtype !== storage.dtype) fail('dtype_mismatch', `dtype ${view.dtype} differs from its storage's ${storage.dtype}`);
   const storageElements = storage.byteLength / DTYPES[storage.dtype].bytes;
   if (numel(shape) === 0) return;
   const lastIndex = shape.reduce((acc, dim, i) => acc + (dim - 1) * strides[i]!, storageOffset);
   if (lastIndex >= storageElements) {
     fail(
+      'out_of_bounds',
       `shape ${fmt(shape)} with strides ${fmt(strides)} at offset ${storageOffset} reaches element ${lastIndex}, ` +
         `but its storage '${storage.key}' holds only ${storageElements} elements — the checkpoint is corrupt`,
     );
@@ -95,6 +112,7 @@ export function readFully(fd: number, into: Buffer, position: number): void {
       throw new BridgeTowerError(
         'E_CHECKPOINT_FORMAT',
         `unexpected end of file at byte ${position + done} (wanted ${into.length} bytes at ${position}): the file is truncated`,
+        { reason: 'truncated' },
       );
     }
     done += n;

@@ -1,7 +1,7 @@
 import { BridgeTowerError } from '../../common/errors.js';
 import { readSafetensors } from '../../bundle/safetensors/read-safetensors.js';
 import { writeSafetensors } from '../../bundle/safetensors/write-safetensors.js';
-import { fromOrtTensor, openGraph, reportCudaFallback, toOrtTensor } from '../../runtime/session.js';
+import { canFeedDtype, fromOrtTensor, openGraph, reportCudaFallback, toOrtTensor } from '../../runtime/session.js';
 import type { Command } from '../run-command.js';
 
 export const runGraphCommand: Command = {
@@ -32,6 +32,7 @@ Examples:
     }
     const feeds = Object.fromEntries(session.inputNames.map((name) => {
       const t = tensors.get(name)!;
+      if (!canFeedDtype(t.dtype)) throw new BridgeTowerError('E_USAGE', `${values.inputs}: input ${name} is ${t.dtype}, which no graph takes (use float32, int64 or the graph's own input type)`, { input: name, dtype: t.dtype });
       return [name, toOrtTensor(t.dtype, t.shape, t.data)];
     }));
     let results;

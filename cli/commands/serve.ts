@@ -1,7 +1,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { BridgeTowerError } from '../../common/errors.js';
-import { readBundleConfig, BUNDLE_FILES } from '../../bundle/config.js';
+import { claimsToBeBundle, readBundleConfig, BUNDLE_FILES } from '../../bundle/config.js';
 import { buildDemoBundle } from '../../convert/demo/demo-bundle.js';
 import { DEFAULT_SERVER_OPTIONS, type ServerOptions } from '../../server/options.js';
 import { startServer } from '../../server/start.js';
@@ -124,7 +124,8 @@ export async function defaultBundles(root = MODELS_DIR): Promise<string[]> {
     ? readdirSync(root, { withFileTypes: true })
         .filter((entry) => entry.isDirectory() && existsSync(join(root, entry.name, BUNDLE_FILES.config)))
         .map((entry) => join(root, entry.name))
-        .filter(isBundle)
+        // A folder that says it is a bundle is served, so that a damaged one fails loudly instead of vanishing.
+        .filter(claimsToBeBundle)
         .sort()
     : [];
   if (bundles.length > 0) return bundles;
@@ -145,11 +146,3 @@ export async function defaultBundles(root = MODELS_DIR): Promise<string[]> {
   return [demo];
 }
 
-function isBundle(dir: string): boolean {
-  try {
-    readBundleConfig(dir);
-    return true;
-  } catch {
-    return false;
-  }
-}

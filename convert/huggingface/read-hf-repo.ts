@@ -107,6 +107,23 @@ const VISION_DEFAULTS = {
   remove_last_layer: false,
 };
 
+/** Why a Hugging Face folder is refused: `details.reason` of its errors (E_CHECKPOINT_FORMAT unless noted). */
+export const HF_REPO_REASONS = {
+  not_a_folder: 'the path is not a folder (E_IO)',
+  no_config: 'no config.json',
+  bad_config: 'config.json is not a JSON object, or a section of it is not an object',
+  not_bridgetower: 'config.json has another model_type (E_ARCHITECTURE)',
+  invalid_field: 'a config field BridgeTower reads holds the wrong type (details.field names it)',
+  no_weights: 'none of the weight layouts transformers loads',
+  bad_index: 'a *.index.json that is not JSON or has no weight_map',
+  shard_outside_folder: 'an index naming a shard outside the folder',
+  missing_shard: 'a shard the index lists is absent',
+  shard_mismatch: 'a shard and the index disagree about where a tensor lives',
+  unknown_tensor: 'tensors with no BridgeTower mapping (E_UNKNOWN_TENSOR)',
+  name_collision: 'several tensors mapping to one canonical name',
+} as const;
+export type HfRepoReason = keyof typeof HF_REPO_REASONS;
+
 type Check = (value: unknown) => boolean;
 const positiveInt: Check = (v) => Number.isSafeInteger(v) && (v as number) > 0;
 const nonNegativeInt: Check = (v) => Number.isSafeInteger(v) && (v as number) >= 0;
@@ -162,26 +179,26 @@ export function readHuggingFaceConfig(dir: string): HFBridgeTowerConfig {
       'E_CHECKPOINT_FORMAT',
       `no config.json in ${dir}: a Hugging Face BridgeTower folder needs the config.json that save_pretrained writes ` +
         'beside the weights (download it from the same hub repo), or point at an upstream .ckpt file instead',
-      { dir },
+      { dir, reason: 'no_config' satisfies HfRepoReason },
     );
   }
   let raw: unknown;
   try {
     raw = JSON.parse(readFileSync(path, 'utf8'));
   } catch (err) {
-    throw new BridgeTowerError('E_CHECKPOINT_FORMAT', `${path} is not valid JSON: ${(err as Error).message}`, { path });
+    throw new BridgeTowerError('E_CHECKPOINT_FORMAT', `${path} is not valid JSON: ${(err as Error).message}`, { path, reason: 'bad_config' satisfies HfRepoReason });
   }
-  if (!isObject(raw)) throw new BridgeTowerError('E_CHECKPOINT_FORMAT', `${path} is not a JSON object`, { path });
+  if (!isObject(raw)) throw new BridgeTowerError('E_CHECKPOINT_FORMAT', `${path} is not a JSON object`, { path, reason: 'bad_config' satisfies HfRepoReason });
   if (raw.model_type !== 'bridgetower') {
     throw new BridgeTowerError(
       'E_ARCHITECTURE',
       `${path} has model_type ${JSON.stringify(raw.model_type)}, not "bridgetower": this folder is not a Hugging Face BridgeTower model`,
-      { path, model_type: raw.model_type },
+      { path, reason: 'not_bridgetower' satisfies HfRepoReason, model_type: raw.model_type },
     );
   }
   const section = (key: 'text_config' | 'vision_config'): Record<string, unknown> => {
     const value = raw[key] ?? {};
-    if (!isObject(value)) throw new BridgeTowerError('E_CHECKPOINT_FORMAT', `${path}: ${key} is not an object`, { path });
+    if (!isObject(value)) throw new BridgeTowerError('E_CHECKPOINT_FORMAT', `${path}: ${key} is not an object`, { path, reason: 'bad_config' satisfies HfRepoReason });
     return value;
   };
   const config = {
@@ -197,6 +214,7 @@ export function readHuggingFaceConfig(dir: string): HFBridgeTowerConfig {
       const name = where === 'top' ? field : `${where}.${field}`;
       throw new BridgeTowerError('E_CHECKPOINT_FORMAT', `${path}: ${name} is ${JSON.stringify(values[field])}, expected ${expected}`, {
         path,
+        reason: 'invalid_field' satisfies HfRepoReason,
         field: name,
         value: values[field],
       });
@@ -223,7 +241,7 @@ function openWeights(dir: string): CheckpointFile[] {
       'E_CHECKPOINT_FORMAT',
       `no weights in ${dir}: expected one of ${WEIGHT_LAYOUTS.map((l) => l.file).join(', ')} ` +
         '(download the weight files of the hub repo next to its config.json)',
-      { dir },
+      { dir, reason: 'no_weights' satisfies HfRepoReason },
     );
   }
   const path = join(dir, layout.file);
@@ -231,32 +249,32 @@ function openWeights(dir: string): CheckpointFile[] {
 }
 
 function openShards(dir: string, indexPath: string, open: (path: string) => CheckpointFile): CheckpointFile[] {
-  const bad = (why: string, details: Record<string, unknown> = {}): BridgeTowerError =>
-    new BridgeTowerError('E_CHECKPOINT_FORMAT', `${indexPath}: ${why}`, { path: indexPath, ...details });
+  const bad = (reason: HfRepoReason, why: string, details: Record<string, unknown> = {}): BridgeTowerError =>
+    new BridgeTowerError('E_CHECKPOINT_FORMAT', `${indexPath}: ${why}`, { path: indexPath, reason, ...details });
   let index: unknown;
   try {
     index = JSON.parse(readFileSync(indexPath, 'utf8'));
   } catch (err) {
-    throw bad(`not valid JSON: ${(err as Error).message}`);
+    throw bad('bad_index', `not valid JSON: ${(err as Error).message}`);
   }
   const weightMap = isObject(index) ? index.weight_map : undefined;
-  if (!isObject(weightMap)) throw bad('has no "weight_map" object (tensor name → shard file)');
+  if (!isObject(weightMap)) throw bad('bad_index', 'has no "weight_map" object (tensor name → shard file)');
   for (const [name, shard] of Object.entries(weightMap)) {
     // A shard path must stay inside the folder: an index is data, not a licence to read anywhere.
     if (typeof shard !== 'string' || isAbsolute(shard) || normalize(shard).split(sep).includes('..')) {
-      throw bad(`weight_map entry '${name}' names shard ${JSON.stringify(shard)}, expected a file name inside ${dir}`, { tensor: name });
+      throw bad('shard_outside_folder', `weight_map entry '${name}' names shard ${JSON.stringify(shard)}, expected a file name inside ${dir}`, { tensor: name });
     }
   }
   const shardNames = [...new Set(Object.values(weightMap) as string[])];
   const files = shardNames.map((shard) => {
     const shardPath = join(dir, shard);
-    if (!existsSync(shardPath)) throw bad(`shard ${shard} is listed but missing from ${dir}`, { shard });
+    if (!existsSync(shardPath)) throw bad('missing_shard', `shard ${shard} is listed but missing from ${dir}`, { shard });
     return open(shardPath);
   });
   files.forEach((file, i) => {
     for (const name of file.tensors.keys()) {
       if (weightMap[name] !== shardNames[i]) {
-        throw bad(`shard ${shardNames[i]} holds '${name}', which the index puts in ${JSON.stringify(weightMap[name] ?? null)}`, {
+        throw bad('shard_mismatch', `shard ${shardNames[i]} holds '${name}', which the index puts in ${JSON.stringify(weightMap[name] ?? null)}`, {
           tensor: name,
         });
       }
@@ -264,7 +282,7 @@ function openShards(dir: string, indexPath: string, open: (path: string) => Chec
   });
   for (const [name, shard] of Object.entries(weightMap)) {
     if (!files[shardNames.indexOf(shard as string)]!.tensors.has(name)) {
-      throw bad(`the index puts '${name}' in ${shard as string}, which does not hold it`, { tensor: name });
+      throw bad('shard_mismatch', `the index puts '${name}' in ${shard as string}, which does not hold it`, { tensor: name });
     }
   }
   return files;
@@ -273,7 +291,7 @@ function openShards(dir: string, indexPath: string, open: (path: string) => Chec
 /** Opens a Hugging Face BridgeTower folder; every tensor is mapped, reported as ignored, or an error. */
 export function openHuggingFaceRepo(dir: string): HuggingFaceRepo {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
-    throw new BridgeTowerError('E_IO', `${dir} is not a folder: point at the folder holding config.json and the weights`, { dir });
+    throw new BridgeTowerError('E_IO', `${dir} is not a folder: point at the folder holding config.json and the weights`, { dir, reason: 'not_a_folder' satisfies HfRepoReason });
   }
   const config = readHuggingFaceConfig(dir);
   const files = openWeights(dir);
@@ -303,12 +321,13 @@ export function openHuggingFaceRepo(dir: string): HuggingFaceRepo {
       'E_UNKNOWN_TENSOR',
       `${unknown.length} tensor(s) in ${dir} have no BridgeTower mapping: ${listSome(unknown)}. Nothing is dropped ` +
         'silently; if this is a BridgeTower variant, please report it with these names',
-      { dir, unknown },
+      { dir, reason: 'unknown_tensor' satisfies HfRepoReason, unknown },
     );
   }
   if (collisions.length > 0) {
     throw new BridgeTowerError('E_CHECKPOINT_FORMAT', `${dir}: several tensors map to one canonical name: ${listSome(collisions)}`, {
       dir,
+      reason: 'name_collision' satisfies HfRepoReason,
       collisions,
     });
   }

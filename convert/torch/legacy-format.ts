@@ -4,6 +4,9 @@ import { DTYPES } from '../../bundle/tensors/dtype.js';
 import type { StorageLocation } from '../../bundle/tensors/tensor-view.js';
 import { readAt } from '../zip/zip-reader.js';
 import { parseStoragePersistentId, StorageRef, unpickle } from './pickle-allowlist.js';
+import type { TorchCheckpointReason } from './checkpoint-reasons.js';
+
+type Fail = (reason: TorchCheckpointReason, why: string, details?: Record<string, unknown>) => never;
 
 /**
  * The legacy torch.save format (`_use_new_zipfile_serialization=False`, and every file written
@@ -48,8 +51,8 @@ interface RootStorage {
 }
 
 export function readLegacyCheckpoint(fd: number, fileSize: number, path: string): TorchPickleContents {
-  const fail = (why: string, details: Record<string, unknown> = {}): never => {
-    throw new BridgeTowerError('E_CHECKPOINT_FORMAT', `${path}: legacy torch checkpoint: ${why}`, { path, ...details });
+  const fail: Fail = (reason, why, details = {}) => {
+    throw new BridgeTowerError('E_CHECKPOINT_FORMAT', `${path}: legacy torch checkpoint: ${why}`, { path, reason, ...details });
   };
   const { top, keys, end, roots } = readPickles(fd, fileSize, path, fail);
 
@@ -57,18 +60,18 @@ export function readLegacyCheckpoint(fd: number, fileSize: number, path: string)
   let position = end;
   for (const key of keys) {
     const root = roots.get(key);
-    if (!root) return fail(`storage '${key}' is listed but no tensor uses it, so its element size is unknown`);
-    if (position + 8 > fileSize) fail(`the file ends at byte ${fileSize}, before storage '${key}': it is truncated`);
+    if (!root) return fail('storage_unused', `storage '${key}' is listed but no tensor uses it, so its element size is unknown`);
+    if (position + 8 > fileSize) fail('truncated', `the file ends at byte ${fileSize}, before storage '${key}': it is truncated`);
     const count = readAt(fd, position, 8).readBigInt64LE(0);
     if (count !== BigInt(root.ref.numel)) {
-      fail(`storage '${key}' holds ${count} elements, but the pickle says ${root.ref.numel}: the file is corrupt`);
+      fail('storage_size_mismatch', `storage '${key}' holds ${count} elements, but the pickle says ${root.ref.numel}: the file is corrupt`);
     }
     root.fileOffset = position + 8;
     position = root.fileOffset + root.ref.numel * DTYPES[root.ref.dtype].bytes;
-    if (position > fileSize) fail(`storage '${key}' runs past the end of the file (byte ${position} of ${fileSize}): it is truncated`);
+    if (position > fileSize) fail('truncated', `storage '${key}' runs past the end of the file (byte ${position} of ${fileSize}): it is truncated`);
   }
   for (const [key, root] of roots) {
-    if (root.fileOffset === undefined) fail(`storage '${key}' is used by a tensor but missing from the storage list`);
+    if (root.fileOffset === undefined) fail('missing_storage', `storage '${key}' is used by a tensor but missing from the storage list`);
   }
 
   const located = new Map<StorageRef, StorageLocation>();
@@ -78,7 +81,7 @@ export function readLegacyCheckpoint(fd: number, fileSize: number, path: string)
       const root = roots.get(ref.rootKey)!;
       const bytes = DTYPES[ref.dtype].bytes;
       if (ref.elementOffset + ref.numel > root.ref.numel) {
-        fail(`storage view '${ref.key}' (elements ${ref.elementOffset}…${ref.elementOffset + ref.numel}) exceeds its storage '${ref.rootKey}' of ${root.ref.numel} elements`);
+        fail('storage_too_small', `storage view '${ref.key}' (elements ${ref.elementOffset}…${ref.elementOffset + ref.numel}) exceeds its storage '${ref.rootKey}' of ${root.ref.numel} elements`);
       }
       let location = located.get(ref);
       if (!location) {
@@ -90,7 +93,7 @@ export function readLegacyCheckpoint(fd: number, fileSize: number, path: string)
   };
 }
 
-function readPickles(fd: number, fileSize: number, path: string, fail: (why: string) => never) {
+function readPickles(fd: number, fileSize: number, path: string, fail: Fail) {
   for (let window = Math.min(fileSize, FIRST_WINDOW); ; window = Math.min(fileSize, window * 2)) {
     try {
       return parsePickles(readAt(fd, 0, window), path, fail);
@@ -98,21 +101,21 @@ function readPickles(fd: number, fileSize: number, path: string, fail: (why: str
       // A pickle cut off by the window: read more of the head. Anything else is a real error.
       const cutOff = err instanceof BridgeTowerError && /more bytes|end of (file|line)/i.test(err.message);
       if (!cutOff || window >= fileSize) throw err;
-      if (window >= MAX_WINDOW) fail(`its pickles exceed ${MAX_WINDOW} bytes; this is not a state-dict checkpoint`);
+      if (window >= MAX_WINDOW) fail('pickle_too_large', `its pickles exceed ${MAX_WINDOW} bytes; this is not a state-dict checkpoint`);
     }
   }
 }
 
-function parsePickles(head: Buffer, path: string, fail: (why: string) => never) {
+function parsePickles(head: Buffer, path: string, fail: Fail) {
   const magicLength = legacyMagicLength(head);
-  if (magicLength === undefined) return fail('missing magic number');
+  if (magicLength === undefined) return fail('bad_magic', 'missing magic number');
   const reader = new BufferReader(head.subarray(magicLength));
-  const noStorages = () => fail('a storage is referenced outside the main pickle');
+  const noStorages = () => fail('misplaced_storage', 'a storage is referenced outside the main pickle');
   const protocol = unpickle(reader, { label: `${path} (protocol version)`, persistentLoad: noStorages });
-  if (protocol !== PROTOCOL_VERSION) fail(`protocol version ${String(protocol)} is not ${PROTOCOL_VERSION}`);
+  if (protocol !== PROTOCOL_VERSION) fail('bad_protocol', `protocol version ${String(protocol)} is not ${PROTOCOL_VERSION}`);
   const sysInfo = unpickle(reader, { label: `${path} (sys_info)`, persistentLoad: noStorages });
   if (!(sysInfo instanceof Map) || sysInfo.get('little_endian') !== true) {
-    fail('it was written on a big-endian machine; only little-endian checkpoints are supported (re-save it on x86 or ARM)');
+    fail('big_endian', 'it was written on a big-endian machine; only little-endian checkpoints are supported (re-save it on x86 or ARM)');
   }
 
   const roots = new Map<string, RootStorage>();
@@ -125,7 +128,7 @@ function parsePickles(head: Buffer, path: string, fail: (why: string) => never) 
       root = { ref: new StorageRef(id.key, id.key, dtype, 0, id.numel) };
       roots.set(id.key, root);
     } else if (root.ref.dtype !== dtype || root.ref.numel !== id.numel) {
-      fail(`storage '${id.key}' is referenced as ${dtype}[${id.numel}] and as ${root.ref.dtype}[${root.ref.numel}]`);
+      fail('storage_conflict', `storage '${id.key}' is referenced as ${dtype}[${id.numel}] and as ${root.ref.dtype}[${root.ref.numel}]`);
     }
     if (!id.view) return root.ref;
     // torch/serialization.py _legacy_load: storage[offset:offset + view_size], cached under view_key.
@@ -138,6 +141,6 @@ function parsePickles(head: Buffer, path: string, fail: (why: string) => never) 
   };
   const top = unpickle(reader, { label: path, persistentLoad });
   const keys = unpickle(reader, { label: `${path} (storage keys)`, persistentLoad: noStorages });
-  if (!Array.isArray(keys) || !keys.every((k) => typeof k === 'string')) fail('the storage key list is not a list of strings');
+  if (!Array.isArray(keys) || !keys.every((k) => typeof k === 'string')) fail('bad_storage_list', 'the storage key list is not a list of strings');
   return { top, keys: keys as string[], end: magicLength + reader.position, roots };
 }

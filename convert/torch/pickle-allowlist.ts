@@ -133,6 +133,7 @@ export function unpickle(source: Uint8Array | BufferReader, options: UnpickleOpt
         throw new BridgeTowerError('E_FORBIDDEN_GLOBAL', `${options.label}: the checkpoint reader refuses global extension code ${code}`, {
           global: `extension:${code}`,
           path: options.label,
+          reason: 'forbidden_global',
         });
       },
     },
@@ -145,6 +146,7 @@ export function unpickle(source: Uint8Array | BufferReader, options: UnpickleOpt
     if (err instanceof BridgeTowerError) throw err;
     throw new BridgeTowerError('E_CHECKPOINT_FORMAT', `${options.label}: not a readable pickle: ${(err as Error).message}`, {
       path: options.label,
+      reason: 'bad_pickle',
     });
   }
 }
@@ -201,7 +203,7 @@ class AllowlistRegistry extends NameRegistry {
       `${this.label}: the checkpoint reader refuses global '${global}': a pickle may only name tensors, ` +
         'storages and plain containers, since any other global can run code when Python loads it. ' +
         'Only open checkpoints from sources you trust, or re-save this one with plain tensors.',
-      { global, path: this.label },
+      { global, path: this.label, reason: 'forbidden_global' },
     );
   }
 }
@@ -319,7 +321,7 @@ function withState<T extends object>(target: T, setState: (state: unknown) => vo
 }
 
 function malformed(what: string, why: string): never {
-  throw new BridgeTowerError('E_CHECKPOINT_FORMAT', `pickle: ${what} ${why}: the checkpoint is corrupt`, { global: what });
+  throw new BridgeTowerError('E_CHECKPOINT_FORMAT', `pickle: ${what} ${why}: the checkpoint is corrupt`, { global: what, reason: 'malformed_global' });
 }
 
 /** torch's persistent id for a storage, as torch/serialization.py's persistent_id writes it. */
@@ -335,7 +337,7 @@ export interface StoragePersistentId {
 /** Checks the shape of `('storage', StorageClass, key, location, numel[, view_metadata])`. */
 export function parseStoragePersistentId(pid: unknown, label: string): StoragePersistentId {
   const fail = (why: string): never => {
-    throw new BridgeTowerError('E_CHECKPOINT_FORMAT', `${label}: persistent id ${describe(pid)} ${why}`, { path: label });
+    throw new BridgeTowerError('E_CHECKPOINT_FORMAT', `${label}: persistent id ${describe(pid)} ${why}`, { path: label, reason: 'bad_persistent_id' });
   };
   if (!Array.isArray(pid) || pid.length < 5 || pid.length > 6) return fail("is not ('storage', class, key, location, numel)");
   const [kind, storageClass, key, location, numel, view] = pid as unknown[];

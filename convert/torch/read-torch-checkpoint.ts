@@ -6,6 +6,9 @@ import type { CheckpointFile, StorageLocation, TensorView } from '../../bundle/t
 import { isZipMagic, readAt, readSmallEntry, readZipDirectory, storedEntryRange, type ZipDirectory } from '../zip/zip-reader.js';
 import { legacyMagicLength, readLegacyCheckpoint, type TorchPickleContents } from './legacy-format.js';
 import { parseStoragePersistentId, PickledTensor, StorageRef, toPlainValue, unpickle } from './pickle-allowlist.js';
+import type { TorchCheckpointReason } from './checkpoint-reasons.js';
+
+type Fail = (reason: TorchCheckpointReason, why: string, details?: Record<string, unknown>) => never;
 
 /**
  * Opens a PyTorch checkpoint (`torch.save` output: Lightning `.ckpt`, `pytorch_model.bin`) without
@@ -42,7 +45,7 @@ export function openTorchCheckpoint(path: string): CheckpointFile {
         'E_CHECKPOINT_FORMAT',
         `${path} is not a PyTorch checkpoint: it is neither a zip archive (torch.save since 1.6) nor a legacy ` +
           `torch pickle (it starts with bytes ${head.subarray(0, 8).toString('hex') || '(none: the file is empty)'})`,
-        { path },
+        { path, reason: 'not_torch' satisfies TorchCheckpointReason },
       );
     }
     const contents = format === 'torch-zip' ? readZipCheckpoint(fd, fileSize, path) : readLegacyCheckpoint(fd, fileSize, path);
@@ -54,8 +57,8 @@ export function openTorchCheckpoint(path: string): CheckpointFile {
 
 /** torch/serialization.py `_load`: records `<prefix>/data.pkl` and `<prefix>/data/<key>`, any prefix. */
 function readZipCheckpoint(fd: number, fileSize: number, path: string): TorchPickleContents {
-  const fail = (why: string, details: Record<string, unknown> = {}): never => {
-    throw new BridgeTowerError('E_CHECKPOINT_FORMAT', `${path}: ${why}`, { path, ...details });
+  const fail: Fail = (reason, why, details = {}) => {
+    throw new BridgeTowerError('E_CHECKPOINT_FORMAT', `${path}: ${why}`, { path, reason, ...details });
   };
   const zip = readZipDirectory(fd, fileSize, path);
   const prefix = recordPrefix(zip, fail);
@@ -63,7 +66,7 @@ function readZipCheckpoint(fd: number, fileSize: number, path: string): TorchPic
   if (byteorder) {
     const order = readSmallEntry(fd, byteorder, path).toString('latin1').trim();
     if (order !== 'little') {
-      fail(`its byteorder record says '${order}'; only little-endian checkpoints are supported (re-save it on x86 or ARM)`);
+      fail('big_endian', `its byteorder record says '${order}'; only little-endian checkpoints are supported (re-save it on x86 or ARM)`);
     }
   }
 
@@ -73,16 +76,17 @@ function readZipCheckpoint(fd: number, fileSize: number, path: string): TorchPic
     const dtype = id.storageClass.dtype;
     const known = storages.get(id.key);
     if (known) {
-      if (known.ref.dtype !== dtype) fail(`storage '${id.key}' is referenced both as ${known.ref.dtype} and as ${dtype}`);
+      if (known.ref.dtype !== dtype) fail('storage_conflict', `storage '${id.key}' is referenced both as ${known.ref.dtype} and as ${dtype}`);
       return known.ref;
     }
     const name = `${prefix}/data/${id.key}`;
     const entry = zip.byName.get(name);
-    if (!entry) return fail(`the pickle references storage '${id.key}', but there is no record '${name}'`, { storage: id.key });
+    if (!entry) return fail('missing_storage', `the pickle references storage '${id.key}', but there is no record '${name}'`, { storage: id.key });
     const range = storedEntryRange(entry, path);
     const byteLength = id.numel * DTYPES[dtype].bytes;
     if (byteLength > range.length) {
       fail(
+        'storage_too_small',
         `storage '${id.key}' declares ${id.numel} ${dtype} elements (${byteLength} bytes), ` +
           `but its record '${name}' holds only ${range.length} bytes: the checkpoint is corrupt`,
         { storage: id.key },
@@ -97,15 +101,16 @@ function readZipCheckpoint(fd: number, fileSize: number, path: string): TorchPic
   return { top, locate: (ref) => storages.get(ref.key)!.location };
 }
 
-function recordPrefix(zip: ZipDirectory, fail: (why: string) => never): string {
+function recordPrefix(zip: ZipDirectory, fail: Fail): string {
   const pickles = zip.entries.map((e) => /^([^/]+)\/data\.pkl$/.exec(e.name)?.[1]).filter((p) => p !== undefined);
   if (pickles.length === 0) {
     fail(
+      'no_pickle',
       `this zip archive is not a torch checkpoint: it has no '<name>/data.pkl' record ` +
         `(records: ${listSome(zip.entries.map((e) => e.name), 6) || 'none'})`,
     );
   }
-  if (pickles.length > 1) fail(`it holds several checkpoints (${listSome(pickles.map((p) => `${p}/data.pkl`))}); expected one`);
+  if (pickles.length > 1) fail('several_pickles', `it holds several checkpoints (${listSome(pickles.map((p) => `${p}/data.pkl`))}); expected one`);
   return pickles[0]!;
 }
 
@@ -116,7 +121,7 @@ function recordPrefix(zip: ZipDirectory, fail: (why: string) => never): string {
 function splitStateDict(contents: TorchPickleContents, path: string): Pick<CheckpointFile, 'tensors' | 'metadata'> {
   const { top } = contents;
   if (!(top instanceof Map)) {
-    throw new BridgeTowerError('E_CHECKPOINT_FORMAT', `${path}: the checkpoint holds a ${kindOf(top)}, not a dict of tensors`, { path });
+    throw new BridgeTowerError('E_CHECKPOINT_FORMAT', `${path}: the checkpoint holds a ${kindOf(top)}, not a dict of tensors`, { path, reason: 'no_state_dict' satisfies TorchCheckpointReason });
   }
   const lightning = top.get('state_dict');
   let stateDict: Map<unknown, unknown>;
@@ -135,7 +140,7 @@ function splitStateDict(contents: TorchPickleContents, path: string): Pick<Check
       'E_CHECKPOINT_FORMAT',
       `${path}: no state dict found: expected a 'state_dict' entry of tensors (Lightning) or a top level of tensors; ` +
         `${where} has non-tensor entries ${listSome(bad, 6)} (top-level keys: ${listSome(keys, 8)})`,
-      { path, topLevelKeys: keys },
+      { path, reason: 'no_state_dict' satisfies TorchCheckpointReason, topLevelKeys: keys },
     );
   }
 

@@ -49,16 +49,38 @@ const MAX_INFLATED_ENTRY = 1 << 30;
 export const METHOD_STORED = 0;
 export const METHOD_DEFLATED = 8;
 
+/** Why a zip archive is refused: `details.reason` of its E_CHECKPOINT_FORMAT errors. */
+export const ZIP_REASONS = {
+  truncated: 'the file ends before a record or an entry it announces',
+  no_end_record: 'no end-of-central-directory record (not a zip archive, or truncated)',
+  bad_zip64: 'ZIP64 records or fields that are missing, misplaced or beyond 2^53',
+  multi_disk: 'a multi-disk archive',
+  bad_signature: 'a central directory entry without its signature',
+  bad_central_directory: 'a central directory entry that runs past the directory',
+  bad_local_header: "a local header that is missing, misplaced or names another entry",
+  encrypted: 'an encrypted entry',
+  unsupported_method: 'a compression method other than stored or deflated',
+  duplicate_entry: 'an entry name listed twice',
+  size_mismatch: 'sizes that disagree (stored compressed ≠ uncompressed, or inflated ≠ declared)',
+  overlap: 'two entries whose bytes overlap',
+  compressed_storage: 'a tensor storage that is deflated instead of stored',
+  entry_too_large: 'a metadata record too large to read whole',
+  bad_deflate: 'deflated data that does not inflate',
+  bad_crc: 'an entry whose CRC-32 does not match',
+} as const;
+export type ZipReason = keyof typeof ZIP_REASONS;
+type Fail = (reason: ZipReason, why: string, details?: Record<string, unknown>) => never;
+
 export function isZipMagic(head: Uint8Array): boolean {
   return head.length >= 4 && head[0] === 0x50 && head[1] === 0x4b && head[2] === 0x03 && head[3] === 0x04;
 }
 
 /** Reads and cross-checks the central directory and every local header of the zip open at `fd`. */
 export function readZipDirectory(fd: number, fileSize: number, label: string): ZipDirectory {
-  const fail = (why: string, details: Record<string, unknown> = {}): never => {
-    throw new BridgeTowerError('E_CHECKPOINT_FORMAT', `${label}: ${why}`, { path: label, ...details });
+  const fail: Fail = (reason, why, details = {}) => {
+    throw new BridgeTowerError('E_CHECKPOINT_FORMAT', `${label}: ${why}`, { path: label, reason, ...details });
   };
-  if (fileSize < EOCD_SIZE) fail(`${fileSize} bytes is too small to be a zip archive: the file is truncated`);
+  if (fileSize < EOCD_SIZE) fail('truncated', `${fileSize} bytes is too small to be a zip archive: the file is truncated`);
 
   // The EOCD record ends the file, followed only by a comment of at most 64 KiB; a ZIP64 locator may
   // sit right before it, so read enough of the tail to hold both.
@@ -67,7 +89,7 @@ export function readZipDirectory(fd: number, fileSize: number, label: string): Z
   const tail = readAt(fd, tailStart, tailLength);
   const eocdInTail = findEocd(tail);
   if (eocdInTail < 0) {
-    fail('no end-of-central-directory record: the file is not a zip archive, or it is truncated');
+    fail('no_end_record', 'no end-of-central-directory record: the file is not a zip archive, or it is truncated');
   }
   const eocdPos = tailStart + eocdInTail;
   const eocd = tail.subarray(eocdInTail);
@@ -84,22 +106,23 @@ export function readZipDirectory(fd: number, fileSize: number, label: string): Z
     const locator = readAt(fd, locatorPos, ZIP64_LOCATOR_SIZE);
     const recordPos = readU64(locator, 8, 'ZIP64 end-of-central-directory offset', fail);
     if (recordPos + ZIP64_EOCD_MIN > locatorPos) {
-      fail(`ZIP64 locator points to offset ${recordPos}, past the locator itself at ${locatorPos}`);
+      fail('bad_zip64', `ZIP64 locator points to offset ${recordPos}, past the locator itself at ${locatorPos}`);
     }
     const record = readAt(fd, recordPos, ZIP64_EOCD_MIN);
-    if (record.readUInt32LE(0) !== SIG.zip64Eocd) fail(`no ZIP64 end-of-central-directory record at offset ${recordPos}`);
-    if (record.readUInt32LE(16) !== 0 || record.readUInt32LE(20) !== 0) fail('multi-disk zip archives are not supported');
+    if (record.readUInt32LE(0) !== SIG.zip64Eocd) fail('bad_zip64', `no ZIP64 end-of-central-directory record at offset ${recordPos}`);
+    if (record.readUInt32LE(16) !== 0 || record.readUInt32LE(20) !== 0) fail('multi_disk', 'multi-disk zip archives are not supported');
     entryCount = readU64(record, 32, 'ZIP64 entry count', fail);
     cdSize = readU64(record, 40, 'ZIP64 central directory size', fail);
     cdOffset = readU64(record, 48, 'ZIP64 central directory offset', fail);
     cdEnd = recordPos;
   } else if (entryCount === U16_MAX || cdSize === U32_MAX || cdOffset === U32_MAX) {
-    fail('the end-of-central-directory record asks for ZIP64 values, but there is no ZIP64 locator');
+    fail('bad_zip64', 'the end-of-central-directory record asks for ZIP64 values, but there is no ZIP64 locator');
   } else if (diskNumber !== 0 || cdDisk !== 0) {
-    fail('multi-disk zip archives are not supported');
+    fail('multi_disk', 'multi-disk zip archives are not supported');
   }
   if (cdOffset + cdSize > cdEnd) {
     fail(
+      'truncated',
       `central directory (offset ${cdOffset}, ${cdSize} bytes) runs past its end record at ${cdEnd}: ` +
         'the file is truncated or corrupt',
       { cdOffset, cdSize },
@@ -112,7 +135,7 @@ export function readZipDirectory(fd: number, fileSize: number, label: string): Z
   let pos = 0;
   for (let i = 0; i < entryCount; i++) {
     if (pos + CENTRAL_SIZE > cd.length || cd.readUInt32LE(pos) !== SIG.central) {
-      fail(`central directory entry ${i} of ${entryCount} at offset ${cdOffset + pos} has a bad signature`);
+      fail('bad_signature', `central directory entry ${i} of ${entryCount} at offset ${cdOffset + pos} has a bad signature`);
     }
     const flags = cd.readUInt16LE(pos + 8);
     const method = cd.readUInt16LE(pos + 10);
@@ -124,16 +147,16 @@ export function readZipDirectory(fd: number, fileSize: number, label: string): Z
     const commentLength = cd.readUInt16LE(pos + 32);
     let localHeaderOffset = cd.readUInt32LE(pos + 42);
     const end = pos + CENTRAL_SIZE + nameLength + extraLength + commentLength;
-    if (end > cd.length) fail(`central directory entry ${i} runs past the end of the central directory`);
+    if (end > cd.length) fail('bad_central_directory', `central directory entry ${i} runs past the end of the central directory`);
     const name = cd.toString('utf8', pos + CENTRAL_SIZE, pos + CENTRAL_SIZE + nameLength);
-    if (flags & 1) fail(`entry '${name}' is encrypted`, { entry: name });
+    if (flags & 1) fail('encrypted', `entry '${name}' is encrypted`, { entry: name });
 
     // The ZIP64 extra field holds, in this order, only the fields whose 32-bit value is saturated.
     const extra = cd.subarray(pos + CENTRAL_SIZE + nameLength, pos + CENTRAL_SIZE + nameLength + extraLength);
     const zip64 = findExtraField(extra, ZIP64_EXTRA_ID);
     let z = 0;
     const next64 = (what: string): number => {
-      if (!zip64 || z + 8 > zip64.length) fail(`entry '${name}': ${what} needs a ZIP64 extra field, which is missing or short`);
+      if (!zip64 || z + 8 > zip64.length) fail('bad_zip64', `entry '${name}': ${what} needs a ZIP64 extra field, which is missing or short`);
       const value = readU64(zip64!, z, `${name} ${what}`, fail);
       z += 8;
       return value;
@@ -142,19 +165,20 @@ export function readZipDirectory(fd: number, fileSize: number, label: string): Z
     if (compressedSize === U32_MAX) compressedSize = next64('compressed size');
     if (localHeaderOffset === U32_MAX) localHeaderOffset = next64('local header offset');
     if (method !== METHOD_STORED && method !== METHOD_DEFLATED) {
-      fail(`entry '${name}' uses compression method ${method}; only stored (0) and deflated (8) are supported`, { entry: name });
+      fail('unsupported_method', `entry '${name}' uses compression method ${method}; only stored (0) and deflated (8) are supported`, { entry: name });
     }
-    if (byName.has(name)) fail(`entry '${name}' appears twice in the central directory`, { entry: name });
+    if (byName.has(name)) fail('duplicate_entry', `entry '${name}' appears twice in the central directory`, { entry: name });
     const dataOffset = localDataOffset(fd, name, localHeaderOffset, cdOffset, fail);
     if (dataOffset + compressedSize > cdOffset) {
       fail(
+        'truncated',
         `entry '${name}' (${compressedSize} bytes at offset ${dataOffset}) runs past the start of the central directory ` +
           `at ${cdOffset}: the file is truncated or corrupt`,
         { entry: name },
       );
     }
     if (method === METHOD_STORED && compressedSize !== uncompressedSize) {
-      fail(`stored entry '${name}' has compressed size ${compressedSize} ≠ uncompressed size ${uncompressedSize}`);
+      fail('size_mismatch', `stored entry '${name}' has compressed size ${compressedSize} ≠ uncompressed size ${uncompressedSize}`);
     }
     const entry = { name, method, crc32: crc, compressedSize, uncompressedSize, localHeaderOffset, dataOffset };
     entries.push(entry);
@@ -172,7 +196,7 @@ export function storedEntryRange(entry: ZipEntry, label: string): { offset: numb
       'E_CHECKPOINT_FORMAT',
       `${label}: record '${entry.name}' is deflated, but tensor storages must be stored uncompressed ` +
         '(as torch.save writes them); re-save the checkpoint with torch.save',
-      { path: label, entry: entry.name, method: entry.method },
+      { path: label, reason: 'compressed_storage' satisfies ZipReason, entry: entry.name, method: entry.method },
     );
   }
   return { offset: entry.dataOffset, length: entry.uncompressedSize };
@@ -180,21 +204,21 @@ export function storedEntryRange(entry: ZipEntry, label: string): { offset: numb
 
 /** Reads a small entry whole (inflating it if deflated) and checks its CRC. */
 export function readSmallEntry(fd: number, entry: ZipEntry, label: string): Buffer {
-  const fail = (why: string): never => {
-    throw new BridgeTowerError('E_CHECKPOINT_FORMAT', `${label}: record '${entry.name}' ${why}`, { path: label, entry: entry.name });
+  const fail = (reason: ZipReason, why: string): never => {
+    throw new BridgeTowerError('E_CHECKPOINT_FORMAT', `${label}: record '${entry.name}' ${why}`, { path: label, reason, entry: entry.name });
   };
-  if (entry.uncompressedSize > MAX_INFLATED_ENTRY) fail(`is ${entry.uncompressedSize} bytes, too large to be a metadata record`);
+  if (entry.uncompressedSize > MAX_INFLATED_ENTRY) fail('entry_too_large', `is ${entry.uncompressedSize} bytes, too large to be a metadata record`);
   const raw = readAt(fd, entry.dataOffset, entry.compressedSize);
   let data = raw;
   if (entry.method === METHOD_DEFLATED) {
     try {
       data = inflateRawSync(raw, { maxOutputLength: Math.max(1, entry.uncompressedSize) });
     } catch (err) {
-      fail(`does not inflate: ${(err as Error).message}`);
+      fail('bad_deflate', `does not inflate: ${(err as Error).message}`);
     }
   }
-  if (data.length !== entry.uncompressedSize) fail(`holds ${data.length} bytes, but the directory says ${entry.uncompressedSize}`);
-  if (crc32(data) >>> 0 !== entry.crc32) fail('fails its CRC-32 check: the file is corrupt');
+  if (data.length !== entry.uncompressedSize) fail('size_mismatch', `holds ${data.length} bytes, but the directory says ${entry.uncompressedSize}`);
+  if (crc32(data) >>> 0 !== entry.crc32) fail('bad_crc', 'fails its CRC-32 check: the file is corrupt');
   return data;
 }
 
@@ -219,30 +243,30 @@ function localDataOffset(
   name: string,
   offset: number,
   cdOffset: number,
-  fail: (why: string, details?: Record<string, unknown>) => never,
+  fail: Fail,
 ): number {
   if (offset + LOCAL_SIZE > cdOffset) {
-    fail(`entry '${name}' has its local header at offset ${offset}, past the central directory at ${cdOffset}`, { entry: name });
+    fail('bad_local_header', `entry '${name}' has its local header at offset ${offset}, past the central directory at ${cdOffset}`, { entry: name });
   }
   const header = readAt(fd, offset, LOCAL_SIZE);
-  if (header.readUInt32LE(0) !== SIG.local) fail(`entry '${name}': no local file header at offset ${offset}`, { entry: name });
+  if (header.readUInt32LE(0) !== SIG.local) fail('bad_local_header', `entry '${name}': no local file header at offset ${offset}`, { entry: name });
   const nameLength = header.readUInt16LE(26);
   const extraLength = header.readUInt16LE(28);
-  if (offset + LOCAL_SIZE + nameLength > cdOffset) fail(`entry '${name}': local header runs into the central directory`);
+  if (offset + LOCAL_SIZE + nameLength > cdOffset) fail('bad_local_header', `entry '${name}': local header runs into the central directory`);
   const localName = readAt(fd, offset + LOCAL_SIZE, nameLength).toString('utf8');
   if (localName !== name) {
-    fail(`entry '${name}': its local header names '${localName}': the central directory is corrupt`, { entry: name });
+    fail('bad_local_header', `entry '${name}': its local header names '${localName}': the central directory is corrupt`, { entry: name });
   }
   return offset + LOCAL_SIZE + nameLength + extraLength;
 }
 
-function checkNoOverlap(entries: readonly ZipEntry[], fail: (why: string) => never): void {
+function checkNoOverlap(entries: readonly ZipEntry[], fail: Fail): void {
   const sorted = [...entries].sort((a, b) => a.localHeaderOffset - b.localHeaderOffset);
   for (let i = 1; i < sorted.length; i++) {
     const prev = sorted[i - 1]!;
     const cur = sorted[i]!;
     if (prev.dataOffset + prev.compressedSize > cur.localHeaderOffset) {
-      fail(`entries '${prev.name}' and '${cur.name}' overlap: the central directory is corrupt`);
+      fail('overlap', `entries '${prev.name}' and '${cur.name}' overlap: the central directory is corrupt`);
     }
   }
 }
@@ -257,8 +281,8 @@ function findExtraField(extra: Buffer, id: number): Buffer | undefined {
   return undefined;
 }
 
-function readU64(buffer: Buffer, offset: number, what: string, fail: (why: string) => never): number {
+function readU64(buffer: Buffer, offset: number, what: string, fail: Fail): number {
   const value = buffer.readBigUInt64LE(offset);
-  if (value > BigInt(Number.MAX_SAFE_INTEGER)) fail(`${what} ${value} is beyond 2^53: the file is corrupt`);
+  if (value > BigInt(Number.MAX_SAFE_INTEGER)) fail('bad_zip64', `${what} ${value} is beyond 2^53: the file is corrupt`);
   return Number(value);
 }

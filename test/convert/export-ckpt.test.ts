@@ -202,7 +202,7 @@ describe('export-ckpt: a bundle back to an upstream Lightning checkpoint', () =>
 
   it('a missing bundle is an E_BUNDLE error and writes nothing', async (t) => {
     const dir = tempDir(t);
-    await assert.rejects(exportCheckpoint({ bundle: join(dir, 'nope'), out: join(dir, 'out.ckpt') }), (e: any) => e.code === 'E_BUNDLE' && /nope/.test(e.message));
+    await assert.rejects(exportCheckpoint({ bundle: join(dir, 'nope'), out: join(dir, 'out.ckpt') }), (e: any) => e.code === 'E_BUNDLE' && e.details.reason === 'unreadable' && e.details.path === join(dir, 'nope', 'config.json'));
     assert.deepEqual(readdirSync(dir), []);
   });
 
@@ -237,7 +237,7 @@ describe('export-ckpt: a bundle back to an upstream Lightning checkpoint', () =>
       if (!truncated) truncateSync(weights, 4096);
       truncated = true;
     };
-    await assert.rejects(exportCheckpoint({ bundle, out, onProgress }), (e: any) => e.code === 'E_CHECKPOINT_FORMAT' && /end of file/.test(e.message));
+    await assert.rejects(exportCheckpoint({ bundle, out, onProgress }), (e: any) => e.code === 'E_CHECKPOINT_FORMAT' && e.details.reason === 'truncated');
     assert.equal(existsSync(out), false);
     assert.deepEqual(readdirSync(dir).filter((f) => f.includes('partial')), []);
   });

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { BridgeTowerError } from '../../common/errors.js';
-import { openSafetensors, readSafetensors, toFloat32, toFloat64Array } from '../../bundle/safetensors/read-safetensors.js';
+import { openSafetensors, readSafetensors, toFloat32, toFloat64Array, type SafetensorsReason } from '../../bundle/safetensors/read-safetensors.js';
 import { SafetensorsWriter, writeSafetensors } from '../../bundle/safetensors/write-safetensors.js';
 import { DTYPES, numel, type DType } from '../../bundle/tensors/dtype.js';
 import {
@@ -37,11 +37,21 @@ function rawFile(header: unknown, dataBytes: number, headerLength?: bigint): str
   return path;
 }
 
-function assertSafetensorsError(path: string, pattern: RegExp): void {
+/** openSafetensors refuses the file with E_SAFETENSORS, `details.reason` and the given details. */
+function assertSafetensorsError(path: string, reason: SafetensorsReason, details: Record<string, unknown> = {}): void {
   assert.throws(
     () => openSafetensors(path),
-    (err: unknown) => err instanceof BridgeTowerError && err.code === 'E_SAFETENSORS' && pattern.test(err.message),
+    (err: unknown) => {
+      assert.ok(err instanceof BridgeTowerError, String(err));
+      assert.equal(err.code, 'E_SAFETENSORS', err.message);
+      assert.deepEqual({ reason: err.details.reason, ...pick(err.details, Object.keys(details)) }, { reason, ...details }, err.message);
+      return true;
+    },
   );
+}
+
+function pick(record: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {
+  return Object.fromEntries(keys.map((key) => [key, record[key]]));
 }
 
 describe('round trip', () => {
@@ -242,19 +252,19 @@ describe('malformed files fail with E_SAFETENSORS', () => {
   test('a file shorter than the 8-byte length prefix', () => {
     const path = tmpPath();
     writeFileSync(path, Buffer.from([1, 2, 3]));
-    assertSafetensorsError(path, /3 bytes, shorter than the 8-byte header length/);
+    assertSafetensorsError(path, 'truncated', { fileSize: 3 });
   });
 
   test('a header length above the 100 MB limit', () => {
-    assertSafetensorsError(rawFile(good, 8, 1n << 40n), /header length 1099511627776 exceeds the 100000000-byte limit/);
+    assertSafetensorsError(rawFile(good, 8, 1n << 40n), 'header_too_large', { headerLength: '1099511627776' });
   });
 
   test('a header length that runs past the end of the file', () => {
-    assertSafetensorsError(rawFile(good, 0, 5000n), /header length 5000 runs past the end/);
+    assertSafetensorsError(rawFile(good, 0, 5000n), 'truncated', { headerLength: 5000 });
   });
 
   test('a header that is not valid JSON', () => {
-    assertSafetensorsError(rawFile('{"w": {"dtype": "F32",', 0), /not valid JSON/);
+    assertSafetensorsError(rawFile('{"w": {"dtype": "F32",', 0), 'header_not_json');
   });
 
   test('a header that is not UTF-8', () => {
@@ -262,50 +272,55 @@ describe('malformed files fail with E_SAFETENSORS', () => {
     const prefix = Buffer.alloc(8);
     prefix.writeBigUInt64LE(3n);
     writeFileSync(path, Buffer.concat([prefix, Buffer.from([0x7b, 0xff, 0x7d])]));
-    assertSafetensorsError(path, /not valid UTF-8/);
+    assertSafetensorsError(path, 'header_not_utf8');
   });
 
   test('truncated data names the tensor that runs past the end', () => {
-    assertSafetensorsError(rawFile(good, 5), /tensor 'w' ends at data byte 8, past the 5-byte data region: the file is truncated/);
+    assertSafetensorsError(rawFile(good, 5), 'truncated', { tensor: 'w', end: 8, dataLength: 5 });
   });
 
   test('trailing bytes after the last tensor', () => {
-    assertSafetensorsError(rawFile(good, 12), /4 trailing bytes after tensor 'w'/);
+    assertSafetensorsError(rawFile(good, 12), 'trailing_bytes', { tensor: 'w', end: 8, dataLength: 12 });
   });
 
   test('overlapping data offsets name both tensors', () => {
     const header = { a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } };
-    assertSafetensorsError(rawFile(header, 12), /tensor 'b' data_offsets \[4, 12\] overlap tensor 'a', which ends at 8/);
+    assertSafetensorsError(rawFile(header, 12), 'overlap', { tensor: 'b', neighbour: 'a', data_offsets: [4, 12] });
   });
 
   test('a gap between tensors names both tensors', () => {
     const header = { a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [12, 20] } };
-    assertSafetensorsError(rawFile(header, 20), /gap of 4 bytes between tensor 'a' \(ends at 8\) and tensor 'b' \(begins at 12\)/);
+    assertSafetensorsError(rawFile(header, 20), 'gap', { tensor: 'b', neighbour: 'a', data_offsets: [12, 20] });
+  });
+
+  test('a gap before the first tensor has no neighbour', () => {
+    const header = { a: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } };
+    assertSafetensorsError(rawFile(header, 12), 'gap', { tensor: 'a', neighbour: null });
   });
 
   test('data offsets that do not match shape × dtype size', () => {
     const header = { w: { dtype: 'F16', shape: [2, 3], data_offsets: [0, 8] } };
-    assertSafetensorsError(rawFile(header, 8), /tensor 'w': data_offsets \[0, 8\] span 8 bytes, but shape \[2, 3\] of float16 needs 6 × 2 = 12/);
+    assertSafetensorsError(rawFile(header, 8), 'size_mismatch', { tensor: 'w', expectedBytes: 12 });
   });
 
   test('an unknown dtype is named with the supported ones', () => {
     const header = { w: { dtype: 'F8_E4M3', shape: [2], data_offsets: [0, 2] } };
-    assertSafetensorsError(rawFile(header, 2), /tensor 'w': unknown dtype "F8_E4M3" \(supported: F64, F32/);
+    assertSafetensorsError(rawFile(header, 2), 'bad_dtype', { tensor: 'w', dtype: 'F8_E4M3' });
   });
 
   test('a negative or fractional shape', () => {
     const header = { w: { dtype: 'F32', shape: [2, -1], data_offsets: [0, 8] } };
-    assertSafetensorsError(rawFile(header, 8), /tensor 'w': shape \[2,-1\] is not a list of non-negative integers/);
+    assertSafetensorsError(rawFile(header, 8), 'bad_shape', { tensor: 'w', shape: [2, -1] });
   });
 
   test('a tensor name that appears twice', () => {
     const text = '{"w":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"w":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}';
-    assertSafetensorsError(rawFile(text, 2), /header names 'w' more than once/);
+    assertSafetensorsError(rawFile(text, 2), 'duplicate_key', { duplicates: ['w'] });
   });
 
   test('metadata values that are not strings', () => {
     const header = { __metadata__: { epoch: 3 }, ...good };
-    assertSafetensorsError(rawFile(header, 8), /'__metadata__' entry 'epoch' is number 3, expected a string/);
+    assertSafetensorsError(rawFile(header, 8), 'bad_metadata', { key: 'epoch' });
   });
 });
 
