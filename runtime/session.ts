@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { BridgeTowerError } from '../common/errors.js';
 import type { DType } from '../bundle/tensors/dtype.js';
+import { ELEMENT_TYPES, elemTypeFromBundle, elemTypeFromOrt } from '../models/ir/element-types.js';
 
 export type Device = 'cpu' | 'cuda';
 
@@ -79,31 +80,25 @@ export async function openGraph(bundleDir: string, graph: string, options: Runti
   return openSession(file, options);
 }
 
-const ORT_TYPES: Partial<Record<DType, ort.Tensor.Type>> = { float32: 'float32', int64: 'int64', int32: 'int32', float16: 'float16', bool: 'bool', uint8: 'uint8' };
-
 /** Whether toOrtTensor takes tensors of `dtype` (callers holding user data check this first). */
 export function canFeedDtype(dtype: DType): boolean {
-  return ORT_TYPES[dtype] !== undefined;
+  return elemTypeFromBundle(dtype) !== undefined;
 }
 
 /** A raw little-endian tensor (as read from safetensors) as an ONNX Runtime tensor. */
 export function toOrtTensor(dtype: DType, shape: readonly number[], data: Uint8Array): ort.Tensor {
-  const type = ORT_TYPES[dtype];
+  const elem = elemTypeFromBundle(dtype);
   // Graph inputs are built by this code (or checked with canFeedDtype): another dtype is a bug.
-  if (!type) throw new BridgeTowerError('E_INTERNAL', `tensors of dtype ${dtype} cannot be fed to a graph (feedable: ${Object.keys(ORT_TYPES).join(', ')})`, { dtype });
+  if (!elem) throw new BridgeTowerError('E_INTERNAL', `tensors of dtype ${dtype} cannot be fed to a graph`, { dtype });
+  const { ort: type, array } = ELEMENT_TYPES[elem];
   const buffer = data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength);
-  const typed =
-    type === 'float32' ? new Float32Array(buffer)
-    : type === 'int64' ? new BigInt64Array(buffer)
-    : type === 'int32' ? new Int32Array(buffer)
-    : type === 'float16' ? new Uint16Array(buffer)
-    : new Uint8Array(buffer);
-  return new ort.Tensor(type, typed as never, [...shape]);
+  return new ort.Tensor(type, new array(buffer as ArrayBuffer) as never, [...shape]);
 }
 
 /** An ONNX Runtime output tensor as raw bytes + dtype, for writing to safetensors. */
 export function fromOrtTensor(tensor: ort.Tensor): { dtype: DType; shape: number[]; data: Uint8Array } {
   const data = tensor.data as ArrayBufferView;
-  const dtype = (Object.entries(ORT_TYPES).find(([, t]) => t === tensor.type)?.[0] ?? 'float32') as DType;
+  const elem = elemTypeFromOrt(tensor.type);
+  const dtype: DType = elem ? ELEMENT_TYPES[elem].bundle : 'float32';
   return { dtype, shape: [...tensor.dims], data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
 }

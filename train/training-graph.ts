@@ -4,13 +4,13 @@ import type ort from 'onnxruntime-node';
 import { BridgeTowerError } from '../common/errors.js';
 import type { BridgeTowerArchitecture } from '../bundle/architecture.js';
 import { BUNDLE_FILES, readBundleConfig } from '../bundle/config.js';
-import { GraphBuilder, type DropoutFeature } from '../models/ir/builder.js';
-import type { Graph, Initializer, Node, Value } from '../models/ir/graph.js';
+import { GraphBuilder } from '../models/ir/builder.js';
+import type { Graph, Value } from '../models/ir/graph.js';
 import { serializeModel } from '../models/ir/serialize.js';
 import { openSession, reportCudaFallback, type RuntimeOptions } from '../runtime/session.js';
 import { openSafetensors } from '../bundle/safetensors/read-safetensors.js';
 import { safetensorsWeightSource } from '../models/ir/weights.js';
-import { differentiate, reachingLoss } from './autodiff/backward.js';
+import { appendGradients, reachingLoss } from './autodiff/backward.js';
 import type { FineTuneTask } from './data/examples.js';
 import { OBJECTIVES } from './objectives.js';
 import { isTrainable, type TrainSubset } from './train-subsets.js';
@@ -73,9 +73,8 @@ export function buildTrainingGraph(bundleDir: string, task: TrainingTask, option
   const weights = safetensorsWeightSource(join(graphDir, BUNDLE_FILES.weights), graphDir);
 
   const rate = options.dropout ?? 0;
-  const b0 = new GraphBuilder(`train_${task}`, weights);
-  const dropoutFeature: DropoutFeature | undefined = rate > 0 ? { seed: b0.input('dropout_seed', 'int64', []), rate, sites: 0 } : undefined;
-  const b = dropoutFeature ? withDropout(b0, dropoutFeature) : b0;
+  const b = new GraphBuilder(`train_${task}`, weights);
+  const dropoutFeature = rate > 0 ? b.enableDropout(rate) : undefined;
   const size = arch.vision.image_size;
   const numLabels = task === 'irtr' ? 2 : arch.heads[objective.head as 'vqa' | 'snli' | 'nlvr2']!.num_labels;
   const resolve = (d: string | number) => (d === 'labels' ? numLabels : d === 'size' ? size : d);
@@ -87,7 +86,7 @@ export function buildTrainingGraph(bundleDir: string, task: TrainingTask, option
   for (const spec of objective.extraInputs) inputs[spec.name] = b.input(spec.name, spec.dtype, spec.shape.map(resolve));
   const { loss, logits } = objective.build(b.scope(''), arch, inputs);
   b.output(loss, 'loss', []);
-  const logitsOut = b.output(logits, 'logits', ['rows', numLabels]);
+  b.output(logits, 'logits', ['rows', numLabels]);
   const forward = b.build(`${task} training graph: loss, logits and gradients of the trainable parameters`);
 
   const floats = forward.initializers.filter((i) => i.external && i.dtype === 'float32');
@@ -95,14 +94,7 @@ export function buildTrainingGraph(bundleDir: string, task: TrainingTask, option
   const used = reachingLoss(forward, 'loss', selected.map((i) => i.name));
   const trainable = selected.filter((i) => used.has(i.name));
   const parameters = trainable.map((i) => ({ name: i.name, shape: [...i.dims], size: i.dims.reduce((a, d) => a * d, 1) }));
-  const asInputs = parametersAsInputs(forward, new Set(parameters.map((p) => p.name)));
-
-  const differentiated = differentiate(asInputs, 'loss', parameters.map((p) => p.name));
-  const withLogits: Graph = {
-    ...differentiated,
-    outputs: [differentiated.outputs[0]!, { ...logitsOut, shape: ['rows', numLabels] }, ...differentiated.outputs.slice(1)],
-  };
-  const graph = zeroPaddingRows(withLogits, PADDED_EMBEDDINGS.filter((p) => used.has(p) && parameters.some((q) => q.name === p)), arch.text.pad_token_id);
+  const graph = withGradients(forward, parameters, arch.text.pad_token_id);
   return {
     graph,
     task,
@@ -125,42 +117,28 @@ function bundleFloatTensors(path: string): string[] {
   return [...openSafetensors(path).tensors].filter(([, v]) => v.dtype === 'float32').map(([name]) => name);
 }
 
-/** GraphBuilder's features are fixed at construction; training graphs add the dropout feature. */
-function withDropout(b: GraphBuilder, feature: DropoutFeature): GraphBuilder {
-  Object.assign(b.features, { dropout: feature });
-  return b;
-}
-
-/** Turns the named initializers into graph inputs of the same dtype and shape (after the batch inputs). */
-function parametersAsInputs(graph: Graph, names: ReadonlySet<string>): Graph {
-  const moved = graph.initializers.filter((i) => names.has(i.name));
-  return {
-    ...graph,
-    inputs: [...graph.inputs, ...moved.map((i): Value => ({ name: i.name, dtype: i.dtype, shape: i.dims }))],
-    initializers: graph.initializers.filter((i) => !names.has(i.name)),
-  };
-}
-
-/** Sets row `padIndex` of each `grad.<table>` output to zero (ScatterND of a zero row). */
-function zeroPaddingRows(graph: Graph, tables: readonly string[], padIndex: number): Graph {
-  const nodes = [...graph.nodes];
-  const initializers: Initializer[] = [...graph.initializers];
-  const valueInfo: Value[] = [...graph.valueInfo];
-  for (const table of tables) {
-    const name = `grad.${table}`;
-    const output = graph.outputs.find((o) => o.name === name)!;
-    const width = Number(output.shape![1]);
-    const at = nodes.findIndex((n) => n.outputs.includes(name));
-    const raw = `${name}.unmasked`;
-    nodes[at] = { ...nodes[at]!, outputs: nodes[at]!.outputs.map((o) => (o === name ? raw : o)) };
-    const index: Initializer = { name: `${name}.pad_index`, dtype: 'int64', dims: [1, 1], data: new Uint8Array(BigInt64Array.from([BigInt(padIndex)]).buffer) };
-    const zeros: Initializer = { name: `${name}.pad_row`, dtype: 'float32', dims: [1, width], data: new Uint8Array(new Float32Array(width).buffer) };
-    initializers.push(index, zeros);
-    const scatter: Node = { op: 'ScatterND', domain: '', name: `${name}.zero_padding_row`, inputs: [raw, index.name, zeros.name], outputs: [name], attributes: {} };
-    nodes.push(scatter);
-    valueInfo.push({ name: raw, dtype: 'float32', shape: output.shape });
+/**
+ * The forward graph with the trainable parameters as inputs (after the batch inputs, in bundle
+ * order) and `grad.<name>` outputs after `loss` and `logits`. The padding row of the embedding
+ * tables gets a zero gradient, as `nn.Embedding(padding_idx=…)` in PyTorch.
+ */
+function withGradients(forward: Graph, parameters: readonly TrainableParameter[], padIndex: number): Graph {
+  const b = GraphBuilder.extend(forward, { prefix: 'grad_' });
+  b.initializersAsInputs(new Set(parameters.map((p) => p.name)));
+  const gradients = appendGradients(b, 'loss', parameters.map((p) => p.name));
+  for (const p of parameters) {
+    const g = gradients.get(p.name)!;
+    b.output(PADDED_EMBEDDINGS.includes(p.name) ? zeroRow(b, g, p, padIndex) : g, `grad.${p.name}`, p.shape);
   }
-  return { ...graph, nodes, initializers, valueInfo };
+  return b.build();
+}
+
+/** g with row `index` set to zero (ScatterND of a zero row). */
+function zeroRow(b: GraphBuilder, g: Value, table: TrainableParameter, index: number): Value {
+  const width = table.shape[1]!;
+  const at = b.constant([index], 'int64', [1, 1], `grad.${table.name}.pad_index`);
+  const zeros = b.constant(new Array<number>(width).fill(0), 'float32', [1, width], `grad.${table.name}.pad_row`);
+  return b.op('ScatterND', [g, at, zeros]);
 }
 
 /** Device and threads of a training session (`runtime/session.ts` holds the device policy). */

@@ -22,7 +22,7 @@ import { bertAttention, bertFeedForward } from './bert-model.js';
  */
 export function robertaEmbeddings(s: Scope, inputIds: Value, config: TextEncoderConfig, dtype: Value['dtype']): Value {
   const b = s.builder;
-  const notPad = b.op('Cast', [b.op('Not', [b.op('Equal', [inputIds, b.constant([config.pad_token_id], 'int64', [], 'pad_id')])])], { to: 7 });
+  const notPad = b.cast(b.op('Not', [b.op('Equal', [inputIds, b.constant([config.pad_token_id], 'int64', [], 'pad_id')])]), 'int64');
   const positions = b.op('Add', [b.op('Mul', [b.op('CumSum', [notPad, b.constant([1], 'int64', [], 'axis')]), notPad]), b.constant([config.pad_token_id], 'int64', [], 'pad_id')]);
   const word = b.op('Gather', [s.weight('word_embeddings.weight'), inputIds], { axis: 0 });
   const position = b.op('Gather', [s.weight('position_embeddings.weight'), positions], { axis: 0 });

@@ -1,8 +1,9 @@
 import { BridgeTowerError } from '../../common/errors.js';
 import { float32ToFloat16Bits as float16Bits } from '../../bundle/tensors/dtype-convert.js';
+import { ELEMENT_TYPES } from './element-types.js';
 import type { Attribute, Dim, ElemType, ExternalData, Graph, Initializer, Node, Value } from './graph.js';
 import { DEFAULT_OPSET, MS_DOMAIN } from './onnx-schema.js';
-import { SHAPE_RULES } from './shape-inference.js';
+import { isOpName, OPS, type OpName, type OpSpec } from './ops.js';
 
 /** Where named weights come from (the bundle's model.safetensors), without reading them. */
 export interface WeightSource {
@@ -29,13 +30,32 @@ export interface DropoutFeature {
 
 export type AttributeInput = number | string | readonly number[] | Attribute;
 
+/** Every op but Cast, whose target goes through `cast(x, dtype)` instead of an ONNX type code. */
+export type BuildOp = Exclude<OpName, 'Cast'>;
+
+export interface ExtendOptions {
+  /** Where weights that the extension asks for come from (default: none). */
+  weights?: WeightSource;
+  features?: GraphFeatures;
+  /** The graph's values to keep as outputs, in order (default: its outputs); a value that is not an output yet becomes one. */
+  outputs?: readonly string[];
+  /** Prefix of new node and constant names (autodiff's `grad_`), so that extensions read apart. */
+  prefix?: string;
+}
+
+const NO_WEIGHTS: WeightSource = { lookup: () => undefined };
+
 /**
- * Builds a graph. Weights are requested by their canonical name through scopes that mirror the
- * upstream module tree (`b.scope('cross_modal_text_layers.0').scope('attention')`), so a missing or
- * misnamed weight names itself. Node outputs get dtype and shape from the shape-inference table.
+ * Builds a graph, the one writer of graph nodes. Weights are requested by their canonical name
+ * through scopes that mirror the upstream module tree
+ * (`b.scope('cross_modal_text_layers.0').scope('attention')`), so a missing or misnamed weight
+ * names itself. Node outputs get dtype and shape from the op table (models/ir/ops.ts); an op it
+ * cannot infer is an internal error. `GraphBuilder.extend(graph)` continues a finished graph
+ * (autodiff, training-graph plumbing) with its values re-inferred by the same rules.
  */
 export class GraphBuilder {
   private readonly nodes: Node[] = [];
+  private readonly nodeNames = new Set<string>();
   private readonly inputs: Value[] = [];
   private readonly outputs: Value[] = [];
   private readonly initializers = new Map<string, Initializer>();
@@ -43,13 +63,37 @@ export class GraphBuilder {
   private readonly constantValues = new Map<string, readonly number[]>();
   private counter = 0;
   private usesContribOps = false;
+  private baseOpsets: Readonly<Record<string, number>> = { '': DEFAULT_OPSET };
+  private baseDocString: string | undefined;
+  /** Optional kernels the layers may use (`--optimize`) and, in training graphs, dropout. */
+  readonly features: GraphFeatures;
 
   constructor(
     readonly name: string,
     private readonly weights: WeightSource,
-    /** Optional kernels the layers may use (`--optimize`). */
-    readonly features: GraphFeatures = { fusedAttention: false },
-  ) {}
+    features: GraphFeatures = { fusedAttention: false },
+    private readonly prefix = '',
+  ) {
+    // A copy: enableDropout must not reach other builders given the same features object.
+    this.features = { ...features };
+  }
+
+  /** A builder that appends to `graph`: its inputs, initializers, nodes and outputs, every value re-inferred. */
+  static extend(graph: Graph, options: ExtendOptions = {}): GraphBuilder {
+    const b = new GraphBuilder(graph.name, options.weights ?? NO_WEIGHTS, options.features, options.prefix);
+    b.baseOpsets = graph.opsets;
+    b.baseDocString = graph.docString;
+    for (const init of graph.initializers) {
+      b.initializers.set(init.name, init);
+      if (init.dtype === 'int64' && init.data) b.constantValues.set(init.name, Array.from(new BigInt64Array(init.data.slice().buffer), Number));
+      b.register({ name: init.name, dtype: init.dtype, shape: init.dims });
+    }
+    for (const v of graph.inputs) b.inputs.push(b.register(v));
+    for (const node of graph.nodes) b.replay(node);
+    for (const v of graph.valueInfo) if (b.values.has(v.name)) b.refineShape(b.value(v.name), v.shape);
+    for (const name of options.outputs ?? graph.outputs.map((o) => o.name)) b.outputs.push(graph.outputs.find((o) => o.name === name) ?? b.value(name));
+    return b;
+  }
 
   scope(prefix: string): Scope {
     return new Scope(this, prefix);
@@ -84,6 +128,25 @@ export class GraphBuilder {
     return this.weights.lookup(name) !== undefined;
   }
 
+  /** Turns the named initializers into graph inputs of the same dtype and shape, after the existing inputs. */
+  initializersAsInputs(names: ReadonlySet<string>): void {
+    for (const init of [...this.initializers.values()].filter((i) => names.has(i.name))) {
+      this.initializers.delete(init.name);
+      this.constantValues.delete(init.name);
+      this.inputs.push(this.value(init.name));
+    }
+  }
+
+  /**
+   * Turns on dropout for the layers built from here on (`models/layers/dropout.ts`): adds the int64
+   * scalar `dropout_seed` input every site hashes.
+   */
+  enableDropout(rate: number): DropoutFeature {
+    const feature: DropoutFeature = { seed: this.input('dropout_seed', 'int64', []), rate, sites: 0 };
+    this.features.dropout = feature;
+    return feature;
+  }
+
   /** An inline constant tensor (shapes, axes, scalars). */
   constant(values: readonly number[], dtype: ElemType, dims: readonly number[] = [values.length], hint = 'const'): Value {
     const name = this.fresh(hint);
@@ -102,40 +165,60 @@ export class GraphBuilder {
     return this.constant([value], dtype, [], 'scalar');
   }
 
+  /** Known int64 constant contents (axes, shapes), or undefined. */
+  constantOf(v: Value): readonly number[] | undefined {
+    return this.constantValues.get(v.name);
+  }
+
+  /** A value of the graph by name; a missing one is a bug of the caller. */
+  value(name: string): Value {
+    const v = this.values.get(name);
+    if (!v) throw new BridgeTowerError('E_INTERNAL', `graph '${this.name}' has no value named '${name}'`, { graph: this.name, value: name });
+    return v;
+  }
+
+  /** A value of the graph by name, or undefined. */
+  find(name: string): Value | undefined {
+    return this.values.get(name);
+  }
+
+  /** The nodes added so far, in order (a copy: autodiff walks them while it appends). */
+  nodesSoFar(): readonly Node[] {
+    return [...this.nodes];
+  }
+
+  /** Records dims that inference left unknown but the caller knows (a gradient has its value's shape). */
+  refineShape(v: Value, known: readonly Dim[] | undefined): Value {
+    if (!known) return v;
+    if (v.shape && (v.shape.length !== known.length || v.shape.every((d) => d !== undefined))) return v;
+    const refined: Value = { ...v, shape: v.shape ? v.shape.map((d, i) => d ?? known[i]) : known };
+    return this.register(refined);
+  }
+
+  /** `x` converted to another element type (ONNX Cast). */
+  cast(x: Value, to: ElemType): Value {
+    return this.append('Cast', [x], { to: { type: 'int', value: ELEMENT_TYPES[to].onnx } }, {})[0]!;
+  }
+
   /** Adds a node; returns its outputs with inferred dtype and shape. */
   node(
-    op: string,
+    op: BuildOp,
     inputs: ReadonlyArray<Value | undefined>,
     attributes: Readonly<Record<string, AttributeInput>> = {},
-    options: { domain?: string; outputs?: number; outputName?: string } = {},
+    options: { outputs?: number; outputName?: string } = {},
   ): Value[] {
-    const domain = options.domain ?? '';
-    if (domain === MS_DOMAIN) this.usesContribOps = true;
-    const attrs = Object.fromEntries(Object.entries(attributes).map(([k, v]) => [k, toAttribute(v)]));
-    const present = inputs.filter((i): i is Value => i !== undefined);
-    const rule = SHAPE_RULES[op];
-    const inferred = rule
-      ? rule({ inputs: present, attributes: attrs, constants: inputs.map((i) => (i ? this.constantValues.get(i.name) : undefined)) })
-      : [{ dtype: present[0]!.dtype, shape: undefined }];
-    const count = options.outputs ?? inferred.length;
-    const nodeName = this.fresh(op);
-    const outputs = Array.from({ length: count }, (_, i) => {
-      const info = inferred[i] ?? inferred[0]!;
-      const name = i === 0 && options.outputName ? options.outputName : `${nodeName}_out${i}`;
-      return this.register({ name, dtype: info.dtype, shape: info.shape });
-    });
-    this.nodes.push({ op, domain, name: nodeName, inputs: inputs.map((i) => i?.name ?? ''), outputs: outputs.map((o) => o.name), attributes: attrs });
-    return outputs;
+    return this.append(op, inputs, Object.fromEntries(Object.entries(attributes).map(([k, v]) => [k, toAttribute(v)])), options);
   }
 
   /** Single-output shorthand for `node`. */
-  op(op: string, inputs: ReadonlyArray<Value | undefined>, attributes: Readonly<Record<string, AttributeInput>> = {}, domain?: string): Value {
-    return this.node(op, inputs, attributes, domain ? { domain } : {})[0]!;
+  op(op: BuildOp, inputs: ReadonlyArray<Value | undefined>, attributes: Readonly<Record<string, AttributeInput>> = {}): Value {
+    return this.node(op, inputs, attributes)[0]!;
   }
 
   build(docString?: string): Graph {
     const declared = new Set([...this.inputs, ...this.outputs].map((v) => v.name));
     const valueInfo = [...this.values.values()].filter((v) => !declared.has(v.name) && !this.initializers.has(v.name) && v.shape !== undefined && v.shape.every((d) => d !== undefined));
+    const doc = docString ?? this.baseDocString;
     return {
       name: this.name,
       inputs: this.inputs,
@@ -143,9 +226,48 @@ export class GraphBuilder {
       nodes: this.nodes,
       initializers: [...this.initializers.values()],
       valueInfo,
-      opsets: this.usesContribOps ? { '': DEFAULT_OPSET, [MS_DOMAIN]: 1 } : { '': DEFAULT_OPSET },
-      ...(docString ? { docString } : {}),
+      opsets: this.usesContribOps ? { ...this.baseOpsets, [MS_DOMAIN]: 1 } : this.baseOpsets,
+      ...(doc ? { docString: doc } : {}),
     };
+  }
+
+  private append(op: OpName, inputs: ReadonlyArray<Value | undefined>, attributes: Readonly<Record<string, Attribute>>, options: { outputs?: number; outputName?: string }): Value[] {
+    const name = this.fresh(op);
+    const shapes = this.infer(op, name, inputs, attributes);
+    const count = options.outputs ?? shapes.shapes.length;
+    const outputs = Array.from({ length: count }, (_, i) => (i === 0 && options.outputName ? options.outputName : `${name}_out${i}`));
+    return this.push({ op, domain: OPS[op].domain, name, inputs: inputs.map((i) => i?.name ?? ''), outputs, attributes }, shapes);
+  }
+
+  /** Re-adds a node of an extended graph as it is, inferring its outputs. */
+  private replay(node: Node): void {
+    if (!isOpName(node.op) || OPS[node.op].domain !== node.domain) {
+      throw new BridgeTowerError('E_INTERNAL', `graph '${this.name}': node '${node.name}' has op ${node.domain ? `${node.domain}.` : ''}${node.op}, which the op table (models/ir/ops.ts) lacks`, { node: node.name, op: node.op });
+    }
+    const inputs = node.inputs.map((i) => (i === '' ? undefined : this.value(i)));
+    this.push(node, this.infer(node.op, node.name, inputs, node.attributes));
+  }
+
+  private push(node: Node, inferred: { dtype: ElemType; shapes: ReadonlyArray<readonly Dim[] | undefined> }): Value[] {
+    if (node.domain === MS_DOMAIN) this.usesContribOps = true;
+    this.nodes.push(node);
+    this.nodeNames.add(node.name);
+    return node.outputs.map((name, i) => this.register({ name, dtype: inferred.dtype, shape: inferred.shapes[i] ?? inferred.shapes[0] }));
+  }
+
+  /** Output dtype and shapes from the op table; a rule that fails (or a missing rule) is a bug, never an unknown shape. */
+  private infer(op: OpName, node: string, inputs: ReadonlyArray<Value | undefined>, attributes: Readonly<Record<string, Attribute>>) {
+    const spec: OpSpec | undefined = Object.hasOwn(OPS, op) ? OPS[op] : undefined;
+    if (!spec) {
+      throw new BridgeTowerError('E_INTERNAL', `graph '${this.name}': op '${op}' of node '${node}' is not in the op table (models/ir/ops.ts)`, { node, op });
+    }
+    const ctx = { inputs, attributes, constants: inputs.map((i) => (i ? this.constantValues.get(i.name) : undefined)) };
+    try {
+      return { dtype: spec.dtype(ctx), shapes: spec.shape(ctx) };
+    } catch (error) {
+      const described = inputs.map((i) => (i ? `${i.name}: ${i.dtype}[${i.shape?.map((d) => d ?? '?').join(', ') ?? '?'}]` : '(omitted)'));
+      throw new BridgeTowerError('E_INTERNAL', `graph '${this.name}': shape inference of ${op} node '${node}' failed: ${(error as Error).message} (inputs ${described.join('; ')})`, { node, op, inputs: described });
+    }
   }
 
   private register(value: Value): Value {
@@ -153,8 +275,12 @@ export class GraphBuilder {
     return value;
   }
 
+  /** A name no value or node of the graph has yet. */
   private fresh(hint: string): string {
-    return `${hint}_${this.counter++}`;
+    let name: string;
+    do name = `${this.prefix}${hint}_${this.counter++}`;
+    while (this.values.has(name) || this.nodeNames.has(name));
+    return name;
   }
 }
 
@@ -202,6 +328,10 @@ function encodeConstant(values: readonly number[], dtype: ElemType): Uint8Array 
       return new Uint8Array(BigInt64Array.from(values.map((v) => BigInt(v))).buffer);
     case 'int32':
       return new Uint8Array(Int32Array.from(values).buffer);
+    case 'int8':
+      return new Uint8Array(Int8Array.from(values).buffer);
+    case 'uint8':
+      return Uint8Array.from(values);
     case 'bool':
       return Uint8Array.from(values.map((v) => (v ? 1 : 0)));
     case 'float16': {

@@ -1,10 +1,13 @@
+import type { ElemType } from './element-types.js';
+import type { OpName } from './ops.js';
+
 /**
  * The in-memory graph IR: values with dtype and (symbolic) shape, nodes with op type, domain and
  * attributes, initializers that are either inline bytes or a range of the bundle's
  * model.safetensors. Builders (`builder.ts`) create it; `serialize.ts` writes it as ONNX; the
- * training code differentiates it.
+ * training code differentiates it. Element types are models/ir/element-types.ts, ops models/ir/ops.ts.
  */
-export type ElemType = 'float32' | 'float16' | 'int64' | 'int32' | 'bool';
+export type { ElemType } from './element-types.js';
 
 /** A dimension: a size, a symbolic name (`batch`), or unknown. */
 export type Dim = number | string | undefined;
@@ -25,7 +28,7 @@ export type Attribute =
   | { type: 'tensor'; value: Initializer };
 
 export interface Node {
-  readonly op: string;
+  readonly op: OpName;
   readonly domain: string;
   readonly name: string;
   readonly inputs: readonly string[];
@@ -60,5 +63,3 @@ export interface Graph {
   readonly opsets: Readonly<Record<string, number>>;
   readonly docString?: string;
 }
-
-export const ELEM_BYTES: Readonly<Record<ElemType, number>> = { float32: 4, float16: 2, int64: 8, int32: 4, bool: 1 };

@@ -105,20 +105,6 @@ const root = protobuf.Root.fromJSON(ONNX_DESCRIPTOR);
 
 export const ModelProto = root.lookupType('onnx.ModelProto');
 
-/** ONNX TensorProto.DataType codes, by this project's dtype names. */
-export const ONNX_DATA_TYPES = {
-  float32: 1,
-  uint8: 2,
-  int8: 3,
-  int16: 5,
-  int32: 6,
-  int64: 7,
-  bool: 9,
-  float16: 10,
-  float64: 11,
-  bfloat16: 16,
-} as const;
-
 /** AttributeProto.AttributeType codes. */
 export const ATTRIBUTE_TYPES = { float: 1, int: 2, string: 3, tensor: 4, floats: 6, ints: 7, strings: 8 } as const;
 

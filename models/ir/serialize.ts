@@ -1,5 +1,6 @@
 import Long from 'long';
-import { ATTRIBUTE_TYPES, IR_VERSION, ModelProto, ONNX_DATA_TYPES } from './onnx-schema.js';
+import { ELEMENT_TYPES } from './element-types.js';
+import { ATTRIBUTE_TYPES, IR_VERSION, ModelProto } from './onnx-schema.js';
 import type { Attribute, Graph, Initializer, Value } from './graph.js';
 
 /**
@@ -36,7 +37,7 @@ export function serializeModel(graph: Graph, metadata: Record<string, string> = 
 }
 
 function tensorProto(init: Initializer) {
-  const base = { name: init.name, dataType: ONNX_DATA_TYPES[init.dtype], dims: init.dims.map((d) => Long.fromNumber(d)) };
+  const base = { name: init.name, dataType: ELEMENT_TYPES[init.dtype].onnx, dims: init.dims.map((d) => Long.fromNumber(d)) };
   if (init.external) {
     const { location, offset, length } = init.external;
     return {
@@ -74,7 +75,7 @@ function valueInfoProto(v: Value) {
     name: v.name,
     type: {
       tensorType: {
-        elemType: ONNX_DATA_TYPES[v.dtype],
+        elemType: ELEMENT_TYPES[v.dtype].onnx,
         ...(v.shape ? { shape: { dim: v.shape.map((d) => (typeof d === 'number' ? { dimValue: Long.fromNumber(d) } : typeof d === 'string' ? { dimParam: d } : {})) } } : {}),
       },
     },

@@ -1,9 +1,7 @@
 import { relative } from 'node:path';
 import { openSafetensors } from '../../bundle/safetensors/read-safetensors.js';
 import type { WeightSource } from './builder.js';
-import type { ElemType } from './graph.js';
-
-const GRAPH_DTYPES: Record<string, ElemType> = { float32: 'float32', float16: 'float16', int64: 'int64', int32: 'int32', bool: 'bool' };
+import { elemTypeFromBundle } from './element-types.js';
 
 /**
  * Weights of a bundle's model.safetensors as ONNX external data: every initializer is a
@@ -17,7 +15,7 @@ export function safetensorsWeightSource(weightsPath: string, graphDir: string): 
     lookup(name) {
       const view = file.tensors.get(name);
       if (!view) return undefined;
-      const dtype = GRAPH_DTYPES[view.dtype];
+      const dtype = elemTypeFromBundle(view.dtype);
       if (!dtype) return undefined;
       return { dtype, shape: view.shape, external: { location, offset: view.storage.fileOffset, length: view.storage.byteLength } };
     },

@@ -1,6 +1,5 @@
 import type { Scope } from '../ir/builder.js';
 import type { Value } from '../ir/graph.js';
-import { MS_DOMAIN } from '../ir/onnx-schema.js';
 import { dropout } from './dropout.js';
 
 /**
@@ -34,7 +33,7 @@ export function scaledDotProductAttention(
   const { hidden, heads } = size;
   if (b.features.fusedAttention && !(options.dropoutProbs && b.features.dropout)) {
     // com.microsoft MultiHeadAttention: the same product with scale 1/√d, in one kernel.
-    return b.op('MultiHeadAttention', [q, k, v, undefined, mask?.keyPadding], { num_heads: heads }, MS_DOMAIN);
+    return b.op('MultiHeadAttention', [q, k, v, undefined, mask?.keyPadding], { num_heads: heads });
   }
   const headDim = hidden / heads;
   const split = (x: Value, perm: number[]) => b.op('Transpose', [b.op('Reshape', [x, b.ints([0, 0, heads, headDim])])], { perm });
@@ -46,10 +45,10 @@ export function scaledDotProductAttention(
   if (!options.scaleQuery) scores = b.op('Div', [scores, scale]);
   // Masking and softmax run in float32 even in fp16 graphs (−10000 and exp() need the range).
   const half = scores.dtype === 'float16';
-  if (half) scores = b.op('Cast', [scores], { to: 1 });
+  if (half) scores = b.cast(scores, 'float32');
   if (mask) scores = b.op('Add', [scores, mask.additive]);
   let probs = b.op('Softmax', [scores], { axis: -1 });
-  if (half) probs = b.op('Cast', [probs], { to: 10 });
+  if (half) probs = b.cast(probs, 'float16');
   if (options.dropoutProbs) probs = dropout(s, probs);
   const context = b.op('Transpose', [b.op('MatMul', [probs, vh])], { perm: [0, 2, 1, 3] });
   return b.op('Reshape', [context, b.ints([0, 0, hidden])]);
@@ -61,9 +60,9 @@ export function scaledDotProductAttention(
  */
 export function extendedAttentionMask(s: Scope, attentionMask: Value): AttentionMask {
   const b = s.builder;
-  const m = b.op('Cast', [b.op('Unsqueeze', [attentionMask, b.ints([1, 2])])], { to: 1 });
+  const m = b.cast(b.op('Unsqueeze', [attentionMask, b.ints([1, 2])]), 'float32');
   return {
     additive: b.op('Mul', [b.op('Sub', [b.scalar(1), m]), b.scalar(-10000)]),
-    keyPadding: b.op('Cast', [attentionMask], { to: 6 }),
+    keyPadding: b.cast(attentionMask, 'int32'),
   };
 }

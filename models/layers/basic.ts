@@ -46,5 +46,5 @@ export function token(s: Scope, x: Value, index: number): Value {
 
 /** Casts to the graph's compute dtype when weights and activations differ (fp16 bundles). */
 export function castTo(s: Scope, x: Value, dtype: Value['dtype']): Value {
-  return x.dtype === dtype ? x : s.builder.op('Cast', [x], { to: dtype === 'float16' ? 10 : 1 });
+  return x.dtype === dtype ? x : s.builder.cast(x, dtype);
 }

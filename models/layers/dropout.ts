@@ -28,19 +28,19 @@ export function dropout(s: Scope, x: Value): Value {
   const i32 = (v: number) => b.constant([v], 'int32', [], 'dropout_const');
   const mulAdd = (v: Value, m: number | Value, a: Value) => b.op('Add', [b.op('Mul', [v, typeof m === 'number' ? i32(m) : m]), a]);
   // Stream keys: the seed and the site, mixed on scalars.
-  const seed = b.op('Cast', [feature.seed], { to: 6 });
+  const seed = b.cast(feature.seed, 'int32');
   const key1 = mulAdd(mulAdd(seed, SEED_MUL, i32(site)), SITE_MUL, i32(0x6a09e667));
   const key2 = mulAdd(key1, key1, i32(0x3c6ef372));
   // Element counter with x's shape (and rank, so the product keeps x's inferred dims).
   const shape = b.op('Shape', [x]);
-  const count = b.op('Cast', [b.op('ReduceProd', [shape], { keepdims: 0 })], { to: 6 });
+  const count = b.cast(b.op('ReduceProd', [shape], { keepdims: 0 }), 'int32');
   const index = b.op('Reshape', [b.op('Range', [i32(0), count, i32(1)]), shape]);
   const a = mulAdd(index, GOLDEN, key1);
   const h = mulAdd(a, a, key2);
   const mixed = mulAdd(mulAdd(h, MIX1, a), MIX2, h);
   // The float32 cast keeps the top 24 bits: u = mixed / 2³² + ½ ∈ [0, 1).
-  const uniform = b.op('Add', [b.op('Mul', [b.op('Cast', [mixed], { to: 1 }), b.scalar(2 ** -32)]), b.scalar(0.5)]);
+  const uniform = b.op('Add', [b.op('Mul', [b.cast(mixed, 'float32'), b.scalar(2 ** -32)]), b.scalar(0.5)]);
   const keep = b.op('Not', [b.op('Less', [uniform, b.scalar(feature.rate)])]);
-  const scale = b.op('Mul', [b.op('Cast', [keep], { to: 1 }), b.scalar(1 / (1 - feature.rate))]);
-  return b.op('Mul', [x, x.dtype === 'float32' ? scale : b.op('Cast', [scale], { to: 10 })]);
+  const scale = b.op('Mul', [b.cast(keep, 'float32'), b.scalar(1 / (1 - feature.rate))]);
+  return b.op('Mul', [x, x.dtype === 'float32' ? scale : b.cast(scale, x.dtype)]);
 }

@@ -5,7 +5,8 @@ import { after, describe, it } from 'node:test';
 import type { BridgeTowerArchitecture } from '../../bundle/architecture.js';
 import { convertCheckpoint } from '../../convert/convert-checkpoint.js';
 import { GRAPHS } from '../../models/bridgetower/graphs.js';
-import { ModelProto, ONNX_DATA_TYPES } from '../../models/ir/onnx-schema.js';
+import { elemTypeFromOnnx } from '../../models/ir/element-types.js';
+import { ModelProto } from '../../models/ir/onnx-schema.js';
 import { floatFeed, int64Feed, maxAbsError, runGraph, session, take, type Dense, type Optimization } from '../helpers/parity.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { tinyWeights, writeTextConfig, writeTinyCkpt } from '../helpers/tiny-checkpoints.js';
@@ -63,7 +64,6 @@ function signatures(a: BridgeTowerArchitecture): Record<string, Signature> {
 }
 
 const SIGNATURES = signatures(arch);
-const DTYPE_NAMES = Object.fromEntries(Object.entries(ONNX_DATA_TYPES).map(([name, code]) => [code, name]));
 
 interface ValueInfo {
   name: string;
@@ -75,7 +75,7 @@ function declared(file: string): { inputs: Array<[string, string, Dim[]]>; outpu
   const model = ModelProto.toObject(ModelProto.decode(readFileSync(file)), { longs: Number }) as { graph: { input: ValueInfo[]; output: ValueInfo[] } };
   const info = (v: ValueInfo): [string, string, Dim[]] => [
     v.name,
-    DTYPE_NAMES[v.type.tensorType.elemType] ?? `onnx type ${v.type.tensorType.elemType}`,
+    elemTypeFromOnnx(v.type.tensorType.elemType) ?? `onnx type ${v.type.tensorType.elemType}`,
     (v.type.tensorType.shape.dim ?? []).map((d) => d.dimParam ?? d.dimValue ?? '?'),
   ];
   return { inputs: model.graph.input.map(info), outputs: model.graph.output.map(info) };

@@ -165,7 +165,7 @@ describe('NLVR2 and retrieval objectives', () => {
 describe('dropout in training graphs', () => {
   async function dropoutSamples(rate: number, seeds: number[], sites = 2): Promise<Float32Array[][]> {
     const b = new GraphBuilder('dropout_probe', { lookup: () => undefined });
-    Object.assign(b.features, { dropout: { seed: b.input('dropout_seed', 'int64', []), rate, sites: 0 } });
+    b.enableDropout(rate);
     const x = b.input('x', 'float32', ['n', 64]);
     for (let s = 0; s < sites; s++) b.output(dropout(b.scope(''), x), `y${s}`, ['n', 64]);
     const session = await ort.InferenceSession.create(serializeModel(b.build()));

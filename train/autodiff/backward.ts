@@ -1,74 +1,102 @@
+import { BridgeTowerError } from '../../common/errors.js';
+import { GraphBuilder } from '../../models/ir/builder.js';
+import { isFloatType } from '../../models/ir/element-types.js';
 import type { Graph, Value } from '../../models/ir/graph.js';
-import { AutodiffError, GraphEmitter } from './emitter.js';
-import { GRADIENT_RULES } from './gradient-rules.js';
+import { OPS, type DifferentiableOp } from '../../models/ir/ops.js';
+import { AutodiffError } from './autodiff-error.js';
+import { GRADIENT_RULES, type GradientRules } from './gradient-rules.js';
 
 /**
  * Reverse-mode autodiff over the graph IR: returns the graph extended with gradient nodes, whose
  * outputs are the loss and `grad.<name>` for each value in `wrt` (inputs or initializers).
- * Only nodes on a path from some `wrt` to the loss are differentiated; integer values stop the
- * gradient. Fan-out gradients are summed with Add.
+ * `rules` replaces the gradient table (tests).
  */
-export function differentiate(graph: Graph, loss: string, wrt: readonly string[]): Graph {
-  const e = new GraphEmitter(graph);
-  const lossValue = e.value(loss);
-  wrt.forEach((name) => e.value(name));
+export function differentiate(graph: Graph, loss: string, wrt: readonly string[], rules: GradientRules = GRADIENT_RULES): Graph {
+  const b = GraphBuilder.extend(graph, { prefix: 'grad_', outputs: [] });
+  const gradients = appendGradients(b, loss, wrt, rules);
+  b.output(b.value(loss), loss);
+  for (const name of wrt) b.output(gradients.get(name)!, `grad.${name}`, b.value(name).shape);
+  return b.build();
+}
+
+/**
+ * Appends to `b` the gradient of `loss` with respect to each value in `wrt` and returns them by
+ * name (zeros where the loss does not depend on one). Only nodes on a path from some `wrt` to the
+ * loss are differentiated; integer values stop the gradient. Fan-out gradients are summed with Add.
+ */
+export function appendGradients(b: GraphBuilder, loss: string, wrt: readonly string[], rules: GradientRules = GRADIENT_RULES): Map<string, Value> {
+  const target = (name: string): Value => {
+    const v = b.find(name);
+    if (!v) throw new AutodiffError('E_GRADIENT_TARGET', `graph '${b.name}' has no value named '${name}'; pass the name of an input, initializer or node output`);
+    return v;
+  };
+  const lossValue = target(loss);
+  wrt.forEach(target);
+  const nodes = b.nodesSoFar();
 
   // Gradients flow only through float values: an integer or boolean output (Shape, ArgMax, a
   // comparison) cuts the path, so index computations, sampled negatives and dropout masks are
   // constants to autodiff and need no gradient rules.
+  const isFloat = (name: string) => isFloatType(b.value(name).dtype);
   const dependsOnWrt = new Set(wrt);
-  for (const node of graph.nodes) {
-    if (node.inputs.some((i) => dependsOnWrt.has(i))) node.outputs.forEach((o) => isFloat(e.value(o)) && dependsOnWrt.add(o));
+  for (const node of nodes) {
+    if (node.inputs.some((i) => dependsOnWrt.has(i))) node.outputs.forEach((o) => isFloat(o) && dependsOnWrt.add(o));
   }
-  const feedsLoss = new Set([loss]);
-  for (const node of [...graph.nodes].reverse()) {
-    if (node.outputs.some((o) => feedsLoss.has(o) && isFloat(e.value(o)))) node.inputs.forEach((i) => feedsLoss.add(i));
-  }
-  const differentiable = (name: string) => name !== '' && dependsOnWrt.has(name) && feedsLoss.has(name) && isFloat(e.value(name));
+  const feedsLoss = lossDependencies(b, nodes, loss);
+  const differentiable = (name: string) => name !== '' && dependsOnWrt.has(name) && feedsLoss.has(name) && isFloat(name);
 
   const pending = new Map<string, Value[]>();
   const accumulate = (name: string, g: Value) => pending.set(name, [...(pending.get(name) ?? []), g]);
   const gradientOf = (name: string): Value | undefined => {
     const parts = pending.get(name);
     if (!parts?.length) return undefined;
-    const sum = e.withShape(parts.reduce((a, b) => e.op('Add', [a, b])), e.value(name));
+    const sum = b.refineShape(parts.reduce((x, y) => b.op('Add', [x, y])), b.value(name).shape);
     pending.set(name, [sum]);
     return sum;
   };
 
-  accumulate(loss, e.op('Expand', [e.scalar(1), e.op('Shape', [lossValue])]));
-  for (const node of [...graph.nodes].reverse()) {
+  accumulate(loss, b.op('Expand', [b.scalar(1), b.op('Shape', [lossValue])]));
+  for (const node of [...nodes].reverse()) {
     if (!node.outputs.some(differentiable) || !node.inputs.some(differentiable)) continue;
     const g = node.outputs.map((o) => (differentiable(o) ? gradientOf(o) : undefined));
     if (g.every((v) => v === undefined)) continue;
-    const rule = GRADIENT_RULES[node.op];
-    if (!rule) {
-      throw new AutodiffError('E_NO_GRADIENT_RULE', `node '${node.name}' (${node.op}) lies between the loss '${loss}' and a parameter, but ${node.op} has no gradient rule; add one to GRADIENT_RULES in train/autodiff/gradient-rules.ts`);
+    const kind = OPS[node.op].gradient;
+    if (kind === 'zero') continue;
+    if (kind === 'none') {
+      throw new AutodiffError(
+        'E_NO_GRADIENT_RULE',
+        `node '${node.name}' (${node.op}) lies between the loss '${loss}' and a parameter, but ${node.op} has no gradient rule; mark it gradient: 'rule' in models/ir/ops.ts and add its rule to GRADIENT_RULES in train/autodiff/gradient-rules.ts`,
+      );
     }
-    const x = node.inputs.map((i) => (i === '' ? undefined : e.value(i)));
-    const grads = rule({ e, node, x, y: node.outputs.map((o) => e.value(o)), g });
+    const rule = rules[node.op as DifferentiableOp];
+    if (!rule) throw new BridgeTowerError('E_INTERNAL', `models/ir/ops.ts marks ${node.op} as having a gradient rule, but the gradient table has none`, { op: node.op });
+    const x = node.inputs.map((i) => (i === '' ? undefined : b.value(i)));
+    const grads = rule({ b, node, x, y: node.outputs.map((o) => b.value(o)), g });
+    if (grads.length !== node.inputs.length) {
+      // tinygrad's `assert len(lgrads) == len(t0.src)`: a rule answers for every input, in order.
+      throw new BridgeTowerError('E_INTERNAL', `the ${node.op} gradient rule returned ${grads.length} gradients for node '${node.name}', which has ${node.inputs.length} inputs; a rule returns exactly one entry (or undefined) per input`, {
+        op: node.op,
+        node: node.name,
+        inputs: node.inputs.length,
+        gradients: grads.length,
+      });
+    }
     node.inputs.forEach((input, i) => {
       const gi = grads[i];
       if (gi && differentiable(input)) accumulate(input, gi);
     });
   }
-
-  const outputs = [lossValue, ...wrt.map((name) => {
-    const g = gradientOf(name) ?? e.op('Expand', [e.scalar(0), e.op('Shape', [e.value(name)])]);
-    return e.node('Identity', [g], {}, 1, `grad.${name}`)[0]!;
-  })];
-  const declared = new Set([...graph.inputs, ...outputs].map((v) => v.name));
-  const valueInfo = e.created().filter((v) => !declared.has(v.name) && v.shape !== undefined && v.shape.every((d) => d !== undefined));
-  return {
-    ...graph,
-    outputs: outputs.map((v, i) => (i === 0 ? v : { ...v, shape: e.value(wrt[i - 1]!).shape })),
-    nodes: [...graph.nodes, ...e.nodes],
-    initializers: [...graph.initializers, ...e.initializers],
-    valueInfo: [...graph.valueInfo.filter((v) => !declared.has(v.name)), ...valueInfo],
-  };
+  return new Map(wrt.map((name) => [name, gradientOf(name) ?? b.op('Expand', [b.scalar(0), b.op('Shape', [b.value(name)])])]));
 }
 
-const isFloat = (v: Value) => v.dtype === 'float32' || v.dtype === 'float16';
+/** Every value the loss depends on through float values (the loss included). */
+function lossDependencies(b: GraphBuilder, nodes: ReturnType<GraphBuilder['nodesSoFar']>, loss: string): Set<string> {
+  const feedsLoss = new Set([loss]);
+  for (const node of [...nodes].reverse()) {
+    if (node.outputs.some((o) => feedsLoss.has(o) && isFloatType(b.value(o).dtype))) node.inputs.forEach((i) => feedsLoss.add(i));
+  }
+  return feedsLoss;
+}
 
 /**
  * The values in `candidates` that the loss depends on through float values: what `differentiate`
@@ -76,10 +104,7 @@ const isFloat = (v: Value) => v.dtype === 'float32' || v.dtype === 'float16';
  * `.grad = None` (unused heads, the text pooler), which upstream's optimizer skips.
  */
 export function reachingLoss(graph: Graph, loss: string, candidates: readonly string[]): Set<string> {
-  const e = new GraphEmitter(graph);
-  const feedsLoss = new Set([loss]);
-  for (const node of [...graph.nodes].reverse()) {
-    if (node.outputs.some((o) => feedsLoss.has(o) && isFloat(e.value(o)))) node.inputs.forEach((i) => feedsLoss.add(i));
-  }
+  const b = GraphBuilder.extend(graph);
+  const feedsLoss = lossDependencies(b, b.nodesSoFar(), loss);
   return new Set(candidates.filter((c) => feedsLoss.has(c)));
 }

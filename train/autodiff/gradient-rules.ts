@@ -1,15 +1,20 @@
+import type { GraphBuilder } from '../../models/ir/builder.js';
 import type { Node, Value } from '../../models/ir/graph.js';
-import { AutodiffError, type GraphEmitter } from './emitter.js';
+import { isFloatType } from '../../models/ir/element-types.js';
+import type { DifferentiableOp } from '../../models/ir/ops.js';
+import { AutodiffError } from './autodiff-error.js';
 import { attrFloat, attrInt, attrInts, dimOf, normAxis, rankOf, reshapeLike, transposeLast, unbroadcast, zerosLike } from './shape-ops.js';
 
 /**
  * Gradient rules, one short function per primitive (tinygrad's `gradient.py`): given a node, its
  * input and output values and the gradients of its outputs, build the gradients of its inputs
- * with the emitter. `undefined` means "no gradient" (integer inputs, shapes, indices). Ops absent
- * from the table stop the walk with E_NO_GRADIENT_RULE when they sit on a differentiable path.
+ * with the graph's builder. A rule returns exactly one entry per input of the node, `undefined`
+ * meaning "no gradient" (integer inputs, shapes, indices); autodiff checks the count. The table
+ * covers exactly the ops models/ir/ops.ts marks `gradient: 'rule'` (the type says so); ops marked
+ * 'zero' pass no gradient and ops marked 'none' stop the walk with E_NO_GRADIENT_RULE.
  */
 export interface GradientContext {
-  readonly e: GraphEmitter;
+  readonly b: GraphBuilder;
   readonly node: Node;
   /** The node's inputs (undefined for omitted optional inputs). */
   readonly x: ReadonlyArray<Value | undefined>;
@@ -18,128 +23,126 @@ export interface GradientContext {
   readonly g: ReadonlyArray<Value | undefined>;
 }
 
-type Rule = (c: GradientContext) => (Value | undefined)[];
+export type GradientRule = (c: GradientContext) => (Value | undefined)[];
+export type GradientRules = Readonly<Record<DifferentiableOp, GradientRule>>;
 
 const X = (c: GradientContext, i = 0) => c.x[i]!;
 const G = (c: GradientContext) => c.g[0]!;
-const FLOAT_TYPES: Readonly<Record<string, number>> = { float32: 1, float16: 10 };
+/** `first` for input 0 and no gradient for the others (shapes, axes, indices, bounds). */
+const onlyFirst = (c: GradientContext, first: Value | undefined) => [first, ...c.x.slice(1).map(() => undefined)];
 
-export const GRADIENT_RULES: Readonly<Record<string, Rule>> = {
+export const GRADIENT_RULES: GradientRules = {
   Identity: (c) => [G(c)],
-  // The identity pattern depends on the input's shape only, never on its values.
-  EyeLike: () => [undefined],
-  Add: ({ e, x, g }) => [unbroadcast(e, g[0]!, x[0]!), unbroadcast(e, g[0]!, x[1]!)],
-  Sub: ({ e, x, g }) => [unbroadcast(e, g[0]!, x[0]!), unbroadcast(e, e.op('Neg', [g[0]!]), x[1]!)],
-  Mul: ({ e, x, g }) => [unbroadcast(e, e.op('Mul', [g[0]!, x[1]!]), x[0]!), unbroadcast(e, e.op('Mul', [g[0]!, x[0]!]), x[1]!)],
-  Div: ({ e, x, y, g }) => [
-    unbroadcast(e, e.op('Div', [g[0]!, x[1]!]), x[0]!),
-    unbroadcast(e, e.op('Neg', [e.op('Div', [e.op('Mul', [g[0]!, y[0]!]), x[1]!])]), x[1]!),
+  Add: ({ b, x, g }) => [unbroadcast(b, g[0]!, x[0]!), unbroadcast(b, g[0]!, x[1]!)],
+  Sub: ({ b, x, g }) => [unbroadcast(b, g[0]!, x[0]!), unbroadcast(b, b.op('Neg', [g[0]!]), x[1]!)],
+  Mul: ({ b, x, g }) => [unbroadcast(b, b.op('Mul', [g[0]!, x[1]!]), x[0]!), unbroadcast(b, b.op('Mul', [g[0]!, x[0]!]), x[1]!)],
+  Div: ({ b, x, y, g }) => [
+    unbroadcast(b, b.op('Div', [g[0]!, x[1]!]), x[0]!),
+    unbroadcast(b, b.op('Neg', [b.op('Div', [b.op('Mul', [g[0]!, y[0]!]), x[1]!])]), x[1]!),
   ],
-  Max: ({ e, x, g }) => {
+  Max: ({ b, x, g }) => {
     if (x.length !== 2) throw new AutodiffError('E_GRADIENT_UNSUPPORTED', `Max gradient handles two inputs, node has ${x.length}`);
-    const firstWins = e.op('GreaterOrEqual', [x[0]!, x[1]!]);
-    const zero = e.scalar(0);
-    return [unbroadcast(e, e.op('Where', [firstWins, g[0]!, zero]), x[0]!), unbroadcast(e, e.op('Where', [firstWins, zero, g[0]!]), x[1]!)];
+    const firstWins = b.op('GreaterOrEqual', [x[0]!, x[1]!]);
+    const zero = b.scalar(0);
+    return [unbroadcast(b, b.op('Where', [firstWins, g[0]!, zero]), x[0]!), unbroadcast(b, b.op('Where', [firstWins, zero, g[0]!]), x[1]!)];
   },
-  Where: ({ e, x, g }) => {
-    const zero = e.scalar(0);
-    return [undefined, unbroadcast(e, e.op('Where', [x[0]!, g[0]!, zero]), x[1]!), unbroadcast(e, e.op('Where', [x[0]!, zero, g[0]!]), x[2]!)];
+  Where: ({ b, x, g }) => {
+    const zero = b.scalar(0);
+    return [undefined, unbroadcast(b, b.op('Where', [x[0]!, g[0]!, zero]), x[1]!), unbroadcast(b, b.op('Where', [x[0]!, zero, g[0]!]), x[2]!)];
   },
-  MatMul: ({ e, x, g }) => [
-    unbroadcast(e, e.op('MatMul', [g[0]!, transposeLast(e, x[1]!)]), x[0]!),
-    unbroadcast(e, e.op('MatMul', [transposeLast(e, x[0]!), g[0]!]), x[1]!),
+  MatMul: ({ b, x, g }) => [
+    unbroadcast(b, b.op('MatMul', [g[0]!, transposeLast(b, x[1]!)]), x[0]!),
+    unbroadcast(b, b.op('MatMul', [transposeLast(b, x[0]!), g[0]!]), x[1]!),
   ],
-  Transpose: ({ e, x, g, node }) => {
+  Transpose: ({ b, x, g, node }) => {
     const rank = rankOf(x[0]!, 'Transpose');
     const perm = attrInts(node.attributes, 'perm') ?? Array.from({ length: rank }, (_, i) => rank - 1 - i);
     const inverse = perm.map((_, i) => perm.indexOf(i));
-    return [e.op('Transpose', [g[0]!], { perm: inverse })];
+    return [b.op('Transpose', [g[0]!], { perm: inverse })];
   },
-  Reshape: ({ e, x, g }) => [reshapeLike(e, g[0]!, x[0]!), undefined],
-  Unsqueeze: ({ e, x, g }) => [reshapeLike(e, g[0]!, x[0]!), undefined],
-  Squeeze: ({ e, x, g }) => [reshapeLike(e, g[0]!, x[0]!), undefined],
-  Expand: ({ e, x, g }) => [unbroadcast(e, g[0]!, x[0]!), undefined],
-  Concat: ({ e, x, g, node }) => {
+  Reshape: (c) => onlyFirst(c, reshapeLike(c.b, G(c), X(c))),
+  Unsqueeze: (c) => onlyFirst(c, reshapeLike(c.b, G(c), X(c))),
+  Squeeze: (c) => onlyFirst(c, reshapeLike(c.b, G(c), X(c))),
+  Expand: (c) => onlyFirst(c, unbroadcast(c.b, G(c), X(c))),
+  Concat: ({ b, x, g, node }) => {
     const axis = normAxis(attrInt(node.attributes, 'axis', 0), rankOf(x[0]!, 'Concat'));
-    const sizes = e.op('Concat', x.map((v) => dimOf(e, v!, axis)), { axis: 0 });
-    return e.node('Split', [g[0]!, sizes], { axis }, x.length);
+    const sizes = b.op('Concat', x.map((v) => dimOf(b, v!, axis)), { axis: 0 });
+    return b.node('Split', [g[0]!, sizes], { axis }, { outputs: x.length });
   },
-  Split: ({ e, x, y, g, node }) => [e.op('Concat', y.map((out, i) => g[i] ?? zerosLike(e, out)), { axis: attrInt(node.attributes, 'axis', 0) }), undefined],
-  Slice: (c) => [slicePad(c), undefined, undefined, undefined, undefined],
-  Gather: (c) => [gatherScatter(c), undefined],
-  Cast: ({ e, x, y, g }) => {
-    const from = FLOAT_TYPES[x[0]!.dtype];
-    return from !== undefined && FLOAT_TYPES[y[0]!.dtype] !== undefined ? [e.op('Cast', [g[0]!], { to: from })] : [undefined];
-  },
-  Neg: ({ e, g }) => [e.op('Neg', [g[0]!])],
-  Erf: ({ e, x, g }) => [e.op('Mul', [g[0]!, e.op('Mul', [e.scalar(2 / Math.sqrt(Math.PI)), e.op('Exp', [e.op('Neg', [e.op('Mul', [x[0]!, x[0]!])])])])])],
-  Sigmoid: ({ e, y, g }) => [e.op('Mul', [g[0]!, e.op('Mul', [y[0]!, e.op('Sub', [e.scalar(1), y[0]!])])])],
-  Tanh: ({ e, y, g }) => [e.op('Mul', [g[0]!, e.op('Sub', [e.scalar(1), e.op('Mul', [y[0]!, y[0]!])])])],
-  Sqrt: ({ e, y, g }) => [e.op('Div', [g[0]!, e.op('Mul', [e.scalar(2), y[0]!])])],
-  Exp: ({ e, y, g }) => [e.op('Mul', [g[0]!, y[0]!])],
-  Log: ({ e, x, g }) => [e.op('Div', [g[0]!, x[0]!])],
-  Abs: ({ e, x, g }) => [e.op('Mul', [g[0]!, e.op('Sign', [x[0]!])])],
-  LogSoftmax: ({ e, y, g, node }) => {
+  Split: (c) => onlyFirst(c, c.b.op('Concat', c.y.map((out, i) => c.g[i] ?? zerosLike(c.b, out)), { axis: attrInt(c.node.attributes, 'axis', 0) })),
+  Slice: (c) => onlyFirst(c, slicePad(c)),
+  Gather: (c) => onlyFirst(c, gatherScatter(c)),
+  Cast: ({ b, x, y, g }) => [isFloatType(x[0]!.dtype) && isFloatType(y[0]!.dtype) ? b.cast(g[0]!, x[0]!.dtype) : undefined],
+  Neg: ({ b, g }) => [b.op('Neg', [g[0]!])],
+  Erf: ({ b, x, g }) => [b.op('Mul', [g[0]!, b.op('Mul', [b.scalar(2 / Math.sqrt(Math.PI)), b.op('Exp', [b.op('Neg', [b.op('Mul', [x[0]!, x[0]!])])])])])],
+  Sigmoid: ({ b, y, g }) => [b.op('Mul', [g[0]!, b.op('Mul', [y[0]!, b.op('Sub', [b.scalar(1), y[0]!])])])],
+  Tanh: ({ b, y, g }) => [b.op('Mul', [g[0]!, b.op('Sub', [b.scalar(1), b.op('Mul', [y[0]!, y[0]!])])])],
+  Sqrt: ({ b, y, g }) => [b.op('Div', [g[0]!, b.op('Mul', [b.scalar(2), y[0]!])])],
+  Exp: ({ b, y, g }) => [b.op('Mul', [g[0]!, y[0]!])],
+  Log: ({ b, x, g }) => [b.op('Div', [g[0]!, x[0]!])],
+  Abs: ({ b, x, g }) => [b.op('Mul', [g[0]!, b.op('Sign', [x[0]!])])],
+  LogSoftmax: ({ b, y, g, node }) => {
     const axis = attrInt(node.attributes, 'axis', -1);
-    const total = e.op('ReduceSum', [g[0]!, e.ints([axis])], { keepdims: 1 });
-    return [e.op('Sub', [g[0]!, e.op('Mul', [e.op('Exp', [y[0]!]), total])])];
+    const total = b.op('ReduceSum', [g[0]!, b.ints([axis])], { keepdims: 1 });
+    return [b.op('Sub', [g[0]!, b.op('Mul', [b.op('Exp', [y[0]!]), total])])];
   },
-  Softmax: ({ e, y, g, node }) => {
+  Softmax: ({ b, y, g, node }) => {
     const axis = attrInt(node.attributes, 'axis', -1);
-    const dot = e.op('ReduceSum', [e.op('Mul', [g[0]!, y[0]!]), e.ints([axis])], { keepdims: 1 });
-    return [e.op('Mul', [y[0]!, e.op('Sub', [g[0]!, dot])])];
+    const dot = b.op('ReduceSum', [b.op('Mul', [g[0]!, y[0]!]), b.ints([axis])], { keepdims: 1 });
+    return [b.op('Mul', [y[0]!, b.op('Sub', [g[0]!, dot])])];
   },
   LayerNormalization: (c) => layerNormGrads(c),
-  ReduceSum: ({ e, x, g, node }) => {
-    const axes = x[1] ? e.constantOf(x[1]) : undefined;
+  ReduceSum: (c) => {
+    const { b, x, g, node } = c;
+    const axes = x[1] ? b.constantOf(x[1]) : undefined;
     if (x[1] && !axes) throw new AutodiffError('E_GRADIENT_UNSUPPORTED', `ReduceSum '${node.name}' has run-time axes; its gradient needs constant axes`);
-    return [e.op('Expand', [keepDims(c0(e, node, g[0]!, axes)), e.op('Shape', [x[0]!])]), undefined];
+    return onlyFirst(c, b.op('Expand', [keepDims(c0(b, node, g[0]!, axes)), b.op('Shape', [x[0]!])]));
   },
-  ReduceMean: ({ e, x, y, g, node }) => {
-    const spread = e.op('Expand', [keepDims(c0(e, node, g[0]!, attrInts(node.attributes, 'axes'))), e.op('Shape', [x[0]!])]);
-    const count = e.op('Div', [e.op('Cast', [e.op('Size', [x[0]!])], { to: 1 }), e.op('Cast', [e.op('Size', [y[0]!])], { to: 1 })]);
-    return [e.op('Div', [spread, count])];
+  ReduceMean: ({ b, x, y, g, node }) => {
+    const spread = b.op('Expand', [keepDims(c0(b, node, g[0]!, attrInts(node.attributes, 'axes'))), b.op('Shape', [x[0]!])]);
+    const count = b.op('Div', [b.cast(b.op('Size', [x[0]!]), 'float32'), b.cast(b.op('Size', [y[0]!]), 'float32')]);
+    return [b.op('Div', [spread, count])];
   },
-  ReduceL2: ({ e, x, y, g, node }) => {
+  ReduceL2: ({ b, x, y, g, node }) => {
     const axes = attrInts(node.attributes, 'axes');
-    return [e.op('Mul', [x[0]!, e.op('Div', [keepDims(c0(e, node, g[0]!, axes)), keepDims(c0(e, node, y[0]!, axes))])])];
+    return [b.op('Mul', [x[0]!, b.op('Div', [keepDims(c0(b, node, g[0]!, axes)), keepDims(c0(b, node, y[0]!, axes))])])];
   },
   Conv: (c) => patchifyConvGrads(c),
 };
 
 /** A reduced value with its reduced axes restored as size-1 dims (so it broadcasts back). */
-const c0 = (e: GraphEmitter, node: Node, v: Value, axes: readonly number[] | undefined) => ({ e, node, v, axes });
-function keepDims({ e, node, v, axes }: ReturnType<typeof c0>): Value {
+const c0 = (b: GraphBuilder, node: Node, v: Value, axes: readonly number[] | undefined) => ({ b, node, v, axes });
+function keepDims({ b, node, v, axes }: ReturnType<typeof c0>): Value {
   if (attrInt(node.attributes, 'keepdims', 1) === 1 || !axes) return v;
-  return e.op('Unsqueeze', [v, e.ints(axes)]);
+  return b.op('Unsqueeze', [v, b.ints(axes)]);
 }
 
 /** Slice with constant bounds and unit steps: the gradient is g zero-padded back into place. */
-function slicePad({ e, x, g, node }: GradientContext): Value {
+function slicePad({ b, x, g, node }: GradientContext): Value {
   const [data, startsV, endsV, axesV, stepsV] = x;
-  const starts = e.constantOf(startsV!);
-  const ends = e.constantOf(endsV!);
-  const steps = stepsV ? e.constantOf(stepsV) : undefined;
+  const starts = b.constantOf(startsV!);
+  const ends = b.constantOf(endsV!);
+  const steps = stepsV ? b.constantOf(stepsV) : undefined;
   if (!starts || !ends || (stepsV && (!steps || steps.some((s) => s !== 1)))) {
     throw new AutodiffError('E_GRADIENT_UNSUPPORTED', `Slice '${node.name}' needs constant starts/ends and unit steps for its gradient`);
   }
   const rank = rankOf(data!, 'Slice');
-  const axes = (axesV ? e.constantOf(axesV) : undefined) ?? starts.map((_, i) => i);
-  const zero = e.ints([0]);
+  const axes = (axesV ? b.constantOf(axesV) : undefined) ?? starts.map((_, i) => i);
+  const zero = b.ints([0]);
   const begin: Value[] = Array.from({ length: rank }, () => zero);
   const end: Value[] = Array.from({ length: rank }, () => zero);
-  const clamp = (bound: number, dim: Value) => (bound < 0 ? e.op('Max', [e.op('Add', [dim, e.ints([bound])]), zero]) : e.op('Min', [e.ints([bound]), dim]));
+  const clamp = (bound: number, dim: Value) => (bound < 0 ? b.op('Max', [b.op('Add', [dim, b.ints([bound])]), zero]) : b.op('Min', [b.ints([bound]), dim]));
   axes.forEach((a, i) => {
     const axis = normAxis(a, rank);
-    const dim = dimOf(e, data!, axis);
+    const dim = dimOf(b, data!, axis);
     begin[axis] = clamp(starts[i]!, dim);
-    end[axis] = e.op('Sub', [dim, clamp(ends[i]!, dim)]);
+    end[axis] = b.op('Sub', [dim, clamp(ends[i]!, dim)]);
   });
-  return e.op('Pad', [g[0]!, e.op('Concat', [...begin, ...end], { axis: 0 })], { mode: 'constant' });
+  return b.op('Pad', [g[0]!, b.op('Concat', [...begin, ...end], { axis: 0 })], { mode: 'constant' });
 }
 
 /** Gather's gradient scatters g back with ScatterND(reduction add), so repeated indices sum. */
-function gatherScatter({ e, x, g, node }: GradientContext): Value {
+function gatherScatter({ b, x, g, node }: GradientContext): Value {
   const [data, indices] = [x[0]!, x[1]!];
   const rank = rankOf(data, 'Gather');
   const q = rankOf(indices, 'Gather');
@@ -147,33 +150,33 @@ function gatherScatter({ e, x, g, node }: GradientContext): Value {
   const range = (from: number, to: number) => Array.from({ length: Math.max(0, to - from) }, (_, i) => from + i);
   const dataPerm = [axis, ...range(0, axis), ...range(axis + 1, rank)];
   const gradPerm = [...range(axis, axis + q), ...range(0, axis), ...range(axis + q, rank - 1 + q)];
-  const updates = axis === 0 ? g[0]! : e.op('Transpose', [g[0]!], { perm: gradPerm });
-  const zeros = e.op('Expand', [e.scalar(0), e.op('Gather', [e.op('Shape', [data]), e.ints(dataPerm)], { axis: 0 })]);
-  const scattered = e.op('ScatterND', [zeros, e.op('Unsqueeze', [indices, e.ints([-1])]), updates], { reduction: 'add' });
-  return axis === 0 ? scattered : e.op('Transpose', [scattered], { perm: dataPerm.map((_, i) => dataPerm.indexOf(i)) });
+  const updates = axis === 0 ? g[0]! : b.op('Transpose', [g[0]!], { perm: gradPerm });
+  const zeros = b.op('Expand', [b.scalar(0), b.op('Gather', [b.op('Shape', [data]), b.ints(dataPerm)], { axis: 0 })]);
+  const scattered = b.op('ScatterND', [zeros, b.op('Unsqueeze', [indices, b.ints([-1])]), updates], { reduction: 'add' });
+  return axis === 0 ? scattered : b.op('Transpose', [scattered], { perm: dataPerm.map((_, i) => dataPerm.indexOf(i)) });
 }
 
 /** LayerNormalization recomputed from its input: dx, dscale, dbias (Mean/InvStdDev outputs unused). */
-function layerNormGrads({ e, x, g, node }: GradientContext): (Value | undefined)[] {
+function layerNormGrads({ b, x, g, node }: GradientContext): (Value | undefined)[] {
   const [input, scale, bias] = [x[0]!, x[1]!, x[2]];
   const rank = rankOf(input, 'LayerNormalization');
   const axis = normAxis(attrInt(node.attributes, 'axis', -1), rank);
   const axes = Array.from({ length: rank - axis }, (_, i) => axis + i);
-  const mean = (v: Value) => e.op('ReduceMean', [v], { axes, keepdims: 1 });
-  const centered = e.op('Sub', [input, mean(input)]);
-  const variance = mean(e.op('Mul', [centered, centered]));
-  const rstd = e.op('Div', [e.scalar(1), e.op('Sqrt', [e.op('Add', [variance, e.scalar(attrFloat(node.attributes, 'epsilon', 1e-5))])])]);
-  const normalized = e.op('Mul', [centered, rstd]);
-  const gNorm = e.op('Mul', [g[0]!, scale]);
-  const inner = e.op('Sub', [e.op('Sub', [gNorm, mean(gNorm)]), e.op('Mul', [normalized, mean(e.op('Mul', [gNorm, normalized]))])]);
-  return [e.op('Mul', [rstd, inner]), unbroadcast(e, e.op('Mul', [g[0]!, normalized]), scale), bias && unbroadcast(e, g[0]!, bias)];
+  const mean = (v: Value) => b.op('ReduceMean', [v], { axes, keepdims: 1 });
+  const centered = b.op('Sub', [input, mean(input)]);
+  const variance = mean(b.op('Mul', [centered, centered]));
+  const rstd = b.op('Div', [b.scalar(1), b.op('Sqrt', [b.op('Add', [variance, b.scalar(attrFloat(node.attributes, 'epsilon', 1e-5))])])]);
+  const normalized = b.op('Mul', [centered, rstd]);
+  const gNorm = b.op('Mul', [g[0]!, scale]);
+  const inner = b.op('Sub', [b.op('Sub', [gNorm, mean(gNorm)]), b.op('Mul', [normalized, mean(b.op('Mul', [gNorm, normalized]))])]);
+  return [b.op('Mul', [rstd, inner]), unbroadcast(b, b.op('Mul', [g[0]!, normalized]), scale), ...(x.length > 2 ? [bias && unbroadcast(b, g[0]!, bias)] : [])];
 }
 
 /**
  * Conv as used by the vision stem: 2-D, stride = kernel, no padding, one group. Such a Conv is a
  * MatMul of non-overlapping patches, so both gradients are a MatMul and a patch (un)fold.
  */
-function patchifyConvGrads({ e, x, y, g, node }: GradientContext): (Value | undefined)[] {
+function patchifyConvGrads({ b, x, y, g, node }: GradientContext): (Value | undefined)[] {
   const [input, weight, bias] = [x[0]!, x[1]!, x[2]];
   const kernel = attrInts(node.attributes, 'kernel_shape') ?? (weight.shape?.slice(2) as number[] | undefined);
   const strides = attrInts(node.attributes, 'strides');
@@ -182,20 +185,20 @@ function patchifyConvGrads({ e, x, y, g, node }: GradientContext): (Value | unde
     throw new AutodiffError('E_GRADIENT_UNSUPPORTED', `Conv '${node.name}' gradient covers 2-D convolutions with stride = kernel, no padding or dilation, one group`);
   }
   const [k1, k2] = kernel as [number, number];
-  const cat = (parts: Value[]) => e.op('Concat', parts, { axis: 0 });
-  const [n, c, h, w] = [0, 1, 2, 3].map((i) => dimOf(e, input, i)) as [Value, Value, Value, Value];
-  const [hp, wp] = [dimOf(e, y[0]!, 2), dimOf(e, y[0]!, 3)];
-  const o = dimOf(e, weight, 0);
-  const [hk, wk] = [e.op('Mul', [hp, e.ints([k1])]), e.op('Mul', [wp, e.ints([k2])])];
-  const patchSize = e.op('Mul', [c, e.ints([k1 * k2])]);
-  const cropped = e.op('Slice', [input, e.ints([0, 0]), cat([hk, wk]), e.ints([2, 3])]);
-  const folded = e.op('Reshape', [cropped, cat([n, c, hp, e.ints([k1]), wp, e.ints([k2])])]);
-  const patches = e.op('Reshape', [e.op('Transpose', [folded], { perm: [0, 2, 4, 1, 3, 5] }), cat([e.ints([-1]), patchSize])]);
-  const gRows = e.op('Reshape', [e.op('Transpose', [g[0]!], { perm: [0, 2, 3, 1] }), cat([e.ints([-1]), o])]);
-  const gWeight = e.op('Reshape', [e.op('MatMul', [e.op('Transpose', [gRows], { perm: [1, 0] }), patches]), e.op('Shape', [weight])]);
-  const gPatches = e.op('MatMul', [gRows, e.op('Reshape', [weight, cat([o, e.ints([-1])])])]);
-  const unfolded = e.op('Transpose', [e.op('Reshape', [gPatches, cat([n, hp, wp, c, e.ints([k1, k2])])])], { perm: [0, 3, 1, 4, 2, 5] });
-  const gCropped = e.op('Reshape', [unfolded, cat([n, c, hk, wk])]);
-  const gInput = e.op('Pad', [gCropped, cat([e.ints([0, 0, 0, 0, 0, 0]), e.op('Sub', [h, hk]), e.op('Sub', [w, wk])])], { mode: 'constant' });
-  return [gInput, gWeight, bias && e.op('ReduceSum', [g[0]!, e.ints([0, 2, 3])], { keepdims: 0 })];
+  const cat = (parts: Value[]) => b.op('Concat', parts, { axis: 0 });
+  const [n, c, h, w] = [0, 1, 2, 3].map((i) => dimOf(b, input, i)) as [Value, Value, Value, Value];
+  const [hp, wp] = [dimOf(b, y[0]!, 2), dimOf(b, y[0]!, 3)];
+  const o = dimOf(b, weight, 0);
+  const [hk, wk] = [b.op('Mul', [hp, b.ints([k1])]), b.op('Mul', [wp, b.ints([k2])])];
+  const patchSize = b.op('Mul', [c, b.ints([k1 * k2])]);
+  const cropped = b.op('Slice', [input, b.ints([0, 0]), cat([hk, wk]), b.ints([2, 3])]);
+  const folded = b.op('Reshape', [cropped, cat([n, c, hp, b.ints([k1]), wp, b.ints([k2])])]);
+  const patches = b.op('Reshape', [b.op('Transpose', [folded], { perm: [0, 2, 4, 1, 3, 5] }), cat([b.ints([-1]), patchSize])]);
+  const gRows = b.op('Reshape', [b.op('Transpose', [g[0]!], { perm: [0, 2, 3, 1] }), cat([b.ints([-1]), o])]);
+  const gWeight = b.op('Reshape', [b.op('MatMul', [b.op('Transpose', [gRows], { perm: [1, 0] }), patches]), b.op('Shape', [weight])]);
+  const gPatches = b.op('MatMul', [gRows, b.op('Reshape', [weight, cat([o, b.ints([-1])])])]);
+  const unfolded = b.op('Transpose', [b.op('Reshape', [gPatches, cat([n, hp, wp, c, b.ints([k1, k2])])])], { perm: [0, 3, 1, 4, 2, 5] });
+  const gCropped = b.op('Reshape', [unfolded, cat([n, c, hk, wk])]);
+  const gInput = b.op('Pad', [gCropped, cat([b.ints([0, 0, 0, 0, 0, 0]), b.op('Sub', [h, hk]), b.op('Sub', [w, wk])])], { mode: 'constant' });
+  return [gInput, gWeight, ...(x.length > 2 ? [bias && b.op('ReduceSum', [g[0]!, b.ints([0, 2, 3])], { keepdims: 0 })] : [])];
 }
