@@ -6,7 +6,7 @@ import { serializeModel } from '../models/ir/serialize.js';
 import { addScaled, FlatLayout, l2Norm } from '../train/flat-parameters.js';
 import { GradientStep, type BatchTensors } from '../train/gradient-step.js';
 import { AdamWRunner } from '../train/optimizer/adamw-runner.js';
-import { RECIPES } from '../train/recipes.js';
+import { FINE_TUNE_TASKS } from '../train/tasks.js';
 import { buildTrainingGraph } from '../train/training-graph.js';
 import type { TrainSubset } from '../train/train-subsets.js';
 import { timedWithContention } from './cpu-contention.js';
@@ -141,7 +141,7 @@ export async function measureSubset(options: SubsetOptions, report: (partial: Su
   let started = performance.now();
   const training = buildTrainingGraph(options.bundle, 'vqa', { train: subset, dropout: options.dropout });
   r.buildMs = since(started);
-  const layout = new FlatLayout(training.parameters, RECIPES.vqa);
+  const layout = new FlatLayout(training.parameters, FINE_TUNE_TASKS.vqa.recipe);
   Object.assign(r, { tensors: training.parameters.length, parameters: layout.total, groups: layout.groups.map((g) => g.size), graphNodes: training.graph.nodes.length });
   log(`[${subset}] training graph: ${r.graphNodes} nodes, ${r.tensors} trainable tensors, ${(layout.total / 1e6).toFixed(1)} M parameters in groups of ${r.groups.map((g) => `${(g / 1e6).toFixed(1)} M`).join(', ')} (${(r.buildMs / 1000).toFixed(1)} s)`);
 

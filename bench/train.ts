@@ -29,7 +29,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { BridgeTowerError } from '../common/errors.js';
 import { ADAMW_CHUNK } from '../train/optimizer/adamw-runner.js';
-import { RECIPES } from '../train/recipes.js';
+import { FINE_TUNE_TASKS } from '../train/tasks.js';
 import { readBundleConfig } from '../bundle/config.js';
 import { convertCheckpoint } from '../convert/convert-checkpoint.js';
 import { TRAIN_SUBSETS, type TrainSubset } from '../train/train-subsets.js';
@@ -48,7 +48,7 @@ const { values: args } = parseArgs({
     warmup: { type: 'string', default: '1' },
     batch: { type: 'string', default: '8' },
     'text-len': { type: 'string', default: '50' },
-    dropout: { type: 'string', default: String(RECIPES.vqa.dropout) },
+    dropout: { type: 'string', default: String(FINE_TUNE_TASKS.vqa.recipe.dropout) },
     size: { type: 'string', default: '384' },
     'budget-s': { type: 'string', default: '240' },
     threads: { type: 'string' },

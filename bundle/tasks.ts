@@ -1,34 +1,128 @@
 import type { BridgeTowerArchitecture } from './architecture.js';
+import { NLVR2_LABELS, SNLI_VE_LABELS } from './labels.js';
 
 /**
- * Task → head → label set → preprocessing defaults, as data. Text lengths and image sizes are
- * those of upstream's fine-tuning scripts (../shared/docs/UPSTREAM.md).
+ * The served tasks, one row each: the head a task needs, the route that answers with it, the head
+ * graph its fusion feeds, where its label names come from, and its preprocessing defaults. Text
+ * lengths and image sizes are those of upstream's fine-tuning scripts (../shared/docs/UPSTREAM.md).
+ * Everything that dispatches on a bundle task (convert, serve, evaluate, fine-tune) reads this
+ * table; the fine-tuning tasks have their own, train/tasks.ts.
  */
 export type TaskName = 'vqa' | 'snli' | 'nlvr2' | 'itm' | 'itc' | 'mlm';
+
+/** The routes of server/routes/tasks.ts, each answered by one task's head. */
+export type TaskRoute = 'vqa' | 'entailment' | 'nlvr2' | 'itm' | 'embed';
+
+/**
+ * One run of the fusion that feeds a head graph: the image token type it fuses with (upstream's
+ * `image_token_type_idx`) and the head graph input its cls_feats become. The i-th pass fuses the
+ * example's i-th image.
+ */
+export interface FusionPass {
+  tokenType: number;
+  input: string;
+}
+
+/** Where a head's class names come from. */
+export type LabelSource =
+  /** The user's label file (`convert --labels`), stored in the bundle's labels.json. */
+  | { from: 'user' }
+  /** Upstream's data preparation fixes them. */
+  | { from: 'fixed'; names: readonly string[] }
+  /** The head's outputs have no class names. */
+  | { from: 'none' };
 
 export interface TaskSpec {
   /** The head this task needs. */
   head: keyof BridgeTowerArchitecture['heads'];
+  /** The route that answers with this head; MLM, a pre-training head, has none. */
+  route?: TaskRoute;
+  /**
+   * The head graph (`onnx/<name>.onnx`, models/bridgetower/graphs.ts) that turns the fusion's
+   * cls_feats into logits, with the fusion passes that feed it. ITC needs only the encoders; MLM's
+   * head reads text_feats and is not served.
+   */
+  headGraph?: { name: string; passes: readonly FusionPass[] };
   /** Upstream's `max_text_len` for this task's fine-tuning (retrieval: 40). */
   maxTextLen: number;
   /** Upstream's evaluation resolution for the BASE / LARGE model. */
   imageSize: { base: number; large: number };
-  /** Where the label names come from: the user (`--labels`), upstream's fixed table, or none. */
-  labels: 'user' | 'fixed' | 'none';
+  labels: LabelSource;
   description: string;
 }
 
+/** One image fused with token type 1 into the head's `cls_feats`. */
+const ONE_IMAGE: readonly FusionPass[] = [{ tokenType: 1, input: 'cls_feats' }];
+
 export const TASKS: Readonly<Record<TaskName, TaskSpec>> = {
-  vqa: { head: 'vqa', maxTextLen: 50, imageSize: { base: 576, large: 574 }, labels: 'user', description: 'visual question answering (VQAv2)' },
-  snli: { head: 'snli', maxTextLen: 50, imageSize: { base: 384, large: 384 }, labels: 'fixed', description: 'visual entailment (SNLI-VE)' },
-  nlvr2: { head: 'nlvr2', maxTextLen: 50, imageSize: { base: 384, large: 384 }, labels: 'fixed', description: 'two-image reasoning (NLVR2)' },
-  itm: { head: 'itm', maxTextLen: 40, imageSize: { base: 384, large: 384 }, labels: 'none', description: 'image-text matching (retrieval re-ranking)' },
-  itc: { head: 'itc', maxTextLen: 40, imageSize: { base: 384, large: 384 }, labels: 'none', description: 'image-text contrastive embeddings (retrieval candidates)' },
-  mlm: { head: 'mlm', maxTextLen: 50, imageSize: { base: 288, large: 294 }, labels: 'none', description: 'masked language modelling (pre-training head)' },
+  vqa: {
+    head: 'vqa',
+    route: 'vqa',
+    headGraph: { name: 'head_vqa', passes: ONE_IMAGE },
+    maxTextLen: 50,
+    imageSize: { base: 576, large: 574 },
+    labels: { from: 'user' },
+    description: 'visual question answering (VQAv2)',
+  },
+  snli: {
+    head: 'snli',
+    route: 'entailment',
+    headGraph: { name: 'head_snli', passes: ONE_IMAGE },
+    maxTextLen: 50,
+    imageSize: { base: 384, large: 384 },
+    labels: { from: 'fixed', names: SNLI_VE_LABELS },
+    description: 'visual entailment (SNLI-VE)',
+  },
+  nlvr2: {
+    head: 'nlvr2',
+    route: 'nlvr2',
+    // Upstream's compute_nlvr2: the same text fused with each image, token types 1 and 2.
+    headGraph: {
+      name: 'head_nlvr2',
+      passes: [
+        { tokenType: 1, input: 'cls_feats_left' },
+        { tokenType: 2, input: 'cls_feats_right' },
+      ],
+    },
+    maxTextLen: 50,
+    imageSize: { base: 384, large: 384 },
+    labels: { from: 'fixed', names: NLVR2_LABELS },
+    description: 'two-image reasoning (NLVR2)',
+  },
+  itm: {
+    head: 'itm',
+    route: 'itm',
+    headGraph: { name: 'head_itm', passes: ONE_IMAGE },
+    maxTextLen: 40,
+    imageSize: { base: 384, large: 384 },
+    labels: { from: 'none' },
+    description: 'image-text matching (retrieval re-ranking)',
+  },
+  itc: {
+    head: 'itc',
+    route: 'embed',
+    maxTextLen: 40,
+    imageSize: { base: 384, large: 384 },
+    labels: { from: 'none' },
+    description: 'image-text contrastive embeddings (retrieval candidates)',
+  },
+  mlm: { head: 'mlm', maxTextLen: 50, imageSize: { base: 288, large: 294 }, labels: { from: 'none' }, description: 'masked language modelling (pre-training head)' },
 };
 
+/** Every task, in table order (the order bundles list them). */
+export const TASK_NAMES: readonly TaskName[] = Object.keys(TASKS) as TaskName[];
+
+/** The tasks with a route, in table order. */
+export const SERVED_TASKS: readonly TaskName[] = TASK_NAMES.filter((task) => TASKS[task].route !== undefined);
+
+/**
+ * The gallery's search: ITC candidates re-ranked by the ITM match logit (upstream's
+ * irtr_itm_itc), so filling and searching a gallery need both heads of one model.
+ */
+export const RETRIEVAL_TASKS: readonly TaskName[] = ['itc', 'itm'];
+
 export function tasksOf(arch: BridgeTowerArchitecture): TaskName[] {
-  return (Object.keys(TASKS) as TaskName[]).filter((task) => arch.heads[TASKS[task].head] !== undefined);
+  return TASK_NAMES.filter((task) => arch.heads[TASKS[task].head] !== undefined);
 }
 
 /** Eval-time image transforms of upstream's `val_transform_keys`, by name. */

@@ -10,7 +10,7 @@ import { buildFolderAtomically } from '../bundle/atomic-dir.js';
 import { BUNDLE_FILES, BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, writeBundleConfig, type BundleConfig, type BundleTaskConfig } from '../bundle/config.js';
 import { writeWeights, type PlannedTensor } from './write-weights.js';
 import { exportGraphs } from '../models/bridgetower/export-graphs.js';
-import { checkLabelCount, loadLabels, NLVR2_LABELS, SNLI_VE_LABELS, writeBundleLabels } from '../bundle/labels.js';
+import { checkLabelCount, loadLabels, writeBundleLabels } from '../bundle/labels.js';
 import { resizePositionEmbedding } from './position-embedding.js';
 import { openCheckpointSource, type CheckpointSource } from './sources/open-source.js';
 import { CLIP_MEAN, CLIP_STD, RESIZE_MODES, TASKS, tasksOf, type TaskName } from '../bundle/tasks.js';
@@ -184,8 +184,10 @@ function positionResize(arch: BridgeTowerArchitecture, imageSize: number) {
 
 function resolveLabels(arch: BridgeTowerArchitecture, labelsPath: string | undefined, warnings: string[]): Partial<Record<TaskName, readonly string[]>> {
   const labels: Partial<Record<TaskName, readonly string[]>> = {};
-  if (arch.heads.snli) labels.snli = SNLI_VE_LABELS;
-  if (arch.heads.nlvr2) labels.nlvr2 = NLVR2_LABELS;
+  for (const task of tasksOf(arch)) {
+    const source = TASKS[task].labels;
+    if (source.from === 'fixed') labels[task] = source.names;
+  }
   if (labelsPath) {
     if (!arch.heads.vqa) throw new BridgeTowerError('E_LABELS', '--labels names VQA answers, but this checkpoint has no vqa_classifier');
     const vqa = loadLabels(labelsPath);

@@ -1,21 +1,23 @@
-import type { TaskName } from '../bundle/tasks.js';
+import { RETRIEVAL_TASKS, SERVED_TASKS, TASKS, type TaskName, type TaskRoute } from '../bundle/tasks.js';
 import { BridgeTowerError, listSome } from '../common/errors.js';
 import type { ModelService } from './model-service.js';
 import { HttpError } from './schemas/errors.js';
 
-/** What each route needs of a bundle: the tasks (hence heads) it runs. */
-export const ROUTE_TASKS = {
-  vqa: ['vqa'],
-  entailment: ['snli'],
-  nlvr2: ['nlvr2'],
-  itm: ['itm'],
-  embed: ['itc'],
-  // The gallery stores ITC features for the candidates and encodings for ITM re-ranking, so
-  // filling and searching it pick the same model.
-  retrieval: ['itc', 'itm'],
-} as const satisfies Record<string, readonly TaskName[]>;
+export type RouteCapability = TaskRoute | 'retrieval';
 
-export type RouteCapability = keyof typeof ROUTE_TASKS;
+/**
+ * What each route needs of a bundle: the tasks (hence heads) it runs. A task route needs its own
+ * task (bundle/tasks.ts names each task's route); the gallery stores ITC features for the
+ * candidates and encodings for ITM re-ranking, so filling and searching it pick the same model.
+ */
+export const ROUTE_TASKS: Readonly<Record<RouteCapability, readonly TaskName[]>> = routeTasks();
+
+function routeTasks(): Record<RouteCapability, readonly TaskName[]> {
+  const routes: Partial<Record<RouteCapability, readonly TaskName[]>> = {};
+  for (const task of SERVED_TASKS) routes[TASKS[task].route!] = [task];
+  routes.retrieval = RETRIEVAL_TASKS;
+  return routes as Record<RouteCapability, readonly TaskName[]>;
+}
 
 const DEMO_WARNING = 'random weights: answers are meaningless';
 

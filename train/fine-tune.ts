@@ -6,17 +6,18 @@ import { readBundleConfig } from '../bundle/config.js';
 import { BundlePreprocessor } from '../preprocess/bundle-preprocessor.js';
 import { readLabels } from '../bundle/labels.js';
 import { listCheckpoints, loadCheckpoint, pruneCheckpoints, readTrainerState, saveCheckpoint, updateTrainerState, type TrainerState } from './checkpoint.js';
-import { collate, retrievalPairs, type CollateItem } from './data/collate.js';
-import { describeRow, type Dataset, type FineTuneTask } from './data/examples.js';
+import { collate, trainingItems, type CollateItem } from './data/collate.js';
+import { describeRow, type Dataset } from './data/examples.js';
 import { openDataset } from './data/open-dataset.js';
 import { evaluateBundle } from './evaluate/evaluate.js';
 import { addScaled, FlatLayout, l2Norm, scaleInPlace } from './flat-parameters.js';
 import { GradientStep, negativeNoise } from './gradient-step.js';
 import { AdamWRunner } from './optimizer/adamw-runner.js';
 import { linearSchedule, lrFactor, totalOptimizerSteps } from './optimizer/schedule.js';
-import { RECIPES, type Recipe } from './recipes.js';
+import type { Recipe } from './recipes.js';
 import { Rng } from './rng.js';
 import { writeTrainedBundle, type FineTuneProvenance } from './trained-bundle.js';
+import { FINE_TUNE_TASKS, type FineTuneTask } from './tasks.js';
 import { buildTrainingGraph } from './training-graph.js';
 import type { TrainSubset } from './train-subsets.js';
 import type { RuntimeOptions } from '../runtime/session.js';
@@ -67,7 +68,8 @@ export const LOG_FILE = 'train-log.jsonl';
 export const BEST_DIR = 'best';
 
 export async function fineTune(options: FineTuneOptions): Promise<{ step: number; best?: TrainerState['best'] }> {
-  const recipe: Recipe = { ...RECIPES[options.task], ...definedOnly(options) };
+  const spec = FINE_TUNE_TASKS[options.task];
+  const recipe: Recipe = { ...spec.recipe, ...definedOnly(options) };
   const seed = options.seed ?? 0;
   const subset = options.subset ?? 'all';
   const microBatch = options.microBatchSize ?? Math.min(8, recipe.batchSize);
@@ -75,12 +77,12 @@ export async function fineTune(options: FineTuneOptions): Promise<{ step: number
   const emit = options.onEvent ?? (() => {});
 
   const config = readBundleConfig(options.bundle);
-  const labels = options.task === 'vqa' ? readLabels(options.bundle, config.labels).vqa : undefined;
+  const labels = spec.labelsFrom ? readLabels(options.bundle, config.labels)[spec.labelsFrom] : undefined;
   const train = await openDataset(options.train, options.task, { ...(options.images ? { images: options.images } : {}), ...(labels ? { labels } : {}) });
   const dev = options.dev ? await openDataset(options.dev, options.task, { ...(options.devImages ?? options.images ? { images: options.devImages ?? options.images } : {}), ...(labels ? { labels } : {}) }) : undefined;
   const items = trainingItems(train);
   if (items.length === 0) throw new BridgeTowerError('E_DATA', `${train.source} holds no training examples`);
-  if (options.task === 'irtr' && microBatch < 2) throw new BridgeTowerError('E_USAGE', 'retrieval needs micro-batches of at least 2 pairs (hard negatives come from the batch)');
+  if (spec.minMicroBatch && microBatch < spec.minMicroBatch.size) throw new BridgeTowerError('E_USAGE', spec.minMicroBatch.why);
 
   const accumulation = Math.max(1, Math.floor(recipe.batchSize / microBatch));
   const microPerEpoch = Math.ceil(items.length / microBatch);
@@ -201,11 +203,6 @@ export async function fineTune(options: FineTuneOptions): Promise<{ step: number
   } finally {
     await Promise.all([step.release(), adamw.release()]);
   }
-}
-
-function trainingItems(dataset: Dataset): ReadonlyArray<CollateItem[FineTuneTask]> {
-  if (dataset.task === 'irtr') return retrievalPairs(dataset as Dataset<'irtr'>);
-  return Array.from({ length: dataset.size }, (_, i) => dataset.get(i) as CollateItem[FineTuneTask]);
 }
 
 function diverged(options: FineTuneOptions, state: TrainerState, what: string, batch: ReadonlyArray<CollateItem[FineTuneTask]>): never {

@@ -117,12 +117,13 @@ export async function computeGradients(
 /** Only the layout's grouping uses these; `grad` applies no update. */
 const GRAD_HP = { learningRate: 1, weightDecay: 0, lrMultHead: 1, lrMultCrossModal: 1 };
 
-/** Uniform (0, 1) noise for in-graph hard-negative sampling, unless the batch brings its own. */
+/** Uniform (0, 1) noise for the graph's noise inputs (in-graph hard-negative sampling), unless the batch brings its own. */
 export function negativeNoise(training: TrainingGraph, batch: BatchTensors, seed: number, ...path: number[]): Record<string, BatchTensor> {
-  if (training.task !== 'irtr') return {};
+  const names = training.batchInputs.filter((input) => input.noise).map((input) => input.name);
+  if (names.length === 0) return {};
   const size = batch.input_ids!.dims[0]!;
   const out: Record<string, BatchTensor> = {};
-  for (const name of ['negative_noise_i2t', 'negative_noise_t2i']) {
+  for (const name of names) {
     if (batch[name]) continue;
     const rng = Rng.derive(seed, name, ...path);
     // (0, 1): log(−log u) needs u strictly inside the interval.

@@ -5,17 +5,15 @@ import type { GraphBuilder, Scope } from '../models/ir/builder.js';
 import type { Value } from '../models/ir/graph.js';
 import type { AttentionMask } from '../models/layers/attention.js';
 import { dropout } from '../models/layers/dropout.js';
-import type { FineTuneTask } from './data/examples.js';
 import { crossEntropyLoss, vqaLoss } from './losses.js';
 
 /**
  * Upstream's training objectives (`objectives.compute_vqa / compute_snli / compute_nlvr2 /
  * compute_itm_itc`) as graph builders, one per task: each declares its batch inputs and returns
- * the scalar loss and the logits. Shared by the training graph (differentiated) and its tests.
+ * the scalar loss and the logits. Each fine-tuning task's row (train/tasks.ts) names its
+ * objective; the training graph (differentiated) and its tests build it.
  */
 export interface Objective {
-  /** The head the bundle must have. */
-  head: keyof BridgeTowerArchitecture['heads'];
   /** Batch inputs beyond input_ids / attention_mask / pixel_values, as the trainer feeds them. */
   extraInputs: readonly BatchInputSpec[];
   /** Builds forward + loss; `inputs` holds every declared input by name. */
@@ -27,6 +25,8 @@ export interface BatchInputSpec {
   dtype: 'int64' | 'float32';
   /** Symbolic shape; `labels` = the head's label count. */
   shape: ReadonlyArray<string | number>;
+  /** Uniform (0, 1) noise the trainer draws from its seed unless the batch brings it (hard-negative sampling). */
+  noise?: true;
 }
 
 const classifierHead = (arch: BridgeTowerArchitecture, head: 'vqa' | 'snli' | 'nlvr2'): ClassifierHeadConfig => arch.heads[head]!;
@@ -39,55 +39,52 @@ function infer(root: Scope, arch: BridgeTowerArchitecture, inputs: Readonly<Reco
   return inferFusion(root, text.layers, image.layers, text.mask, b.constant([imageTokenType], 'int64', [], 'image_token_type'), arch.cross_modal);
 }
 
-export const OBJECTIVES: Readonly<Record<FineTuneTask, Objective>> = {
-  // compute_vqa: BCE-with-logits on soft scores, × number of labels.
-  vqa: {
-    head: 'vqa',
-    extraInputs: [{ name: 'targets', dtype: 'float32', shape: ['batch', 'labels'] }],
-    build(root, arch, inputs) {
-      const head = classifierHead(arch, 'vqa');
-      const logits = classifier(root.scope('vqa_classifier'), infer(root, arch, inputs, inputs.pixel_values!, 1).clsFeats, head);
-      return { loss: vqaLoss(root.builder, logits, inputs.targets!, head.num_labels), logits };
-    },
+// compute_vqa: BCE-with-logits on soft scores, × number of labels.
+export const VQA_OBJECTIVE: Objective = {
+  extraInputs: [{ name: 'targets', dtype: 'float32', shape: ['batch', 'labels'] }],
+  build(root, arch, inputs) {
+    const head = classifierHead(arch, 'vqa');
+    const logits = classifier(root.scope('vqa_classifier'), infer(root, arch, inputs, inputs.pixel_values!, 1).clsFeats, head);
+    return { loss: vqaLoss(root.builder, logits, inputs.targets!, head.num_labels), logits };
   },
-  // compute_snli: cross-entropy over (contradiction, neutral, entailment).
-  snli: {
-    head: 'snli',
-    extraInputs: [{ name: 'labels', dtype: 'int64', shape: ['batch'] }],
-    build(root, arch, inputs) {
-      const head = classifierHead(arch, 'snli');
-      const logits = classifier(root.scope('snli_classifier'), infer(root, arch, inputs, inputs.pixel_values!, 1).clsFeats, head);
-      return { loss: crossEntropyLoss(root.builder, logits, inputs.labels!, head.num_labels), logits };
-    },
+};
+
+// compute_snli: cross-entropy over (contradiction, neutral, entailment).
+export const SNLI_OBJECTIVE: Objective = {
+  extraInputs: [{ name: 'labels', dtype: 'int64', shape: ['batch'] }],
+  build(root, arch, inputs) {
+    const head = classifierHead(arch, 'snli');
+    const logits = classifier(root.scope('snli_classifier'), infer(root, arch, inputs, inputs.pixel_values!, 1).clsFeats, head);
+    return { loss: crossEntropyLoss(root.builder, logits, inputs.labels!, head.num_labels), logits };
   },
-  // compute_nlvr2: two full inferences with the same text (image token types 1 and 2), cls_feats
-  // concatenated, head dropout, cross-entropy.
-  nlvr2: {
-    head: 'nlvr2',
-    extraInputs: [
-      { name: 'pixel_values_right', dtype: 'float32', shape: ['batch', 3, 'size', 'size'] },
-      { name: 'labels', dtype: 'int64', shape: ['batch'] },
-    ],
-    build(root, arch, inputs) {
-      const b = root.builder;
-      const head = classifierHead(arch, 'nlvr2');
-      const left = infer(root, arch, inputs, inputs.pixel_values!, 1).clsFeats;
-      const right = infer(root, arch, inputs, inputs.pixel_values_right!, 2).clsFeats;
-      const features = dropout(root.scope('nlvr2_classifier'), b.op('Concat', [left, right], { axis: -1 }));
-      const logits = classifier(root.scope('nlvr2_classifier'), features, head);
-      return { loss: crossEntropyLoss(b, logits, inputs.labels!, head.num_labels), logits };
-    },
+};
+
+// compute_nlvr2: two full inferences with the same text (image token types 1 and 2), cls_feats
+// concatenated, head dropout, cross-entropy.
+export const NLVR2_OBJECTIVE: Objective = {
+  extraInputs: [
+    { name: 'pixel_values_right', dtype: 'float32', shape: ['batch', 3, 'size', 'size'] },
+    { name: 'labels', dtype: 'int64', shape: ['batch'] },
+  ],
+  build(root, arch, inputs) {
+    const b = root.builder;
+    const head = classifierHead(arch, 'nlvr2');
+    const left = infer(root, arch, inputs, inputs.pixel_values!, 1).clsFeats;
+    const right = infer(root, arch, inputs, inputs.pixel_values_right!, 2).clsFeats;
+    const features = dropout(root.scope('nlvr2_classifier'), b.op('Concat', [left, right], { axis: -1 }));
+    const logits = classifier(root.scope('nlvr2_classifier'), features, head);
+    return { loss: crossEntropyLoss(b, logits, inputs.labels!, head.num_labels), logits };
   },
-  // compute_itm_itc: symmetric ITC over the batch + ITM on the positives and one hard negative per
-  // image and per text, drawn from the ITC softmax (diagonal excluded).
-  irtr: {
-    head: 'itm',
-    extraInputs: [
-      { name: 'negative_noise_i2t', dtype: 'float32', shape: ['batch', 'batch'] },
-      { name: 'negative_noise_t2i', dtype: 'float32', shape: ['batch', 'batch'] },
-    ],
-    build: retrievalObjective,
-  },
+};
+
+// compute_itm_itc: symmetric ITC over the batch + ITM on the positives and one hard negative per
+// image and per text, drawn from the ITC softmax (diagonal excluded).
+export const RETRIEVAL_OBJECTIVE: Objective = {
+  extraInputs: [
+    { name: 'negative_noise_i2t', dtype: 'float32', shape: ['batch', 'batch'], noise: true },
+    { name: 'negative_noise_t2i', dtype: 'float32', shape: ['batch', 'batch'], noise: true },
+  ],
+  build: retrievalObjective,
 };
 
 /**

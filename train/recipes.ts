@@ -1,11 +1,9 @@
-import type { FineTuneTask } from './data/examples.js';
-
 /**
  * Per-task fine-tuning defaults. Batch sizes, warmup fractions and learning-rate multipliers are
  * upstream's (../shared/docs/UPSTREAM.md, "Fine-tuning recipe"); the SNLI-VE learning rate and
  * epochs are those of upstream's `ftfpt` SNLI-VE script; the others follow the BridgeTower paper's
- * fine-tuning setup. Every value is a flag of `fine-tune`. Augmentation per task is in
- * train/data/augment.ts.
+ * fine-tuning setup. Every value is a flag of `fine-tune`. Each task's recipe is in its row of
+ * train/tasks.ts, beside its augmentation.
  */
 export interface Recipe {
   learningRate: number;
@@ -22,10 +20,3 @@ export interface Recipe {
   /** The dev metric that selects the best checkpoint (higher is better). */
   metric: string;
 }
-
-export const RECIPES: Readonly<Record<FineTuneTask, Recipe>> = {
-  vqa: { learningRate: 1e-5, weightDecay: 0.01, lrMultHead: 50, lrMultCrossModal: 5, warmup: 0.06, batchSize: 512, epochs: 10, dropout: 0.1, metric: 'vqa_score' },
-  snli: { learningRate: 3e-6, weightDecay: 0.01, lrMultHead: 10, lrMultCrossModal: 5, warmup: 0.06, batchSize: 64, epochs: 5, dropout: 0.1, metric: 'accuracy' },
-  nlvr2: { learningRate: 1e-5, weightDecay: 0.01, lrMultHead: 10, lrMultCrossModal: 5, warmup: 0.1, batchSize: 64, epochs: 5, dropout: 0.1, metric: 'accuracy' },
-  irtr: { learningRate: 1e-5, weightDecay: 0.01, lrMultHead: 5, lrMultCrossModal: 5, warmup: 0.05, batchSize: 512, epochs: 10, dropout: 0.1, metric: 'r_mean' },
-};

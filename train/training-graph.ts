@@ -11,8 +11,8 @@ import { openSession, reportCudaFallback, type RuntimeOptions } from '../runtime
 import { openSafetensors } from '../bundle/safetensors/read-safetensors.js';
 import { safetensorsWeightSource } from '../models/ir/weights.js';
 import { appendGradients, reachingLoss } from './autodiff/backward.js';
-import type { FineTuneTask } from './data/examples.js';
-import { OBJECTIVES } from './objectives.js';
+import { TASKS } from '../bundle/tasks.js';
+import { FINE_TUNE_TASKS, type FineTuneTask } from './tasks.js';
 import { isTrainable, type TrainSubset } from './train-subsets.js';
 
 export type TrainingTask = FineTuneTask;
@@ -35,8 +35,8 @@ export interface TrainingGraph {
   task: TrainingTask;
   /** Folder the graph's external-data locations are relative to (where the .onnx must live). */
   graphDir: string;
-  /** Graph inputs fed from the batch, in order (`input_ids`, …, `targets`/`labels`/noise). */
-  batchInputs: Array<{ name: string; dtype: 'int64' | 'float32' }>;
+  /** Graph inputs fed from the batch, in order (`input_ids`, …, `targets`/`labels`/noise); `noise`: drawn by the trainer unless the batch brings it. */
+  batchInputs: Array<{ name: string; dtype: 'int64' | 'float32'; noise?: true }>;
   /** Parameters fed as graph inputs with a `grad.<name>` output, in bundle order. */
   parameters: TrainableParameter[];
   /** Parameters of the selected subset the loss does not use (upstream: `.grad` is None; never updated). */
@@ -59,10 +59,12 @@ const PADDED_EMBEDDINGS = ['text_transformer.embeddings.word_embeddings.weight',
 export function buildTrainingGraph(bundleDir: string, task: TrainingTask, options: TrainingGraphOptions = {}): TrainingGraph {
   const config = readBundleConfig(bundleDir);
   const arch: BridgeTowerArchitecture = config.architecture;
-  const objective = OBJECTIVES[task];
-  if (!objective) throw new BridgeTowerError('E_USAGE', `unknown training task '${task}' (expected one of ${Object.keys(OBJECTIVES).join(', ')})`);
-  if (!arch.heads[objective.head] || (task === 'irtr' && !arch.heads.itc)) {
-    const needs = task === 'irtr' ? 'itm and itc heads' : `a ${objective.head} head`;
+  const spec = FINE_TUNE_TASKS[task];
+  if (!spec) throw new BridgeTowerError('E_USAGE', `unknown training task '${task}' (expected one of ${Object.keys(FINE_TUNE_TASKS).join(', ')})`);
+  const objective = spec.objective;
+  const heads = spec.heads.map((t) => TASKS[t].head);
+  if (heads.some((head) => !arch.heads[head])) {
+    const needs = heads.length === 1 ? `a ${heads[0]} head` : `${heads.join(' and ')} heads`;
     throw new BridgeTowerError('E_USAGE', `task ${task} needs ${needs}; bundle '${bundleDir}' has: ${Object.keys(arch.heads).join(', ') || 'no heads'}`);
   }
   if (config.weights.dtype !== 'float32') {
@@ -76,7 +78,7 @@ export function buildTrainingGraph(bundleDir: string, task: TrainingTask, option
   const b = new GraphBuilder(`train_${task}`, weights);
   const dropoutFeature = rate > 0 ? b.enableDropout(rate) : undefined;
   const size = arch.vision.image_size;
-  const numLabels = task === 'irtr' ? 2 : arch.heads[objective.head as 'vqa' | 'snli' | 'nlvr2']!.num_labels;
+  const numLabels = spec.labelCount(arch);
   const resolve = (d: string | number) => (d === 'labels' ? numLabels : d === 'size' ? size : d);
   const inputs: Record<string, Value> = {
     input_ids: b.input('input_ids', 'int64', ['batch', 'seq']),
@@ -103,7 +105,7 @@ export function buildTrainingGraph(bundleDir: string, task: TrainingTask, option
       { name: 'input_ids', dtype: 'int64' },
       { name: 'attention_mask', dtype: 'int64' },
       { name: 'pixel_values', dtype: 'float32' },
-      ...objective.extraInputs.map((s) => ({ name: s.name, dtype: s.dtype })),
+      ...objective.extraInputs.map((s) => ({ name: s.name, dtype: s.dtype, ...(s.noise ? { noise: true as const } : {}) })),
     ],
     parameters,
     unused: bundleFloatTensors(join(graphDir, BUNDLE_FILES.weights)).filter((name) => isTrainable(name, options.train ?? 'all') && !used.has(name)),

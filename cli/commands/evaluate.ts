@@ -1,4 +1,5 @@
 import { evaluateBundle } from '../../train/evaluate/evaluate.js';
+import { FINE_TUNE_TASKS } from '../../train/tasks.js';
 import type { Command } from '../run-command.js';
 import { stageProgress } from '../stage-progress.js';
 import { EVALUATION_OPTIONS, EVALUATION_OPTIONS_USAGE, openEvaluationData, parseEvaluationArgs } from './evaluation-options.js';
@@ -32,13 +33,14 @@ Examples:
     } finally {
       progress.stop();
     }
-    const topK = result.predictions.task === 'irtr' ? { top_k: result.predictions.topK } : {};
+    // Retrieval rankings say how many candidates were re-ranked.
+    const topK = 'topK' in result.predictions ? { top_k: result.predictions.topK } : {};
     if (values.json) {
       process.stdout.write(`${JSON.stringify({ ok: true, bundle: args.bundle, task: result.task, data: args.data, count: result.count, ...topK, metrics: result.metrics }, null, 2)}\n`);
       return;
     }
     const width = Math.max(...Object.keys(result.metrics).map((name) => name.length));
-    const what = result.task === 'irtr' ? 'images' : 'examples';
+    const what = FINE_TUNE_TASKS[result.task].counts;
     const lines = [
       `${result.task} on ${args.data}: ${result.count} ${what}${'top_k' in topK ? `, top-k ${topK.top_k}` : ''}`,
       ...Object.entries(result.metrics).map(([name, value]) => `  ${name.padEnd(width)}  ${value.toFixed(2)}`),

@@ -1,9 +1,10 @@
 import { BridgeTowerError } from '../../common/errors.js';
 import { readBundleConfig } from '../../bundle/config.js';
 import { readLabels } from '../../bundle/labels.js';
-import { FINE_TUNE_TASKS, type Dataset, type FineTuneTask } from '../../train/data/examples.js';
+import type { Dataset } from '../../train/data/examples.js';
 import type { EvaluationOptions } from '../../train/evaluate/evaluate.js';
 import { checkBundleHeads } from '../../train/evaluate/evaluation-runtime.js';
+import { FINE_TUNE_TASK_NAMES, FINE_TUNE_TASKS, type FineTuneTask } from '../../train/tasks.js';
 import type { Command } from '../run-command.js';
 
 /** The options `evaluate` and `predict` share, parsed and checked once. */
@@ -46,7 +47,7 @@ export function parseEvaluationArgs(values: Record<string, any>, positionals: st
     if (!values[required]) throw new BridgeTowerError('E_USAGE', `--${required} is required; see --help`);
   }
   const task = values.task as FineTuneTask;
-  if (!FINE_TUNE_TASKS.includes(task)) throw new BridgeTowerError('E_USAGE', `--task must be one of ${FINE_TUNE_TASKS.join(', ')}, got '${values.task}'`);
+  if (!FINE_TUNE_TASK_NAMES.includes(task)) throw new BridgeTowerError('E_USAGE', `--task must be one of ${FINE_TUNE_TASK_NAMES.join(', ')}, got '${values.task}'`);
   const device = values.device ?? 'cpu';
   if (device !== 'cpu' && device !== 'cuda') throw new BridgeTowerError('E_USAGE', `--device must be cpu or cuda, got '${device}'`);
   const options: EvaluationOptions = { device };
@@ -66,7 +67,8 @@ export function parseEvaluationArgs(values: Record<string, any>, positionals: st
 export async function openEvaluationData(args: EvaluationArgs, requireLabels: boolean): Promise<Dataset> {
   const config = readBundleConfig(args.bundle);
   checkBundleHeads(args.bundle, config, args.task);
-  const labels = args.task === 'vqa' ? readLabels(args.bundle, config.labels).vqa : undefined;
+  const labelsFrom = FINE_TUNE_TASKS[args.task].labelsFrom;
+  const labels = labelsFrom ? readLabels(args.bundle, config.labels)[labelsFrom] : undefined;
   // Loaded on first use: the readers pull in apache-arrow, which no other command needs at start-up.
   const { openDataset } = await import('../../train/data/open-dataset.js');
   const dataset = await openDataset(args.data, args.task, { ...(args.images ? { images: args.images } : {}), ...(labels ? { labels } : {}), requireLabels });

@@ -1,15 +1,14 @@
 import { existsSync } from 'node:fs';
 import { BridgeTowerError } from '../../common/errors.js';
-import { FINE_TUNE_TASKS, type FineTuneTask } from '../../train/data/examples.js';
 import { fineTune, type FineTuneOptions } from '../../train/fine-tune.js';
-import { RECIPES } from '../../train/recipes.js';
+import { FINE_TUNE_TASK_NAMES, FINE_TUNE_TASKS, type FineTuneTask } from '../../train/tasks.js';
 import { TRAIN_SUBSETS, type TrainSubset } from '../../train/train-subsets.js';
 import type { Command } from '../run-command.js';
 import { trainProgress } from '../train-progress.js';
 
 const num = (n: number) => (n !== 0 && Math.abs(n) < 1e-3 ? n.toExponential() : String(n));
-const recipeTable = FINE_TUNE_TASKS.map((t) => {
-  const r = RECIPES[t];
+const recipeTable = FINE_TUNE_TASK_NAMES.map((t) => {
+  const r = FINE_TUNE_TASKS[t].recipe;
   return `  ${t.padEnd(6)} lr ${num(r.learningRate)}, head ×${r.lrMultHead}, cross-modal ×${r.lrMultCrossModal}, warmup ${r.warmup}, batch ${r.batchSize}, ${r.epochs} epochs, best by ${r.metric}`;
 }).join('\n');
 
@@ -93,7 +92,7 @@ Examples:
   },
   async run({ values }) {
     const task = values.task as FineTuneTask | undefined;
-    if (!task || !FINE_TUNE_TASKS.includes(task)) throw new BridgeTowerError('E_USAGE', `--task must be one of ${FINE_TUNE_TASKS.join(', ')}`);
+    if (!task || !FINE_TUNE_TASK_NAMES.includes(task)) throw new BridgeTowerError('E_USAGE', `--task must be one of ${FINE_TUNE_TASK_NAMES.join(', ')}`);
     if (!values.bundle || !values.out) throw new BridgeTowerError('E_USAGE', '--bundle and --out are required; see --help');
     // `--train` names the data; a value that is a subset name and no file selects the parameters.
     const trainValues = (values.train as string[] | undefined) ?? [];

@@ -2,7 +2,7 @@ import { BridgeTowerError } from '../../common/errors.js';
 import { openSafetensors, readSafetensors } from '../../bundle/safetensors/read-safetensors.js';
 import { writeSafetensors, type SafetensorsTensor } from '../../bundle/safetensors/write-safetensors.js';
 import { BUNDLE_FILES } from '../../bundle/config.js';
-import { FINE_TUNE_TASKS, type FineTuneTask } from '../../train/data/examples.js';
+import { FINE_TUNE_TASK_NAMES, type FineTuneTask } from '../../train/tasks.js';
 import { batchFromRaw, computeGradients } from '../../train/gradient-step.js';
 import { buildTrainingGraph } from '../../train/training-graph.js';
 import { join } from 'node:path';
@@ -33,7 +33,7 @@ Example:
   async run({ values, positionals }) {
     if (positionals.length !== 1) throw new BridgeTowerError('E_USAGE', 'expected <bundle>; see --help');
     const task = values.task as FineTuneTask | undefined;
-    if (!task || !FINE_TUNE_TASKS.includes(task)) throw new BridgeTowerError('E_USAGE', `--task must be one of ${FINE_TUNE_TASKS.join(', ')}`);
+    if (!task || !FINE_TUNE_TASK_NAMES.includes(task)) throw new BridgeTowerError('E_USAGE', `--task must be one of ${FINE_TUNE_TASK_NAMES.join(', ')}`);
     if (!values.batch || !values.out) throw new BridgeTowerError('E_USAGE', '--batch and --out are required');
     const seed = values.seed === undefined ? 0 : Number(values.seed);
     if (!Number.isInteger(seed) || seed < 0) throw new BridgeTowerError('E_USAGE', `--seed must be a non-negative integer, got '${values.seed}'`);

@@ -2,7 +2,7 @@ import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { BridgeTowerError } from '../../common/errors.js';
 import { openSafetensors, toFloat32 } from '../../bundle/safetensors/read-safetensors.js';
-import type { TaskName } from '../../bundle/tasks.js';
+import { SERVED_TASKS, TASKS, type TaskName } from '../../bundle/tasks.js';
 import { readTensorBytes } from '../../bundle/tensors/read-tensor.js';
 import { BundlePreprocessor } from '../../preprocess/bundle-preprocessor.js';
 import type { EntailmentResult, ImageEncoding, ModelService, Nlvr2Result, RequestContext, SearchHit, VqaAnswer } from '../model-service.js';
@@ -22,20 +22,10 @@ export type BundleServiceOptions = Pick<ServerOptions, 'device' | 'threads' | 'm
   log?: (level: 'info' | 'warn', message: string) => void;
 };
 
-/** The tasks a request can name, and the head graph each one's fusion feeds. */
-const FUSION_HEADS = { vqa: 'head_vqa', snli: 'head_snli', itm: 'head_itm', nlvr2: 'head_nlvr2' } as const;
-type FusionTask = keyof typeof FUSION_HEADS;
-/** Tasks served by this runtime (MLM is a pre-training head without a route). */
-const SERVED_TASKS: readonly TaskName[] = ['vqa', 'snli', 'nlvr2', 'itm', 'itc'];
-
-interface PairItem {
+/** One request's row of a head stage: its text and one image encoding per fusion pass (NLVR2: left, right). */
+interface FusionItem {
   text: TextEncoding;
-  image: Float32Array;
-}
-interface Nlvr2Item {
-  text: TextEncoding;
-  left: Float32Array;
-  right: Float32Array;
+  images: readonly Float32Array[];
 }
 
 /**
@@ -58,8 +48,8 @@ export class BundleService implements ModelService {
   private readonly loaded: Promise<void>;
   private readonly textBatcher: DynamicBatcher<BigInt64Array, TextEncoding>;
   private readonly imageBatcher: DynamicBatcher<Float32Array, ImageEmbeds>;
-  private readonly pairBatchers: Partial<Record<Exclude<FusionTask, 'nlvr2'>, DynamicBatcher<PairItem, Float32Array>>> = {};
-  private readonly nlvr2Batcher: DynamicBatcher<Nlvr2Item, Float32Array> | undefined;
+  /** Fusion + head, one stage per served task with a head graph. */
+  private readonly headBatchers: Partial<Record<TaskName, DynamicBatcher<FusionItem, Float32Array>>> = {};
   /** Images being encoded now, by hash: a concurrent request for the same image waits for that one. */
   private readonly encoding = new Map<string, Promise<ImageEncoding>>();
   private closing: Promise<void> | undefined;
@@ -86,8 +76,8 @@ export class BundleService implements ModelService {
     this.cache = ImageCache.fromMegabytes(options.cacheMb, metrics);
     this.admission = new Admission(options.maxQueue, metrics);
 
-    const fusionTasks = (Object.keys(FUSION_HEADS) as FusionTask[]).filter((task) => this.tasks.includes(task));
-    const graphs = ['text_encoder', 'image_encoder', ...(fusionTasks.length > 0 ? ['fusion'] : []), ...fusionTasks.map((task) => FUSION_HEADS[task])];
+    const fusionTasks = this.tasks.filter((task) => TASKS[task].headGraph !== undefined);
+    const graphs = ['text_encoder', 'image_encoder', ...(fusionTasks.length > 0 ? ['fusion'] : []), ...fusionTasks.map((task) => TASKS[task].headGraph!.name)];
     const log = options.log ?? ((level, message) => level === 'warn' && process.stderr.write(`${message}\n`));
     this.runner = GraphRunner.open(bundleDir, graphs, { device: options.device, ...(options.threads ? { threads: options.threads } : {}), warn: (message) => log('warn', message) });
     this.loaded = this.runner.then((runner) => {
@@ -101,21 +91,17 @@ export class BundleService implements ModelService {
       new DynamicBatcher<I, O>({ stage, maxBatch: options.maxBatch, maxDelayMs: options.maxDelayMs, metrics, run: async (items) => run(await this.runner, items) });
     this.textBatcher = batcher('text_encoder', (runner, rows) => encodeTexts(runner, rows, this.dims, withItc));
     this.imageBatcher = batcher('image_encoder', (runner, images) => encodeImages(runner, images, this.dims, withItc));
-    for (const task of ['vqa', 'snli', 'itm'] as const) {
-      if (!fusionTasks.includes(task)) continue;
-      this.pairBatchers[task] = batcher(`fusion_${task}`, async (runner, items: PairItem[]) => {
-        const cls = await fuse(runner, items.map((item) => ({ text: item.text, image: item.image, tokenType: 1 })), this.dims);
-        return runHead(runner, FUSION_HEADS[task], { cls_feats: cls }, items.length);
+    // The same text fused with each pass's image (NLVR2: token type 1 left, 2 right), then the head.
+    for (const task of fusionTasks) {
+      const { name, passes } = TASKS[task].headGraph!;
+      this.headBatchers[task] = batcher(`fusion_${task}`, async (runner, items: FusionItem[]) => {
+        const inputs: Record<string, Float32Array> = {};
+        for (const [i, pass] of passes.entries()) {
+          inputs[pass.input] = await fuse(runner, items.map((item) => ({ text: item.text, image: item.images[i]!, tokenType: pass.tokenType })), this.dims);
+        }
+        return runHead(runner, name, inputs, items.length);
       });
     }
-    // NLVR2: the same text fused with each image, token type 1 for the left and 2 for the right.
-    this.nlvr2Batcher = fusionTasks.includes('nlvr2')
-      ? batcher('fusion_nlvr2', async (runner, items: Nlvr2Item[]) => {
-          const left = await fuse(runner, items.map((item) => ({ text: item.text, image: item.left, tokenType: 1 })), this.dims);
-          const right = await fuse(runner, items.map((item) => ({ text: item.text, image: item.right, tokenType: 2 })), this.dims);
-          return runHead(runner, FUSION_HEADS.nlvr2, { cls_feats_left: left, cls_feats_right: right }, items.length);
-        })
-      : undefined;
   }
 
   /** Reads the bundle's config, tokenizer and labels now; the sessions load in a worker until ready() resolves. */
@@ -156,24 +142,21 @@ export class BundleService implements ModelService {
 
   vqa(input: { image: Uint8Array; question: string; topK: number }, ctx: RequestContext): Promise<VqaAnswer[]> {
     return this.request('vqa', ctx, async () => {
-      const logits = await this.fusePair('vqa', input.question, input.image, ctx);
+      const logits = await this.runFusionHead('vqa', input.question, [input.image], ctx);
       return vqaAnswers(logits, this.labels.vqa, input.topK);
     });
   }
 
   entailment(input: { image: Uint8Array; hypothesis: string }, ctx: RequestContext): Promise<EntailmentResult> {
-    return this.request('snli', ctx, async () => entailmentResult(await this.fusePair('snli', input.hypothesis, input.image, ctx)));
+    return this.request('snli', ctx, async () => entailmentResult(await this.runFusionHead('snli', input.hypothesis, [input.image], ctx)));
   }
 
   nlvr2(input: { left: Uint8Array; right: Uint8Array; statement: string }, ctx: RequestContext): Promise<Nlvr2Result> {
-    return this.request('nlvr2', ctx, async () => {
-      const [text, left, right] = await Promise.all([this.encodeText(input.statement, 'nlvr2', ctx), this.encodeImageCached(input.left, ctx), this.encodeImageCached(input.right, ctx)]);
-      return nlvr2Result(await this.nlvr2Batcher!.submit({ text, left: left.embeds, right: right.embeds }, ctx.deadline));
-    });
+    return this.request('nlvr2', ctx, async () => nlvr2Result(await this.runFusionHead('nlvr2', input.statement, [input.left, input.right], ctx)));
   }
 
   itm(input: { pairs: Array<{ image: Uint8Array; text: string }> }, ctx: RequestContext): Promise<number[]> {
-    return this.request('itm', ctx, () => Promise.all(input.pairs.map(async (pair) => itmProbability(await this.fusePair('itm', pair.text, pair.image, ctx)))));
+    return this.request('itm', ctx, () => Promise.all(input.pairs.map(async (pair) => itmProbability(await this.runFusionHead('itm', pair.text, [pair.image], ctx)))));
   }
 
   embedText(text: string, ctx: RequestContext): Promise<Float32Array> {
@@ -201,7 +184,7 @@ export class BundleService implements ModelService {
       input.gallery.forEach(({ id, encoding }) => this.checkEncoding(id, encoding, text.itc!.length));
       const itc = input.gallery.map(({ encoding }) => dot(text.itc!, encoding.itc!) / this.temperature!);
       const candidates = rankDescending(itc).slice(0, Math.max(0, Math.floor(input.candidates)));
-      const matchLogits = await Promise.all(candidates.map(async (i) => (await this.pairBatchers.itm!.submit({ text, image: input.gallery[i]!.encoding.embeds }, ctx.deadline))[1]!));
+      const matchLogits = await Promise.all(candidates.map(async (i) => (await this.headBatchers.itm!.submit({ text, images: [input.gallery[i]!.encoding.embeds] }, ctx.deadline))[1]!));
       return rankDescending(matchLogits)
         .slice(0, Math.max(0, Math.floor(input.k)))
         .map((r) => ({ id: input.gallery[candidates[r]!]!.id, score: matchLogits[r]!, itc: itc[candidates[r]!]! }));
@@ -212,7 +195,7 @@ export class BundleService implements ModelService {
   close(): Promise<void> {
     this.closing ??= (async () => {
       await this.admission.close();
-      const batchers = [this.textBatcher, this.imageBatcher, ...Object.values(this.pairBatchers), ...(this.nlvr2Batcher ? [this.nlvr2Batcher] : [])];
+      const batchers = [this.textBatcher, this.imageBatcher, ...Object.values(this.headBatchers)];
       await Promise.all(batchers.map((b) => b.close()));
       const runner = await this.runner.catch(() => undefined);
       await runner?.close();
@@ -247,9 +230,10 @@ export class BundleService implements ModelService {
     if (problem) throw new BridgeTowerError('E_USAGE', `gallery item '${id}' has ${problem}: it was encoded by another bundle; encode it again with '${this.name}'`, { id });
   }
 
-  private async fusePair(task: Exclude<FusionTask, 'nlvr2'>, text: string, image: Uint8Array, ctx: RequestContext): Promise<Float32Array> {
-    const [encodedText, encodedImage] = await Promise.all([this.encodeText(text, task, ctx), this.encodeImageCached(image, ctx)]);
-    return this.pairBatchers[task]!.submit({ text: encodedText, image: encodedImage.embeds }, ctx.deadline);
+  /** The task's logits for one text and its images (one per fusion pass), encoded concurrently. */
+  private async runFusionHead(task: TaskName, text: string, images: readonly Uint8Array[], ctx: RequestContext): Promise<Float32Array> {
+    const [encodedText, encodedImages] = await Promise.all([this.encodeText(text, task, ctx), Promise.all(images.map((image) => this.encodeImageCached(image, ctx)))]);
+    return this.headBatchers[task]!.submit({ text: encodedText, images: encodedImages.map((e) => e.embeds) }, ctx.deadline);
   }
 
   /** Tokenizes alone (own length, truncated to the task's max_text_len), then joins a text-encoder batch. */

@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { tableFromIPC } from 'apache-arrow';
-import { readArrowExamples } from '../../train/data/arrow.js';
+import { readArrowExamples } from '../../train/data/open-dataset.js';
 import { openArrowIpc } from '../../train/data/arrow-ipc.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { column, rejectsWithData, tinyPng, writeArrow } from '../helpers/training-data.js';

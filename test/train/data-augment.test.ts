@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { RgbImage } from '../../preprocess/image.js';
-import { augmentImage, cropImage, mirror, randomResizedCropBox, TASK_AUGMENTATION } from '../../train/data/augment.js';
+import { augmentImage, cropImage, mirror, randomResizedCropBox } from '../../train/data/augment.js';
 import * as pil from '../../train/data/pil-ops.js';
 import { randAugment, RAND_AUGMENT_OPS } from '../../train/data/randaugment.js';
 import { Rng } from '../../train/rng.js';
+import { FINE_TUNE_TASKS } from '../../train/tasks.js';
 
 /** An image with no symmetry, so that a flip or shift always shows. */
 function pattern(width: number, height: number): RgbImage {
@@ -19,7 +20,7 @@ describe('augmentImage', () => {
   test('is deterministic: the same stream gives the same pixels', () => {
     const image = pattern(40, 30);
     for (const task of ['vqa', 'snli'] as const) {
-      const options = { size: 24, ...TASK_AUGMENTATION[task] };
+      const options = { size: 24, ...FINE_TUNE_TASKS[task].augmentation };
       const a = augmentImage(image, options, Rng.derive(7, 'augment', 0, 3));
       const b = augmentImage(image, options, Rng.derive(7, 'augment', 0, 3));
       assert.deepEqual([a.width, a.height], [24, 24]);
@@ -29,15 +30,15 @@ describe('augmentImage', () => {
 
   test('another example index or epoch gives other pixels', () => {
     const image = pattern(40, 30);
-    const options = { size: 24, ...TASK_AUGMENTATION.snli };
+    const options = { size: 24, ...FINE_TUNE_TASKS.snli.augmentation };
     const base = augmentImage(image, options, Rng.derive(7, 'augment', 0, 3)).data;
     assert.notDeepEqual(augmentImage(image, options, Rng.derive(7, 'augment', 0, 4)).data, base);
     assert.notDeepEqual(augmentImage(image, options, Rng.derive(7, 'augment', 1, 3)).data, base);
   });
 
   test('flips only when the task allows it: never for VQA, about half the time otherwise', () => {
-    assert.equal(TASK_AUGMENTATION.vqa.flip, false);
-    assert.ok(TASK_AUGMENTATION.snli.flip && TASK_AUGMENTATION.nlvr2.flip && TASK_AUGMENTATION.irtr.flip);
+    assert.equal(FINE_TUNE_TASKS.vqa.augmentation.flip, false);
+    assert.ok(FINE_TUNE_TASKS.snli.augmentation.flip && FINE_TUNE_TASKS.nlvr2.augmentation.flip && FINE_TUNE_TASKS.irtr.augmentation.flip);
     // A full-image crop at the same size is a copy, so the only change left is the flip.
     const image = pattern(16, 16);
     const flipped = mirror(image);
@@ -137,7 +138,7 @@ describe('RandAugment operations (Pillow semantics)', () => {
     assert.equal(RAND_AUGMENT_OPS.vilt.length, 14);
     assert.deepEqual(RAND_AUGMENT_OPS.blip, ['Identity', 'AutoContrast', 'Brightness', 'Sharpness', 'Equalize', 'ShearX', 'ShearY', 'TranslateX', 'TranslateY', 'Rotate']);
     const image = pattern(20, 20);
-    for (const options of [TASK_AUGMENTATION.vqa.randAugment, TASK_AUGMENTATION.snli.randAugment]) {
+    for (const options of [FINE_TUNE_TASKS.vqa.augmentation.randAugment, FINE_TUNE_TASKS.snli.augmentation.randAugment]) {
       if (!options) throw new Error('upstream augments every task');
       assert.deepEqual(randAugment(image, options, Rng.derive(5, 'ra')).data, randAugment(image, options, Rng.derive(5, 'ra')).data);
     }

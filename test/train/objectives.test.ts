@@ -8,7 +8,7 @@ import { readSafetensors, toFloat64Array } from '../../bundle/safetensors/read-s
 import { GraphBuilder } from '../../models/ir/builder.js';
 import { serializeModel } from '../../models/ir/serialize.js';
 import { dropout } from '../../models/layers/dropout.js';
-import type { FineTuneTask } from '../../train/data/examples.js';
+import type { FineTuneTask } from '../../train/tasks.js';
 import { FlatLayout } from '../../train/flat-parameters.js';
 import { GradientStep, batchFromRaw, negativeNoise, type BatchTensors } from '../../train/gradient-step.js';
 import { Rng } from '../../train/rng.js';

@@ -1,7 +1,8 @@
 import { basename } from 'node:path';
 import { fileError, rowError, show } from './data-error.js';
 import { openArrowIpc, readByteRange, type ArrowIpcTable } from './arrow-ipc.js';
-import type { ExampleOf, FineTuneTask, ImageSource, Nlvr2Example, RetrievalExample, RowRef, SnliExample, VqaExample } from './examples.js';
+import type { FineTuneTask } from '../tasks.js';
+import type { ExampleOf, ImageSource, Nlvr2Example, RetrievalExample, RowRef, SnliExample, VqaExample } from './examples.js';
 import { NLVR2_LABELS, snliLabel } from './labels.js';
 
 /**
@@ -9,6 +10,7 @@ import { NLVR2_LABELS, snliLabel } from './labels.js';
  * A row holds one image (two for NLVR2) and a list of texts; each text becomes one example, as
  * upstream's datasets index them. Everything except image bytes is read and checked at open time,
  * so a bad row fails the run before training starts; images are read when a batch needs them.
+ * Each task's row of train/tasks.ts names its reader.
  */
 
 export interface ReadOptions {
@@ -74,7 +76,8 @@ class ArrowRows {
   }
 }
 
-interface ArrowTaskReader<T extends FineTuneTask> {
+export interface ArrowTaskReader<T extends FineTuneTask> {
+  task: T;
   /** File-name prefixes of the task's files, longest first (`snli_ve_` before `snli_`). */
   prefixes: readonly string[];
   columns: readonly string[];
@@ -92,7 +95,8 @@ function integerLabel(rows: ArrowRows, row: number, where: string, value: unknow
 }
 
 /** VQAv2 (`vqav2_*`): one row per image, `questions[j]` with `answer_labels[j]` / `answer_scores[j]` (ViLT `write_vqa.py`). */
-const VQA: ArrowTaskReader<'vqa'> = {
+export const VQA_ARROW: ArrowTaskReader<'vqa'> = {
+  task: 'vqa',
   prefixes: ['vqav2_'],
   columns: ['image', 'questions', 'question_id'],
   labelColumns: ['answer_labels', 'answer_scores'],
@@ -134,7 +138,8 @@ function hypothesisOf(rows: ArrowRows, row: number, j: number, entry: unknown): 
 }
 
 /** SNLI-VE (`snli_*`, the seed's `snli_ve_*`): one row per Flickr30K image, a hypothesis and label per entry. */
-const SNLI: ArrowTaskReader<'snli'> = {
+export const SNLI_ARROW: ArrowTaskReader<'snli'> = {
+  task: 'snli',
   prefixes: ['snli_ve_', 'snli_'],
   columns: ['image', 'sentences'],
   labelColumns: ['labels'],
@@ -158,7 +163,8 @@ const SNLI: ArrowTaskReader<'snli'> = {
 };
 
 /** NLVR2 (`nlvr2_*`): an image pair, statements in `questions`, answers "True"/"False". */
-const NLVR2: ArrowTaskReader<'nlvr2'> = {
+export const NLVR2_ARROW: ArrowTaskReader<'nlvr2'> = {
+  task: 'nlvr2',
   prefixes: ['nlvr2_'],
   columns: ['image_0', 'image_1', 'questions', 'identifier'],
   labelColumns: ['answers'],
@@ -183,7 +189,8 @@ const NLVR2: ArrowTaskReader<'nlvr2'> = {
 };
 
 /** Flickr30K / COCO Karpathy splits: one image, its captions (five, usually). */
-const IRTR: ArrowTaskReader<'irtr'> = {
+export const RETRIEVAL_ARROW: ArrowTaskReader<'irtr'> = {
+  task: 'irtr',
   prefixes: ['f30k_caption_karpathy_', 'coco_caption_karpathy_'],
   columns: ['image', 'caption'],
   labelColumns: [],
@@ -202,17 +209,15 @@ const IRTR: ArrowTaskReader<'irtr'> = {
   },
 };
 
-export const ARROW_READERS: { readonly [T in FineTuneTask]: ArrowTaskReader<T> } = { vqa: VQA, snli: SNLI, nlvr2: NLVR2, irtr: IRTR };
-
-/** Whether a file name is one of the task's (`vqav2_train.arrow` for vqa, …). */
-export function isArrowFileOf(task: FineTuneTask, name: string): boolean {
-  return name.endsWith('.arrow') && ARROW_READERS[task].prefixes.some((prefix) => name.startsWith(prefix));
+/** Whether a file name is one of the reader's task's (`vqav2_train.arrow` for vqa, …). */
+export function isArrowFileOf(reader: ArrowTaskReader<FineTuneTask>, name: string): boolean {
+  return name.endsWith('.arrow') && reader.prefixes.some((prefix) => name.startsWith(prefix));
 }
 
-/** Every example of one Arrow file (image bytes stay in the file). */
-export function readArrowExamples<T extends FineTuneTask>(path: string, task: T, given: ReadOptions = {}): Array<ExampleOf[T]> {
+/** Every example of one Arrow file (image bytes stay in the file), read with the task's reader. */
+export function readArrowFile<T extends FineTuneTask>(path: string, reader: ArrowTaskReader<T>, given: ReadOptions = {}): Array<ExampleOf[T]> {
   const options = { ...given, requireLabels: given.requireLabels ?? true };
-  const reader = ARROW_READERS[task] as ArrowTaskReader<T>;
+  const task = reader.task;
   const table = openArrowIpc(path);
   const needed = [...reader.columns, ...(options.requireLabels ? reader.labelColumns : [])];
   const missing = needed.filter((column) => !table.has(column));

@@ -1,7 +1,6 @@
 import type { RgbImage } from '../../preprocess/image.js';
 import { pillowResizeBicubic } from '../../preprocess/pillow-resample.js';
 import type { Rng } from '../rng.js';
-import type { FineTuneTask } from './examples.js';
 import { randAugment, type RandAugmentOptions } from './randaugment.js';
 
 /**
@@ -26,15 +25,8 @@ export interface AugmentOptions {
   ratio?: readonly [number, number];
 }
 
-/** Upstream's choice per task (its fine-tuning scripts' `EXP_RGM`): everything but the output size. */
-export const TASK_AUGMENTATION: Readonly<Record<FineTuneTask, Omit<AugmentOptions, 'size'>>> = {
-  // blip_randaug_wohf: no flip (questions say "left" and "right").
-  vqa: { flip: false, randAugment: { policy: 'blip', n: 2, m: 5 } },
-  // blip_randaug_wc.
-  snli: { flip: true, randAugment: { policy: 'vilt', n: 2, m: 7 } },
-  nlvr2: { flip: true, randAugment: { policy: 'vilt', n: 2, m: 7 } },
-  irtr: { flip: true, randAugment: { policy: 'vilt', n: 2, m: 7 } },
-};
+/** A task's augmentation, everything but the output size (each fine-tuning task's row in train/tasks.ts names its own). */
+export type TaskAugmentation = Omit<AugmentOptions, 'size'>;
 
 export const DEFAULT_CROP_SCALE: readonly [number, number] = [0.5, 1.0];
 export const DEFAULT_CROP_RATIO: readonly [number, number] = [3 / 4, 4 / 3];

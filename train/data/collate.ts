@@ -1,11 +1,11 @@
 import { BridgeTowerError } from '../../common/errors.js';
-import type { TaskName } from '../../bundle/tasks.js';
 import type { BundlePreprocessor } from '../../preprocess/bundle-preprocessor.js';
 import { decodeImage, normalizeToChw, type ImageLimits } from '../../preprocess/image.js';
 import { Rng } from '../rng.js';
-import { augmentImage, TASK_AUGMENTATION } from './augment.js';
+import { FINE_TUNE_TASKS, type FineTuneTask } from '../tasks.js';
+import { augmentImage } from './augment.js';
 import { rowError } from './data-error.js';
-import type { Dataset, FineTuneTask, ImageSource, Nlvr2Example, RetrievalExample, RowRef, SnliExample, VqaExample } from './examples.js';
+import type { Dataset, ExampleOf, ImageSource, Nlvr2Example, RetrievalExample, RowRef, SnliExample, VqaExample } from './examples.js';
 
 /**
  * Examples → the graph's batch inputs (names as `train/objectives.ts` declares them):
@@ -58,6 +58,11 @@ export interface CollateOptions {
   imageLimits?: Partial<ImageLimits>;
 }
 
+/** What a fine-tuning epoch iterates over for the data set's task (retrieval: every caption with its image). */
+export function trainingItems<T extends FineTuneTask>(dataset: Dataset<T>): Array<CollateItem[T]> {
+  return (ITEM_VIEWS[dataset.task] as unknown as ItemView<T>).trainingItems(dataset);
+}
+
 /** Every (image, caption) pair of a retrieval dataset, image by image: upstream's training index. */
 export function retrievalPairs(dataset: Dataset<'irtr'>): RetrievalPair[] {
   const pairs: RetrievalPair[] = [];
@@ -68,21 +73,41 @@ export function retrievalPairs(dataset: Dataset<'irtr'>): RetrievalPair[] {
   return pairs;
 }
 
-/** Per task: the text, the images (left first) and the row of each item. */
-interface ItemView<I> {
-  /** The bundle task whose text length applies. */
-  textTask: TaskName;
+/** Per task: the training items of a data set, and the text, images (left first), row and targets of a batch's items. */
+interface ItemView<T extends FineTuneTask, I = CollateItem[T]> {
+  /** What one epoch iterates over: the examples, or (retrieval) every caption with its image. */
+  trainingItems(dataset: Dataset<T>): I[];
   text(item: I): string;
   images(item: I): ImageSource[];
   ref(item: I): RowRef;
+  /** The target tensors (`targets` / `labels`), or none (unlabelled data; retrieval's targets are the pairing itself). */
+  targets(items: readonly I[], options: CollateOptions): Record<string, BatchTensor>;
 }
 
-const ITEM_VIEWS: { readonly [T in FineTuneTask]: ItemView<CollateItem[T]> } = {
-  vqa: { textTask: 'vqa', text: (e) => e.question, images: (e) => [e.image], ref: (e) => e.ref },
-  snli: { textTask: 'snli', text: (e) => e.hypothesis, images: (e) => [e.image], ref: (e) => e.ref },
-  nlvr2: { textTask: 'nlvr2', text: (e) => e.sentence, images: (e) => [e.left, e.right], ref: (e) => e.ref },
-  // Upstream's retrieval text length (40) is the ITM/ITC tasks' length in a bundle.
-  irtr: { textTask: 'itm', text: (p) => p.example.captions[p.captionIndex]!, images: (p) => [p.example.image], ref: (p) => p.example.ref },
+/** SNLI-VE / NLVR2: `labels` when the examples have them. */
+const classTargets = (examples: ReadonlyArray<SnliExample | Nlvr2Example>): Record<string, BatchTensor> => {
+  const labels = classLabels(examples.map((e) => e.ref), examples.map((e) => e.label));
+  return labels ? { labels } : {};
+};
+
+/** Every example of the data set, in order. */
+const everyExample = <T extends FineTuneTask>(dataset: Dataset<T>): Array<ExampleOf[T]> => Array.from({ length: dataset.size }, (_, i) => dataset.get(i));
+
+const ITEM_VIEWS: { readonly [T in FineTuneTask]: ItemView<T> } = {
+  vqa: {
+    trainingItems: everyExample,
+    text: (e) => e.question,
+    images: (e) => [e.image],
+    ref: (e) => e.ref,
+    targets(examples, options) {
+      const numLabels = options.numLabels ?? options.preprocessor.config.tasks.vqa?.num_labels;
+      if (numLabels === undefined) throw new BridgeTowerError('E_USAGE', 'collate: VQA targets need numLabels (the bundle has no vqa task with num_labels)');
+      return { targets: vqaTargets(examples, numLabels) };
+    },
+  },
+  snli: { trainingItems: everyExample, text: (e) => e.hypothesis, images: (e) => [e.image], ref: (e) => e.ref, targets: classTargets },
+  nlvr2: { trainingItems: everyExample, text: (e) => e.sentence, images: (e) => [e.left, e.right], ref: (e) => e.ref, targets: classTargets },
+  irtr: { trainingItems: retrievalPairs, text: (p) => p.example.captions[p.captionIndex]!, images: (p) => [p.example.image], ref: (p) => p.example.ref, targets: () => ({}) },
 };
 
 const PIXEL_NAMES = ['pixel_values', 'pixel_values_right'] as const;
@@ -96,7 +121,7 @@ async function pixels(source: ImageSource, ref: RowRef, side: number, task: Fine
     const config = options.preprocessor.config.preprocessing;
     const rng = side === 0 ? Rng.derive(augment.seed, 'augment', augment.epoch, augment.indices[i]!) : Rng.derive(augment.seed, 'augment', augment.epoch, augment.indices[i]!, side);
     const image = await decodeImage(bytes, options.imageLimits ?? {});
-    return normalizeToChw(augmentImage(image, { size: config.image_size, ...TASK_AUGMENTATION[task] }, rng), config);
+    return normalizeToChw(augmentImage(image, { size: config.image_size, ...FINE_TUNE_TASKS[task].augmentation }, rng), config);
   } catch (error) {
     if (error instanceof BridgeTowerError && error.code === 'E_DATA') throw error;
     const cause = error instanceof BridgeTowerError ? error.code : (error as NodeJS.ErrnoException).code ?? 'error';
@@ -136,9 +161,9 @@ export async function collate<T extends FineTuneTask>(task: T, items: ReadonlyAr
   if (options.augment && options.augment.indices.length !== items.length) {
     throw new BridgeTowerError('E_USAGE', `collate: augment.indices has ${options.augment.indices.length} entries for ${items.length} examples`);
   }
-  const view = ITEM_VIEWS[task] as unknown as ItemView<CollateItem[T]>;
+  const view = ITEM_VIEWS[task] as unknown as ItemView<T>;
   const size = items.length;
-  const encoded = options.preprocessor.encodeTexts(items.map((item) => view.text(item)), view.textTask);
+  const encoded = options.preprocessor.encodeTexts(items.map((item) => view.text(item)), FINE_TUNE_TASKS[task].textLength);
   const tensors: Record<string, BatchTensor> = {
     input_ids: { dtype: 'int64', dims: [...encoded.dims], data: encoded.inputIds },
     attention_mask: { dtype: 'int64', dims: [...encoded.dims], data: encoded.attentionMask },
@@ -154,14 +179,6 @@ export async function collate<T extends FineTuneTask>(task: T, items: ReadonlyAr
     tensors[PIXEL_NAMES[s]!] = { dtype: 'float32', dims: [size, 3, side, side], data };
   });
 
-  if (task === 'vqa') {
-    const numLabels = options.numLabels ?? options.preprocessor.config.tasks.vqa?.num_labels;
-    if (numLabels === undefined) throw new BridgeTowerError('E_USAGE', 'collate: VQA targets need numLabels (the bundle has no vqa task with num_labels)');
-    tensors.targets = vqaTargets(items as ReadonlyArray<VqaExample>, numLabels);
-  } else if (task === 'snli' || task === 'nlvr2') {
-    const examples = items as ReadonlyArray<SnliExample | Nlvr2Example>;
-    const labels = classLabels(examples.map((e) => e.ref), examples.map((e) => e.label));
-    if (labels) tensors.labels = labels;
-  }
+  Object.assign(tensors, view.targets(items, options));
   return { size, tensors };
 }

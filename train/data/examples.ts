@@ -1,14 +1,11 @@
+import type { FineTuneTask } from '../tasks.js';
+
 /**
  * The examples every fine-tuning task reads, whatever file they came from (Arrow IPC or JSON
  * Lines). Readers in train/data produce them, collation turns them into graph inputs, evaluation
  * scores predictions against them. Images stay encoded (and, for folders, unread) until a batch
  * needs them.
  */
-
-/** The tasks `fine-tune`, `evaluate` and `predict` accept. */
-export type FineTuneTask = 'vqa' | 'snli' | 'nlvr2' | 'irtr';
-
-export const FINE_TUNE_TASKS: readonly FineTuneTask[] = ['vqa', 'snli', 'nlvr2', 'irtr'];
 
 /** Where an example came from, so an error can name the row: `train.jsonl line 12`. */
 export interface RowRef {

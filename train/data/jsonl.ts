@@ -3,7 +3,8 @@ import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { BridgeTowerError } from '../../common/errors.js';
 import { fileError, rowError, show } from './data-error.js';
-import type { ExampleOf, FineTuneTask, ImageSource, Nlvr2Example, RetrievalExample, RowRef, SnliExample, VqaExample } from './examples.js';
+import type { FineTuneTask } from '../tasks.js';
+import type { ExampleOf, ImageSource, Nlvr2Example, RetrievalExample, RowRef, SnliExample, VqaExample } from './examples.js';
 import { labelIndexOf, NLVR2_LABELS, snliLabel, vqaSoftTargets } from './labels.js';
 
 /**

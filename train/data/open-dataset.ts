@@ -1,8 +1,9 @@
 import { closeSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { fileError } from './data-error.js';
-import { isArrowFileOf, readArrowExamples } from './arrow.js';
-import type { Dataset, ExampleOf, FineTuneTask } from './examples.js';
+import { FINE_TUNE_TASKS, type FineTuneTask } from '../tasks.js';
+import { isArrowFileOf, readArrowFile, type ArrowTaskReader, type ReadOptions } from './arrow.js';
+import type { Dataset, ExampleOf } from './examples.js';
 import { readJsonlExamples } from './jsonl.js';
 
 /**
@@ -63,10 +64,15 @@ function formatOf(path: string): Format {
 /** The Arrow files of a folder that belong to the task: those named for it, else every `.arrow` file. */
 function arrowFilesIn(dir: string, task: FineTuneTask): string[] {
   const names = readdirSync(dir).filter((name) => name.endsWith('.arrow')).sort();
-  const named = names.filter((name) => isArrowFileOf(task, name));
+  const named = names.filter((name) => isArrowFileOf(FINE_TUNE_TASKS[task].arrow, name));
   const chosen = named.length > 0 ? named : names;
   if (chosen.length === 0) throw fileError(dir, `is a folder without .arrow files: give a .arrow or .jsonl file, or a folder of ${task} .arrow files`);
   return chosen.map((name) => join(dir, name));
+}
+
+/** Every example of one Arrow file, read with the task's reader (train/tasks.ts). */
+export function readArrowExamples<T extends FineTuneTask>(path: string, task: T, options: ReadOptions = {}): Array<ExampleOf[T]> {
+  return readArrowFile(path, FINE_TUNE_TASKS[task].arrow as ArrowTaskReader<T>, options);
 }
 
 /** Several datasets read as one, in order. */

@@ -1,7 +1,7 @@
 import { BridgeTowerError } from '../../common/errors.js';
 import { sigmoid, softmax } from '../../runtime/task-results.js';
 import { describeRow, type Dataset, type ExampleOf, type ImageSource } from '../data/examples.js';
-import type { EvaluationRuntime } from './evaluation-runtime.js';
+import { evaluationHead, type EvaluationRuntime } from './evaluation-runtime.js';
 import { argmax } from './metrics.js';
 
 /** The tasks answered by a classifier head on the fusion's cls_feats. */
@@ -17,35 +17,21 @@ export interface ClassPrediction {
   score: number;
 }
 
-/** One fusion pass: which image, its image token type, and the head input its cls_feats feed. */
-interface FusionSide<E> {
-  image(example: E): ImageSource;
-  tokenType: number;
-  input: string;
-}
-
 interface Classifier<E> {
   text(example: E): string;
-  sides: ReadonlyArray<FusionSide<E>>;
+  /** One image per fusion pass of the head graph (bundle/tasks.ts): NLVR2's left, then right. */
+  images(example: E): ImageSource[];
   score(logits: Float32Array, label: number): number;
 }
 
 const softmaxScore = (logits: Float32Array, label: number) => softmax(logits)[label]!;
-const oneImage = { image: (e: { image: ImageSource }) => e.image, tokenType: 1, input: 'cls_feats' };
 
-/** Per task: the text, the fusion passes (NLVR2: one per image, token types 1 and 2), the score. */
+/** Per task: the text, the images, the score. */
 const CLASSIFIERS: { [T in ClassifiedTask]: Classifier<ExampleOf[T]> } = {
-  vqa: { text: (e) => e.question, sides: [oneImage], score: (logits, label) => sigmoid(logits[label]!) },
+  vqa: { text: (e) => e.question, images: (e) => [e.image], score: (logits, label) => sigmoid(logits[label]!) },
   // SNLI-VE: the text is the hypothesis alone (upstream).
-  snli: { text: (e) => e.hypothesis, sides: [oneImage], score: softmaxScore },
-  nlvr2: {
-    text: (e) => e.sentence,
-    sides: [
-      { image: (e) => e.left, tokenType: 1, input: 'cls_feats_left' },
-      { image: (e) => e.right, tokenType: 2, input: 'cls_feats_right' },
-    ],
-    score: softmaxScore,
-  },
+  snli: { text: (e) => e.hypothesis, images: (e) => [e.image], score: softmaxScore },
+  nlvr2: { text: (e) => e.sentence, images: (e) => [e.left, e.right], score: softmaxScore },
 };
 
 /**
@@ -60,6 +46,7 @@ export async function classifyDataset<T extends ClassifiedTask>(
   onBatch: (done: number) => void,
 ): Promise<ClassPrediction[]> {
   const classifier = CLASSIFIERS[dataset.task] as Classifier<ExampleOf[T]>;
+  const { passes } = evaluationHead(dataset.task);
   const predictions: ClassPrediction[] = [];
   for (let start = 0; start < dataset.size; start += batchSize) {
     const indices = Array.from({ length: Math.min(batchSize, dataset.size - start) }, (_, b) => start + b);
@@ -69,10 +56,10 @@ export async function classifyDataset<T extends ClassifiedTask>(
       false,
     );
     const inputs: Record<string, Float32Array> = {};
-    for (const side of classifier.sides) {
-      const pixels = await Promise.all(examples.map((e) => runtime.pixels(side.image(e), e.ref)));
+    for (const [i, pass] of passes.entries()) {
+      const pixels = await Promise.all(examples.map((e) => runtime.pixels(classifier.images(e)[i]!, e.ref)));
       const images = await runtime.encodeImages(pixels, false);
-      inputs[side.input] = await runtime.fuse(examples.map((_, b) => ({ text: texts[b]!, image: images[b]!.embeds, tokenType: side.tokenType })));
+      inputs[pass.input] = await runtime.fuse(examples.map((_, b) => ({ text: texts[b]!, image: images[b]!.embeds, tokenType: pass.tokenType })));
     }
     const logits = await runtime.head(inputs, examples.length);
     logits.forEach((row, b) => {

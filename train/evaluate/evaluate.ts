@@ -1,9 +1,10 @@
 import { BridgeTowerError } from '../../common/errors.js';
-import { describeRow, type Dataset, type FineTuneTask } from '../data/examples.js';
+import { describeRow, type Dataset } from '../data/examples.js';
+import type { FineTuneTask } from '../tasks.js';
 import { classifyDataset, exampleAt, type ClassifiedTask, type ClassPrediction } from './classify.js';
 import { EvaluationRuntime, type RuntimeOptions } from './evaluation-runtime.js';
 import { accuracy, vqaScore } from './metrics.js';
-import { defaultTopK, rankRetrieval, type RetrievalRanking } from './retrieval.js';
+import { defaultTopK, rankRetrieval, type RetrievalRanking, type StageProgress } from './retrieval.js';
 
 /**
  * `evaluateBundle`: a bundle's inference graphs over a data set, scored with upstream's metrics.
@@ -30,6 +31,8 @@ export const DEFAULT_BATCH_SIZE = 32;
 
 export type Predictions = { [T in ClassifiedTask]: { task: T; examples: ClassPrediction[] } }[ClassifiedTask] | ({ task: 'irtr' } & RetrievalRanking);
 
+export type PredictionsOf<T extends FineTuneTask> = Extract<Predictions, { task: T }>;
+
 export interface EvaluationResult {
   task: FineTuneTask;
   /** Percentages: vqa_score; accuracy; ir_r1 … r_mean (docs/evaluation.md). */
@@ -50,10 +53,7 @@ export async function predictDataset(bundleDir: string, dataset: Dataset, option
   const runtime = await EvaluationRuntime.open(bundleDir, dataset.task, options);
   const progress = (stage: string, done: number, total: number) => options.onProgress?.({ stage, done, total });
   try {
-    if (dataset.task === 'irtr') return { task: 'irtr', ...(await rankRetrieval(runtime, dataset as Dataset<'irtr'>, { batchSize, topK, progress })) };
-    const task = dataset.task;
-    const examples = await classifyDataset(runtime, dataset as Dataset<ClassifiedTask>, batchSize, (done) => progress(task, done, dataset.size));
-    return { task, examples } as Predictions;
+    return await (EVALUATIONS[dataset.task] as unknown as TaskEvaluation<FineTuneTask>).predict(runtime, dataset, { batchSize, topK, progress });
   } finally {
     await runtime.close();
   }
@@ -67,27 +67,43 @@ export async function evaluateBundle(bundleDir: string, dataset: Dataset, option
 
 /** Metrics from predictions and the data set's labels. */
 export function scorePredictions(dataset: Dataset, predictions: Predictions): { metrics: Record<string, number>; count: number } {
-  if (predictions.task === 'irtr') return { metrics: predictions.recall, count: predictions.imageToText.length };
-  const scorer = SCORERS[predictions.task] as unknown as Scorer<ClassifiedTask>;
-  return scorer(dataset as Dataset<ClassifiedTask>, predictions.examples);
+  return (EVALUATIONS[predictions.task] as unknown as TaskEvaluation<FineTuneTask>).score(dataset, predictions);
 }
 
-type Scorer<T extends ClassifiedTask> = (dataset: Dataset<T>, predictions: readonly ClassPrediction[]) => { metrics: Record<string, number>; count: number };
+/** Per task: how the bundle's predictions are made, and how they are scored against the data's labels. */
+interface TaskEvaluation<T extends FineTuneTask> {
+  predict(runtime: EvaluationRuntime, dataset: Dataset<T>, options: { batchSize: number; topK: number; progress: StageProgress }): Promise<PredictionsOf<T>>;
+  score(dataset: Dataset<T>, predictions: PredictionsOf<T>): { metrics: Record<string, number>; count: number };
+}
 
-const SCORERS: { [T in ClassifiedTask]: Scorer<T> } = {
-  // Upstream's VQAScore counts every question, those whose answers are all outside the label set
-  // included (score 0); data where no question has answers is test data, for `predict`.
-  vqa(dataset, predictions) {
-    const targets = predictions.map((p) => exampleAt(dataset, p.index));
-    if (targets.every((e) => e.labels.length === 0)) throw unlabelled(dataset, 'answer labels');
-    for (const e of targets) {
-      if (e.labels.length !== e.scores.length) throw badRow(e.ref, `has ${e.labels.length} answer labels but ${e.scores.length} scores`);
-    }
-    return { metrics: { vqa_score: vqaScore(predictions.map((p) => p.label), targets) }, count: predictions.length };
+/** A classifier head over every example, one stage named after the task. */
+async function classify<T extends ClassifiedTask>(runtime: EvaluationRuntime, dataset: Dataset<T>, options: { batchSize: number; progress: StageProgress }): Promise<PredictionsOf<T>> {
+  const examples = await classifyDataset(runtime, dataset, options.batchSize, (done) => options.progress(dataset.task, done, dataset.size));
+  return { task: dataset.task, examples } as PredictionsOf<T>;
+}
+
+const EVALUATIONS: { [T in FineTuneTask]: TaskEvaluation<T> } = {
+  vqa: { predict: classify, score: (dataset, { examples }) => vqaMetrics(dataset, examples) },
+  snli: { predict: classify, score: (dataset, { examples }) => classAccuracy(dataset, examples, 3) },
+  nlvr2: { predict: classify, score: (dataset, { examples }) => classAccuracy(dataset, examples, 2) },
+  irtr: {
+    predict: async (runtime, dataset, options) => ({ task: 'irtr', ...(await rankRetrieval(runtime, dataset, options)) }),
+    score: (_, ranking) => ({ metrics: ranking.recall, count: ranking.imageToText.length }),
   },
-  snli: (dataset, predictions) => classAccuracy(dataset, predictions, 3),
-  nlvr2: (dataset, predictions) => classAccuracy(dataset, predictions, 2),
 };
+
+/**
+ * Upstream's VQAScore counts every question, those whose answers are all outside the label set
+ * included (score 0); data where no question has answers is test data, for `predict`.
+ */
+function vqaMetrics(dataset: Dataset<'vqa'>, predictions: readonly ClassPrediction[]) {
+  const targets = predictions.map((p) => exampleAt(dataset, p.index));
+  if (targets.every((e) => e.labels.length === 0)) throw unlabelled(dataset, 'answer labels');
+  for (const e of targets) {
+    if (e.labels.length !== e.scores.length) throw badRow(e.ref, `has ${e.labels.length} answer labels but ${e.scores.length} scores`);
+  }
+  return { metrics: { vqa_score: vqaScore(predictions.map((p) => p.label), targets) }, count: predictions.length };
+}
 
 /** Accuracy over the labelled examples (upstream's Accuracy skips unlabelled targets). */
 function classAccuracy(dataset: Dataset<'snli' | 'nlvr2'>, predictions: readonly ClassPrediction[], classes: number) {

@@ -1,34 +1,20 @@
 import type { BundleConfig } from '../../bundle/config.js';
-import type { TaskName } from '../../bundle/tasks.js';
+import { TASKS, type FusionPass } from '../../bundle/tasks.js';
 import { BridgeTowerError } from '../../common/errors.js';
 import type { RuntimeOptions } from '../../runtime/session.js';
 import { BundlePreprocessor } from '../../preprocess/bundle-preprocessor.js';
 import { encodeImages, encodeTexts, fuse, runHead, type FusionRow, type ImageEmbeds, type ModelDims, type TextEncoding } from '../../runtime/graph-batches.js';
 import { GraphRunner } from '../../runtime/graph-runner.js';
-import { describeRow, type FineTuneTask, type ImageSource, type RowRef } from '../data/examples.js';
+import { describeRow, type ImageSource, type RowRef } from '../data/examples.js';
+import { FINE_TUNE_TASKS, type FineTuneTask } from '../tasks.js';
 
 /** Device and threads of the evaluation sessions; a CUDA fallback is reported through `warn` (hours of evaluation should not run on the wrong device unnoticed). */
 export type { RuntimeOptions } from '../../runtime/session.js';
 
-/**
- * What each task needs of a bundle: the tasks its config.json must list, the head graph its
- * fusion feeds, and the task whose text length (upstream's max_text_len) tokenization uses.
- */
-export interface TaskNeeds {
-  bundleTasks: readonly TaskName[];
-  head: string;
-  textTask: TaskName;
-  /** What to use instead, for the error message. */
-  hint: string;
+/** The head graph that scores a task's evaluation (its row's `evaluatedBy`), with the fusion passes that feed it. */
+export function evaluationHead(task: FineTuneTask): { name: string; passes: readonly FusionPass[] } {
+  return TASKS[FINE_TUNE_TASKS[task].evaluatedBy].headGraph!;
 }
-
-export const TASK_NEEDS: Readonly<Record<FineTuneTask, TaskNeeds>> = {
-  vqa: { bundleTasks: ['vqa'], head: 'head_vqa', textTask: 'vqa', hint: 'a bundle converted or fine-tuned from a VQAv2 checkpoint' },
-  snli: { bundleTasks: ['snli'], head: 'head_snli', textTask: 'snli', hint: 'a bundle converted or fine-tuned from an SNLI-VE checkpoint' },
-  nlvr2: { bundleTasks: ['nlvr2'], head: 'head_nlvr2', textTask: 'nlvr2', hint: 'a bundle converted or fine-tuned from an NLVR2 checkpoint' },
-  // Retrieval ranks by ITC and re-ranks by ITM: both heads; captions use the retrieval length (40).
-  irtr: { bundleTasks: ['itc', 'itm'], head: 'head_itm', textTask: 'itc', hint: 'a bundle with ITC and ITM heads (an irtr_itm_itc checkpoint)' },
-};
 
 /**
  * A bundle's split graphs opened for evaluation. The packing into graph batches is the server's
@@ -58,7 +44,7 @@ export class EvaluationRuntime {
       imageTokens: (arch.vision.image_size / arch.vision.patch_size) ** 2 + 1,
       imageSize: config.preprocessing.image_size,
     };
-    const graphs = ['text_encoder', 'image_encoder', 'fusion', TASK_NEEDS[task].head];
+    const graphs = ['text_encoder', 'image_encoder', 'fusion', evaluationHead(task).name];
     const runner = await GraphRunner.open(bundleDir, graphs, options);
     return new EvaluationRuntime(bundleDir, task, preprocessor, dims, runner);
   }
@@ -70,7 +56,7 @@ export class EvaluationRuntime {
   /** One text's token ids, alone (its own length), truncated to the task's max_text_len. */
   tokenize(text: string, ref: RowRef): BigInt64Array {
     try {
-      return this.preprocessor.encodeTexts([text], TASK_NEEDS[this.task].textTask).inputIds;
+      return this.preprocessor.encodeTexts([text], FINE_TUNE_TASKS[this.task].textLength).inputIds;
     } catch (error) {
       throw rowError(ref, undefined, error);
     }
@@ -100,7 +86,7 @@ export class EvaluationRuntime {
 
   /** The task's head graph on cls_feats inputs; logits per row. */
   head(inputs: Record<string, Float32Array>, batch: number): Promise<Float32Array[]> {
-    return runHead(this.runner, TASK_NEEDS[this.task].head, inputs, batch);
+    return runHead(this.runner, evaluationHead(this.task).name, inputs, batch);
   }
 
   close(): Promise<void> {
@@ -110,8 +96,8 @@ export class EvaluationRuntime {
 
 /** Refuses a bundle without the task's heads (the CLI calls it before reading possibly large data). */
 export function checkBundleHeads(bundleDir: string, config: BundleConfig, task: FineTuneTask): void {
-  const needs = TASK_NEEDS[task];
-  const missing = needs.bundleTasks.filter((t) => config.tasks[t] === undefined);
+  const needs = FINE_TUNE_TASKS[task];
+  const missing = needs.heads.filter((t) => config.tasks[t] === undefined);
   if (missing.length > 0) {
     const has = Object.keys(config.tasks).join(', ') || 'no task';
     throw new BridgeTowerError('E_USAGE', `bundle '${bundleDir}' has no ${missing.join(' or ')} head (it has ${has}), so it cannot be evaluated on ${task}: use ${needs.hint}`, {

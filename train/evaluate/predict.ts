@@ -4,9 +4,11 @@ import { BridgeTowerError } from '../../common/errors.js';
 import { NLVR2_LABELS, SNLI_VE_LABELS } from '../../bundle/labels.js';
 import { readLabels } from '../../bundle/labels.js';
 import { readBundleConfig } from '../../bundle/config.js';
+import type { TaskName } from '../../bundle/tasks.js';
 import { describeRow, type Dataset, type ExampleOf } from '../data/examples.js';
+import { FINE_TUNE_TASKS, type FineTuneTask } from '../tasks.js';
 import type { ClassPrediction } from './classify.js';
-import { predictDataset, type EvaluationOptions, type Predictions } from './evaluate.js';
+import { predictDataset, type EvaluationOptions, type Predictions, type PredictionsOf } from './evaluate.js';
 
 /**
  * Prediction files. VQA: EvalAI's VQAv2 submission, one JSON array `[{"question_id", "answer"}]`
@@ -22,14 +24,14 @@ export interface EvalAiAnswer {
 
 export type PredictionFormat = 'evalai' | 'jsonl';
 
-/** The format each task's predictions are written in. */
-export const PREDICTION_FORMATS: Readonly<Record<Predictions['task'], PredictionFormat>> = { vqa: 'evalai', snli: 'jsonl', nlvr2: 'jsonl', irtr: 'jsonl' };
-
-/** EvalAI needs answer strings: VQA predictions are only as good as the labels.json the bundle carries. */
-export function vqaAnswerLabels(bundleDir: string): string[] {
-  const labels = readLabels(bundleDir, readBundleConfig(bundleDir).labels).vqa;
+/**
+ * EvalAI needs answer strings: VQA predictions are only as good as the labels.json the bundle
+ * carries. `task` is the bundle task whose list the head's classes index (a row's `labelsFrom`).
+ */
+export function answerLabels(bundleDir: string, task: TaskName): string[] {
+  const labels = readLabels(bundleDir, readBundleConfig(bundleDir).labels)[task];
   if (!labels) {
-    throw new BridgeTowerError('E_LABELS', `bundle '${bundleDir}' has no VQA answer labels (labels.json "vqa"): convert it again with --labels <the answer list the checkpoint was trained with>`, {
+    throw new BridgeTowerError('E_LABELS', `bundle '${bundleDir}' has no ${task.toUpperCase()} answer labels (labels.json "${task}"): convert it again with --labels <the answer list the checkpoint was trained with>`, {
       bundle: bundleDir,
     });
   }
@@ -44,15 +46,28 @@ export function evalAiSubmission(dataset: Dataset<'vqa'>, predictions: readonly 
   });
 }
 
-type LineWriter<T extends Predictions['task']> = (dataset: Dataset<T>, predictions: Extract<Predictions, { task: T }>) => object[];
+/** Per task: the file format, and the records (`answers`: the bundle's labels, for tasks whose row has `labelsFrom`). */
+interface PredictionWriter<T extends FineTuneTask> {
+  format: PredictionFormat;
+  records(dataset: Dataset<T>, predictions: PredictionsOf<T>, answers: readonly string[] | undefined): object[];
+}
 
-/** One JSON object per line, per task. */
-const LINES: { [T in Exclude<Predictions['task'], 'vqa'>]: LineWriter<T> } = {
-  snli: (dataset, { examples }) =>
+/** EvalAI's array for VQA; one JSON object per line for every other task. */
+const WRITERS: { [T in FineTuneTask]: PredictionWriter<T> } = {
+  vqa: {
+    format: 'evalai',
+    records(dataset, { examples }, answers) {
+      if (!answers) throw new BridgeTowerError('E_LABELS', 'VQA predictions need the answer labels to be written');
+      return evalAiSubmission(dataset, examples, answers);
+    },
+  },
+  snli: lines((dataset, { examples }) =>
     examples.map((p) => ({ index: p.index, row: describeRow(dataset.get(p.index).ref), label: SNLI_VE_LABELS[p.label], label_id: p.label, score: p.score })),
-  nlvr2: (dataset, { examples }) =>
+  ),
+  nlvr2: lines((dataset, { examples }) =>
     examples.map((p) => ({ index: p.index, identifier: dataset.get(p.index).identifier, prediction: NLVR2_LABELS[p.label], label_id: p.label, score: p.score })),
-  irtr(dataset, ranking) {
+  ),
+  irtr: lines((dataset, ranking) => {
     const image = (i: number): ExampleOf['irtr'] => dataset.get(i);
     const text = (j: number) => ranking.texts[j]!;
     const caption = (j: number) => image(text(j).image).captions[text(j).caption];
@@ -69,19 +84,23 @@ const LINES: { [T in Exclude<Predictions['task'], 'vqa'>]: LineWriter<T> } = {
         images: ranked.map(({ index, score }) => ({ image_id: image(index).imageId, score })),
       })),
     ];
-  },
+  }),
 };
+
+function lines<T extends FineTuneTask>(records: (dataset: Dataset<T>, predictions: PredictionsOf<T>) => object[]): PredictionWriter<T> {
+  return { format: 'jsonl', records };
+}
+
+/** The format each task's predictions are written in. */
+export function predictionFormat(task: FineTuneTask): PredictionFormat {
+  return WRITERS[task].format;
+}
 
 /** Writes predictions to `path` atomically (a temporary file beside it, renamed when complete). */
 export function writePredictions(path: string, dataset: Dataset, predictions: Predictions, vqaAnswers?: readonly string[]): { format: PredictionFormat; records: number } {
-  const format = PREDICTION_FORMATS[predictions.task];
-  let records: object[];
-  if (predictions.task === 'vqa') {
-    if (!vqaAnswers) throw new BridgeTowerError('E_LABELS', 'VQA predictions need the answer labels to be written');
-    records = evalAiSubmission(dataset as Dataset<'vqa'>, predictions.examples, vqaAnswers);
-  } else {
-    records = (LINES[predictions.task] as LineWriter<typeof predictions.task>)(dataset as Dataset<never>, predictions as never);
-  }
+  const writer = WRITERS[predictions.task] as unknown as PredictionWriter<FineTuneTask>;
+  const format = writer.format;
+  const records = writer.records(dataset, predictions, vqaAnswers);
   const text = format === 'evalai' ? `${JSON.stringify(records)}\n` : records.map((r) => `${JSON.stringify(r)}\n`).join('');
   writeFileAtomically(path, text);
   return { format, records: records.length };
@@ -89,7 +108,8 @@ export function writePredictions(path: string, dataset: Dataset, predictions: Pr
 
 /** predictDataset + writePredictions; VQA's answer labels come from the bundle (checked before any graph runs). */
 export async function predictToFile(bundleDir: string, dataset: Dataset, out: string, options: EvaluationOptions = {}): Promise<{ format: PredictionFormat; records: number; predictions: Predictions }> {
-  const answers = dataset.task === 'vqa' ? vqaAnswerLabels(bundleDir) : undefined;
+  const labelsFrom = FINE_TUNE_TASKS[dataset.task].labelsFrom;
+  const answers = labelsFrom ? answerLabels(bundleDir, labelsFrom) : undefined;
   const predictions = await predictDataset(bundleDir, dataset, options);
   return { ...writePredictions(out, dataset, predictions, answers), predictions };
 }
