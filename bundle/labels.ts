@@ -10,11 +10,8 @@ import { checkSchema, parseWithSchema, schemaError, text } from './schema-fields
  * supplies them; SNLI-VE's and NLVR2's are fixed by upstream's data preparation.
  */
 
-/** Upstream `src/utils/write_snli.py`: 0 contradiction, 1 neutral, 2 entailment. */
-export const SNLI_VE_LABELS: readonly string[] = Object.freeze(['contradiction', 'neutral', 'entailment']);
-
-/** Upstream `objectives.compute_nlvr2`: the target is `answers == "True"`, so True is class 1. */
-export const NLVR2_LABELS: readonly string[] = Object.freeze(['False', 'True']);
+export { NLVR2_LABELS, SNLI_VE_LABELS } from './tasks.js';
+import { NLVR2_LABELS, SNLI_VE_LABELS } from './tasks.js';
 
 /** Heads whose labels never come from the user. */
 export const FIXED_LABELS_BY_HEAD: Readonly<Record<string, readonly string[]>> = Object.freeze({

@@ -1,5 +1,10 @@
 import type { BridgeTowerArchitecture } from './architecture.js';
-import { NLVR2_LABELS, SNLI_VE_LABELS } from './labels.js';
+
+/** Upstream `src/utils/write_snli.py`: 0 contradiction, 1 neutral, 2 entailment. */
+export const SNLI_VE_LABELS: readonly string[] = Object.freeze(['contradiction', 'neutral', 'entailment']);
+
+/** Upstream `objectives.compute_nlvr2`: the target is `answers == "True"`, so True is class 1. */
+export const NLVR2_LABELS: readonly string[] = Object.freeze(['False', 'True']);
 
 /**
  * The served tasks, one row each: the head a task needs, the route that answers with it, the head
