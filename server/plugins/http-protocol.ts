@@ -7,7 +7,7 @@ import { sharedPlugin } from './shared-plugin.js';
 /**
  * What Node's HTTP layer refuses before Fastify sees a request, answered in the same
  * `{error: {code, message}}` as everything else instead of Node's and Fastify's own bodies (or no
- * body at all): parser errors (`clientError`), an unsupported `Expect`, and a missing `Host`.
+ * body at all): parser errors (`clientError`), an unsupported `Expect`, a missing `Host`, CONNECT.
  */
 
 /** Node's HTTP parser errors, by `error.code`; any other parser error is a 400. */
@@ -52,6 +52,11 @@ export const httpProtocol = sharedPlugin('http-protocol', async (app) => {
     const body = envelope('E_EXPECTATION_FAILED', `the only Expect this server supports is '100-continue', got '${String(request.headers.expect).slice(0, 100)}': leave the header out`);
     response.writeHead(HTTP_ERROR_CODES.E_EXPECTATION_FAILED, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' });
     response.end(body);
+  });
+  // Node hands CONNECT (proxy tunnels) to this event and, without a listener, drops the connection unanswered.
+  app.server.on('connect', (request: IncomingMessage, socket: Socket) => {
+    const body = envelope('E_NOT_FOUND', `no route CONNECT ${String(request.url).slice(0, 100)}: this server is not a proxy`);
+    if (socket.writable) socket.end(`HTTP/1.1 404 ${STATUS_CODES[404]}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
   });
   app.addHook('onRequest', async (request) => {
     if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) {

@@ -82,6 +82,10 @@ describe("what only Node's HTTP parser and Fastify's router see answers in the e
     assert.equal((await sendRaw(server.url, rawRequest('POST /embed HTTP/1.1', { 'content-type': 'application/json', expect: '100-continue', connection: 'close' }, body))).status, 200);
   });
 
+  it('CONNECT, which Node would drop unanswered, is a 404 E_NOT_FOUND', async () => {
+    assert.match(assertError(await sendRaw(server.url, rawRequest('CONNECT example.com:443 HTTP/1.1', {})), 404, 'E_NOT_FOUND'), /not a proxy/);
+  });
+
   it('a path outside the /docs folder is a 404 E_NOT_FOUND, not a 403 with E_BAD_REQUEST', async () => {
     assertError(await get('/docs/static/../../../package.json'), 404, 'E_NOT_FOUND');
   });
