@@ -15,13 +15,15 @@ export interface RawResponse {
  */
 export function sendRaw(url: string, bytes: string | Buffer, timeoutMs = 30_000): Promise<RawResponse> {
   const { hostname, port } = new URL(url);
+  // The answer to a HEAD has a Content-Length but no body.
+  const head = (typeof bytes === 'string' ? bytes : bytes.toString('latin1', 0, 5)).startsWith('HEAD ');
   return new Promise((resolve, reject) => {
     const socket = connect(Number(port), hostname);
     const chunks: Buffer[] = [];
     let settled = false;
     const finish = (error?: Error) => {
       if (settled) return;
-      const response = error ? undefined : parseResponse(Buffer.concat(chunks));
+      const response = error ? undefined : parseResponse(Buffer.concat(chunks), { head });
       if (!error && !response) return;
       settled = true;
       clearTimeout(timer);
@@ -41,8 +43,8 @@ export function sendRaw(url: string, bytes: string | Buffer, timeoutMs = 30_000)
   });
 }
 
-/** The first complete answer in `data` (skipping `100 Continue`), or undefined while it is incomplete. */
-export function parseResponse(data: Buffer): RawResponse | undefined {
+/** The first complete answer in `data` (skipping `100 Continue`), or undefined while it is incomplete; `head`: the answer to a HEAD (no body). */
+export function parseResponse(data: Buffer, { head = false } = {}): RawResponse | undefined {
   let start = 0;
   for (;;) {
     const end = data.indexOf('\r\n\r\n', start);
@@ -60,6 +62,7 @@ export function parseResponse(data: Buffer): RawResponse | undefined {
       headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
     }
     const bodyStart = end + 4;
+    if (head) return { status, headers, body: Buffer.alloc(0) };
     if (headers['transfer-encoding'] === 'chunked') return dechunk(data.subarray(bodyStart), status, headers);
     const length = Number(headers['content-length'] ?? 0);
     if (data.length < bodyStart + length) return undefined;
