@@ -9,8 +9,10 @@ import { ModelRegistry, ROUTE_TASKS } from './model-registry.js';
 import type { ImageEncoding, ModelService } from './model-service.js';
 import type { ServerOptions } from './options.js';
 import { accessControl, needsKey } from './plugins/access-control.js';
-import { errorHandling } from './plugins/error-handling.js';
+import { answerError, errorHandling, MAX_PARAM_LENGTH } from './plugins/error-handling.js';
 import { gracefulClose } from './plugins/graceful-close.js';
+import { answerClientError, httpProtocol } from './plugins/http-protocol.js';
+import { jsonBodies } from './plugins/json-body.js';
 import { multipartBodies } from './plugins/multipart-body.js';
 import { openApi } from './plugins/openapi.js';
 import { requestMetrics } from './plugins/request-metrics.js';
@@ -37,7 +39,18 @@ export interface ServerDeps {
  * loaded; models may still be warming up (`GET /readyz`).
  */
 export async function buildServer(options: ServerOptions, deps: ServerDeps = {}): Promise<FastifyInstance> {
-  const app = Fastify({ logger: options.logger ? { level: 'info' } : false, bodyLimit: options.bodyLimitBytes });
+  const limits = { bodyLimitBytes: options.bodyLimitBytes, maxImageBytes: options.maxImageBytes };
+  const app = Fastify({
+    logger: options.logger ? { level: 'info' } : false,
+    bodyLimit: options.bodyLimitBytes,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // Every answer Fastify or Node would write in their own shape goes through ours instead (server/plugins/http-protocol.ts).
+    frameworkErrors: answerError(limits),
+    clientErrorHandler: answerClientError,
+    http: { requireHostHeader: false },
+    // The 503 for requests that arrive during shutdown is graceful-close's, in our shape.
+    return503OnClosing: false,
+  });
   const metrics = deps.metrics ?? new ServerMetrics();
   const owned: Array<{ close(): unknown }> = [];
   try {
@@ -50,8 +63,9 @@ export async function buildServer(options: ServerOptions, deps: ServerDeps = {})
     app.setSerializerCompiler(serializerCompiler);
     // Bodies are JSON or multipart; anything else (text/plain included) answers 415.
     app.removeContentTypeParser('text/plain');
-    const limits = { bodyLimitBytes: options.bodyLimitBytes, maxImageBytes: options.maxImageBytes };
     await app.register(errorHandling, limits);
+    await app.register(httpProtocol);
+    await app.register(jsonBodies);
     await app.register(requestMetrics, { metrics });
     await app.register(gracefulClose);
     if (options.cors) await app.register(cors, corsOptions(options.cors));

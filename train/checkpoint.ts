@@ -33,6 +33,11 @@ export interface TrainerState {
   /** Everything that must match for `--resume` to continue the same run. */
   fingerprint: Record<string, unknown>;
   best?: { metric: string; value: number; step: number };
+  /**
+   * The checkpoint was saved for a dev evaluation that has not finished: a run killed in between
+   * would otherwise skip it on `--resume`, and `best/` could keep a worse step.
+   */
+  evalPending?: boolean;
 }
 
 export interface CheckpointContents {

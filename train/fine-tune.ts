@@ -102,13 +102,20 @@ export async function fineTune(options: FineTuneOptions): Promise<{ step: number
   try {
     let params: Float32Array;
     let state: TrainerState;
+    let pendingEval: string | undefined;
     if (options.resume) {
       const latest = listCheckpoints(options.out).at(-1);
       if (!latest) throw new BridgeTowerError('E_RESUME', `--resume: '${options.out}' holds no complete checkpoint (${join(options.out, 'checkpoints')})`);
       const loaded = loadCheckpoint(latest.dir, layout);
       const differences = Object.keys(fingerprint).filter((k) => JSON.stringify((fingerprint as Record<string, unknown>)[k]) !== JSON.stringify(loaded.state.fingerprint[k]));
       if (differences.length) throw new BridgeTowerError('E_RESUME', `--resume: ${latest.dir} was saved by a different run (${differences.map((k) => `${k}: ${JSON.stringify(loaded.state.fingerprint[k])} then, ${JSON.stringify((fingerprint as Record<string, unknown>)[k])} now`).join('; ')})`);
-      ({ params, state } = loaded);
+      const { evalPending, ...rest } = loaded.state;
+      ({ params } = loaded);
+      state = rest;
+      if (evalPending) {
+        if (!dev) throw new BridgeTowerError('E_RESUME', `--resume: ${latest.dir} waits for its dev evaluation (the run stopped before it): pass the run's --dev again`);
+        pendingEval = latest.dir;
+      }
       adamw.restore(loaded.m, loaded.v, state.step);
       log(options.out, { event: 'resume', step: state.step, from: latest.dir });
     } else {
@@ -119,8 +126,9 @@ export async function fineTune(options: FineTuneOptions): Promise<{ step: number
     emit({ type: 'start', totalSteps, warmupSteps: schedule.warmupSteps, accumulation, microBatchesPerEpoch: microPerEpoch, step: state.step, examples: items.length, parameters: layout.total });
 
     const provenance = (): FineTuneProvenance => ({ base_bundle: config.name, task: options.task, step: state.step, epoch: state.epoch, train: train.source, options: { subset, ...recipe, microBatch, seed } });
-    const checkpoint = async () => {
-      const dir = await saveCheckpoint(options.out, { source: options.bundle, layout, params, m: adamw.m, v: adamw.v, state, provenance: provenance() });
+    const checkpoint = async (evalPending: boolean) => {
+      const saved = evalPending ? { ...state, evalPending } : state;
+      const dir = await saveCheckpoint(options.out, { source: options.bundle, layout, params, m: adamw.m, v: adamw.v, state: saved, provenance: provenance() });
       pruneCheckpoints(options.out, options.keepCheckpoints ?? 1, new Set(state.best ? [state.best.step] : []));
       log(options.out, { event: 'checkpoint', step: state.step, dir });
       emit({ type: 'checkpoint', step: state.step, dir });
@@ -133,12 +141,16 @@ export async function fineTune(options: FineTuneOptions): Promise<{ step: number
       if (best) {
         state.best = { metric: recipe.metric, value, step: state.step };
         await buildFolderAtomically(join(options.out, BEST_DIR), { overwrite: true }, async (dir) => writeTrainedBundle(dir, options.bundle, layout, params, { ...provenance(), metrics: result.metrics }));
-        // The checkpoint was saved before its evaluation: record the new best there for --resume.
-        await updateTrainerState(bundleDir, { ...readTrainerState(bundleDir), best: state.best });
       }
+      // The checkpoint was saved before its evaluation: record that it happened (and any new best) there for --resume.
+      const { evalPending: _done, ...saved } = readTrainerState(bundleDir);
+      await updateTrainerState(bundleDir, { ...saved, ...(state.best ? { best: state.best } : {}) });
       log(options.out, { event: 'eval', step: state.step, metrics: result.metrics, best });
       emit({ type: 'eval', step: state.step, metrics: result.metrics, best });
     };
+
+    // Killed between a checkpoint and its evaluation: evaluate it now (its weights are the ones loaded), so best/ sees every step.
+    if (pendingEval) await evaluate(pendingEval);
 
     const grads = new Float32Array(layout.total);
     let stepLoss = 0;
@@ -190,7 +202,7 @@ export async function fineTune(options: FineTuneOptions): Promise<{ step: number
         const last = state.step === totalSteps || state.epoch === recipe.epochs;
         const wantEval = dev !== undefined && (epochEnd || due(options.evalEvery) || last);
         if (epochEnd || due(options.saveEvery) || wantEval || last) {
-          const dir = await checkpoint();
+          const dir = await checkpoint(wantEval);
           if (wantEval) await evaluate(dir);
         }
         if (epochEnd) break;

@@ -32,7 +32,7 @@ Options:
   --threads <n>              ONNX Runtime intra-op threads (default: one per core)
   --data-dir <dir>           where the gallery database lives (default ${DEFAULT_SERVER_OPTIONS.dataDir})
   --api-key <key>            bearer token (or the BRIDGETOWER_API_KEY environment variable, which keeps it out of ps)
-  --auth writes|all          what the key protects: the gallery's write routes, or every route but /healthz and /readyz (default ${DEFAULT_SERVER_OPTIONS.auth})
+  --auth writes|all          what the key protects: the gallery's write routes, or every route but /healthz, /readyz and the demo page (default ${DEFAULT_SERVER_OPTIONS.auth})
   --rate-limit <n>           requests per client per window; off by default
   --rate-window-ms <ms>      the rate limit's window (default 60000)
   --cors <origin,...>        allowed CORS origins ('*' for any); CORS is off by default
@@ -94,7 +94,7 @@ export function serverOptionsFromFlags(values: Record<string, string | undefined
   if (cors !== false && cors.length === 0) throw new BridgeTowerError('E_USAGE', `--cors needs at least one origin (e.g. https://example.com, or '*'), got '${values.cors}'`);
   const bodyLimitBytes = int('body-limit-mb', d.bodyLimitBytes / MIB, 1, 1024) * MIB;
   const threads = values.threads === undefined ? undefined : int('threads', 0, 1, 1024);
-  const apiKey = values['api-key'] ?? (env.BRIDGETOWER_API_KEY || undefined);
+  const apiKey = apiKeyFrom(values['api-key'], env.BRIDGETOWER_API_KEY);
   return {
     bundles,
     host: values.host ?? d.host,
@@ -116,6 +116,20 @@ export function serverOptionsFromFlags(values: Record<string, string | undefined
     maxImageBytes: Math.min(d.maxImageBytes, bodyLimitBytes),
     logger: d.logger,
   };
+}
+
+/**
+ * The API key from --api-key, else BRIDGETOWER_API_KEY. A key that is given but empty (an unset
+ * shell variable: `--api-key "$KEY"`) is refused: serving without authentication because of a
+ * typo in a deployment would fail open, silently.
+ */
+function apiKeyFrom(flag: string | undefined, env: string | undefined): string | undefined {
+  const [source, key] = flag !== undefined ? ['--api-key', flag] : ['BRIDGETOWER_API_KEY', env];
+  if (key === undefined) return undefined;
+  if (key.trim() === '') {
+    throw new BridgeTowerError('E_USAGE', `${source} is empty: give the key (e.g. BRIDGETOWER_API_KEY="$(cat api-key.txt)"), or leave ${source} out to serve without one`, { source });
+  }
+  return key;
 }
 
 /** The bundles under ./models, or the demo bundle, built into ./models/demo, when there is none. */

@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { BridgeTowerError } from '../../common/errors.js';
 import { HttpError } from '../schemas/errors.js';
 import type { ServerOptions } from '../options.js';
 import { sharedPlugin } from './shared-plugin.js';
@@ -21,7 +22,7 @@ const NEEDS_KEY: Record<ServerOptions['auth'], Record<Access, boolean>> = {
 
 /** Whether a route of `access` needs the API key with these options. */
 export function needsKey(options: Pick<ServerOptions, 'apiKey' | 'auth'>, access: Access): boolean {
-  return options.apiKey !== undefined && options.apiKey !== '' && NEEDS_KEY[options.auth][access];
+  return options.apiKey !== undefined && NEEDS_KEY[options.auth][access];
 }
 
 function digest(text: string): Buffer {
@@ -33,7 +34,9 @@ function digest(text: string): Buffer {
  * Keys are compared as sha256 digests with `timingSafeEqual`: constant time, whatever the length.
  */
 export const accessControl = sharedPlugin<Pick<ServerOptions, 'apiKey' | 'auth'>>('access-control', async (app, { apiKey, auth }) => {
-  if (apiKey === undefined || apiKey === '') return;
+  if (apiKey === undefined) return;
+  // An empty key would match no header and look like protection; servers built without the CLI get the same refusal as `serve`.
+  if (apiKey.trim() === '') throw new BridgeTowerError('E_USAGE', '--api-key is empty: give the key, or leave the option out to serve without one', { option: 'apiKey' });
   const expected = digest(apiKey);
   const needsKey = NEEDS_KEY[auth];
   app.addHook('onRequest', async (request) => {

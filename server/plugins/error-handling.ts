@@ -1,3 +1,4 @@
+import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { BridgeTowerError } from '../../common/errors.js';
@@ -9,6 +10,12 @@ export interface ErrorLimits {
   bodyLimitBytes: number;
   maxImageBytes: number;
 }
+
+/**
+ * The longest path parameter the router reads (Fastify's default is 100): longer than any gallery
+ * id (128), so that an overlong id gets the id's own 400 that says the rule, not a 414.
+ */
+export const MAX_PARAM_LENGTH = 512;
 
 /** Framework and plugin errors, by their code: our code and a message that says what to do. */
 const FRAMEWORK_ERRORS: Record<string, (limits: ErrorLimits) => [HttpErrorCode, string]> = {
@@ -25,16 +32,30 @@ const FRAMEWORK_ERRORS: Record<string, (limits: ErrorLimits) => [HttpErrorCode, 
   FST_INVALID_MULTIPART_CONTENT_TYPE: () => ['E_BAD_REQUEST', 'the body is not multipart/form-data'],
   FST_INVALID_JSON_FIELD_ERROR: () => ['E_BAD_REQUEST', 'a multipart field declared as application/json is not valid JSON'],
   FST_MP_PREMATURE_CLOSE: () => ['E_BAD_REQUEST', 'the request ended before its multipart body did'],
+  // The router's own refusals (Fastify's `frameworkErrors`): they never reach a route.
+  FST_ERR_BAD_URL: () => ['E_BAD_REQUEST', "the URL's path has a malformed percent-encoding: write a literal '%' as %25"],
+  FST_ERR_INVALID_URL: () => ['E_BAD_REQUEST', 'the request has no valid URL'],
+  FST_ERR_MAX_PARAM_LENGTH: () => ['E_URI_TOO_LONG', `a path segment is longer than ${MAX_PARAM_LENGTH} characters: gallery ids are 1–128 characters`],
 };
 
-/** Our code for a 4xx some plugin raised with only a status. */
+/**
+ * Our code for a 4xx some plugin raised with only a status; the answer then has that code's
+ * status, so that a code always comes with the status docs/server.md gives it. Other 4xx
+ * statuses become 400 E_BAD_REQUEST.
+ */
 const CODE_BY_STATUS: Record<number, HttpErrorCode> = {
   401: 'E_UNAUTHORIZED',
+  // @fastify/static (the /docs UI) refuses paths outside its folder (`..`, dotfiles) with a 403: to the client, a file that is not there.
+  403: 'E_NOT_FOUND',
   404: 'E_NOT_FOUND',
+  408: 'E_REQUEST_TIMEOUT',
   413: 'E_TOO_LARGE',
+  414: 'E_URI_TOO_LONG',
   415: 'E_UNSUPPORTED_MEDIA_TYPE',
+  417: 'E_EXPECTATION_FAILED',
   422: 'E_INVALID_FIELDS',
   429: 'E_RATE_LIMITED',
+  431: 'E_HEADERS_TOO_LARGE',
 };
 
 export interface ErrorAnswer {
@@ -73,7 +94,10 @@ export function errorAnswer(error: unknown, limits: ErrorLimits): ErrorAnswer {
     return answer(HTTP_ERROR_CODES[ours], ours, text);
   }
   if (typeof statusCode === 'number' && statusCode >= 400 && statusCode < 500) {
-    return answer(statusCode, CODE_BY_STATUS[statusCode] ?? 'E_BAD_REQUEST', message ?? 'bad request');
+    const ours = CODE_BY_STATUS[statusCode] ?? 'E_BAD_REQUEST';
+    const status = HTTP_ERROR_CODES[ours];
+    // A plugin's message for another status ("Forbidden") would contradict the code.
+    return answer(status, ours, status === statusCode && message ? message : `${STATUS_CODES[status]}: ${message || 'bad request'}`);
   }
   return internal();
 }
@@ -131,17 +155,25 @@ function mb(bytes: number): string {
 }
 
 /**
+ * Sends the answer to an error. It is also Fastify's `frameworkErrors` option (a malformed URL, an
+ * overlong path parameter), which the router raises before any route or error handler.
+ */
+export function answerError(limits: ErrorLimits): (error: unknown, request: FastifyRequest, reply: FastifyReply) => FastifyReply {
+  return (error, request, reply) => {
+    const { status, body, headers, internal: isBug } = errorAnswer(error, limits);
+    if (isBug) request.log.error({ err: error }, `internal error answering ${request.method} ${request.url}`);
+    else request.log.info({ status, code: body.error.code }, body.error.message);
+    return reply.code(status).headers(headers).send(body);
+  };
+}
+
+/**
  * Every error answers `{error: {code, message}}`: client mistakes with their status and a
  * message that says what to do, anything else (a bug) as a bare 500 E_INTERNAL whose stack goes
  * to the log only. Unknown routes answer 404 the same way.
  */
 export const errorHandling = sharedPlugin<ErrorLimits>('error-handling', async (app, limits) => {
-  app.setErrorHandler((error: unknown, request: FastifyRequest, reply: FastifyReply) => {
-    const { status, body, headers, internal: isBug } = errorAnswer(error, limits);
-    if (isBug) request.log.error({ err: error }, `internal error answering ${request.method} ${request.url}`);
-    else request.log.info({ status, code: body.error.code }, body.error.message);
-    return reply.code(status).headers(headers).send(body);
-  });
+  app.setErrorHandler(answerError(limits));
   app.setNotFoundHandler((request, reply) => {
     const body: ErrorBody = { error: { code: 'E_NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}: GET /openapi.json lists them` } };
     return reply.code(404).send(body);

@@ -14,24 +14,32 @@ export const HTTP_ERROR_CODES = {
   E_MODEL_REQUIRED: 400,
   /** Missing or wrong `Authorization: Bearer <key>`. */
   E_UNAUTHORIZED: 401,
-  /** No such route. */
+  /** No such route (or file under /docs). */
   E_NOT_FOUND: 404,
   /** The named model is not served, or lacks the head the route needs. */
   E_UNKNOWN_MODEL: 404,
   /** A gallery id that is not in the gallery. */
   E_NOT_IN_GALLERY: 404,
+  /** The request did not arrive within Node's request or headers timeout. */
+  E_REQUEST_TIMEOUT: 408,
   /** Body, file or field over its limit. */
   E_TOO_LARGE: 413,
+  /** A path segment (a gallery id) longer than the router reads. */
+  E_URI_TOO_LONG: 414,
   /** A body that is neither JSON nor multipart/form-data. */
   E_UNSUPPORTED_MEDIA_TYPE: 415,
+  /** An `Expect` header other than `100-continue`. */
+  E_EXPECTATION_FAILED: 417,
   /** Fields that are missing, of the wrong type or out of range. */
   E_INVALID_FIELDS: 422,
   E_RATE_LIMITED: 429,
+  /** The request line and headers together are over Node's header-size limit. */
+  E_HEADERS_TOO_LARGE: 431,
   /** A bug: logged with its stack, answered without details. */
   E_INTERNAL: 500,
   /** The queue is full: retry after the `Retry-After` header's seconds. */
   E_OVERLOADED: 503,
-  /** The models are still loading (or the server is shutting down). */
+  /** The models are still loading, or the server is shutting down (every request that arrives then). */
   E_NOT_READY: 503,
   /** The request could not be served within the request timeout. */
   E_DEADLINE: 504,

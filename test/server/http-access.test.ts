@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { BridgeTowerError } from '../../common/errors.js';
 import { fakeImage, fakeServer } from './http-fakes.js';
 
 const B64 = fakeImage(12).toString('base64');
@@ -10,6 +11,12 @@ describe('the API key', () => {
   it('without a key configured, the gallery is writable by anyone', async (t) => {
     const { app } = await fakeServer(t);
     assert.equal((await app.inject({ method: 'PUT', url: '/gallery/a', payload: { image: B64 } })).statusCode, 200);
+  });
+
+  it('an empty API key is refused when the server is built (E_USAGE), not taken as no key', async (t) => {
+    for (const auth of ['writes', 'all'] as const) {
+      await assert.rejects(fakeServer(t, { server: { apiKey: '', auth } }), (error: unknown) => error instanceof BridgeTowerError && error.code === 'E_USAGE' && /--api-key is empty/.test(error.message));
+    }
   });
 
   it("with --auth writes, the gallery's write routes need the key and answer 401 without it", async (t) => {

@@ -9,6 +9,7 @@ import { BridgeTowerError } from '../../common/errors.js';
 import { BUNDLE_FORMAT } from '../../bundle/config.js';
 import { DEFAULT_SERVER_OPTIONS } from '../../server/options.js';
 import { startServer } from '../../server/start.js';
+import { runCli } from '../helpers/run-cli.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { FakeModelService, fakeImage, testOptions } from './http-fakes.js';
 
@@ -69,6 +70,20 @@ describe('serve flags', () => {
   it('take the API key from BRIDGETOWER_API_KEY when --api-key is not given', () => {
     assert.equal(serverOptionsFromFlags({}, [], { BRIDGETOWER_API_KEY: 'from-env' }).apiKey, 'from-env');
     assert.equal(serverOptionsFromFlags({ 'api-key': 'flag' }, [], { BRIDGETOWER_API_KEY: 'from-env' }).apiKey, 'flag');
+  });
+
+  it('refuse an empty API key, from --api-key or BRIDGETOWER_API_KEY, instead of serving without one', () => {
+    for (const key of ['', '  ']) {
+      assert.throws(() => serverOptionsFromFlags({ 'api-key': key, auth: 'all' }, [], {}), usage(/^--api-key is empty/));
+      assert.throws(() => serverOptionsFromFlags({ auth: 'all' }, [], { BRIDGETOWER_API_KEY: key }), usage(/^BRIDGETOWER_API_KEY is empty/));
+    }
+    assert.equal(serverOptionsFromFlags({}, [], {}).apiKey, undefined, 'no key given at all: no authentication');
+  });
+
+  it('bridgetower serve --api-key "" --auth all exits 2 before serving anything', () => {
+    const result = runCli(['serve', '--api-key', '', '--auth', 'all', '--port', '0']);
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(result.stderr, /--api-key is empty/);
   });
 
   it('refuse bad values with a message that names the flag', () => {

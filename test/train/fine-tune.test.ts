@@ -127,6 +127,34 @@ describe('fine-tune runs', () => {
     assert.equal(sha(join(broken, 'model.safetensors')), sha(join(straight, 'model.safetensors')));
   });
 
+  it('resumed after a kill between a checkpoint and its dev evaluation, runs that evaluation: best/ is the uninterrupted run\'s', async (t) => {
+    const { root, bundle, train } = await setup(t);
+    const dev = await writeColorVqa(join(root, 'data'), 'dev', 8, 5);
+    const run = (out: string): FineTuneOptions => ({ ...smallRun(bundle, train, out), dev, evalEvery: 1 });
+    const bestOf = (out: string) => (readBundleConfig(join(out, 'best')) as ReturnType<typeof readBundleConfig> & { fine_tune?: { step: number } }).fine_tune?.step;
+    const straight = join(root, 'straight');
+    const expected = (await fineTune(run(straight))).best!;
+    assert.equal(bestOf(straight), expected.step);
+
+    // Kill the run right after the checkpoint of the step that turns out best, before that step's evaluation.
+    const broken = join(root, 'broken');
+    const evaluated: number[] = [];
+    const kill = (e: TrainEvent) => {
+      if (e.type === 'eval') evaluated.push(e.step);
+      if (e.type === 'checkpoint' && e.step === expected.step) throw new Error('killed');
+    };
+    await assert.rejects(fineTune({ ...run(broken), onEvent: kill }), /killed/);
+    assert.equal(listCheckpoints(broken).at(-1)!.step, expected.step);
+    assert.ok(!evaluated.includes(expected.step), 'the kill came before the evaluation');
+
+    const resumedEvals: number[] = [];
+    const resumed = await fineTune({ ...run(broken), resume: true, onEvent: (e) => e.type === 'eval' && resumedEvals.push(e.step) });
+    assert.equal(resumedEvals[0], expected.step, 'the pending evaluation runs first');
+    assert.deepEqual(resumed.best, expected);
+    assert.equal(bestOf(broken), expected.step);
+    assert.equal(sha(join(broken, 'best', 'model.safetensors')), sha(join(straight, 'best', 'model.safetensors')));
+  });
+
   it('refuses to resume with different options, and a non-empty --out without --resume or --force', async (t) => {
     const { root, bundle, train } = await setup(t);
     const out = join(root, 'out');
