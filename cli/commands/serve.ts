@@ -13,9 +13,9 @@ export const serveCommand: Command = {
   usage: `
 Usage: bridgetower serve [<bundle>...] [options]
 
-Serves the bundles over HTTP. Without a bundle, serves every bundle under ./${DEFAULT_BUNDLE_ROOT}; the demo bundle
-(random weights: its answers are meaningless) only when there is no other, and when there is no
-bundle at all it builds the demo into ./${DEFAULT_BUNDLE_ROOT}/demo.
+Serves the bundles over HTTP. Without a bundle, serves every bundle under ./${DEFAULT_BUNDLE_ROOT}: the
+demo bundle (random weights: its answers are meaningless) only when there is no other; with no
+bundle at all, it builds the demo into ./${DEFAULT_BUNDLE_ROOT}/demo.
 API docs at /docs (OpenAPI document at /openapi.json), demo page at /.
 
 Options:
