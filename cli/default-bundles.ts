@@ -42,7 +42,9 @@ export async function defaultBundles(options: DefaultBundleOptions = {}): Promis
   ]) {
     log(line);
   }
-  await buildDemoBundle(demo);
+  // Forced: what can be there is an empty folder or an unreadable bundle (a readable one was found
+  // above); a folder of anything else is still refused.
+  await buildDemoBundle(demo, { force: true });
   return [demo];
 }
 

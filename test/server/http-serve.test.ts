@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -117,6 +117,17 @@ describe('serve without bundles', () => {
     logged.length = 0;
     assert.deepEqual(await defaultBundles({ root, legacyRoot, log }), bundles, 'the second start finds the demo bundle built by the first');
     assert.doesNotMatch(logged.join('\n'), /building|skipping/);
+  });
+
+  it('builds the demo into an empty <root>/demo (a mount point), and never into a folder of other files', async (t) => {
+    const { root, legacyRoot, log } = roots(t);
+    mkdirSync(join(root, 'demo'), { recursive: true });
+    assert.deepEqual(await defaultBundles({ root, legacyRoot, log }), [join(root, 'demo')]);
+    const other = roots(t);
+    mkdirSync(join(other.root, 'demo'), { recursive: true });
+    writeFileSync(join(other.root, 'demo', 'notes.md'), 'mine');
+    await assert.rejects(defaultBundles(other), usage(/is not a bundle.*nothing was deleted/));
+    assert.deepEqual(readdirSync(join(other.root, 'demo')), ['notes.md']);
   });
 
   it('beside a real bundle, skips the demo bundle and says so', async (t) => {
