@@ -3,10 +3,11 @@
 #   docker build -t bridgetower-node .                                  # CPU (default)
 #   docker build --build-arg VARIANT=cuda -t bridgetower-node:cuda .    # CUDA 12 + cuDNN 9, linux/amd64
 #
-#   docker run --rm -p 8080:8080 -v "$PWD/models:/models:ro" -v bridgetower-data:/data bridgetower-node
-#   docker run --rm --gpus all -p 8080:8080 -v "$PWD/models:/models:ro" -v bridgetower-data:/data bridgetower-node:cuda
+#   docker run --rm -p 8080:8080 -v "$PWD/bundles:/bundles:ro" -v bridgetower-data:/data bridgetower-node
+#   docker run --rm --gpus all -p 8080:8080 -v "$PWD/bundles:/bundles:ro" -v bridgetower-data:/data bridgetower-node:cuda
 #
-# ./models holds one folder per bundle (models/vqa/config.json, …); all of them are served.
+# ./bundles holds one folder per bundle (bundles/vqa/config.json, …); all of them are served (the
+# demo bundle only when it is the only one).
 #
 # Needs BuildKit (the default builder since Docker Engine 23): it builds only the stages of the
 # chosen VARIANT, so a CPU build never pulls the CUDA image.
@@ -85,14 +86,14 @@ RUN useradd --system --uid 10001 --user-group --home-dir /app --no-create-home -
  && chmod 0755 /app/bin/bridgetower.js /app/bin/convert-ckpt.js \
  && ln -s /app/bin/bridgetower.js /usr/local/bin/bridgetower \
  && ln -s /app/bin/convert-ckpt.js /usr/local/bin/convert-ckpt \
- && mkdir -p /models /data \
- && chown bridgetower:bridgetower /models /data
+ && mkdir -p /bundles /data \
+ && chown bridgetower:bridgetower /bundles /data
 USER bridgetower
-# From /, `serve`'s defaults are the two volumes: every bundle folder under ./models (/models/<name>/,
-# else it builds the demo bundle into /models/demo), the gallery database in ./data (/data).
+# From /, `serve`'s defaults are the two volumes: every bundle folder under ./bundles (/bundles/<name>/;
+# with none, it builds the demo bundle into /bundles/demo), the gallery database in ./data (/data).
 WORKDIR /
-# /models: bundle folders (read-only is fine once it holds one). /data: the gallery, writable.
-VOLUME ["/models", "/data"]
+# /bundles: bundle folders (read-only is fine once it holds one). /data: the gallery, writable.
+VOLUME ["/bundles", "/data"]
 EXPOSE 8080
 # Liveness only (the process answers); readiness (models loaded and warmed up) is /readyz. No curl
 # in these images: Node's fetch does it. Keep the port in step with --port.

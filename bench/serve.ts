@@ -6,7 +6,7 @@
  *
  *   node --import tsx bench/serve.ts                             # c = 1, 4, 16 with 3, 8, 16 requests
  *   node --import tsx bench/serve.ts --concurrency 1,4 --requests 4
- *   node --import tsx bench/serve.ts --bundle models/vqa-384 --keep
+ *   node --import tsx bench/serve.ts --bundle bundles/vqa-384 --keep
  *
  * What it measures, each server configuration in a fresh server:
  * - overhead: server (max-batch 1, cache off) vs direct sessions, one request at a time, the two

@@ -2,21 +2,25 @@ import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { BridgeTowerError } from '../common/errors.js';
+import { assertReplaceable } from './bundle-folders.js';
 
 /**
  * Builds a folder atomically: `fill` writes into a hidden temporary folder beside the target, which
  * is renamed into place only once complete. On any failure — an exception, Ctrl-C, SIGTERM — the
- * temporary folder is removed and the target is untouched.
+ * temporary folder is removed and the target is untouched. `overwrite` replaces only an empty
+ * folder or a bundle (`assertReplaceable`), checked before anything is written.
  */
 export async function buildFolderAtomically<T>(target: string, options: { overwrite: boolean }, fill: (dir: string) => Promise<T>): Promise<T> {
   const finalPath = resolve(target);
   refuseExisting(target, finalPath, options);
+  assertReplaceable(target);
   mkdirSync(dirname(finalPath), { recursive: true });
   const temp = tempPathBeside(finalPath);
   mkdirSync(temp);
   return withCleanup(temp, async () => {
     const result = await fill(temp);
     if (existsSync(finalPath)) {
+      assertReplaceable(target); // again: something else may have written there meanwhile
       // Move the old folder aside first so that the swap leaves either the old or the new bundle.
       const old = `${temp}.old`;
       renameSync(finalPath, old);

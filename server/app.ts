@@ -2,6 +2,7 @@ import cors from '@fastify/cors';
 import rateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { DEFAULT_BUNDLE_ROOT } from '../bundle/bundle-folders.js';
 import { readBundleFingerprint } from './gallery/bundle-fingerprint.js';
 import { GalleryStore } from './gallery/gallery-store.js';
 import { ServerMetrics } from './metrics.js';
@@ -174,7 +175,7 @@ function warnDemo(app: FastifyInstance, name: string): void {
   const lines = [
     `SERVING THE DEMO MODEL '${name}'`,
     'ITS WEIGHTS ARE RANDOM: EVERY ANSWER IT GIVES IS MEANINGLESS.',
-    'Serve a real model: bridgetower convert <checkpoint> --out models/<name>, then bridgetower serve models/<name>',
+    `Serve a real model: bridgetower convert <checkpoint> --out ${DEFAULT_BUNDLE_ROOT}/<name>; serve then serves it instead of the demo`,
   ];
   const width = Math.max(...lines.map((l) => l.length));
   const bar = '!'.repeat(width + 6);

@@ -2,7 +2,7 @@ import type { Device, RuntimeOptions } from '../runtime/session.js';
 
 /** Every `bridgetower serve` setting, with the CLI flag of each; defaults in `DEFAULT_SERVER_OPTIONS`. */
 export interface ServerOptions extends Pick<RuntimeOptions, 'threads'> {
-  /** Bundle folders to serve (`serve <bundle>...`; `npm start`: the bundles under ./models, else the demo). */
+  /** Bundle folders to serve (`serve <bundle>...`; `npm start`: the bundles under ./bundles, the demo only when there is no other). */
   bundles: string[];
   host: string; // --host
   port: number; // --port

@@ -1,11 +1,12 @@
-import { appendFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { BridgeTowerError } from '../common/errors.js';
 import { buildFolderAtomically } from '../bundle/atomic-dir.js';
-import { readBundleConfig } from '../bundle/config.js';
+import { assertReplaceable } from '../bundle/bundle-folders.js';
+import { BUNDLE_FILES, readBundleConfig } from '../bundle/config.js';
 import { BundlePreprocessor } from '../preprocess/bundle-preprocessor.js';
 import { readLabels } from '../bundle/labels.js';
-import { listCheckpoints, loadCheckpoint, pruneCheckpoints, readTrainerState, saveCheckpoint, updateTrainerState, type TrainerState } from './checkpoint.js';
+import { CHECKPOINTS_DIR, listCheckpoints, loadCheckpoint, pruneCheckpoints, readTrainerState, saveCheckpoint, updateTrainerState, type TrainerState } from './checkpoint.js';
 import { collate, trainingItems, type CollateItem } from './data/collate.js';
 import { describeRow, type Dataset } from './data/examples.js';
 import { openDataset } from './data/open-dataset.js';
@@ -66,6 +67,8 @@ export type TrainEvent =
 
 export const LOG_FILE = 'train-log.jsonl';
 export const BEST_DIR = 'best';
+/** Where the final bundle is built inside the output folder before its files move up. */
+const FINAL_STAGING = '.final';
 
 export async function fineTune(options: FineTuneOptions): Promise<{ step: number; best?: TrainerState['best'] }> {
   const spec = FINE_TUNE_TASKS[options.task];
@@ -74,6 +77,8 @@ export async function fineTune(options: FineTuneOptions): Promise<{ step: number
   const subset = options.subset ?? 'all';
   const microBatch = options.microBatchSize ?? Math.min(8, recipe.batchSize);
   validate(options, recipe, microBatch);
+  // A fresh run's --out is checked before the data and the sessions load: a refusal costs nothing.
+  if (!options.resume) outputNeedsClearing(options.out, options.force === true);
   const emit = options.onEvent ?? (() => {});
 
   const config = readBundleConfig(options.bundle);
@@ -233,18 +238,37 @@ function log(out: string, record: Record<string, unknown>): void {
   appendFileSync(join(out, LOG_FILE), `${JSON.stringify({ time: new Date().toISOString(), ...record })}\n`);
 }
 
-/** A fresh run needs an empty (or absent) output folder; --force clears it. */
+/**
+ * A fresh run needs an empty (or absent) output folder; --force clears one, but only a bundle or an
+ * earlier run's folder (`assertReplaceable`): never a folder of the user's own files.
+ */
 function prepareOutput(out: string, force: boolean): void {
-  if (existsSync(out) && readdirSync(out).length > 0) {
-    if (!force) throw new BridgeTowerError('E_USAGE', `output '${out}' is not empty; pass --resume to continue its run, --force to start over, or choose another --out`);
-    rmSync(out, { recursive: true, force: true });
-  }
+  if (outputNeedsClearing(out, force)) rmSync(out, { recursive: true, force: true });
   mkdirSync(out, { recursive: true });
+}
+
+/** Whether --out holds something a fresh run must clear; throws unless --force may clear it. */
+function outputNeedsClearing(out: string, force: boolean): boolean {
+  if (!existsSync(out) || (statSync(out).isDirectory() && readdirSync(out).length === 0)) return false;
+  if (!force) throw new BridgeTowerError('E_USAGE', `output '${out}' is not empty; pass --resume to continue its run, --force to start over, or choose another --out`);
+  assertReplaceable(out, isFineTuneRun);
+  return true;
+}
+
+/** Everything a run writes into its output folder: the bundle's files, its log, checkpoints, best/, the staging folder. */
+const RUN_ENTRIES: ReadonlySet<string> = new Set([...Object.values(BUNDLE_FILES), LOG_FILE, CHECKPOINTS_DIR, BEST_DIR, FINAL_STAGING]);
+/** The hidden folders buildFolderAtomically leaves while it works (`.best.partial-…`). */
+const PARTIAL_ENTRY = /^\..*\.partial-/;
+
+/** An earlier run's folder, possibly stopped before it became a bundle: its log, and nothing a run does not write. */
+function isFineTuneRun(dir: string): boolean {
+  const entries = readdirSync(dir);
+  return entries.includes(LOG_FILE) && entries.every((name) => RUN_ENTRIES.has(name) || PARTIAL_ENTRY.test(name));
 }
 
 /** The output folder becomes a bundle: built beside it, then its files moved in (config.json last). */
 async function finalize(out: string, source: string, layout: FlatLayout, params: Float32Array, provenance: FineTuneProvenance): Promise<void> {
-  const staging = join(out, '.final');
+  const staging = join(out, FINAL_STAGING);
   await buildFolderAtomically(staging, { overwrite: true }, async (dir) => writeTrainedBundle(dir, source, layout, params, provenance));
   const names = readdirSync(staging).sort((a, b) => Number(a === 'config.json') - Number(b === 'config.json'));
   for (const name of names) {

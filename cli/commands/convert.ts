@@ -1,4 +1,6 @@
+import { join } from 'node:path';
 import { BridgeTowerError } from '../../common/errors.js';
+import { DEFAULT_BUNDLE_ROOT } from '../../bundle/bundle-folders.js';
 import { convertCheckpoint } from '../../convert/convert-checkpoint.js';
 import { byteProgress } from '../progress.js';
 import type { Command } from '../run-command.js';
@@ -14,7 +16,7 @@ Usage: convert-ckpt <checkpoint> [--out <dir>] [options]
 model.safetensors or pytorch_model.bin).
 
 Options:
-  --out <dir>            bundle folder to write (default: ./models/<checkpoint name>)
+  --out <dir>            bundle folder to write (default: ./${DEFAULT_BUNDLE_ROOT}/<checkpoint name>)
   --tokenizer <path>     tokenizer.json, a folder with vocab.json + merges.txt, or "vocab.json,merges.txt"
   --labels <path>        VQA answers: JSON list, id2label object, or an HF config.json with id2label
   --text-config <path>   RoBERTa config.json (heads, LayerNorm eps) when the text encoder is not roberta-base/large
@@ -24,14 +26,14 @@ Options:
   --no-optimize          plain ONNX attention (MatMul/Softmax/MatMul); see docs/onnx.md for the default
   --no-graphs            write the weights only, no ONNX graphs
   --name <name>          bundle name (default: checkpoint file name)
-  --force                replace an existing --out folder
+  --force                replace an existing --out folder (only an empty folder or a bundle)
   --json                 print a machine-readable summary instead of text
   -h, --help             this help
 
 Examples:
   convert-ckpt BridgeTower_ftfpt_base_vqav2.ckpt --tokenizer roberta-base/ --labels vqa_labels.json
-  convert-ckpt BridgeTower_ftfpt_base_snlive.ckpt --tokenizer vocab.json,merges.txt --out models/snli
-  convert-ckpt ./bridgetower-base-itm-mlm --dtype fp16 --out models/itm-fp16
+  convert-ckpt BridgeTower_ftfpt_base_snlive.ckpt --tokenizer vocab.json,merges.txt --out ${DEFAULT_BUNDLE_ROOT}/snli
+  convert-ckpt ./bridgetower-base-itm-mlm --dtype fp16 --out ${DEFAULT_BUNDLE_ROOT}/itm-fp16
 `,
   options: {
     out: { type: 'string' },
@@ -62,7 +64,7 @@ Examples:
     try {
       const summary = await convertCheckpoint({
         checkpoint,
-        out: values.out ?? `models/${name}`,
+        out: values.out ?? join(DEFAULT_BUNDLE_ROOT, name),
         tokenizer: values.tokenizer,
         labels: values.labels,
         textConfig: values['text-config'],

@@ -18,9 +18,9 @@ both directions). docs/evaluation.md defines each.
 Options:${EVALUATION_OPTIONS_USAGE}
 
 Examples:
-  bridgetower evaluate --bundle models/vqa --task vqa --data vqav2_val.arrow
-  bridgetower evaluate --bundle models/snli --task snli --data snli_ve_dev.jsonl --images flickr30k-images/
-  bridgetower evaluate --bundle models/f30k --task irtr --data f30k_caption_karpathy_test.arrow --top-k 128 --json
+  bridgetower evaluate --bundle bundles/vqa --task vqa --data vqav2_val.arrow
+  bridgetower evaluate --bundle bundles/snli --task snli --data snli_ve_dev.jsonl --images flickr30k-images/
+  bridgetower evaluate --bundle bundles/f30k --task irtr --data f30k_caption_karpathy_test.arrow --top-k 128 --json
 `,
   options: EVALUATION_OPTIONS,
   async run({ values, positionals }) {

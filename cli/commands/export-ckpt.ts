@@ -24,8 +24,8 @@ Options:
   -h, --help             this help
 
 Examples:
-  bridgetower export-ckpt --bundle models/vqa-finetuned --out vqa-finetuned.ckpt
-  bridgetower export-ckpt --bundle models/demo --out /tmp/demo.ckpt --force --json
+  bridgetower export-ckpt --bundle bundles/vqa-finetuned --out vqa-finetuned.ckpt
+  bridgetower export-ckpt --bundle bundles/demo --out /tmp/demo.ckpt --force --json
 
 See docs/export-ckpt.md for loading the file with upstream's code.
 `,

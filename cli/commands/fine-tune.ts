@@ -61,7 +61,7 @@ Options:
   --save-every N               checkpoint every N steps (always at each epoch end)
   --keep-checkpoints N         checkpoints kept besides best/ (default 1)
   --resume                     continue the run in --out from its latest checkpoint, bit-identically
-  --force                      clear a non-empty --out and start over
+  --force                      clear a non-empty --out and start over (only a bundle or an earlier run's folder)
   --device cpu|cuda            execution provider (default cpu)
   --threads N                  ONNX Runtime intra-op threads (small models run faster on 1)
   --json                       events as JSON Lines on stdout instead of a progress bar
@@ -70,9 +70,9 @@ Task recipes (upstream's scripts; docs/fine-tune.md):
 ${recipeTable}
 
 Examples:
-  bridgetower fine-tune --bundle models/pt-base --task snli --train snli_ve_train.arrow --dev snli_ve_dev.arrow --out models/snli-ft
-  bridgetower fine-tune --bundle models/vqa --task vqa --train my-vqa/train.jsonl --dev my-vqa/dev.jsonl --out models/my-vqa --trainable heads --batch-size 64 --epochs 3
-  bridgetower fine-tune --bundle models/vqa --task vqa --train my-vqa/train.jsonl --out models/my-vqa --resume
+  bridgetower fine-tune --bundle bundles/pt-base --task snli --train snli_ve_train.arrow --dev snli_ve_dev.arrow --out bundles/snli-ft
+  bridgetower fine-tune --bundle bundles/vqa --task vqa --train my-vqa/train.jsonl --dev my-vqa/dev.jsonl --out bundles/my-vqa --trainable heads --batch-size 64 --epochs 3
+  bridgetower fine-tune --bundle bundles/vqa --task vqa --train my-vqa/train.jsonl --out bundles/my-vqa --resume
 `,
   options: {
     bundle: { type: 'string' },

@@ -27,7 +27,7 @@ Losses: vqa = binary_cross_entropy_with_logits(logits, targets) x num_labels; sn
 cross_entropy; irtr = ITC (symmetric) + ITM on positives and sampled hard negatives.
 
 Example:
-  bridgetower grad models/vqa --task vqa --batch batch.safetensors --out grads.safetensors
+  bridgetower grad bundles/vqa --task vqa --batch batch.safetensors --out grads.safetensors
 `,
   options: { task: { type: 'string' }, batch: { type: 'string' }, out: { type: 'string' }, seed: { type: 'string' } },
   async run({ values, positionals }) {

@@ -16,7 +16,7 @@ Options:
 
 Examples:
   bridgetower inspect BridgeTower_ftfpt_base_vqav2.ckpt
-  bridgetower inspect models/vqa --json
+  bridgetower inspect bundles/vqa --json
 `,
   options: {
     'text-config': { type: 'string' },

@@ -23,8 +23,8 @@ Options:${EVALUATION_OPTIONS_USAGE}
   --out <file>           where to write the predictions
 
 Examples:
-  bridgetower predict --bundle models/vqa --task vqa --data vqav2_test.arrow --out vqa_test_submission.json
-  bridgetower predict --bundle models/nlvr2 --task nlvr2 --data nlvr2_test1.jsonl --images nlvr2/images --out nlvr2.jsonl
+  bridgetower predict --bundle bundles/vqa --task vqa --data vqav2_test.arrow --out vqa_test_submission.json
+  bridgetower predict --bundle bundles/nlvr2 --task nlvr2 --data nlvr2_test1.jsonl --images nlvr2/images --out nlvr2.jsonl
 `,
   options: { ...EVALUATION_OPTIONS, out: { type: 'string' } },
   async run({ values, positionals }) {

@@ -15,7 +15,7 @@ bundles), /255, CLIP mean/std. Writes one float32 tensor 'pixel_values' [N, 3, S
 \`bridgetower run-graph\`.
 
 Example:
-  bridgetower preprocess models/vqa --image cat.jpg --out pixel_values.safetensors
+  bridgetower preprocess bundles/vqa --image cat.jpg --out pixel_values.safetensors
 `,
   options: { image: { type: 'string', multiple: true }, out: { type: 'string' } },
   async run({ values, positionals }) {

@@ -13,8 +13,8 @@ Feeds every graph input from the tensor of the same name in --inputs (extra tens
 ignored) and writes every output to --out. For parity checks and for debugging inputs.
 
 Examples:
-  bridgetower run-graph models/vqa text_encoder --inputs batch.safetensors --out text.safetensors
-  bridgetower run-graph models/vqa vqa.onnx --inputs batch.safetensors --out logits.safetensors
+  bridgetower run-graph bundles/vqa text_encoder --inputs batch.safetensors --out text.safetensors
+  bridgetower run-graph bundles/vqa vqa.onnx --inputs batch.safetensors --out logits.safetensors
 `,
   options: { inputs: { type: 'string' }, out: { type: 'string' }, device: { type: 'string' }, 'no-optimize': { type: 'boolean' } },
   async run({ values, positionals }) {

@@ -1,14 +1,11 @@
-import { existsSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { BridgeTowerError } from '../../common/errors.js';
-import { claimsToBeBundle, readBundleConfig, BUNDLE_FILES } from '../../bundle/config.js';
-import { buildDemoBundle } from '../../convert/demo/demo-bundle.js';
+import { DEFAULT_BUNDLE_ROOT } from '../../bundle/bundle-folders.js';
+import { readBundleConfig } from '../../bundle/config.js';
 import { DEFAULT_SERVER_OPTIONS, type ServerOptions } from '../../server/options.js';
 import { startServer } from '../../server/start.js';
+import { defaultBundles } from '../default-bundles.js';
 import type { Command } from '../run-command.js';
 
-const MODELS_DIR = 'models';
-const DEMO_DIR = join(MODELS_DIR, 'demo');
 const MIB = 1024 * 1024;
 
 export const serveCommand: Command = {
@@ -16,8 +13,9 @@ export const serveCommand: Command = {
   usage: `
 Usage: bridgetower serve [<bundle>...] [options]
 
-Serves the bundles over HTTP. Without a bundle, serves every bundle under ./models, or, when there
-is none, builds the demo bundle into ./models/demo (random weights: its answers are meaningless).
+Serves the bundles over HTTP. Without a bundle, serves every bundle under ./${DEFAULT_BUNDLE_ROOT}: the
+demo bundle (random weights: its answers are meaningless) only when there is no other; with no
+bundle at all, it builds the demo into ./${DEFAULT_BUNDLE_ROOT}/demo.
 API docs at /docs (OpenAPI document at /openapi.json), demo page at /.
 
 Options:
@@ -39,8 +37,8 @@ Options:
   --body-limit-mb <n>        largest request body, JSON or multipart (default ${DEFAULT_SERVER_OPTIONS.bodyLimitBytes / MIB})
 
 Examples:
-  bridgetower serve models/vqa --port 8080
-  BRIDGETOWER_API_KEY=secret bridgetower serve models/vqa models/retrieval --device cuda --auth all
+  bridgetower serve ${DEFAULT_BUNDLE_ROOT}/vqa --port 8080
+  BRIDGETOWER_API_KEY=secret bridgetower serve ${DEFAULT_BUNDLE_ROOT}/vqa ${DEFAULT_BUNDLE_ROOT}/retrieval --device cuda --auth all
   curl -s localhost:8080/vqa -F image=@cat.jpg -F question='what is on the sofa?'
 `,
   options: {
@@ -130,33 +128,5 @@ function apiKeyFrom(flag: string | undefined, env: string | undefined): string |
     throw new BridgeTowerError('E_USAGE', `${source} is empty: give the key (e.g. BRIDGETOWER_API_KEY="$(cat api-key.txt)"), or leave ${source} out to serve without one`, { source });
   }
   return key;
-}
-
-/** The bundles under ./models, or the demo bundle, built into ./models/demo, when there is none. */
-export async function defaultBundles(root = MODELS_DIR): Promise<string[]> {
-  const bundles = existsSync(root)
-    ? readdirSync(root, { withFileTypes: true })
-        .filter((entry) => entry.isDirectory() && existsSync(join(root, entry.name, BUNDLE_FILES.config)))
-        .map((entry) => join(root, entry.name))
-        // A folder that says it is a bundle is served, so that a damaged one fails loudly instead of vanishing.
-        .filter(claimsToBeBundle)
-        .sort()
-    : [];
-  if (bundles.length > 0) return bundles;
-  const demo = root === MODELS_DIR ? DEMO_DIR : join(root, 'demo');
-  process.stderr.write(
-    [
-      '',
-      '!'.repeat(78),
-      `!! no bundle under ./${root}: building the DEMO bundle into ./${demo}`,
-      '!! ITS WEIGHTS ARE RANDOM: EVERY ANSWER THIS SERVER GIVES IS MEANINGLESS.',
-      '!! Serve a real model: bridgetower convert <checkpoint> --out models/<name>',
-      '!'.repeat(78),
-      '',
-      '',
-    ].join('\n'),
-  );
-  await buildDemoBundle(demo);
-  return [demo];
 }
 

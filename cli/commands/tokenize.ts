@@ -13,7 +13,7 @@ length (upstream: 50 tokens, 40 for retrieval), padded with <pad> = 1 to the lon
 Prints JSON: {"input_ids": [[…]], "attention_mask": [[…]], "max_length": n}.
 
 Example:
-  bridgetower tokenize models/vqa --task vqa "What color is the cat?" "How many dogs are there?"
+  bridgetower tokenize bundles/vqa --task vqa "What color is the cat?" "How many dogs are there?"
 `,
   options: { task: { type: 'string' } },
   async run({ values, positionals }) {

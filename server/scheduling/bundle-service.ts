@@ -1,6 +1,7 @@
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { BridgeTowerError } from '../../common/errors.js';
+import { isDemoBundle } from '../../bundle/bundle-folders.js';
 import { openSafetensors, toFloat32 } from '../../bundle/safetensors/read-safetensors.js';
 import { SERVED_TASKS, TASKS, type TaskName } from '../../bundle/tasks.js';
 import { readTensorBytes } from '../../bundle/tensors/read-tensor.js';
@@ -63,7 +64,7 @@ export class BundleService implements ModelService {
     const config = preprocessor.config;
     const arch = config.architecture;
     this.name = config.name || basename(bundleDir);
-    this.isDemo = config.name.startsWith('bridgetower-demo') || config.provenance.sources.some((s) => s.file === 'bridgetower-demo.safetensors');
+    this.isDemo = isDemoBundle(config);
     this.tasks = SERVED_TASKS.filter((task) => config.tasks[task] !== undefined);
     this.dims = {
       layers: arch.cross_modal.num_layers,

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { forbiddenGlobalPickle, writeTorchCheckpoint } from '../helpers/torch-writer.js';
@@ -85,5 +86,45 @@ describe('the bridgetower and convert-ckpt commands', () => {
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, /RANDOM WEIGHTS/);
     assert.deepEqual(readdirSync(out).sort(), ['config.json', 'labels.json', 'model.safetensors', 'onnx', 'tokenizer.json']);
+  });
+
+  it('demo keeps an existing bundle unless --force, which replaces it', (t) => {
+    const out = join(tempDir(t), 'demo');
+    assert.equal(runCli(['demo', '--out', out]).code, 0);
+    writeFileSync(join(out, 'stale.txt'), 'left in the old bundle');
+    const again = runCli(['demo', '--out', out]);
+    assert.equal(again.code, 2, again.stderr);
+    assert.match(again.stderr, /E_USAGE.*already exists.*--force/);
+    assert.ok(existsSync(join(out, 'stale.txt')));
+    const forced = runCli(['demo', '--out', out, '--force']);
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.equal(existsSync(join(out, 'stale.txt')), false, 'the bundle was replaced whole');
+  });
+
+  it('demo --out a folder that is not a bundle is refused, with or without --force, and deletes nothing', (t) => {
+    const out = join(tempDir(t), 'work');
+    mkdirSync(out);
+    writeFileSync(join(out, 'notes.md'), 'mine');
+    for (const args of [[], ['--force']]) {
+      const result = runCli(['demo', '--out', out, ...args]);
+      assert.equal(result.code, 2, result.stderr);
+      assert.match(result.stderr, args.length ? /E_USAGE.*is not a bundle.*nothing was deleted/ : /E_USAGE.*already exists/);
+      assert.deepEqual(readdirSync(out), ['notes.md']);
+      assert.equal(readFileSync(join(out, 'notes.md'), 'utf8'), 'mine');
+    }
+  });
+
+  it('convert --force --out a folder of source files is refused (exit 2) and deletes nothing', (t) => {
+    const dir = tempDir(t);
+    const { arch, weights } = tinyWeights();
+    const ckpt = writeTinyCkpt(dir, weights);
+    const out = join(dir, 'cli-sources');
+    cpSync(fileURLToPath(new URL('../../cli', import.meta.url)), out, { recursive: true });
+    const before = readdirSync(out, { recursive: true }).map(String).sort();
+    assert.ok(before.includes('main.ts'));
+    const result = runCli(['convert', ckpt, '--force', '--out', out, '--text-config', writeTextConfig(dir, arch)]);
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(result.stderr, /E_USAGE.*is not a bundle.*nothing was deleted/);
+    assert.deepEqual(readdirSync(out, { recursive: true }).map(String).sort(), before);
   });
 });

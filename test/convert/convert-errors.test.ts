@@ -62,18 +62,30 @@ describe('conversion refuses what it cannot account for, and leaves nothing behi
     );
   });
 
-  it('an existing output folder is kept unless --force, and replaced whole with it', async (t) => {
+  it('an existing output folder is kept unless --force, and a bundle is replaced whole with it', async (t) => {
+    const dir = tempDir(t);
+    const { arch, weights } = tinyWeights();
+    const ckpt = writeTinyCkpt(dir, weights);
+    const out = join(dir, 'out');
+    await convertCheckpoint({ checkpoint: ckpt, out, textConfig: writeTextConfig(dir, arch), graphs: false, name: 'first' });
+    writeFileSync(join(out, 'stale.txt'), 'left in the old bundle');
+    await assert.rejects(convertCheckpoint({ checkpoint: ckpt, out, textConfig: writeTextConfig(dir, arch) }), rejectsWith('E_USAGE', /already exists/, /--force/));
+    assert.equal(readFileSync(join(out, 'stale.txt'), 'utf8'), 'left in the old bundle');
+    await convertCheckpoint({ checkpoint: ckpt, out, textConfig: writeTextConfig(dir, arch), force: true });
+    assert.deepEqual(readdirSync(out).sort(), ['config.json', 'labels.json', 'model.safetensors', 'onnx']);
+    assert.equal(readdirSync(dir).filter((f) => f.includes('partial')).length, 0);
+  });
+
+  it('--force does not replace a folder that is not a bundle', async (t) => {
     const dir = tempDir(t);
     const { arch, weights } = tinyWeights();
     const ckpt = writeTinyCkpt(dir, weights);
     const out = join(dir, 'out');
     mkdirSync(out);
     writeFileSync(join(out, 'keep.txt'), 'user data');
-    await assert.rejects(convertCheckpoint({ checkpoint: ckpt, out, textConfig: writeTextConfig(dir, arch) }), rejectsWith('E_USAGE', /already exists/, /--force/));
+    await assert.rejects(convertCheckpoint({ checkpoint: ckpt, out, textConfig: writeTextConfig(dir, arch), force: true }), rejectsWith('E_USAGE', /is not a bundle/, /nothing was deleted/));
+    assert.deepEqual(readdirSync(out), ['keep.txt']);
     assert.equal(readFileSync(join(out, 'keep.txt'), 'utf8'), 'user data');
-    await convertCheckpoint({ checkpoint: ckpt, out, textConfig: writeTextConfig(dir, arch), force: true });
-    assert.deepEqual(readdirSync(out).sort(), ['config.json', 'labels.json', 'model.safetensors', 'onnx']);
-    assert.equal(readdirSync(dir).filter((f) => f.includes('partial')).length, 0);
   });
 
   it('an unreadable checkpoint path is an E_IO error naming it', async (t) => {

@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { defaultBundles, serverOptionsFromFlags } from '../../cli/commands/serve.js';
+import { serverOptionsFromFlags } from '../../cli/commands/serve.js';
+import { defaultBundles } from '../../cli/default-bundles.js';
+import { DEFAULT_BUNDLE_ROOT } from '../../bundle/bundle-folders.js';
 import { BridgeTowerError } from '../../common/errors.js';
 import { BUNDLE_FORMAT } from '../../bundle/config.js';
 import { DEFAULT_SERVER_OPTIONS } from '../../server/options.js';
@@ -13,12 +15,13 @@ import { runCli } from '../helpers/run-cli.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { FakeModelService, fakeImage, testOptions } from './http-fakes.js';
 
+const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 const usage = (pattern: RegExp) => (error: unknown) => error instanceof BridgeTowerError && error.code === 'E_USAGE' && pattern.test(error.message);
 
 describe('serve flags', () => {
   it('default to DEFAULT_SERVER_OPTIONS', () => {
-    const { bundles, ...rest } = serverOptionsFromFlags({}, ['models/a'], {});
-    assert.deepEqual(bundles, ['models/a']);
+    const { bundles, ...rest } = serverOptionsFromFlags({}, ['bundles/a'], {});
+    assert.deepEqual(bundles, ['bundles/a']);
     assert.deepEqual(rest, DEFAULT_SERVER_OPTIONS);
   });
 
@@ -97,22 +100,92 @@ describe('serve flags', () => {
 });
 
 describe('serve without bundles', () => {
-  it('serves every bundle under the models folder, in name order, skipping other folders', async (t) => {
-    const root = tempDir(t);
-    for (const name of ['zeta', 'alpha']) {
-      mkdirSync(join(root, name));
-      writeFileSync(join(root, name, 'config.json'), JSON.stringify({ format: BUNDLE_FORMAT, format_version: 1, name }));
-    }
-    mkdirSync(join(root, 'notes'));
-    writeFileSync(join(root, 'notes', 'config.json'), JSON.stringify({ something: 'else' }));
-    assert.deepEqual(await defaultBundles(root), [join(root, 'alpha'), join(root, 'zeta')]);
+  /** A bundle root and an (absent) legacy root in a fresh folder, and the notes defaultBundles logs. */
+  function roots(t: { after(fn: () => void): void }) {
+    const dir = tempDir(t);
+    const logged: string[] = [];
+    return { root: join(dir, 'bundles'), legacyRoot: join(dir, 'models'), log: (line: string) => logged.push(line), logged };
+  }
+  function writeConfig(dir: string, config: Record<string, unknown>): void {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+  }
+  const realConfig = (name: string) => ({ format: BUNDLE_FORMAT, format_version: 1, name, provenance: { sources: [{ file: `${name}.ckpt` }] } });
+  const demoConfig = { format: BUNDLE_FORMAT, format_version: 1, name: 'bridgetower-demo (random weights: answers are meaningless)', provenance: { sources: [{ file: 'bridgetower-demo.safetensors' }] } };
+
+  it('the default bundle root is ./bundles', () => {
+    assert.equal(DEFAULT_BUNDLE_ROOT, 'bundles');
   });
 
-  it('builds the demo bundle into <models>/demo when there is none', async (t) => {
-    const root = join(tempDir(t), 'models');
-    const bundles = await defaultBundles(root);
+  it('serves every bundle under the bundle root, in name order, skipping other folders', async (t) => {
+    const { root, legacyRoot, log } = roots(t);
+    for (const name of ['zeta', 'alpha']) writeConfig(join(root, name), realConfig(name));
+    writeConfig(join(root, 'notes'), { something: 'else' });
+    assert.deepEqual(await defaultBundles({ root, legacyRoot, log }), [join(root, 'alpha'), join(root, 'zeta')]);
+  });
+
+  it('builds the demo bundle into <root>/demo when there is none, and finds it on the next start', async (t) => {
+    const { root, legacyRoot, log, logged } = roots(t);
+    const bundles = await defaultBundles({ root, legacyRoot, log });
     assert.deepEqual(bundles, [join(root, 'demo')]);
-    assert.deepEqual(await defaultBundles(root), bundles, 'the second start finds the demo bundle built by the first');
+    assert.match(logged.join('\n'), /building the DEMO bundle/);
+    logged.length = 0;
+    assert.deepEqual(await defaultBundles({ root, legacyRoot, log }), bundles, 'the second start finds the demo bundle built by the first');
+    assert.doesNotMatch(logged.join('\n'), /building|skipping/);
+  });
+
+  it('builds the demo into an empty <root>/demo (a mount point), and never into a folder of other files', async (t) => {
+    const { root, legacyRoot, log } = roots(t);
+    mkdirSync(join(root, 'demo'), { recursive: true });
+    assert.deepEqual(await defaultBundles({ root, legacyRoot, log }), [join(root, 'demo')]);
+    const other = roots(t);
+    mkdirSync(join(other.root, 'demo'), { recursive: true });
+    writeFileSync(join(other.root, 'demo', 'notes.md'), 'mine');
+    await assert.rejects(defaultBundles(other), usage(/is not a bundle.*nothing was deleted/));
+    assert.deepEqual(readdirSync(join(other.root, 'demo')), ['notes.md']);
+  });
+
+  it('beside a real bundle, skips the demo bundle and says so', async (t) => {
+    const { root, legacyRoot, log, logged } = roots(t);
+    writeConfig(join(root, 'demo'), demoConfig);
+    writeConfig(join(root, 'vqa'), realConfig('vqa'));
+    assert.deepEqual(await defaultBundles({ root, legacyRoot, log }), [join(root, 'vqa')]);
+    assert.equal(logged.length, 1);
+    assert.match(logged[0]!, new RegExp(`skipping the demo bundle ${escape(join(root, 'demo'))}.*serve ${escape(join(root, 'vqa'))} ${escape(join(root, 'demo'))}`));
+    assert.equal(existsSync(join(root, 'demo', 'model.safetensors')), false, 'nothing was built');
+  });
+
+  it('tells a fine-tuned demo bundle from a real one by its provenance', async (t) => {
+    const { root, legacyRoot, log } = roots(t);
+    writeConfig(join(root, 'demo-ft'), { ...demoConfig, name: 'my-experiment' });
+    writeConfig(join(root, 'real'), realConfig('real'));
+    assert.deepEqual(await defaultBundles({ root, legacyRoot, log }), [join(root, 'real')]);
+  });
+
+  it('a real bundle left under the old ./models location is refused, with the move to make, rather than serving a demo', async (t) => {
+    const { root, legacyRoot, log } = roots(t);
+    writeConfig(join(legacyRoot, 'vqa'), realConfig('vqa'));
+    await assert.rejects(defaultBundles({ root, legacyRoot, log }), usage(new RegExp(`under ${escape(legacyRoot)} \\(${escape(join(legacyRoot, 'vqa'))}\\).*mv ${escape(join(legacyRoot, 'vqa'))} ${escape(root)}/`)));
+    assert.equal(existsSync(join(root, 'demo')), false, 'no demo was built');
+  });
+
+  it('beside real bundles in the new root, old-location bundles are named as not served', async (t) => {
+    const { root, legacyRoot, log, logged } = roots(t);
+    writeConfig(join(legacyRoot, 'old'), realConfig('old'));
+    writeConfig(join(legacyRoot, 'demo'), demoConfig);
+    writeConfig(join(root, 'new'), realConfig('new'));
+    assert.deepEqual(await defaultBundles({ root, legacyRoot, log }), [join(root, 'new')]);
+    const notes = logged.join('\n');
+    assert.match(notes, new RegExp(`not serving ${escape(join(legacyRoot, 'old'))}: bundles now go under`));
+    assert.match(notes, new RegExp(`ignoring ${escape(join(legacyRoot, 'demo'))}.*rm -r ${escape(join(legacyRoot, 'demo'))}`));
+  });
+
+  it('source files under the old location are no bundles and raise nothing', async (t) => {
+    const { root, legacyRoot, log, logged } = roots(t);
+    writeConfig(join(legacyRoot, 'bridgetower'), { hidden_size: 768 });
+    writeConfig(join(root, 'vqa'), realConfig('vqa'));
+    assert.deepEqual(await defaultBundles({ root, legacyRoot, log }), [join(root, 'vqa')]);
+    assert.deepEqual(logged, []);
   });
 });
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
@@ -162,6 +162,29 @@ describe('fine-tune runs', () => {
     await assert.rejects(fineTune({ ...smallRun(bundle, train, out), epochs: 1, learningRate: 2e-4, resume: true }), (e: BridgeTowerError) => e.code === 'E_RESUME' && /learningRate/.test(e.message));
     await assert.rejects(fineTune({ ...smallRun(bundle, train, out), epochs: 1 }), (e: BridgeTowerError) => e.code === 'E_USAGE' && /--resume/.test(e.message));
     await assert.rejects(fineTune({ ...smallRun(bundle, train, join(root, 'empty')), resume: true }), (e: BridgeTowerError) => e.code === 'E_RESUME');
+  });
+
+  it('--force starts over in an earlier run folder, finished or stopped early, but never clears other files', async (t) => {
+    // 8 examples: one optimizer step per epoch, to keep the three runs short.
+    const { root, bundle, train } = await setup(t, 'vqa', 8);
+    const run = (out: string) => ({ ...smallRun(bundle, train, out), epochs: 1, saveEvery: undefined, force: true });
+    const mine = join(root, 'mine');
+    mkdirSync(mine);
+    writeFileSync(join(mine, 'notes.md'), 'mine');
+    await assert.rejects(fineTune(run(mine)), (e: BridgeTowerError) => e.code === 'E_USAGE' && /is not a bundle/.test(e.message));
+    assert.deepEqual(readdirSync(mine), ['notes.md']);
+
+    // A run stopped before it became a bundle: its log and checkpoints, no config.json of its own.
+    const stopped = join(root, 'stopped');
+    await assert.rejects(fineTune({ ...smallRun(bundle, train, stopped), learningRate: 1e12, warmup: 0 }), (e: BridgeTowerError) => e.code === 'E_DIVERGED');
+    assert.equal(existsSync(join(stopped, 'config.json')), false);
+    assert.ok(existsSync(join(stopped, LOG_FILE)));
+    assert.equal((await fineTune(run(stopped))).step, 1);
+    assert.match(readBundleConfig(stopped).name, /-vqa-step1$/);
+    assert.equal(readFileSync(join(stopped, LOG_FILE), 'utf8').includes('"event":"diverged"'), false, 'the old log is gone');
+
+    // A finished run's folder is a bundle: --force replaces it too.
+    assert.equal((await fineTune(run(stopped))).step, 1);
   });
 
   it('stops with E_DIVERGED when the loss becomes NaN or infinite, keeping the last good checkpoint', async (t) => {
