@@ -65,6 +65,8 @@ export interface BundleConfig {
     ignored: Array<{ name: string; reason: string }>;
     /** Upstream's full sacred config, when the checkpoint carried it. */
     upstream_config?: Record<string, unknown>;
+    /** The source's Hugging Face config.json as it was, when the checkpoint was an HF folder (export-hf keeps its extra fields). */
+    hf_config?: Record<string, unknown>;
   };
   warnings: string[];
 }
