@@ -64,11 +64,12 @@ export async function exportHuggingFace(options: ExportHfOptions): Promise<Expor
   const arch = bundle.architecture;
   const weightsPath = join(options.bundle, bundle.weights.file);
   const weights = openSafetensors(weightsPath);
+  // HF's schema first: an inexpressible option is the real obstacle, whatever else is missing.
+  checkHfExpressible(arch);
   checkRequiredTensors(arch, new Map([...weights.tensors].map(([name, view]) => [name, view.shape] as const)));
   const dtype = floatDtypeOf(weights.tensors.get('text_transformer.embeddings.word_embeddings.weight')!.dtype);
-  checkHfExpressible(arch);
   const hfClass = chooseHfClass(arch, options.hfClass);
-  const plan = planHfStateDict(weights.tensors, hfClass);
+  const plan = planHfStateDict(weights.tensors, arch, hfClass);
   const { config, changes } = hfConfigFor(bundle, hfClass, dtype);
   const warnings = hfSemanticWarnings(arch, hfClass, bundle);
   const textFiles: HfTextFile[] = [{ name: 'config.json', text: `${pythonJsonDumps(config)}\n` }, preprocessorConfigFor(bundle)];
@@ -77,12 +78,6 @@ export async function exportHuggingFace(options: ExportHfOptions): Promise<Expor
     textFiles.push(...tokenizerFilesFor(readFileSync(path, 'utf8'), loadTokenizerSource(path), maxTextLength(bundle)));
   } else {
     warnings.push('the bundle has no tokenizer: the folder has no tokenizer files, so BridgeTowerProcessor.from_pretrained cannot load it (AutoTokenizer of roberta-base can stand in if the vocabulary is roberta-base’s)');
-  }
-  if (plan.headFile.length > 0) {
-    warnings.push(
-      `${plan.headFileHeads.length > 0 ? `the ${plan.headFileHeads.join(', ')} head(s)` : 'tensors'} that ${hfClass} has no module for are in ${HEAD_FILE} ` +
-        '(layouts in its metadata and docs/export-hf.md); transformers does not load that file',
-    );
   }
   if (arch.cross_modal.token_types > 2) {
     warnings.push(

@@ -33,15 +33,18 @@ interface HfClassSpec {
   readonly cannotHold: (arch: BridgeTowerArchitecture) => string | undefined;
   /** Short name for `--class`. */
   readonly alias: string;
+  /** Whether its state dict holds the encoder under HF_BASE_MODEL_PREFIX (task classes) or bare (BridgeTowerModel itself). */
+  readonly prefixed: boolean;
 }
 
 /** In the order a bundle picks its class when `--class` is not given: the first one it can fill. */
 export const HF_CLASSES: Readonly<Record<HfClassName, HfClassSpec>> = {
   // itm_score.fc on pooler_output: the same head and input in upstream and HF.
-  BridgeTowerForImageAndTextRetrieval: { alias: 'itm', heads: ['itm'], cannotHold: (a) => (a.heads.itm ? undefined : 'the bundle has no ITM head (itm_score)') },
+  BridgeTowerForImageAndTextRetrieval: { alias: 'itm', prefixed: true, heads: ['itm'], cannotHold: (a) => (a.heads.itm ? undefined : 'the bundle has no ITM head (itm_score)') },
   // HF's contrastive class needs its third head and its own image-ITC input; upstream ITC has neither.
   BridgeTowerForContrastiveLearning: {
     alias: 'contrastive',
+    prefixed: true,
     heads: ['itc', 'itc_cross_modal'],
     cannotHold: (a) =>
       !a.heads.itc
@@ -52,8 +55,8 @@ export const HF_CLASSES: Readonly<Record<HfClassName, HfClassSpec>> = {
             ? 'its image ITC head was trained on raw CLIP features, not the cross-modal transform HF feeds it'
             : undefined,
   },
-  BridgeTowerForMaskedLM: { alias: 'mlm', heads: ['mlm'], cannotHold: (a) => (a.heads.mlm ? undefined : 'the bundle has no MLM head (mlm_score)') },
-  BridgeTowerModel: { alias: 'base', heads: [], cannotHold: () => undefined },
+  BridgeTowerForMaskedLM: { alias: 'mlm', prefixed: true, heads: ['mlm'], cannotHold: (a) => (a.heads.mlm ? undefined : 'the bundle has no MLM head (mlm_score)') },
+  BridgeTowerModel: { alias: 'base', prefixed: false, heads: [], cannotHold: () => undefined },
 };
 
 /** `--class` accepts the class name or its alias. */

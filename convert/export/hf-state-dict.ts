@@ -1,9 +1,11 @@
 import { BridgeTowerError, listSome } from '../../common/errors.js';
+import type { BridgeTowerArchitecture } from '../../bundle/architecture.js';
 import { lookupCanonicalName } from '../../bundle/canonical-names.js';
 import type { ValueTransform } from '../../bundle/tensors/canonical-tensor.js';
 import type { TensorView } from '../../bundle/tensors/tensor-view.js';
 import { HF_CLASSES, headOfTensor, type HeadName, type HfClassName } from './hf-classes.js';
 import { huggingFaceNameOf } from './hf-names.js';
+import { HF_BASE_MODEL_PREFIX, HF_NAME_MAP } from '../huggingface/hf-name-map.js';
 import type { Reported } from './upstream-state-dict.js';
 
 /**
@@ -41,7 +43,7 @@ export interface HfStateDictPlan {
 const HF_TOKEN_TYPES = 2;
 const TOKEN_TYPES = 'token_type_embeddings.weight';
 
-export function planHfStateDict(tensors: ReadonlyMap<string, TensorView>, hfClass: HfClassName): HfStateDictPlan {
+export function planHfStateDict(tensors: ReadonlyMap<string, TensorView>, arch: BridgeTowerArchitecture, hfClass: HfClassName): HfStateDictPlan {
   const model: HfEntry[] = [];
   const headFile: HfEntry[] = [];
   const heads = new Set<HeadName>();
@@ -49,6 +51,8 @@ export function planHfStateDict(tensors: ReadonlyMap<string, TensorView>, hfClas
   const unknown: string[] = [];
   const unplaced: string[] = [];
   const classHeads: readonly HeadName[] = HF_CLASSES[hfClass].heads;
+  // BridgeTowerModel saves its encoder without the prefix the task classes hold it under.
+  const inClass = (hf: string) => (HF_CLASSES[hfClass].prefixed || !hf.startsWith(HF_BASE_MODEL_PREFIX) ? hf : hf.slice(HF_BASE_MODEL_PREFIX.length));
   for (const [canonical, view] of tensors) {
     const row = lookupCanonicalName(canonical);
     if (!row) {
@@ -65,16 +69,24 @@ export function planHfStateDict(tensors: ReadonlyMap<string, TensorView>, hfClas
       ...extra,
     });
     const head = headOfTensor(canonical);
-    if (head && !classHeads.includes(head)) {
+    if (head && !arch.heads[head]) {
+      // upstream's BTTransformer creates `temperature` for every task, ITC or not.
+      leftOut.push({ name: canonical, reason: `part of the ${head} head, which this bundle does not have (upstream creates it whatever the task); no forward pass reads it` });
+    } else if (head && !classHeads.includes(head)) {
       headFile.push(entry(hf?.hf ?? canonical));
       heads.add(head);
     } else if (hf && canonical === TOKEN_TYPES && view.shape[0]! > HF_TOKEN_TYPES) {
-      model.push(entry(hf.hf, { rows: HF_TOKEN_TYPES, shape: [HF_TOKEN_TYPES, ...view.shape.slice(1)] }));
+      model.push(entry(inClass(hf.hf), { rows: HF_TOKEN_TYPES, shape: [HF_TOKEN_TYPES, ...view.shape.slice(1)] }));
       headFile.push(entry(canonical));
     } else if (hf) {
-      model.push(entry(hf.hf));
+      model.push(entry(inClass(hf.hf)));
     } else if (!row.used) {
-      leftOut.push({ name: canonical, reason: `${row.note ?? `${row.module}: unused`}; transformers' BridgeTower has no such parameter` });
+      // A buffer HF_NAME_MAP ignores on the way in (old pytorch_model.bin files) says so itself.
+      const buffer = HF_NAME_MAP.find((r) => r.kind === 'ignored' && r.canonical === canonical);
+      const reason = buffer
+        ? `${buffer.note}; transformers ≥ 4.31 neither saves nor expects it`
+        : `${row.note ?? `${row.module}: unused`}; transformers' BridgeTower has no such parameter`;
+      leftOut.push({ name: canonical, reason });
     } else {
       unplaced.push(canonical);
     }
