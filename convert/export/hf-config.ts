@@ -89,6 +89,7 @@ const VISION_FIELDS: Readonly<Record<string, Rule>> = {
   num_channels: () => 3,
   // The bundle counts the blocks it has; a removed last layer is already one block fewer.
   num_hidden_layers: ({ arch }) => arch.vision.num_layers,
+  patch_size: ({ arch }) => arch.vision.patch_size,
   remove_last_layer: () => false,
   share_layernorm: () => true,
   stop_gradient: () => false,
