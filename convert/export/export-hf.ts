@@ -1,6 +1,5 @@
 import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BridgeTowerError } from '../../common/errors.js';
 import { checkRequiredTensors } from '../convert-checkpoint.js';
 import { buildFolderAtomically } from '../../bundle/atomic-dir.js';
 import { readBundleConfig } from '../../bundle/config.js';
@@ -17,7 +16,7 @@ import { maxTextLength, preprocessorConfigFor, tokenizerFilesFor, type HfTextFil
 import { planHfStateDict, type HfEntry } from './hf-state-dict.js';
 import { invertTransform } from './inverse-transform.js';
 import { pythonJsonDumps } from './python-json.js';
-import type { Reported } from './upstream-state-dict.js';
+import { floatDtypeOf, type Reported } from './upstream-state-dict.js';
 
 /**
  * `export-hf`: a bundle in, a folder out that transformers loads with
@@ -67,7 +66,7 @@ export async function exportHuggingFace(options: ExportHfOptions): Promise<Expor
   // HF's schema first: an inexpressible option is the real obstacle, whatever else is missing.
   checkHfExpressible(arch);
   checkRequiredTensors(arch, new Map([...weights.tensors].map(([name, view]) => [name, view.shape] as const)));
-  const dtype = floatDtypeOf(weights.tensors.get('text_transformer.embeddings.word_embeddings.weight')!.dtype);
+  const dtype = floatDtypeOf(weights.tensors);
   const hfClass = chooseHfClass(arch, options.hfClass);
   const plan = planHfStateDict(weights.tensors, arch, hfClass);
   const { config, changes } = hfConfigFor(bundle, hfClass, dtype);
@@ -126,12 +125,4 @@ function entryBytes(fd: number, entry: HfEntry): Buffer {
   let bytes = readTensorBytes(fd, entry.view);
   if (entry.rows !== undefined) bytes = bytes.subarray(0, numel(entry.shape) * DTYPES[entry.view.dtype].bytes);
   return entry.transform ? invertTransform(entry.transform, entry.view.dtype, bytes) : bytes;
-}
-
-/** Exported weights keep the bundle's dtype; bundles are float32 or float16 (convert's --dtype). */
-function floatDtypeOf(dtype: DType): DType {
-  if (dtype !== 'float32' && dtype !== 'float16') {
-    throw new BridgeTowerError('E_BUNDLE', `the bundle's weights are ${dtype}; export-hf supports float32 and float16 bundles`, { dtype });
-  }
-  return dtype;
 }

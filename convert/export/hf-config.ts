@@ -187,7 +187,10 @@ export function hfSemanticWarnings(arch: BridgeTowerArchitecture, hfClass: HfCla
 export function hfConfigFor(bundle: BundleConfig, hfClass: HfClassName, dtype: DType): { config: Record<string, unknown>; changes: string[] } {
   const ctx: ConfigContext = { arch: bundle.architecture, bundle, hfClass, dtype };
   const derive = (rules: Readonly<Record<string, Rule>>) =>
-    Object.fromEntries(Object.entries(rules).flatMap(([key, rule]) => (rule(ctx) === undefined ? [] : [[key, rule(ctx)]])));
+    Object.fromEntries(Object.entries(rules).flatMap(([key, rule]) => {
+      const value = rule(ctx);
+      return value === undefined ? [] : [[key, value]];
+    }));
   const derived = { ...derive(TOP_FIELDS), text_config: derive(TEXT_FIELDS), vision_config: derive(VISION_FIELDS) };
   const source = bundle.provenance.hf_config;
   if (!isObject(source)) return { config: derived, changes: [] };
