@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { BridgeTowerError } from '../common/errors.js';
 import { BUNDLE_FILES, BUNDLE_FORMAT, claimsToBeBundle, readBundleConfig, type BundleConfig } from './config.js';

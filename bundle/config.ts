@@ -92,6 +92,8 @@ export const bundleConfigSchema = z.strictObject({
     ignored: z.array(z.strictObject({ name: text(), reason: text() })),
     /** Upstream's full sacred config, when the checkpoint carried it (kept as the checkpoint had it). */
     upstream_config: z.record(z.string(), z.unknown()).optional(),
+    /** The source's Hugging Face config.json as it was, when the checkpoint was an HF folder (export-hf keeps its extra fields). */
+    hf_config: z.record(z.string(), z.unknown()).optional(),
   }),
   warnings: z.array(text()),
   /** Present when `fine-tune` wrote the bundle. */

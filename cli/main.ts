@@ -8,6 +8,7 @@ import { inspectCommand } from './commands/inspect.js';
 import { serveCommand } from './commands/serve.js';
 import { gradCommand } from './commands/grad.js';
 import { exportCkptCommand } from './commands/export-ckpt.js';
+import { exportHfCommand } from './commands/export-hf.js';
 import { evaluateCommand } from './commands/evaluate.js';
 import { predictCommand } from './commands/predict.js';
 import { fineTuneCommand } from './commands/fine-tune.js';
@@ -25,6 +26,7 @@ const COMMANDS: Record<string, Command> = {
   serve: serveCommand,
   grad: gradCommand,
   'export-ckpt': exportCkptCommand,
+  'export-hf': exportHfCommand,
   evaluate: evaluateCommand,
   predict: predictCommand,
   'fine-tune': fineTuneCommand,

@@ -122,6 +122,7 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
         ...(architecture.vision.image_size !== resizedFrom ? { image_size_resized_from: resizedFrom } : {}),
         ignored: [...source.ignored],
         ...(source.hparams ? { upstream_config: source.hparams } : {}),
+        ...(source.hfConfigFile ? { hf_config: source.hfConfigFile } : {}),
       },
       warnings,
     };

@@ -11,6 +11,15 @@ export const VALUE_TRANSFORMS = {
 
 export type ValueTransform = keyof typeof VALUE_TRANSFORMS;
 
+/**
+ * Each transform's inverse, for writing a source format back (`export-hf`): keyed by the same
+ * names, so a transform added without its inverse does not compile.
+ */
+export const INVERSE_VALUE_TRANSFORMS: Readonly<Record<ValueTransform, (x: number) => number>> = {
+  /** temperature → logit_scale: logit_scale = log(1/T) = −log(T). */
+  negExp: (t: number) => -Math.log(t),
+};
+
 /** One tensor of a checkpoint, under its canonical (upstream) name, not yet read. */
 export interface CanonicalTensor {
   /** The name it has in the source file. */

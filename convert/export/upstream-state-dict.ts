@@ -141,7 +141,7 @@ export function planUpstreamStateDict(
 }
 
 /** Fills take the dtype of the bundle's weights, so an fp16 bundle exports an all-fp16 checkpoint like vqa_fp16.ckpt. */
-function floatDtypeOf(tensors: ReadonlyMap<string, TensorView>): DType {
+export function floatDtypeOf(tensors: ReadonlyMap<string, TensorView>): DType {
   const reference = tensors.get('text_transformer.embeddings.word_embeddings.weight');
   const dtype = reference?.dtype ?? 'float32';
   if (!FLOAT_ENCODERS[dtype]) {

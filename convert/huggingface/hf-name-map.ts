@@ -123,3 +123,22 @@ export function mapHuggingFaceName(name: string): HfNameMapping {
   }
   return { kind: 'unknown' };
 }
+
+/**
+ * transformers' `base_model_prefix` for BridgeTower: the task classes hold `BridgeTowerModel` as
+ * `self.bridgetower`, so their keys start with it, while `BridgeTowerModel.save_pretrained` writes
+ * the same tensors without it (and `from_pretrained` adds or strips it as needed).
+ */
+export const HF_BASE_MODEL_PREFIX = 'bridgetower.';
+
+/**
+ * The names as HF_NAME_MAP spells them: a checkpoint with no key under the prefix whose keys map
+ * once prefixed is a bare `BridgeTowerModel`'s, so its keys get the prefix (transformers' own rule).
+ */
+export function qualifyHuggingFaceNames(names: readonly string[]): (name: string) => string {
+  const bare =
+    names.length > 0 &&
+    !names.some((n) => n.startsWith(HF_BASE_MODEL_PREFIX)) &&
+    names.some((n) => mapHuggingFaceName(HF_BASE_MODEL_PREFIX + n).kind !== 'unknown');
+  return bare ? (name) => HF_BASE_MODEL_PREFIX + name : (name) => name;
+}

@@ -5,7 +5,7 @@ import { openSafetensors } from '../../bundle/safetensors/read-safetensors.js';
 import type { CanonicalTensor } from '../../bundle/tensors/canonical-tensor.js';
 import type { CheckpointFile } from '../../bundle/tensors/tensor-view.js';
 import { openTorchCheckpoint } from '../torch/read-torch-checkpoint.js';
-import { mapHuggingFaceName } from './hf-name-map.js';
+import { mapHuggingFaceName, qualifyHuggingFaceNames } from './hf-name-map.js';
 
 /**
  * Opens a Hugging Face BridgeTower folder (what `save_pretrained` writes, or a hub snapshot):
@@ -299,9 +299,10 @@ export function openHuggingFaceRepo(dir: string): HuggingFaceRepo {
   const ignored: Array<{ name: string; reason: string }> = [];
   const unknown: string[] = [];
   const collisions: string[] = [];
+  const qualify = qualifyHuggingFaceNames(files.flatMap((file) => [...file.tensors.keys()]));
   for (const file of files) {
     for (const [name, view] of file.tensors) {
-      const mapping = mapHuggingFaceName(name);
+      const mapping = mapHuggingFaceName(qualify(name));
       if (mapping.kind === 'unknown') unknown.push(name);
       else if (mapping.kind === 'ignored') ignored.push({ name, reason: mapping.reason });
       else if (tensors.has(mapping.canonical)) {

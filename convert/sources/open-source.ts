@@ -1,5 +1,5 @@
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
-import { basename } from 'node:path';
+import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { BridgeTowerError, listSome } from '../../common/errors.js';
 import { lookupCanonicalName } from '../../bundle/canonical-names.js';
 import { openHuggingFaceRepo } from '../huggingface/read-hf-repo.js';
@@ -17,8 +17,10 @@ export interface CheckpointSource {
   readonly tensors: ReadonlyMap<string, CanonicalTensor>;
   /** Upstream's sacred config when the checkpoint carries one (`hyper_parameters.config`). */
   readonly hparams?: Record<string, unknown>;
-  /** A Hugging Face config.json. */
+  /** A Hugging Face config.json, completed with transformers' defaults. */
   readonly hfConfig?: Record<string, any>;
+  /** The same config.json as the file holds it (no defaults added). */
+  readonly hfConfigFile?: Record<string, unknown>;
   /** Source entries deliberately not carried over, each with the reason (never silent). */
   readonly ignored: ReadonlyArray<{ name: string; reason: string }>;
 }
@@ -56,7 +58,9 @@ export function openCheckpointSource(path: string): CheckpointSource {
 function fromHuggingFaceRepo(dir: string): CheckpointSource {
   const repo = openHuggingFaceRepo(dir);
   checkAllCanonical(repo.tensors, dir);
-  return { path: dir, kind: 'huggingface-repo', files: repo.files, tensors: repo.tensors, hfConfig: repo.config as Record<string, any>, ignored: repo.ignored };
+  // openHuggingFaceRepo has parsed and checked this file already.
+  const hfConfigFile = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+  return { path: dir, kind: 'huggingface-repo', files: repo.files, tensors: repo.tensors, hfConfig: repo.config as Record<string, any>, hfConfigFile, ignored: repo.ignored };
 }
 
 /** Every name must be one upstream writes: an unknown tensor stops the conversion, listed by name. */
