@@ -5,17 +5,20 @@ import { rowMajorStrides, type TensorView } from './tensor-view.js';
 
 /**
  * Checks that a view fits inside its storage: every element it can address lies within the
- * storage. Readers call this for every tensor before trusting any offset.
+ * storage, and it has no more elements than the storage holds (a stride-0 `[25000, 25000]` view of
+ * one element would fit, yet materialize 2.5 GB). Readers call this for every tensor before
+ * trusting any offset.
  */
 export function validateView(name: string, view: TensorView): void {
   const { shape, strides, storageOffset, storage } = view;
-  const fail = (why: string) => {
+  const fail = (why: string, reason?: string) => {
     throw new BridgeTowerError('E_TENSOR_LAYOUT', `tensor '${name}': ${why}`, {
       tensor: name,
       shape,
       strides,
       storageOffset,
       storageBytes: storage.byteLength,
+      ...(reason ? { reason } : {}),
     });
   };
   if (shape.length !== strides.length) fail(`shape ${fmt(shape)} and strides ${fmt(strides)} differ in rank`);
@@ -24,7 +27,18 @@ export function validateView(name: string, view: TensorView): void {
   if (!isNonNegativeInt(storageOffset)) fail(`storage offset ${storageOffset} is not a non-negative integer`);
   if (view.dtype !== storage.dtype) fail(`dtype ${view.dtype} differs from its storage's ${storage.dtype}`);
   const storageElements = storage.byteLength / DTYPES[storage.dtype].bytes;
-  if (numel(shape) === 0) return;
+  const count = numel(shape);
+  if (count === 0) return;
+  // Overlapping views (expand, stride 0) are the only way to exceed this; a state dict has none
+  // worth keeping, and copying one out would multiply its storage.
+  if (count > storageElements) {
+    fail(
+      `shape ${fmt(shape)} has ${count} elements, more than the ${storageElements} its storage '${storage.key}' holds ` +
+        `(strides ${fmt(strides)} make elements overlap); it would materialize ${count * DTYPES[view.dtype].bytes} bytes. ` +
+        'Save the tensor with .contiguous() (or .clone()) before torch.save',
+      'view_exceeds_storage',
+    );
+  }
   const lastIndex = shape.reduce((acc, dim, i) => acc + (dim - 1) * strides[i]!, storageOffset);
   if (lastIndex >= storageElements) {
     fail(
