@@ -52,3 +52,33 @@ test('an error thrown inside apache-arrow on a corrupt schema is E_DATA naming t
   writeFileSync(path, bytes);
   await rejectsWithData(() => openArrowIpc(path), /snli_train\.arrow/);
 });
+
+test('a list offset past its child values is refused, instead of turning one row into a slice of two billion values', async (t) => {
+  const path = join(tempDir(t), 'vqav2_train.arrow');
+  const rows = [['a', 'b', 'c', 'd', 'e'], ['f', 'g', 'h', 'i']];
+  writeArrow(path, { questions: column.stringLists(rows) });
+  const bytes = readFileSync(path);
+  // The list's offsets [0, 5, 9] as int32: make the last one 2^31 - 1.
+  const offsets = Buffer.from(new Int32Array([0, 5, 9]).buffer);
+  const at = bytes.indexOf(offsets);
+  assert.ok(at >= 0, 'the list offsets are in the file');
+  bytes.writeInt32LE(0x7fffffff, at + 8);
+  writeFileSync(path, bytes);
+  const error = await rejectsWithData(() => openArrowIpc(path).values('questions'), /vqav2_train\.arrow/, /column 'questions'/);
+  assert.equal(error.details.reason, 'arrow_offsets');
+});
+
+test('a schema whose flatbuffer claims billions of child fields is refused before apache-arrow loops over them', async (t) => {
+  // Found by the fuzz tests (reader 'arrow', seed 20240611, case 133: two bit flips in the schema
+  // message of the stream seed); replayed here from the same seed and mutator.
+  const { FUZZ_TARGETS } = await import('../fuzz/fuzz-targets.js');
+  const { mutate, seededRandom } = await import('../helpers/mutator.js');
+  const target = FUZZ_TARGETS.find((candidate) => candidate.name === 'arrow')!;
+  const seeds = await target.seeds(tempDir(t));
+  const rnd = seededRandom(20240611 * 1_000_003 + 133);
+  const { bytes } = mutate(seeds[Math.floor(rnd() * seeds.length)]!, rnd);
+  const path = join(tempDir(t), 'vqav2_train.arrow');
+  writeFileSync(path, bytes);
+  const error = await rejectsWithData(() => openArrowIpc(path), /vqav2_train\.arrow/);
+  assert.equal(error.details.reason, 'arrow_metadata_bounds', error.message);
+});

@@ -5,6 +5,7 @@ import type { FieldNode, RecordBatch as RecordBatchHeader } from 'apache-arrow/i
 import { Footer } from 'apache-arrow/ipc/metadata/file';
 import { VectorLoader } from 'apache-arrow/visitor/vectorloader';
 import { BridgeTowerError } from '../../common/errors.js';
+import { checkFooterBounds, checkMessageBounds } from './arrow-metadata-bounds.js';
 import { fileError } from './data-error.js';
 
 /**
@@ -190,8 +191,10 @@ function readMessage(fd: number, path: string, position: number, end: number): {
   if (length === 0) return undefined;
   if (metaPosition + length > end) throw fileError(path, `an Arrow message at offset ${position} claims ${length} metadata bytes, past the end of the data: the file is truncated or not Arrow IPC`);
   let message: Message;
+  const metadata = readAt(fd, path, metaPosition, length);
+  checkMessageBounds(path, position, metadata);
   try {
-    message = Message.decode(readAt(fd, path, metaPosition, length));
+    message = Message.decode(metadata);
   } catch (error) {
     throw fileError(path, `the Arrow message at offset ${position} does not decode (${(error as Error).message}): the file is corrupt or not Arrow IPC`);
   }
@@ -221,8 +224,10 @@ function fileLayout(fd: number, path: string, size: number): { schema: Schema; b
   const footerLength = Buffer.from(readAt(fd, path, size - 10, 4)).readInt32LE(0);
   if (footerLength <= 0 || footerLength > size - 18) throw fileError(path, `the footer length ${footerLength} does not fit the ${size}-byte file: it is corrupt`);
   let footer: Footer;
+  const footerBytes = readAt(fd, path, size - 10 - footerLength, footerLength);
+  checkFooterBounds(path, footerBytes);
   try {
-    footer = Footer.decode(readAt(fd, path, size - 10 - footerLength, footerLength));
+    footer = Footer.decode(footerBytes);
   } catch (error) {
     throw fileError(path, `the Arrow footer does not decode (${(error as Error).message}): the file is corrupt`);
   }
@@ -282,6 +287,36 @@ function withDataErrors<T>(path: string, work: () => T): T {
   }
 }
 
+/**
+ * A list's or string's offsets must rise from 0 within its child (values): apache-arrow trusts them,
+ * and one corrupt offset makes a row a slice of two billion values that reading then walks. The
+ * lazily read top-level binary column is checked row by row instead (`range`).
+ */
+function checkValueOffsets(path: string, name: string, data: Data, lazyTop: boolean): void {
+  const pending: Array<{ data: Data; lazy: boolean }> = [{ data, lazy: lazyTop }];
+  while (pending.length > 0) {
+    const { data: node, lazy } = pending.pop()!;
+    const offsets = node.valueOffsets as Int32Array | BigInt64Array | undefined;
+    if (offsets && !lazy) {
+      const limit = node.children.length > 0 ? node.children[0]!.length : (node.values as ArrayLike<unknown> | undefined)?.length ?? 0;
+      let previous = Number(offsets[node.offset] ?? 0);
+      let bad = offsets.length < node.offset + node.length + 1 || previous < 0;
+      for (let i = node.offset + 1; !bad && i <= node.offset + node.length; i++) {
+        const next = Number(offsets[i]);
+        bad = !(next >= previous && next <= limit);
+        previous = next;
+      }
+      if (bad) {
+        throw fileError(path, `column '${name}' has value offsets that fall outside its ${limit} values (or go backwards): the file is corrupt`, {
+          reason: 'arrow_offsets',
+          column: name,
+        });
+      }
+    }
+    for (const child of node.children) pending.push({ data: child, lazy: false });
+  }
+}
+
 function readTable(fd: number, path: string): ArrowIpcTable {
   const size = fstatSync(fd).size;
   const format = size >= 6 && Buffer.from(readAt(fd, path, 0, 6)).toString('latin1') === MAGIC ? 'file' : 'stream';
@@ -299,6 +334,7 @@ function readTable(fd: number, path: string): ArrowIpcTable {
         if ((error as { code?: string }).code === 'E_DATA') throw error;
         throw fileError(path, `column '${field.name}' (${field.type}) cannot be read (${(error as Error).message}): the file is corrupt`);
       }
+      checkValueOffsets(path, field.name, data, loader.lazy !== undefined);
       vectors.set(field.name, makeVector(data));
       if (loader.lazy) lazy.set(field.name, loader.lazy);
     }
