@@ -71,7 +71,7 @@ export async function writeFileAtomically<T>(target: string, options: { overwrit
 
 function refuseExisting(target: string, finalPath: string, options: { overwrite: boolean }): void {
   // existsSync follows links: a link to nothing looks absent, and the final rename onto it fails (ENOTDIR).
-  if (lstatSync(finalPath, { throwIfNoEntry: false })?.isSymbolicLink() && !existsSync(finalPath)) {
+  if (isDanglingLink(finalPath)) {
     throw new BridgeTowerError(
       'E_USAGE',
       `output '${target}' is a symbolic link to '${readlinkSync(finalPath)}', which does not exist: remove the link, or create its target, or choose another --out`,
@@ -80,6 +80,14 @@ function refuseExisting(target: string, finalPath: string, options: { overwrite:
   }
   if (existsSync(finalPath) && !options.overwrite) {
     throw new BridgeTowerError('E_USAGE', `output '${target}' already exists; choose another --out or pass --force to replace it`, { path: target });
+  }
+}
+
+function isDanglingLink(path: string): boolean {
+  try {
+    return lstatSync(path, { throwIfNoEntry: false })?.isSymbolicLink() === true && !existsSync(path);
+  } catch {
+    return false; // e.g. ENOTDIR: a part of the path is a file, which creating its folder reports
   }
 }
 

@@ -36,7 +36,7 @@ export function requireRegularFile(path: string, what: string, code: ErrorCode):
   try {
     stat = statSync(path);
   } catch (error) {
-    throw new BridgeTowerError('E_IO', `cannot read ${what} '${path}': ${(error as Error).message}`, { path });
+    throw new BridgeTowerError('E_IO', `cannot open ${what} ${path}: ${(error as Error).message}`, { path });
   }
   if (!stat.isFile()) {
     const kind = stat.isFIFO() ? 'a named pipe (FIFO)' : stat.isSocket() ? 'a socket' : stat.isDirectory() ? 'a folder' : 'a device';

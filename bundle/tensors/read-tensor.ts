@@ -29,6 +29,13 @@ export function validateView(name: string, view: TensorView): void {
   const storageElements = storage.byteLength / DTYPES[storage.dtype].bytes;
   const count = numel(shape);
   if (count === 0) return;
+  const lastIndex = shape.reduce((acc, dim, i) => acc + (dim - 1) * strides[i]!, storageOffset);
+  if (lastIndex >= storageElements) {
+    fail(
+      `shape ${fmt(shape)} with strides ${fmt(strides)} at offset ${storageOffset} reaches element ${lastIndex}, ` +
+        `but its storage '${storage.key}' holds only ${storageElements} elements — the checkpoint is corrupt`,
+    );
+  }
   // Overlapping views (expand, stride 0) are the only way to exceed this; a state dict has none
   // worth keeping, and copying one out would multiply its storage.
   if (count > storageElements) {
@@ -37,13 +44,6 @@ export function validateView(name: string, view: TensorView): void {
         `(strides ${fmt(strides)} make elements overlap); it would materialize ${count * DTYPES[view.dtype].bytes} bytes. ` +
         'Save the tensor with .contiguous() (or .clone()) before torch.save',
       'view_exceeds_storage',
-    );
-  }
-  const lastIndex = shape.reduce((acc, dim, i) => acc + (dim - 1) * strides[i]!, storageOffset);
-  if (lastIndex >= storageElements) {
-    fail(
-      `shape ${fmt(shape)} with strides ${fmt(strides)} at offset ${storageOffset} reaches element ${lastIndex}, ` +
-        `but its storage '${storage.key}' holds only ${storageElements} elements — the checkpoint is corrupt`,
     );
   }
 }
