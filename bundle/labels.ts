@@ -4,6 +4,8 @@ import { z } from 'zod';
 import { BridgeTowerError, listSome } from '../common/errors.js';
 import { BUNDLE_FILES, taskNameSchema } from './config.js';
 import { checkSchema, parseWithSchema, schemaError, text } from './schema-fields.js';
+import { jsonDepthExceeds } from '../common/json-depth.js';
+import { requireRegularFile } from '../common/fs-errors.js';
 
 /**
  * Class labels of the task heads. VQA's 3129 answers are not stored in the checkpoints, so the user
@@ -23,6 +25,9 @@ const ACCEPTED_FORMS =
   'accepted forms: a JSON list of strings ["yes", "no", …] (position = class id); an id2label object ' +
   '{"0": "yes", "1": "no", …} with keys exactly 0..n-1; or a Hugging Face config.json holding such an "id2label"';
 
+/** An HF config.json holding id2label is the deepest label file (~4 levels). */
+const MAX_LABELS_JSON_DEPTH = 64;
+
 function labelsError(path: string, why: string, details: Record<string, unknown> = {}): BridgeTowerError {
   return new BridgeTowerError('E_LABELS', `label file '${path}': ${why}; ${ACCEPTED_FORMS}`, { path, ...details });
 }
@@ -30,6 +35,7 @@ function labelsError(path: string, why: string, details: Record<string, unknown>
 /** Reads class labels, in class-id order, from a JSON list, an id2label object or an HF config.json. */
 export function loadLabels(path: string): string[] {
   let text: string;
+  requireRegularFile(path, 'label file', 'E_LABELS');
   try {
     text = readFileSync(path, 'utf8').replace(/^\uFEFF/, '');
   } catch (error) {
@@ -40,6 +46,10 @@ export function loadLabels(path: string): string[] {
     json = JSON.parse(text);
   } catch (error) {
     throw labelsError(path, `is not valid JSON (${(error as Error).message})`);
+  }
+  // A label file is one or two levels deep; a deeper one is corrupt, and quoting it would overflow the stack.
+  if (jsonDepthExceeds(json, MAX_LABELS_JSON_DEPTH)) {
+    throw labelsError(path, `nests more than ${MAX_LABELS_JSON_DEPTH} levels deep`, { reason: 'json_too_deep' });
   }
 
   if (Array.isArray(json)) return checkLabelList(json, path);

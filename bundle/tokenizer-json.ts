@@ -2,6 +2,8 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 
 import { BridgeTowerError, listSome } from '../common/errors.js';
+import { jsonDepthExceeds } from '../common/json-depth.js';
+import { requireRegularFile } from '../common/fs-errors.js';
 
 /**
  * A Hugging Face `tokenizer.json` for RoBERTa's byte-level BPE, as the Rust `tokenizers` library
@@ -12,6 +14,9 @@ export type TokenizerJson = Record<string, unknown>;
 
 /** RoBERTa's special tokens. Only `<mask>` swallows the whitespace to its left (lstrip). */
 export const ROBERTA_SPECIAL_TOKENS = ['<s>', '<pad>', '</s>', '<unk>', '<mask>'] as const;
+
+/** tokenizer.json nests about 6 levels (post_processor.special_tokens.<s>.ids); far deeper is corrupt or hostile. */
+export const MAX_TOKENIZER_JSON_DEPTH = 64;
 
 const SOURCE_FORMS =
   'a tokenizer.json file, a folder holding tokenizer.json or vocab.json + merges.txt, or "path/vocab.json,path/merges.txt"';
@@ -217,6 +222,12 @@ export function validateTokenizerJson(json: unknown, source: string): TokenizerJ
     throw tokenizerError(`${source} is not a RoBERTa byte-level BPE tokenizer.json: ${why}`, { source });
   };
   if (!isPlainObject(json)) return fail(`expected a JSON object, found ${describe(json)}`);
+  if (jsonDepthExceeds(json, MAX_TOKENIZER_JSON_DEPTH)) {
+    throw tokenizerError(`${source} nests more than ${MAX_TOKENIZER_JSON_DEPTH} levels deep (a tokenizer.json needs about 6): it is corrupt`, {
+      source,
+      reason: 'json_too_deep',
+    });
+  }
   const model = json.model;
   if (!isPlainObject(model)) return fail('it has no "model" object');
   // Files from old `tokenizers` versions omit the model type; BPE is the one model with merges.
@@ -300,6 +311,7 @@ export function serializeTokenizerJson(tokenizer: TokenizerJson): string {
 }
 
 function readText(path: string): string {
+  requireRegularFile(path, 'tokenizer file', 'E_TOKENIZER');
   try {
     return readFileSync(path, 'utf8');
   } catch (error) {

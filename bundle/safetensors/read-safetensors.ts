@@ -1,5 +1,6 @@
 import { closeSync, fstatSync, openSync } from 'node:fs';
 import { BridgeTowerError } from '../../common/errors.js';
+import { requireRegularFile } from '../../common/fs-errors.js';
 import { DTYPES, dtypeFromSafetensors, type DType } from '../tensors/dtype.js';
 import { readFully, readTensorBytes, validateView } from '../tensors/read-tensor.js';
 import { rowMajorStrides, type CheckpointFile, type TensorView } from '../tensors/tensor-view.js';
@@ -47,6 +48,7 @@ function fail(path: string, reason: SafetensorsReason, message: string, details:
 
 /** Opens a safetensors file and locates its tensors; no tensor bytes are read. */
 export function openSafetensors(path: string): CheckpointFile {
+  requireRegularFile(path, 'safetensors file', 'E_USAGE');
   let fd: number;
   try {
     fd = openSync(path, 'r');

@@ -1,5 +1,6 @@
 import { closeSync, fsyncSync, openSync, rmSync, writeSync } from 'node:fs';
 import { BridgeTowerError } from '../../common/errors.js';
+import { fileSystemError } from '../../common/fs-errors.js';
 
 /**
  * A file written front to back by the streaming writers (safetensors, the torch zip): every write
@@ -63,5 +64,6 @@ export class DurableFile {
 }
 
 export function ioError(path: string, action: string, err: unknown): BridgeTowerError {
-  return new BridgeTowerError('E_IO', `cannot ${action} ${path}: ${(err as Error).message}`, { path });
+  const typed = fileSystemError(err, action, path);
+  return typed instanceof BridgeTowerError ? typed : new BridgeTowerError('E_IO', `cannot ${action} ${path}: ${(err as Error).message}`, { path });
 }

@@ -15,12 +15,15 @@ export const TENSOR_LAYOUT_REASONS = {
   dtype_mismatch: "a view's dtype differs from its storage's",
   out_of_bounds: 'the view addresses elements past the end of its storage',
   partial_element: 'a byte count that is not a whole number of elements',
+  view_exceeds_storage: 'a view with more elements than its storage (overlapping strides): a memory bomb',
 } as const;
 export type TensorLayoutReason = keyof typeof TENSOR_LAYOUT_REASONS;
 
 /**
  * Checks that a view fits inside its storage: every element it can address lies within the
- * storage. Readers call this for every tensor before trusting any offset.
+ * storage, and it has no more elements than the storage holds (a stride-0 `[25000, 25000]` view of
+ * one element would fit, yet materialize 2.5 GB). Readers call this for every tensor before
+ * trusting any offset.
  */
 export function validateView(name: string, view: TensorView): void {
   const { shape, strides, storageOffset, storage } = view;
@@ -40,13 +43,24 @@ export function validateView(name: string, view: TensorView): void {
   if (!isNonNegativeInt(storageOffset)) fail('bad_offset', `storage offset ${storageOffset} is not a non-negative integer`);
   if (view.dtype !== storage.dtype) fail('dtype_mismatch', `dtype ${view.dtype} differs from its storage's ${storage.dtype}`);
   const storageElements = storage.byteLength / DTYPES[storage.dtype].bytes;
-  if (numel(shape) === 0) return;
+  const count = numel(shape);
+  if (count === 0) return;
   const lastIndex = shape.reduce((acc, dim, i) => acc + (dim - 1) * strides[i]!, storageOffset);
   if (lastIndex >= storageElements) {
     fail(
       'out_of_bounds',
       `shape ${fmt(shape)} with strides ${fmt(strides)} at offset ${storageOffset} reaches element ${lastIndex}, ` +
         `but its storage '${storage.key}' holds only ${storageElements} elements — the checkpoint is corrupt`,
+    );
+  }
+  // Overlapping views (expand, stride 0) are the only way to exceed this; a state dict has none
+  // worth keeping, and copying one out would multiply its storage.
+  if (count > storageElements) {
+    fail(
+      'view_exceeds_storage',
+      `shape ${fmt(shape)} has ${count} elements, more than the ${storageElements} its storage '${storage.key}' holds ` +
+        `(strides ${fmt(strides)} make elements overlap); it would materialize ${count * DTYPES[view.dtype].bytes} bytes. ` +
+        'Save the tensor with .contiguous() (or .clone()) before torch.save',
     );
   }
 }

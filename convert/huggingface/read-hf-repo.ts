@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join, normalize, sep } from 'node:path';
 import { BridgeTowerError, listSome } from '../../common/errors.js';
+import { jsonDepthExceeds } from '../../common/json-depth.js';
 import { openSafetensors } from '../../bundle/safetensors/read-safetensors.js';
 import type { CanonicalTensor } from '../../bundle/tensors/canonical-tensor.js';
 import type { CheckpointFile } from '../../bundle/tensors/tensor-view.js';
@@ -172,6 +173,8 @@ const CONFIG_CHECKS: Record<'top' | 'text_config' | 'vision_config', Record<stri
 };
 
 /** Reads and types config.json; only a `bridgetower` model is accepted. */
+const MAX_CONFIG_JSON_DEPTH = 64;
+
 export function readHuggingFaceConfig(dir: string): HFBridgeTowerConfig {
   const path = join(dir, 'config.json');
   if (!existsSync(path)) {
@@ -189,6 +192,10 @@ export function readHuggingFaceConfig(dir: string): HFBridgeTowerConfig {
     throw new BridgeTowerError('E_CHECKPOINT_FORMAT', `${path} is not valid JSON: ${(err as Error).message}`, { path, reason: 'bad_config' satisfies HfRepoReason });
   }
   if (!isObject(raw)) throw new BridgeTowerError('E_CHECKPOINT_FORMAT', `${path} is not a JSON object`, { path, reason: 'bad_config' satisfies HfRepoReason });
+  // A config.json is ~3 levels deep (id2label, text_config); the bundle stores it, and a deeper one would overflow JSON.stringify.
+  if (jsonDepthExceeds(raw, MAX_CONFIG_JSON_DEPTH)) {
+    throw new BridgeTowerError('E_CHECKPOINT_FORMAT', `${path} nests more than ${MAX_CONFIG_JSON_DEPTH} levels deep: it is corrupt`, { path, reason: 'json_too_deep' });
+  }
   if (raw.model_type !== 'bridgetower') {
     throw new BridgeTowerError(
       'E_ARCHITECTURE',

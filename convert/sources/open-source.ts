@@ -1,6 +1,7 @@
 import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { BridgeTowerError, listSome } from '../../common/errors.js';
+import { requireRegularFile } from '../../common/fs-errors.js';
 import { lookupCanonicalName } from '../../bundle/canonical-names.js';
 import { openHuggingFaceRepo } from '../huggingface/read-hf-repo.js';
 import { openSafetensors } from '../../bundle/safetensors/read-safetensors.js';
@@ -38,6 +39,7 @@ export function openCheckpointSource(path: string): CheckpointSource {
     throw new BridgeTowerError('E_IO', `checkpoint '${path}' does not exist or cannot be read`, { path });
   }
   if (stat.isDirectory()) return fromHuggingFaceRepo(path);
+  requireRegularFile(path, 'checkpoint', 'E_USAGE');
   const magic = readMagic(path);
   const file = isSafetensors(magic, path) ? openSafetensors(path) : openTorchCheckpoint(path);
   if ([...file.tensors.keys()].some((name) => name.startsWith('bridgetower.'))) {

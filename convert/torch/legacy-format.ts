@@ -1,9 +1,8 @@
-import { BufferReader } from 'pickleparser';
 import { BridgeTowerError } from '../../common/errors.js';
 import { DTYPES } from '../../bundle/tensors/dtype.js';
 import type { StorageLocation } from '../../bundle/tensors/tensor-view.js';
 import { readAt } from '../zip/zip-reader.js';
-import { parseStoragePersistentId, StorageRef, unpickle } from './pickle-allowlist.js';
+import { parseStoragePersistentId, StorageRef, unpickleAt } from './pickle-allowlist.js';
 import type { TorchCheckpointReason } from './checkpoint-reasons.js';
 
 type Fail = (reason: TorchCheckpointReason, why: string, details?: Record<string, unknown>) => never;
@@ -99,7 +98,7 @@ function readPickles(fd: number, fileSize: number, path: string, fail: Fail) {
       return parsePickles(readAt(fd, 0, window), path, fail);
     } catch (err) {
       // A pickle cut off by the window: read more of the head. Anything else is a real error.
-      const cutOff = err instanceof BridgeTowerError && /more bytes|end of (file|line)/i.test(err.message);
+      const cutOff = err instanceof BridgeTowerError && err.details.reason === 'pickle_truncated';
       if (!cutOff || window >= fileSize) throw err;
       if (window >= MAX_WINDOW) fail('pickle_too_large', `its pickles exceed ${MAX_WINDOW} bytes; this is not a state-dict checkpoint`);
     }
@@ -109,11 +108,16 @@ function readPickles(fd: number, fileSize: number, path: string, fail: Fail) {
 function parsePickles(head: Buffer, path: string, fail: Fail) {
   const magicLength = legacyMagicLength(head);
   if (magicLength === undefined) return fail('bad_magic', 'missing magic number');
-  const reader = new BufferReader(head.subarray(magicLength));
+  let position = magicLength;
+  const next = (label: string, persistentLoad: (pid: unknown) => unknown): unknown => {
+    const { value, end } = unpickleAt(head, position, { label, persistentLoad });
+    position = end;
+    return value;
+  };
   const noStorages = () => fail('misplaced_storage', 'a storage is referenced outside the main pickle');
-  const protocol = unpickle(reader, { label: `${path} (protocol version)`, persistentLoad: noStorages });
+  const protocol = next(`${path} (protocol version)`, noStorages);
   if (protocol !== PROTOCOL_VERSION) fail('bad_protocol', `protocol version ${String(protocol)} is not ${PROTOCOL_VERSION}`);
-  const sysInfo = unpickle(reader, { label: `${path} (sys_info)`, persistentLoad: noStorages });
+  const sysInfo = next(`${path} (sys_info)`, noStorages);
   if (!(sysInfo instanceof Map) || sysInfo.get('little_endian') !== true) {
     fail('big_endian', 'it was written on a big-endian machine; only little-endian checkpoints are supported (re-save it on x86 or ARM)');
   }
@@ -139,8 +143,8 @@ function parsePickles(head: Buffer, path: string, fail: Fail) {
     }
     return view;
   };
-  const top = unpickle(reader, { label: path, persistentLoad });
-  const keys = unpickle(reader, { label: `${path} (storage keys)`, persistentLoad: noStorages });
+  const top = next(path, persistentLoad);
+  const keys = next(`${path} (storage keys)`, noStorages);
   if (!Array.isArray(keys) || !keys.every((k) => typeof k === 'string')) fail('bad_storage_list', 'the storage key list is not a list of strings');
-  return { top, keys: keys as string[], end: magicLength + reader.position, roots };
+  return { top, keys: keys as string[], end: position, roots };
 }

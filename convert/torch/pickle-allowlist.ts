@@ -1,6 +1,8 @@
-import { BufferReader, NameRegistry, Parser } from 'pickleparser';
+import { NameRegistry, Parser } from 'pickleparser';
 import { BridgeTowerError } from '../../common/errors.js';
 import { DTYPES, type DType } from '../../bundle/tensors/dtype.js';
+import { scanPickle } from './pickle-scan.js';
+import { checkUnpickledGraph, MAX_PICKLE_DEPTH } from './unpickled-graph.js';
 
 /**
  * The only Python globals a checkpoint pickle may name, each mapped to a constructor of plain data.
@@ -22,7 +24,11 @@ export class StorageRef {
     /** Elements before this storage starts inside its root (non-zero only for legacy views). */
     readonly elementOffset: number,
     readonly numel: number,
-  ) {}
+  ) {
+    // The readers check a storage's extent when the persistent id is loaded; a later BUILD aimed at
+    // the reference (pickleparser's Object.assign) must fail rather than change it afterwards.
+    Object.freeze(this);
+  }
 }
 
 /** What `_rebuild_tensor_v2` and friends return: a view into a storage, as torch describes it. */
@@ -120,10 +126,21 @@ export interface UnpickleOptions {
 }
 
 /**
- * Unpickles one pickle through the allowlist. With a BufferReader, it stops after the pickle's STOP
- * opcode, so that consecutive pickles (the legacy format) can be read one after another.
+ * Unpickles the one pickle at the start of `bytes` through the allowlist (bytes after its STOP
+ * opcode are ignored).
  */
-export function unpickle(source: Uint8Array | BufferReader, options: UnpickleOptions): unknown {
+export function unpickle(bytes: Uint8Array, options: UnpickleOptions): unknown {
+  return unpickleAt(bytes, 0, options).value;
+}
+
+/**
+ * Unpickles the pickle that starts at `start` and says where it ends, so that consecutive pickles
+ * (the legacy format) can be read one after another. The opcode stream is checked first
+ * (pickle-scan.ts: every length within bounds, the position only moving forwards), and the built
+ * value after (unpickled-graph.ts: depth, expanded size, no tampered objects).
+ */
+export function unpickleAt(bytes: Uint8Array, start: number, options: UnpickleOptions): { value: unknown; end: number } {
+  const end = scanPickle(bytes, start, options.label);
   const parser = new Parser({
     nameResolver: new AllowlistRegistry(options.label),
     persistentResolver: { resolve: (pid: unknown) => options.persistentLoad(pid) },
@@ -140,8 +157,9 @@ export function unpickle(source: Uint8Array | BufferReader, options: UnpickleOpt
     unpicklingTypeOfDictionary: 'Map',
     unpicklingTypeOfSet: 'array',
   });
+  let value: unknown;
   try {
-    return source instanceof BufferReader ? parser.read(source) : parser.parse(source);
+    value = withoutConsoleWarnings(() => parser.parse(bytes.subarray(start, end)));
   } catch (err) {
     if (err instanceof BridgeTowerError) throw err;
     throw new BridgeTowerError('E_CHECKPOINT_FORMAT', `${options.label}: not a readable pickle: ${(err as Error).message}`, {
@@ -149,32 +167,68 @@ export function unpickle(source: Uint8Array | BufferReader, options: UnpickleOpt
       reason: 'bad_pickle',
     });
   }
+  checkUnpickledGraph(value, options.label, [PickledTensor, StorageRef, StorageClass, NamedGlobal, NumpyDType]);
+  return { value, end };
+}
+
+/**
+ * pickleparser prints "exceeds MAX_SAFE_INTEGER. Precision may be lost" with console.warn for large
+ * ints, which would land on stderr even under `--json`. The parse is synchronous, so muting
+ * console.warn around it hides nothing else.
+ */
+function withoutConsoleWarnings<T>(work: () => T): T {
+  const warn = console.warn;
+  console.warn = () => {};
+  try {
+    return work();
+  } finally {
+    console.warn = warn;
+  }
 }
 
 /**
  * Converts unpickled values to JSON-like data for `CheckpointFile.metadata`: Maps become objects,
- * tensors `{ __tensor__: shape }` placeholders, bytes base64 strings, markers their names.
+ * tensors `{ __tensor__: shape }` placeholders, bytes base64 strings, markers their names. Beyond
+ * `limits` (depth, values written) it writes '[…]': error messages describe values that the graph
+ * check has not seen yet, and must stay short and finite whatever the pickle built.
  */
-export function toPlainValue(value: unknown, seen = new Set<unknown>()): unknown {
-  if (value === null || value === undefined) return null;
-  if (typeof value === 'bigint') return Number.isSafeInteger(Number(value)) ? Number(value) : value.toString();
-  if (typeof value !== 'object') return typeof value === 'function' ? '[function]' : value;
-  if (value instanceof PickledTensor) return { __tensor__: [...value.shape] };
-  if (value instanceof StorageRef) return { __storage__: value.dtype, numel: value.numel };
-  if (value instanceof StorageClass) return `torch.${value.name}`;
-  if (value instanceof NamedGlobal) return value.qualifiedName;
-  if (value instanceof NumpyDType) return `numpy.dtype(${value.code})`;
-  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64');
-  if (seen.has(value)) return '[circular]';
-  seen.add(value);
-  try {
-    if (Array.isArray(value)) return value.map((v) => toPlainValue(v, seen));
-    // fromEntries defines own properties, so a '__proto__' key cannot reach any prototype.
-    if (value instanceof Map) return Object.fromEntries([...value].map(([k, v]) => [String(k), toPlainValue(v, seen)]));
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, toPlainValue(v, seen)]));
-  } finally {
-    seen.delete(value);
-  }
+export function toPlainValue(value: unknown, limits: { depth: number; values: number } = { depth: MAX_PICKLE_DEPTH, values: Infinity }): unknown {
+  const budget = { values: limits.values };
+  const seen = new Set<unknown>();
+  const plain = (value: unknown, depth: number): unknown => {
+    if (--budget.values < 0 || depth > limits.depth) return '[…]';
+    if (value === null || value === undefined) return null;
+    if (typeof value === 'bigint') return Number.isSafeInteger(Number(value)) ? Number(value) : value.toString();
+    if (typeof value !== 'object') return typeof value === 'function' ? '[function]' : value;
+    if (value instanceof PickledTensor) return { __tensor__: [...value.shape] };
+    if (value instanceof StorageRef) return { __storage__: value.dtype, numel: value.numel };
+    if (value instanceof StorageClass) return `torch.${value.name}`;
+    if (value instanceof NamedGlobal) return value.qualifiedName;
+    if (value instanceof NumpyDType) return `numpy.dtype(${value.code})`;
+    if (value instanceof Uint8Array) return bytesOf(value).toString('base64');
+    if (seen.has(value)) return '[circular]';
+    seen.add(value);
+    try {
+      if (Array.isArray(value)) return value.map((v) => plain(v, depth + 1));
+      // fromEntries defines own properties, so a '__proto__' key cannot reach any prototype.
+      if (value instanceof Map) return Object.fromEntries([...value].map(([k, v]) => [String(k), plain(v, depth + 1)]));
+      return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, plain(v, depth + 1)]));
+    } finally {
+      seen.delete(value);
+    }
+  };
+  return plain(value, 0);
+}
+
+/** Limits for a value quoted in an error message. */
+const QUOTED = { depth: 8, values: 200 };
+
+const TYPED_ARRAY_GETTERS = Object.getOwnPropertyDescriptors(Object.getPrototypeOf(Uint8Array.prototype));
+
+/** The bytes of a typed array through the built-in getters, which a BUILD-assigned own property cannot shadow. */
+function bytesOf(value: Uint8Array): Buffer {
+  const get = (name: 'buffer' | 'byteOffset' | 'byteLength') => TYPED_ARRAY_GETTERS[name]!.get!.call(value);
+  return Buffer.from(get('buffer') as ArrayBuffer, get('byteOffset') as number, get('byteLength') as number);
 }
 
 // Frozen, because these objects outlive one load: a BUILD opcode aimed at one of them (which the
@@ -285,7 +339,7 @@ function expectTensor(value: unknown, what: string): PickledTensor {
 
 function intList(value: unknown, what: string): number[] {
   if (!Array.isArray(value) || !value.every((v) => typeof v === 'number' && Number.isInteger(v))) {
-    malformed(what, `expects a list of integers, got ${JSON.stringify(toPlainValue(value))}`);
+    malformed(what, `expects a list of integers, got ${JSON.stringify(toPlainValue(value, QUOTED))}`);
   }
   return [...(value as number[])];
 }
@@ -362,6 +416,6 @@ export function parseStoragePersistentId(pid: unknown, label: string): StoragePe
 }
 
 function describe(value: unknown): string {
-  const text = JSON.stringify(toPlainValue(value));
+  const text = JSON.stringify(toPlainValue(value, QUOTED));
   return text.length > 120 ? `${text.slice(0, 120)}…` : text;
 }

@@ -1,5 +1,6 @@
 import { closeSync, fstatSync, openSync } from 'node:fs';
 import { BridgeTowerError, listSome } from '../../common/errors.js';
+import { requireRegularFile } from '../../common/fs-errors.js';
 import { DTYPES } from '../../bundle/tensors/dtype.js';
 import { validateView } from '../../bundle/tensors/read-tensor.js';
 import type { CheckpointFile, StorageLocation, TensorView } from '../../bundle/tensors/tensor-view.js';
@@ -30,6 +31,7 @@ export function detectTorchFormat(head: Uint8Array): TorchFormat | undefined {
 }
 
 export function openTorchCheckpoint(path: string): CheckpointFile {
+  requireRegularFile(path, 'checkpoint', 'E_USAGE');
   let fd: number;
   try {
     fd = openSync(path, 'r');

@@ -43,8 +43,19 @@ const LOCAL_SIZE = 30;
 const ZIP64_EXTRA_ID = 0x0001;
 const U16_MAX = 0xffff;
 const U32_MAX = 0xffffffff;
-/** Small entries (data.pkl, version, byteorder) are read whole; anything bigger is not a pickle we accept. */
-const MAX_INFLATED_ENTRY = 1 << 30;
+/**
+ * Small entries (data.pkl, version, byteorder) are read whole; anything bigger is not a pickle we
+ * accept (a state dict's pickle is about 100 bytes per tensor).
+ */
+export const MAX_INFLATED_ENTRY = 1 << 28;
+/**
+ * A deflated record may inflate to at most this multiple of its compressed size (plus a little
+ * slack for tiny records). Pickles deflate about 3–5×; deflate itself reaches ~1000×, which is how a
+ * 0.9 MB record becomes a gigabyte pickle. The compressed size lies inside the file, so this also
+ * bounds every inflated record by 16× the file size.
+ */
+export const MAX_INFLATION_RATIO = 16;
+const INFLATION_SLACK = 1 << 16;
 
 export const METHOD_STORED = 0;
 export const METHOD_DEFLATED = 8;
@@ -65,6 +76,7 @@ export const ZIP_REASONS = {
   overlap: 'two entries whose bytes overlap',
   compressed_storage: 'a tensor storage that is deflated instead of stored',
   entry_too_large: 'a metadata record too large to read whole',
+  inflation_ratio: 'a deflated record that would inflate past its bound (a decompression bomb)',
   bad_deflate: 'deflated data that does not inflate',
   bad_crc: 'an entry whose CRC-32 does not match',
 } as const;
@@ -208,6 +220,14 @@ export function readSmallEntry(fd: number, entry: ZipEntry, label: string): Buff
     throw new BridgeTowerError('E_CHECKPOINT_FORMAT', `${label}: record '${entry.name}' ${why}`, { path: label, reason, entry: entry.name });
   };
   if (entry.uncompressedSize > MAX_INFLATED_ENTRY) fail('entry_too_large', `is ${entry.uncompressedSize} bytes, too large to be a metadata record`);
+  const inflationLimit = MAX_INFLATION_RATIO * entry.compressedSize + INFLATION_SLACK;
+  if (entry.method === METHOD_DEFLATED && entry.uncompressedSize > inflationLimit) {
+    fail(
+      'inflation_ratio',
+      `would inflate ${entry.compressedSize} bytes to ${entry.uncompressedSize}, more than ${MAX_INFLATION_RATIO}× (a decompression bomb, ` +
+        'or a corrupt directory); re-save the checkpoint with torch.save, which stores records uncompressed',
+    );
+  }
   const raw = readAt(fd, entry.dataOffset, entry.compressedSize);
   let data = raw;
   if (entry.method === METHOD_DEFLATED) {

@@ -1,9 +1,11 @@
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { makeData, makeVector, Message, Type, type Binary, type Data, type DataType, type Field, type LargeBinary, type Schema, type Vector } from 'apache-arrow';
 import type { FieldNode, RecordBatch as RecordBatchHeader } from 'apache-arrow/ipc/metadata/message';
 import { Footer } from 'apache-arrow/ipc/metadata/file';
 import { VectorLoader } from 'apache-arrow/visitor/vectorloader';
+import { BridgeTowerError } from '../../common/errors.js';
+import { checkFooterBounds, checkMessageBounds } from './arrow-metadata-bounds.js';
 import { fileError } from './data-error.js';
 
 /**
@@ -18,6 +20,8 @@ import { fileError } from './data-error.js';
 
 const MAGIC = 'ARROW1';
 const CONTINUATION = 0xffffffff;
+/** flatbuffers `Block` (offset i64, metaDataLength i32 + padding, bodyLength i64). */
+const FOOTER_BLOCK_BYTES = 24;
 
 /** Where one row's bytes of a binary column lie in the file; undefined for a null row. */
 export interface ByteRange {
@@ -145,6 +149,35 @@ function plain(value: unknown): unknown {
 
 type BatchLocation = { header: RecordBatchHeader; bodyPosition: number };
 
+/**
+ * Every column spends at least one bit per value (a validity bitmap, a boolean, an offset), so no
+ * count may exceed 8 values per body byte: a corrupt count is refused before it sizes a loop or an
+ * allocation. (Only an all-Null column could hold more; ViLT files have none.)
+ */
+const MAX_VALUES_PER_BODY_BYTE = 8;
+
+/** Checks a record batch's counts and buffer regions against its body, before anything is allocated from them. */
+function checkBatchHeader(path: string, position: number, header: RecordBatchHeader, bodyLength: number): void {
+  const corrupt = (why: string, reason: string): never => {
+    throw fileError(path, `the record batch at offset ${position} ${why}: the file is corrupt`, { reason });
+  };
+  const maxValues = MAX_VALUES_PER_BODY_BYTE * bodyLength;
+  const isCount = (n: number) => Number.isSafeInteger(n) && n >= 0;
+  if (!isCount(header.length) || header.length > maxValues) {
+    corrupt(`claims ${header.length} rows in a ${bodyLength}-byte body`, 'arrow_row_count');
+  }
+  header.nodes.forEach((node, i) => {
+    if (!isCount(node.length) || node.length > maxValues || !isCount(node.nullCount) || node.nullCount > node.length) {
+      corrupt(`has field node ${i} with ${node.length} values (${node.nullCount} null) in a ${bodyLength}-byte body`, 'arrow_node_count');
+    }
+  });
+  header.buffers.forEach((region, i) => {
+    if (!isCount(region.offset) || !isCount(region.length) || region.offset + region.length > bodyLength) {
+      corrupt(`has buffer ${i} at ${region.offset} (${region.length} bytes), outside its ${bodyLength}-byte body`, 'arrow_buffer_range');
+    }
+  });
+}
+
 /** Reads the message whose length prefix starts at `position`; undefined at an end-of-stream marker. */
 function readMessage(fd: number, path: string, position: number, end: number): { message: Message; bodyPosition: number } | undefined {
   if (position + 4 > end) return undefined;
@@ -158,16 +191,21 @@ function readMessage(fd: number, path: string, position: number, end: number): {
   if (length === 0) return undefined;
   if (metaPosition + length > end) throw fileError(path, `an Arrow message at offset ${position} claims ${length} metadata bytes, past the end of the data: the file is truncated or not Arrow IPC`);
   let message: Message;
+  const metadata = readAt(fd, path, metaPosition, length);
+  checkMessageBounds(path, position, metadata);
   try {
-    message = Message.decode(readAt(fd, path, metaPosition, length));
+    message = Message.decode(metadata);
   } catch (error) {
     throw fileError(path, `the Arrow message at offset ${position} does not decode (${(error as Error).message}): the file is corrupt or not Arrow IPC`);
   }
   const bodyPosition = metaPosition + length;
   if (bodyPosition + message.bodyLength > end) throw fileError(path, `the Arrow message at offset ${position} needs ${message.bodyLength} body bytes but the file ends first: it is truncated`);
   if (message.isDictionaryBatch()) throw fileError(path, 'the file has dictionary-encoded columns, which this reader does not support: write plain (non-categorical) columns');
-  if (message.isRecordBatch() && message.header().compression) {
-    throw fileError(path, 'the record batches are compressed (LZ4/ZSTD), which this reader does not support: write the file with compression=None');
+  if (message.isRecordBatch()) {
+    if (message.header().compression) {
+      throw fileError(path, 'the record batches are compressed (LZ4/ZSTD), which this reader does not support: write the file with compression=None');
+    }
+    checkBatchHeader(path, position, message.header(), message.bodyLength);
   }
   return { message, bodyPosition };
 }
@@ -186,12 +224,18 @@ function fileLayout(fd: number, path: string, size: number): { schema: Schema; b
   const footerLength = Buffer.from(readAt(fd, path, size - 10, 4)).readInt32LE(0);
   if (footerLength <= 0 || footerLength > size - 18) throw fileError(path, `the footer length ${footerLength} does not fit the ${size}-byte file: it is corrupt`);
   let footer: Footer;
+  const footerBytes = readAt(fd, path, size - 10 - footerLength, footerLength);
+  checkFooterBounds(path, footerBytes);
   try {
-    footer = Footer.decode(readAt(fd, path, size - 10 - footerLength, footerLength));
+    footer = Footer.decode(footerBytes);
   } catch (error) {
     throw fileError(path, `the Arrow footer does not decode (${(error as Error).message}): the file is corrupt`);
   }
   if (footer.numDictionaries > 0) throw fileError(path, 'the file has dictionary-encoded columns, which this reader does not support: write plain (non-categorical) columns');
+  // Each record batch is a 24-byte Block struct inside the footer: a larger count is corrupt.
+  if (!(footer.numRecordBatches >= 0 && footer.numRecordBatches * FOOTER_BLOCK_BYTES <= footerLength)) {
+    throw fileError(path, `the footer lists ${footer.numRecordBatches} record batches in ${footerLength} bytes: it is corrupt`, { reason: 'arrow_batch_count' });
+  }
   const end = size - 10 - footerLength;
   const batches = Array.from({ length: footer.numRecordBatches }, (_, i) => recordBatchAt(fd, path, footer.getRecordBatch(i)!.offset, end));
   return { schema: footer.schema, batches };
@@ -214,37 +258,89 @@ function streamLayout(fd: number, path: string, size: number): { schema: Schema;
 /** Opens an Arrow IPC file or stream: reads metadata and every non-binary column; binary columns stay on disk. */
 export function openArrowIpc(path: string): ArrowIpcTable {
   let fd: number;
+  // Opening a named pipe would block until something writes to it: refuse anything but a file at once.
+  const stat = statSync(path, { throwIfNoEntry: false });
+  if (stat && !stat.isFile()) throw fileError(path, 'is not a regular file (a folder, a named pipe or a device?): give the Arrow file itself', { reason: 'not_regular_file' });
   try {
     fd = openSync(path, 'r');
   } catch (error) {
     throw fileError(path, `cannot open (${(error as Error).message})`);
   }
   try {
-    const size = fstatSync(fd).size;
-    const format = size >= 6 && Buffer.from(readAt(fd, path, 0, 6)).toString('latin1') === MAGIC ? 'file' : 'stream';
-    const { schema, batches } = format === 'file' ? fileLayout(fd, path, size) : streamLayout(fd, path, size);
-    const columns: BatchColumns[] = batches.map(({ header, bodyPosition }) => {
-      const loader = new PositionedLoader(fd, path, bodyPosition, header, schema);
-      const vectors = new Map<string, Vector>();
-      const lazy = new Map<string, LazyBinary>();
-      for (const field of schema.fields) {
-        loader.lazy = undefined;
-        let data: Data;
-        try {
-          data = loader.visit(field);
-        } catch (error) {
-          if ((error as { code?: string }).code === 'E_DATA') throw error;
-          throw fileError(path, `column '${field.name}' (${field.type}) cannot be read (${(error as Error).message}): the file is corrupt`);
-        }
-        vectors.set(field.name, makeVector(data));
-        if (loader.lazy) lazy.set(field.name, loader.lazy);
-      }
-      return { rows: header.length, vectors, lazy };
-    });
-    return tableOver(path, format, schema, columns);
+    return withDataErrors(path, () => readTable(fd, path));
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * apache-arrow decodes metadata lazily and throws plain errors on corrupt input (`Unrecognized
+ * type`, `Invalid array length`, unsafe 64-bit integers): any of them is this file's fault, so it
+ * becomes E_DATA naming the file.
+ */
+function withDataErrors<T>(path: string, work: () => T): T {
+  try {
+    return work();
+  } catch (error) {
+    if (error instanceof BridgeTowerError) throw error;
+    throw fileError(path, `is not a readable Arrow IPC file (${(error as Error).message}): it is corrupt or truncated`, { reason: 'arrow_corrupt' });
+  }
+}
+
+/**
+ * A list's or string's offsets must rise from 0 within its child (values): apache-arrow trusts them,
+ * and one corrupt offset makes a row a slice of two billion values that reading then walks. The
+ * lazily read top-level binary column is checked row by row instead (`range`).
+ */
+function checkValueOffsets(path: string, name: string, data: Data, lazyTop: boolean): void {
+  const pending: Array<{ data: Data; lazy: boolean }> = [{ data, lazy: lazyTop }];
+  while (pending.length > 0) {
+    const { data: node, lazy } = pending.pop()!;
+    const offsets = node.valueOffsets as Int32Array | BigInt64Array | undefined;
+    if (offsets && !lazy) {
+      const limit = node.children.length > 0 ? node.children[0]!.length : (node.values as ArrayLike<unknown> | undefined)?.length ?? 0;
+      let previous = Number(offsets[node.offset] ?? 0);
+      let bad = offsets.length < node.offset + node.length + 1 || previous < 0;
+      for (let i = node.offset + 1; !bad && i <= node.offset + node.length; i++) {
+        const next = Number(offsets[i]);
+        bad = !(next >= previous && next <= limit);
+        previous = next;
+      }
+      if (bad) {
+        throw fileError(path, `column '${name}' has value offsets that fall outside its ${limit} values (or go backwards): the file is corrupt`, {
+          reason: 'arrow_offsets',
+          column: name,
+        });
+      }
+    }
+    for (const child of node.children) pending.push({ data: child, lazy: false });
+  }
+}
+
+function readTable(fd: number, path: string): ArrowIpcTable {
+  const size = fstatSync(fd).size;
+  const format = size >= 6 && Buffer.from(readAt(fd, path, 0, 6)).toString('latin1') === MAGIC ? 'file' : 'stream';
+  const { schema, batches } = format === 'file' ? fileLayout(fd, path, size) : streamLayout(fd, path, size);
+  const columns: BatchColumns[] = batches.map(({ header, bodyPosition }) => {
+    const loader = new PositionedLoader(fd, path, bodyPosition, header, schema);
+    const vectors = new Map<string, Vector>();
+    const lazy = new Map<string, LazyBinary>();
+    for (const field of schema.fields) {
+      loader.lazy = undefined;
+      let data: Data;
+      try {
+        data = loader.visit(field);
+      } catch (error) {
+        if ((error as { code?: string }).code === 'E_DATA') throw error;
+        throw fileError(path, `column '${field.name}' (${field.type}) cannot be read (${(error as Error).message}): the file is corrupt`);
+      }
+      checkValueOffsets(path, field.name, data, loader.lazy !== undefined);
+      vectors.set(field.name, makeVector(data));
+      if (loader.lazy) lazy.set(field.name, loader.lazy);
+    }
+    return { rows: header.length, vectors, lazy };
+  });
+  return tableOver(path, format, schema, columns);
 }
 
 function tableOver(path: string, format: 'file' | 'stream', schema: Schema, batches: BatchColumns[]): ArrowIpcTable {
@@ -262,12 +358,14 @@ function tableOver(path: string, format: 'file' | 'stream', schema: Schema, batc
     has: (name) => columnNames.includes(name),
     values(name) {
       column(name);
-      const out: unknown[] = [];
-      for (const batch of batches) {
-        const vector = batch.vectors.get(name)!;
-        for (let i = 0; i < batch.rows; i++) out.push(plain(vector.get(i)));
-      }
-      return out;
+      return withDataErrors(path, () => {
+        const out: unknown[] = [];
+        for (const batch of batches) {
+          const vector = batch.vectors.get(name)!;
+          for (let i = 0; i < batch.rows; i++) out.push(plain(vector.get(i)));
+        }
+        return out;
+      });
     },
     binary(name) {
       column(name);
@@ -277,7 +375,7 @@ function tableOver(path: string, format: 'file' | 'stream', schema: Schema, batc
         return { rows: batch.rows, lazy, vector: batch.vectors.get(name)! };
       });
       return {
-        range(tableRow) {
+        range: (tableRow) => withDataErrors(path, () => {
           let row = tableRow;
           for (const { rows, lazy, vector } of parts) {
             if (row < rows) {
@@ -290,7 +388,7 @@ function tableOver(path: string, format: 'file' | 'stream', schema: Schema, batc
             row -= rows;
           }
           throw new RangeError(`row ${tableRow} is past the table's ${numRows} rows`);
-        },
+        }),
       };
     },
   };
