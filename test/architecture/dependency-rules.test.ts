@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { importsOf, layerOf, readImportGraph, violations, type ImportEdge } from './import-graph.js';
+import { importCycles, importsOf, layerOf, readImportGraph, violations, type ImportEdge } from './import-graph.js';
 import { ALLOWED_IMPORTS, LAYERS, type Layer } from './layer-rules.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -19,6 +19,21 @@ describe('dependency rules', () => {
   it('no source file imports a layer it must not, nor a package outside its home', () => {
     const found = violations(readImportGraph(ROOT, sourceFiles()));
     assert.deepEqual(found, [], `forbidden imports (the rules are test/architecture/layer-rules.ts and docs/architecture.md):\n${found.join('\n')}`);
+  });
+
+  it('no run-time import cycle between source files (a cycle fails at start-up when one module reads another during initialisation)', () => {
+    const cycles = importCycles(readImportGraph(ROOT, sourceFiles().filter((file) => !file.startsWith('test/'))));
+    assert.deepEqual(cycles, [], `import cycles:\n${cycles.map((c) => c.join(' → ')).join('\n')}`);
+  });
+
+  it('finds a cycle in a synthetic import graph and ignores type-only imports', () => {
+    const edges: ImportEdge[] = [
+      ...importsOf('bundle/config.ts', "import { TASKS } from './tasks.js';\n"),
+      ...importsOf('bundle/tasks.ts', "import { LABELS } from './labels.js';\nimport type { Arch } from './architecture.js';\n"),
+      ...importsOf('bundle/labels.ts', "import { BUNDLE_FILES } from './config.js';\n"),
+      ...importsOf('bundle/architecture.ts', "import { TASKS } from './tasks.js';\n"),
+    ];
+    assert.deepEqual(importCycles(edges), [['bundle/config.ts', 'bundle/labels.ts', 'bundle/tasks.ts']]);
   });
 
   it('every top folder holding TypeScript is a layer with rules', () => {

@@ -10,6 +10,8 @@ export interface ImportEdge {
   /** Package name (`fastify`, `@fastify/cors`) for bare specifiers. */
   pkg?: string;
   line: number;
+  /** `import type` / `export type`: erased at compile time, so it cannot form a run-time cycle. */
+  typeOnly: boolean;
 }
 
 // Static and dynamic imports, re-exports, side-effect imports and `new URL('./x.js', import.meta.url)`
@@ -22,13 +24,15 @@ export function importsOf(file: string, source: string): ImportEdge[] {
   for (const match of source.matchAll(SPECIFIER)) {
     const specifier = match[2]!;
     const line = source.slice(0, match.index).split('\n').length;
+    const statement = source.slice(0, match.index).match(/(?:^|\n)\s*(import|export)\b([^;]*)$/);
+    const typeOnly = statement !== null && /^\s+type\s/.test(statement[2]!);
     if (specifier.startsWith('node:')) continue;
     if (specifier.startsWith('.')) {
       if (!/\.(?:[cm]?[jt]s)$/.test(specifier)) continue; // an asset (the demo page's HTML), not code
-      edges.push({ from: file, to: normalize(join(dirname(file), specifier)), line });
+      edges.push({ from: file, to: normalize(join(dirname(file), specifier)), line, typeOnly });
     } else if (!specifier.includes(':')) {
       const parts = specifier.split('/');
-      edges.push({ from: file, pkg: specifier.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0]!, line });
+      edges.push({ from: file, pkg: specifier.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0]!, line, typeOnly });
     }
   }
   return edges;
@@ -72,4 +76,51 @@ export function violations(
     }
   }
   return found;
+}
+
+/**
+ * Run-time import cycles (type-only imports left out), each as the files around it. ES modules
+ * tolerate a cycle until one module reads another's binding during its own initialisation — then
+ * it is a `ReferenceError` at start-up, far from the import that caused it; so none is allowed.
+ */
+export function importCycles(edges: readonly ImportEdge[]): string[][] {
+  const next = new Map<string, string[]>();
+  for (const edge of edges) {
+    if (edge.typeOnly || edge.to === undefined) continue;
+    const target = edge.to.replace(/\.js$/, '.ts');
+    next.set(edge.from, [...(next.get(edge.from) ?? []), target]);
+  }
+  // Tarjan's strongly connected components: every component with more than one file is a cycle.
+  let index = 0;
+  const order = new Map<string, number>();
+  const low = new Map<string, number>();
+  const stack: string[] = [];
+  const onStack = new Set<string>();
+  const cycles: string[][] = [];
+  const visit = (file: string): void => {
+    order.set(file, index);
+    low.set(file, index++);
+    stack.push(file);
+    onStack.add(file);
+    for (const to of next.get(file) ?? []) {
+      if (!order.has(to)) {
+        visit(to);
+        low.set(file, Math.min(low.get(file)!, low.get(to)!));
+      } else if (onStack.has(to)) {
+        low.set(file, Math.min(low.get(file)!, order.get(to)!));
+      }
+    }
+    if (low.get(file) === order.get(file)) {
+      const component: string[] = [];
+      let member: string;
+      do {
+        member = stack.pop()!;
+        onStack.delete(member);
+        component.push(member);
+      } while (member !== file);
+      if (component.length > 1) cycles.push(component.sort());
+    }
+  };
+  for (const file of [...next.keys()].sort()) if (!order.has(file)) visit(file);
+  return cycles;
 }
