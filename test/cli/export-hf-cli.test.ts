@@ -61,7 +61,7 @@ describe('bridgetower export-hf', () => {
     assert.deepEqual(readdirSync(dir).filter((f) => f === 'hf' || f.startsWith('.hf')), []);
     const help = run(['export-hf', '--help']);
     assert.equal(help.code, 0);
-    assert.match(help.stdout, /bridgetower export-hf models\/itm-finetuned --out hf\/itm-finetuned/);
+    assert.match(help.stdout, /bridgetower export-hf bundles\/itm-finetuned --out hf\/itm-finetuned/);
     const absent = run(['export-hf', join(dir, 'absent'), '--out', join(dir, 'x')]);
     assert.equal(absent.code, 7);
     assert.match(absent.stderr, /E_BUNDLE/);
