@@ -5,17 +5,8 @@
  * the values that overflow (0, -1, 2^31, 2^32 - 1, the file size and nearby).
  */
 
-/** mulberry32: a tiny fast PRNG with good enough statistics for choosing mutations. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// The demo bundle's mulberry32: one seeded generator for the whole project's fixtures.
+export { seededRandom } from '../../convert/demo/random-weights.js';
 
 type Random = () => number;
 const int = (rnd: Random, n: number): number => Math.floor(rnd() * n);
