@@ -10,9 +10,9 @@ export const ROUTE_TASKS = {
   nlvr2: ['nlvr2'],
   itm: ['itm'],
   embed: ['itc'],
-  // The gallery stores ITC features for the candidates and encodings for ITM re-ranking, so
-  // filling and searching it pick the same model.
-  retrieval: ['itc', 'itm'],
+  // The gallery holds ITC features (candidates); a bundle with an ITM head also re-ranks them.
+  // Filling and searching a gallery pick the same model: features are model-specific.
+  retrieval: ['itc'],
 } as const satisfies Record<string, readonly TaskName[]>;
 
 export type RouteCapability = keyof typeof ROUTE_TASKS;
