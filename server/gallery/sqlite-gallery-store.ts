@@ -53,8 +53,10 @@ CREATE TABLE gallery_items (
   metadata   TEXT NOT NULL,   -- JSON object
   created_at INTEGER NOT NULL, -- ms since epoch
   updated_at INTEGER NOT NULL,
+  -- A rowid table: WITHOUT ROWID rows over ≈ 1 KB (a float32 feature is 1 KB) would spill
+  -- into an overflow page each.
   PRIMARY KEY (gallery, id)
-) WITHOUT ROWID;
+);
 -- Every write appends the ids it changed; readers follow it with a cursor (AUTOINCREMENT: never reused).
 CREATE TABLE gallery_changes (
   seq     INTEGER PRIMARY KEY AUTOINCREMENT,
