@@ -222,6 +222,12 @@ export class PostgresGalleryStore implements GalleryStore {
       throw storeError(error, this.location, what);
     }
     let broken = false;
+    // The connection dying between two statements emits 'error' on a checked-out client, which
+    // the pool does not listen to: unheard, it would end the process. The next statement fails.
+    const onError = (): void => {
+      broken = true;
+    };
+    client.on('error', onError);
     try {
       await client.query(`BEGIN ISOLATION LEVEL ${options.isolation ?? 'READ COMMITTED'}`);
       if (options.lock !== false) await client.query('SELECT pg_advisory_xact_lock($1, $2)', [WRITE_LOCK, this.gallery]);
@@ -232,6 +238,7 @@ export class PostgresGalleryStore implements GalleryStore {
       await client.query('ROLLBACK').catch(() => (broken = true));
       throw storeError(error, this.location, what);
     } finally {
+      client.off('error', onError);
       client.release(broken);
     }
   }
@@ -255,6 +262,8 @@ export class PostgresGalleryStore implements GalleryStore {
 /** This bundle's gallery row, created or (after a fingerprint change) emptied, under the write lock of gallery 0. */
 async function claim(pool: pg.Pool, location: string, options: GalleryStoreOptions): Promise<{ id: number; itcDim: number }> {
   const client = await pool.connect();
+  const onError = (): void => {};
+  client.on('error', onError);
   try {
     await client.query('BEGIN');
     await client.query('SELECT pg_advisory_xact_lock($1, 0)', [WRITE_LOCK]);
@@ -281,6 +290,7 @@ async function claim(pool: pg.Pool, location: string, options: GalleryStoreOptio
     await client.query('ROLLBACK').catch(() => {});
     throw error;
   } finally {
+    client.off('error', onError);
     client.release();
   }
 }
