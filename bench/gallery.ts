@@ -1,11 +1,9 @@
 /**
  * Gallery bench (issue #14): candidate search over a synthetic gallery of BASE-shaped ITC
- * features (256-d, unit length), exact scan against the HNSW index (server/gallery/vector-index.ts),
- * and the whole search route with ITM re-ranking on the demo bundle, cache hot and cold.
+ * features (256-d, unit length), exact scan against the HNSW index (server/gallery/vector-index.ts).
  *
  *   node --import tsx bench/gallery.ts                          # 1,000,000 vectors, top-128
  *   node --import tsx bench/gallery.ts --n 100000 --queries 200
- *   node --import tsx bench/gallery.ts --part rerank             # re-ranking only
  *
  * The vectors: a mixture of --clusters Gaussian clusters on the unit sphere (real image features
  * cluster by content; uniform random vectors are the worst case for any graph index and are not
@@ -13,17 +11,11 @@
  * same mixture. Recall@k: the share of the exact top-k ids the index returns, averaged.
  */
 import { cpus, totalmem } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { VectorIndex } from '../server/gallery/vector-index.js';
-import { runRerankBench } from './gallery-rerank.js';
-
-const here = dirname(fileURLToPath(import.meta.url));
 
 const { values: args } = parseArgs({
   options: {
-    part: { type: 'string', default: 'itc,rerank' },
     n: { type: 'string', default: '1000000' },
     dim: { type: 'string', default: '256' },
     k: { type: 'string', default: '128' },
@@ -33,7 +25,6 @@ const { values: args } = parseArgs({
     m: { type: 'string', default: '16' },
     'ef-construction': { type: 'string', default: '100' },
     ef: { type: 'string', default: '256' },
-    'rerank-items': { type: 'string', default: '200' },
   },
 });
 
@@ -127,6 +118,4 @@ async function itcBench(): Promise<void> {
 }
 
 console.log(`# bench/gallery.ts — ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`);
-const parts = new Set(String(args.part).split(','));
-if (parts.has('itc')) await itcBench();
-if (parts.has('rerank')) await runRerankBench({ items: num('rerank-items'), workDir: join(here, 'out', 'gallery') });
+await itcBench();
