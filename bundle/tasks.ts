@@ -121,10 +121,11 @@ export const TASK_NAMES: readonly TaskName[] = Object.keys(TASKS) as TaskName[];
 export const SERVED_TASKS: readonly TaskName[] = TASK_NAMES.filter((task) => TASKS[task].route !== undefined);
 
 /**
- * The gallery's search: ITC candidates re-ranked by the ITM match logit (upstream's
- * irtr_itm_itc), so filling and searching a gallery need both heads of one model.
+ * What the gallery needs: ITC features find the candidates; a bundle that also has ITM re-ranks
+ * them by the match logit (upstream's irtr_itm_itc). Filling and searching a gallery pick the same
+ * model, since features are model-specific.
  */
-export const RETRIEVAL_TASKS: readonly TaskName[] = ['itc', 'itm'];
+export const RETRIEVAL_TASKS: readonly TaskName[] = ['itc'];
 
 export function tasksOf(arch: BridgeTowerArchitecture): TaskName[] {
   return TASK_NAMES.filter((task) => arch.heads[TASKS[task].head] !== undefined);

@@ -35,6 +35,8 @@ export const ERROR_CODES = {
   E_IMAGE_UNSUPPORTED: { exitCode: 8, httpStatus: 415 },
   /** Too many requests admitted and not yet answered: retry later (the server adds Retry-After). */
   E_OVERLOADED: { exitCode: 9, httpStatus: 503 },
+  /** The gallery's database cannot be reached now (PostgreSQL restarting, network): retry later. */
+  E_GALLERY_UNAVAILABLE: { exitCode: 9, httpStatus: 503 },
   /** The request's deadline passed before it could be served. */
   E_DEADLINE: { exitCode: 9, httpStatus: 504 },
   /** Autodiff met an op on a differentiable path that has no gradient rule (train/autodiff). */

@@ -4,10 +4,15 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { DEFAULT_BUNDLE_ROOT } from '../bundle/bundle-folders.js';
 import { readBundleFingerprint } from './gallery/bundle-fingerprint.js';
-import { GalleryStore } from './gallery/gallery-store.js';
+import { join } from 'node:path';
+import { BridgeTowerError } from '../common/errors.js';
+import { Gallery, type GalleryOptions } from './gallery/gallery.js';
+import { openGalleryStore } from './gallery/gallery-store.js';
+import { MemoryGalleryStore } from './gallery/memory-gallery-store.js';
+import { GALLERY_FILE } from './gallery/sqlite-gallery-store.js';
 import { ServerMetrics } from './metrics.js';
 import { ModelRegistry, ROUTE_TASKS } from './model-registry.js';
-import type { ImageEncoding, ModelService } from './model-service.js';
+import type { ModelService } from './model-service.js';
 import type { ServerOptions } from './options.js';
 import { accessControl, needsKey } from './plugins/access-control.js';
 import { answerError, errorHandling, MAX_PARAM_LENGTH } from './plugins/error-handling.js';
@@ -28,7 +33,7 @@ export type { GalleryLike } from './routes/gallery.js';
 export interface ServerDeps {
   /** The models to serve; without them, a BundleService is opened per `options.bundles` folder (and closed with the server). */
   services?: ModelService[];
-  /** The gallery of every served model; without it, a GalleryStore per retrieval bundle under `options.dataDir` (in memory for injected services). */
+  /** The gallery of every served model; without it, a Gallery per retrieval bundle in `options.gallery` (in memory for injected services). */
   gallery?: GalleryLike;
   /** The metrics `GET /metrics` exposes, for services built by the caller to report into (default: a fresh registry). */
   metrics?: ServerMetrics;
@@ -58,7 +63,7 @@ export async function buildServer(options: ServerOptions, deps: ServerDeps = {})
     const opened = deps.services ? undefined : await openBundles(options, metrics, owned);
     const services = deps.services ?? opened!.map((bundle) => bundle.service);
     const registry = new ModelRegistry(services);
-    const galleryOf = deps.gallery ? () => deps.gallery! : opened ? openGalleries(options.dataDir, opened, owned, app) : inMemoryGalleries();
+    const galleryOf = deps.gallery ? () => deps.gallery! : await openGalleries(options, opened ?? services.map((service) => ({ service })), owned, app);
 
     app.setValidatorCompiler(validatorCompiler);
     app.setSerializerCompiler(serializerCompiler);
@@ -124,35 +129,36 @@ async function openBundles(options: ServerOptions, metrics: ServerMetrics, owned
   return opened;
 }
 
-/** One GalleryStore per bundle that can do retrieval, all in the one database under `--data-dir`. */
-function openGalleries(dataDir: string, bundles: readonly OpenedBundle[], owned: Array<{ close(): unknown }>, app: FastifyInstance): (service: ModelService) => GalleryLike {
-  const galleries = new Map<ModelService, GalleryStore>();
+/**
+ * One Gallery per bundle that can do retrieval, all in the backend `--gallery` names; injected
+ * services (tests, embedding; no bundle folder to fingerprint) get galleries in memory.
+ */
+async function openGalleries(options: ServerOptions, bundles: ReadonlyArray<{ service: ModelService; dir?: string }>, owned: Array<{ close(): unknown }>, app: FastifyInstance): Promise<(service: ModelService) => GalleryLike> {
+  const location = options.gallery ?? `sqlite:${join(options.dataDir, GALLERY_FILE)}`;
+  const galleries = new Map<ModelService, Gallery>();
   for (const { service, dir } of bundles) {
     if (!ROUTE_TASKS.retrieval.every((task) => service.tasks.includes(task))) continue;
-    const store = GalleryStore.open(dataDir, service.name, { fingerprint: readBundleFingerprint(dir), logger: app.log });
-    galleries.set(service, store);
+    const store =
+      dir === undefined
+        ? new MemoryGalleryStore(service.name)
+        : await openGalleryStore(location, { bundle: service.name, fingerprint: readBundleFingerprint(dir), itcFormat: options.galleryItc, logger: app.log });
+    const gallery = await Gallery.open(store, galleryOptions(options, app));
+    galleries.set(service, gallery);
     // After the services: they close first and may still finish queued work.
-    owned.push(store);
+    owned.push(gallery);
   }
-  return (service) => {
-    const gallery = galleries.get(service);
-    if (!gallery) throw new Error(`no gallery was opened for '${service.name}'`);
-    return gallery;
-  };
+  return galleryLookup(galleries);
 }
 
-/** Galleries for injected services (tests, embedding): in memory, one per model. */
-function inMemoryGalleries(): (service: ModelService) => GalleryLike {
-  const galleries = new Map<ModelService, Map<string, ImageEncoding>>();
+function galleryOptions(options: ServerOptions, app: FastifyInstance): GalleryOptions {
+  return { cacheMb: options.galleryCacheMb, index: { annThreshold: options.galleryAnnThreshold }, warn: (message) => app.log.warn(message) };
+}
+
+function galleryLookup(galleries: Map<ModelService, Gallery>): (service: ModelService) => GalleryLike {
   return (service) => {
-    let items = galleries.get(service);
-    if (!items) galleries.set(service, (items = new Map()));
-    const map = items;
-    return {
-      put: (id, encoding) => void map.set(id, encoding),
-      delete: (id) => map.delete(id),
-      list: () => [...map].map(([id, encoding]) => ({ id, encoding })),
-    };
+    const gallery = galleries.get(service);
+    if (!gallery) throw new BridgeTowerError('E_INTERNAL', `no gallery was opened for '${service.name}'`);
+    return gallery;
   };
 }
 

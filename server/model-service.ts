@@ -27,10 +27,18 @@ export interface ImageEncoding {
 
 export interface SearchHit {
   id: string;
-  /** The ITM match logit `itm_score(cls_feats)[:, 1]`: upstream's re-ranking score. */
+  /** The ITM match logit `itm_score(cls_feats)[:, 1]` (upstream's re-ranking score); the ITC score when not re-ranked. */
   score: number;
   /** ITC cosine similarity / temperature, the candidate score. */
   itc: number;
+}
+
+/** What a search needs of a gallery: ITC candidates, and the image-encoder output of each one it re-ranks. */
+export interface SearchableGallery {
+  /** The `n` items whose ITC features have the highest cosine similarity with `query`, best first. */
+  nearest(query: Float32Array, n: number): Promise<ReadonlyArray<{ id: string; similarity: number }>>;
+  /** The item's image_encoder output [L, N, H]; undefined when it left the gallery meanwhile. */
+  embeds(id: string): Promise<Float32Array | undefined>;
 }
 
 export interface ModelService {
@@ -52,10 +60,10 @@ export interface ModelService {
   /** Encodes an image for the gallery (uses and fills the image cache). */
   encodeImage(image: Uint8Array, ctx: RequestContext): Promise<ImageEncoding>;
   /**
-   * Upstream's retrieval: ITC scores of `text` against every gallery item, the top `candidates`
-   * re-ranked by the ITM match logit, best `k` returned.
+   * Upstream's retrieval: ITC scores of `text` against the gallery, the top `candidates`
+   * re-ranked by the ITM match logit (when `rerank` and the bundle has an ITM head), best `k` returned.
    */
-  search(input: { text: string; k: number; candidates: number; gallery: ReadonlyArray<{ id: string; encoding: ImageEncoding }> }, ctx: RequestContext): Promise<SearchHit[]>;
+  search(input: { text: string; k: number; candidates: number; rerank: boolean; gallery: SearchableGallery }, ctx: RequestContext): Promise<SearchHit[]>;
   /** Stops accepting work, finishes what is queued, releases sessions and workers. */
   close(): Promise<void>;
 }

@@ -1,4 +1,5 @@
 import type { Device, RuntimeOptions } from '../runtime/session.js';
+import type { ItcFormat } from './gallery/itc-codec.js';
 
 /** Every `bridgetower serve` setting, with the CLI flag of each; defaults in `DEFAULT_SERVER_OPTIONS`. */
 export interface ServerOptions extends Pick<RuntimeOptions, 'threads'> {
@@ -17,8 +18,16 @@ export interface ServerOptions extends Pick<RuntimeOptions, 'threads'> {
   requestTimeoutMs: number;
   /** Byte budget of the image-encoding cache (--cache-mb; 0 disables it). */
   cacheMb: number;
-  /** Where the gallery database lives (--data-dir). */
+  /** Where the gallery database lives (--data-dir) when --gallery is not given. */
   dataDir: string;
+  /** The gallery backend (--gallery): sqlite:<path>, postgres://… or memory:; undefined: sqlite:<dataDir>/gallery.sqlite. */
+  gallery?: string;
+  /** Byte budget of the image-encoder outputs kept for re-ranking gallery candidates (--gallery-cache-mb). */
+  galleryCacheMb: number;
+  /** How ITC features are stored (--gallery-itc): float32, or int8 with a per-vector scale. */
+  galleryItc: ItcFormat;
+  /** From this many items on, candidate search uses the HNSW index (--gallery-ann-threshold). */
+  galleryAnnThreshold: number;
   /** Bearer token (--api-key or BRIDGETOWER_API_KEY); undefined: no authentication. */
   apiKey?: string;
   /** What the key protects (--auth): the gallery's write routes, or every route. */
@@ -44,6 +53,9 @@ export const DEFAULT_SERVER_OPTIONS: Omit<ServerOptions, 'bundles'> = {
   requestTimeoutMs: 30_000,
   cacheMb: 256,
   dataDir: './data',
+  galleryCacheMb: 512,
+  galleryItc: 'float32',
+  galleryAnnThreshold: 50_000,
   auth: 'writes',
   rateLimit: false,
   cors: false,

@@ -1,6 +1,7 @@
 import { BridgeTowerError } from '../../common/errors.js';
 import { DEFAULT_BUNDLE_ROOT } from '../../bundle/bundle-folders.js';
 import { readBundleConfig } from '../../bundle/config.js';
+import { ITC_FORMATS } from '../../server/gallery/itc-codec.js';
 import { DEFAULT_SERVER_OPTIONS, type ServerOptions } from '../../server/options.js';
 import { startServer } from '../../server/start.js';
 import { defaultBundles } from '../default-bundles.js';
@@ -28,7 +29,12 @@ Options:
   --request-timeout-ms <ms>  per-request deadline; past it 504 (default ${DEFAULT_SERVER_OPTIONS.requestTimeoutMs})
   --cache-mb <n>             image-encoding cache budget, 0 disables it (default ${DEFAULT_SERVER_OPTIONS.cacheMb})
   --threads <n>              ONNX Runtime intra-op threads (default: one per core)
-  --data-dir <dir>           where the gallery database lives (default ${DEFAULT_SERVER_OPTIONS.dataDir})
+  --data-dir <dir>           where the gallery database lives without --gallery (default ${DEFAULT_SERVER_OPTIONS.dataDir})
+  --gallery <url>            gallery backend: sqlite:<path> (default: <data-dir>/gallery.sqlite), postgres://<user>@<host>/<db>
+                             (shared by replicas; ?host=/run/postgresql for a unix socket) or memory:
+  --gallery-cache-mb <n>     budget of image encodings kept for re-ranking search candidates (default ${DEFAULT_SERVER_OPTIONS.galleryCacheMb})
+  --gallery-itc float32|int8 how gallery ITC features are stored (default ${DEFAULT_SERVER_OPTIONS.galleryItc})
+  --gallery-ann-threshold <n> items from which search uses the HNSW index instead of an exact scan (default ${DEFAULT_SERVER_OPTIONS.galleryAnnThreshold})
   --api-key <key>            bearer token (or the BRIDGETOWER_API_KEY environment variable, which keeps it out of ps)
   --auth writes|all          what the key protects: the gallery's write routes, or every route but /healthz, /readyz and the demo page (default ${DEFAULT_SERVER_OPTIONS.auth})
   --rate-limit <n>           requests per client per window; off by default
@@ -52,6 +58,10 @@ Examples:
     'cache-mb': { type: 'string' },
     threads: { type: 'string' },
     'data-dir': { type: 'string' },
+    gallery: { type: 'string' },
+    'gallery-cache-mb': { type: 'string' },
+    'gallery-itc': { type: 'string' },
+    'gallery-ann-threshold': { type: 'string' },
     'api-key': { type: 'string' },
     auth: { type: 'string' },
     'rate-limit': { type: 'string' },
@@ -105,6 +115,10 @@ export function serverOptionsFromFlags(values: Record<string, string | undefined
     cacheMb: int('cache-mb', d.cacheMb, 0),
     ...(threads !== undefined ? { threads } : {}),
     dataDir: values['data-dir'] ?? d.dataDir,
+    ...(values.gallery !== undefined ? { gallery: values.gallery } : {}),
+    galleryCacheMb: int('gallery-cache-mb', d.galleryCacheMb, 0),
+    galleryItc: choice('gallery-itc', ITC_FORMATS, d.galleryItc),
+    galleryAnnThreshold: int('gallery-ann-threshold', d.galleryAnnThreshold, 1),
     ...(apiKey !== undefined ? { apiKey } : {}),
     auth: choice('auth', ['writes', 'all'] as const, d.auth),
     rateLimit,

@@ -6,7 +6,7 @@ import { openSafetensors, toFloat32 } from '../../bundle/safetensors/read-safete
 import { SERVED_TASKS, TASKS, type TaskName } from '../../bundle/tasks.js';
 import { readTensorBytes } from '../../bundle/tensors/read-tensor.js';
 import { BundlePreprocessor } from '../../preprocess/bundle-preprocessor.js';
-import type { EntailmentResult, ImageEncoding, ModelService, Nlvr2Result, RequestContext, SearchHit, VqaAnswer } from '../model-service.js';
+import type { EntailmentResult, ImageEncoding, ModelService, Nlvr2Result, RequestContext, SearchableGallery, SearchHit, VqaAnswer } from '../model-service.js';
 import type { ServerOptions } from '../options.js';
 import { NO_METRICS, type RuntimeMetrics } from '../runtime-metrics.js';
 import { Admission } from './admission.js';
@@ -16,7 +16,7 @@ import { encodeImages, encodeTexts, fuse, runHead, type ImageEmbeds, type ModelD
 import { readLabels } from '../../bundle/labels.js';
 import { GraphRunner } from '../../runtime/graph-runner.js';
 import { ImageCache, imageHash } from './image-cache.js';
-import { dot, entailmentResult, itmProbability, nlvr2Result, rankDescending, vqaAnswers } from '../../runtime/task-results.js';
+import { entailmentResult, itmProbability, nlvr2Result, rankDescending, vqaAnswers } from '../../runtime/task-results.js';
 
 export type BundleServiceOptions = Pick<ServerOptions, 'device' | 'threads' | 'maxBatch' | 'maxDelayMs' | 'maxQueue' | 'cacheMb'> & {
   /** Where the runtime says which execution provider it uses (default: warnings to stderr). */
@@ -172,23 +172,33 @@ export class BundleService implements ModelService {
     return this.request(undefined, ctx, () => this.encodeImageCached(image, ctx));
   }
 
-  /** Upstream's retrieval (irtr_itm_itc): ITC candidates re-ranked by the ITM match logit. */
-  search(
-    input: { text: string; k: number; candidates: number; gallery: ReadonlyArray<{ id: string; encoding: ImageEncoding }> },
-    ctx: RequestContext,
-  ): Promise<SearchHit[]> {
+  /**
+   * Upstream's retrieval (irtr_itm_itc): ITC candidates (cosine / temperature) re-ranked by the
+   * ITM match logit; ITC alone when `rerank` is false or the bundle has no ITM head.
+   */
+  search(input: { text: string; k: number; candidates: number; rerank: boolean; gallery: SearchableGallery }, ctx: RequestContext): Promise<SearchHit[]> {
     return this.request('itc', ctx, async () => {
-      this.requireTask('itm');
       if (this.temperature === undefined) throw new BridgeTowerError('E_BUNDLE', `bundle '${this.name}' has ITC heads but its weights hold no 'temperature': convert it again`);
       const text = await this.encodeText(input.text, 'itc', ctx);
-      // Checked here, not in the ITM batch: a bad item must not fail other requests' rows.
-      input.gallery.forEach(({ id, encoding }) => this.checkEncoding(id, encoding, text.itc!.length));
-      const itc = input.gallery.map(({ encoding }) => dot(text.itc!, encoding.itc!) / this.temperature!);
-      const candidates = rankDescending(itc).slice(0, Math.max(0, Math.floor(input.candidates)));
-      const matchLogits = await Promise.all(candidates.map(async (i) => (await this.headBatchers.itm!.submit({ text, images: [input.gallery[i]!.encoding.embeds] }, ctx.deadline))[1]!));
-      return rankDescending(matchLogits)
-        .slice(0, Math.max(0, Math.floor(input.k)))
-        .map((r) => ({ id: input.gallery[candidates[r]!]!.id, score: matchLogits[r]!, itc: itc[candidates[r]!]! }));
+      const k = Math.max(0, Math.floor(input.k));
+      const rerank = input.rerank && this.tasks.includes('itm');
+      const found = await input.gallery.nearest(text.itc!, rerank ? Math.max(1, Math.floor(input.candidates)) : k);
+      const candidates = found.map(({ id, similarity }) => ({ id, itc: similarity / this.temperature! }));
+      if (!rerank) return candidates.slice(0, k).map((c) => ({ ...c, score: c.itc }));
+      const scored = await Promise.all(
+        candidates.map(async (candidate) => {
+          const embeds = await input.gallery.embeds(candidate.id);
+          if (!embeds) return undefined; // deleted since it was found
+          // Checked here, not in the ITM batch: a bad item must not fail other requests' rows.
+          this.checkEmbeds(candidate.id, embeds);
+          const logits = await this.headBatchers.itm!.submit({ text, images: [embeds] }, ctx.deadline);
+          return { ...candidate, score: logits[1]! };
+        }),
+      );
+      const hits = scored.filter((hit): hit is SearchHit => hit !== undefined);
+      return rankDescending(hits.map((hit) => hit.score))
+        .slice(0, k)
+        .map((r) => hits[r]!);
     });
   }
 
@@ -220,15 +230,12 @@ export class BundleService implements ModelService {
     }
   }
 
-  /** A gallery encoding must come from a bundle of this one's shape (ITC dim, L × N × H). */
-  private checkEncoding(id: string, encoding: ImageEncoding, itcDim: number): void {
+  /** A gallery item's encoding must come from a bundle of this one's shape (L × N × H). */
+  private checkEmbeds(id: string, embeds: Float32Array): void {
     const { layers: L, imageTokens: N, hidden: H } = this.dims;
-    const problem =
-      !encoding.itc ? 'no ITC feature'
-      : encoding.itc.length !== itcDim ? `an ITC feature of ${encoding.itc.length} values, not ${itcDim}`
-      : encoding.embeds.length !== L * N * H ? `embeddings of ${encoding.embeds.length} values, not L×N×H = ${L}×${N}×${H}`
-      : undefined;
-    if (problem) throw new BridgeTowerError('E_USAGE', `gallery item '${id}' has ${problem}: it was encoded by another bundle; encode it again with '${this.name}'`, { id });
+    if (embeds.length !== L * N * H) {
+      throw new BridgeTowerError('E_USAGE', `gallery item '${id}' has embeddings of ${embeds.length} values, not L×N×H = ${L}×${N}×${H}: it was encoded by another bundle; encode it again with '${this.name}'`, { id });
+    }
   }
 
   /** The task's logits for one text and its images (one per fusion pass), encoded concurrently. */

@@ -41,6 +41,8 @@ export const HTTP_ERROR_CODES = {
   E_OVERLOADED: 503,
   /** The models are still loading, or the server is shutting down (every request that arrives then). */
   E_NOT_READY: 503,
+  /** The gallery's database cannot be reached now: retry after the `Retry-After` header's seconds. */
+  E_GALLERY_UNAVAILABLE: 503,
   /** The request could not be served within the request timeout. */
   E_DEADLINE: 504,
 } as const;

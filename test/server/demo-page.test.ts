@@ -10,7 +10,6 @@ import { buildDemoBundle } from '../../convert/demo/demo-bundle.js';
 import { BridgeTowerError } from '../../common/errors.js';
 import { buildServer } from '../../server/app.js';
 import { readDemoPage } from '../../server/demo/demo-page.js';
-import { GalleryStore } from '../../server/gallery/gallery-store.js';
 import type { ModelService } from '../../server/model-service.js';
 import { DEFAULT_SERVER_OPTIONS } from '../../server/options.js';
 
@@ -41,14 +40,13 @@ async function startServer(work: string): Promise<RunningServer> {
   await buildDemoBundle(bundle);
   const options = { ...DEFAULT_SERVER_OPTIONS, bundles: [bundle], host: '127.0.0.1', port: 0, dataDir: join(work, 'data'), logger: false };
   let app: Awaited<ReturnType<typeof buildServer>>;
-  let gallery: GalleryStore | undefined;
   try {
     app = await buildServer(options);
   } catch (error) {
     if (!isMissingServerModule(error)) throw error;
     process.stderr.write(`demo-page test: ${(error as Error).message.split('\n')[0]}: testing the page against a stand-in model\n`);
-    gallery = GalleryStore.open(options.dataDir, DEMO_MODEL, { fingerprint: 'stand-in' });
-    app = await buildServer(options, { services: [standInDemoModel()], gallery });
+    // Injected services get a gallery in memory.
+    app = await buildServer(options, { services: [standInDemoModel()] });
   }
   const url = (await app.listen({ host: '127.0.0.1', port: 0 })).replace(/\/$/, '');
   await waitUntilReady(url);
@@ -56,7 +54,6 @@ async function startServer(work: string): Promise<RunningServer> {
     url,
     close: async () => {
       await app.close();
-      gallery?.close();
     },
   };
 }
@@ -103,7 +100,7 @@ function standInDemoModel(): ModelService {
       image(bytes);
       return { hash: createHash('sha256').update(bytes).digest('hex'), itc: Float32Array.from([0.6, 0.8]), embeds: new Float32Array(12).fill(0.5) };
     },
-    search: async ({ k, gallery }) => gallery.slice(0, k).map(({ id }, i) => ({ id, score: 2.5 - i, itc: 0.3 })),
+    search: async ({ k, gallery }) => (await gallery.nearest(Float32Array.from([0.6, 0.8]), k)).map(({ id }, i) => ({ id, score: 2.5 - i, itc: 0.3 })),
     nlvr2: unused,
     itm: unused,
     embedText: unused,

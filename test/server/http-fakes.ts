@@ -4,7 +4,9 @@ import type { FastifyInstance } from 'fastify';
 import type { TaskName } from '../../bundle/tasks.js';
 import { buildServer, type GalleryLike } from '../../server/app.js';
 import type { ServerMetrics } from '../../server/metrics.js';
-import type { EntailmentResult, ImageEncoding, ModelService, Nlvr2Result, RequestContext, SearchHit, VqaAnswer } from '../../server/model-service.js';
+import { Gallery } from '../../server/gallery/gallery.js';
+import { MemoryGalleryStore } from '../../server/gallery/memory-gallery-store.js';
+import type { EntailmentResult, ImageEncoding, ModelService, Nlvr2Result, RequestContext, SearchableGallery, SearchHit, VqaAnswer } from '../../server/model-service.js';
 import { DEFAULT_SERVER_OPTIONS, type ServerOptions } from '../../server/options.js';
 
 /** Every task the HTTP routes can ask for. */
@@ -81,13 +83,11 @@ export class FakeModelService implements ModelService {
     return { hash: createHash('sha256').update(image).digest('hex'), itc: Float32Array.from([image.byteLength]), embeds: Float32Array.from([1, 2, 3]) };
   }
 
-  /** Ranks the gallery by its images' byte counts (the itc value encodeImage stored), largest first. */
-  async search(input: { text: string; k: number; candidates: number; gallery: ReadonlyArray<{ id: string; encoding: ImageEncoding }> }, ctx: RequestContext): Promise<SearchHit[]> {
+  /** Ranks the gallery by its images' byte counts (the 1-d itc value encodeImage stored), largest first; score = itc / 10. */
+  async search(input: { text: string; k: number; candidates: number; rerank: boolean; gallery: SearchableGallery }, ctx: RequestContext): Promise<SearchHit[]> {
     this.record('search', input, ctx);
-    return [...input.gallery]
-      .map(({ id, encoding }) => ({ id, itc: encoding.itc![0]!, score: encoding.itc![0]! / 10 }))
-      .sort((a, b) => b.itc - a.itc)
-      .slice(0, input.k);
+    const found = await input.gallery.nearest(Float32Array.from([1]), input.rerank ? input.candidates : input.k);
+    return found.map(({ id, similarity }) => ({ id, itc: similarity, score: input.rerank ? similarity / 10 : similarity })).slice(0, input.k);
   }
 
   async close(): Promise<void> {
@@ -104,18 +104,9 @@ export class FakeModelService implements ModelService {
   }
 }
 
-/** An in-memory gallery with the GalleryStore's interface. */
-export class MemoryGallery implements GalleryLike {
-  readonly items = new Map<string, ImageEncoding>();
-  put(id: string, encoding: ImageEncoding): void {
-    this.items.set(id, encoding);
-  }
-  delete(id: string): boolean {
-    return this.items.delete(id);
-  }
-  list(): Array<{ id: string; encoding: ImageEncoding }> {
-    return [...this.items].map(([id, encoding]) => ({ id, encoding }));
-  }
+/** A gallery kept in memory, as servers of injected services get. */
+export function memoryGallery(bundle = 'fake'): Promise<Gallery> {
+  return Gallery.open(new MemoryGalleryStore(bundle), { cacheMb: 16 });
 }
 
 /** Server options for tests: defaults, quiet, no bundles (services are injected). */
@@ -129,7 +120,7 @@ export async function fakeServer(
   options: { services?: ModelService[]; gallery?: GalleryLike; metrics?: ServerMetrics; server?: Partial<ServerOptions> } = {},
 ): Promise<{ app: FastifyInstance; service: FakeModelService; gallery: GalleryLike }> {
   const service = new FakeModelService();
-  const gallery = options.gallery ?? new MemoryGallery();
+  const gallery = options.gallery ?? (await memoryGallery());
   const app = await buildServer(testOptions(options.server), { services: options.services ?? [service], gallery, ...(options.metrics ? { metrics: options.metrics } : {}) });
   t.after(() => app.close());
   return { app, service, gallery };

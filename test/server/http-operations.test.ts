@@ -52,7 +52,7 @@ describe('choosing the model', () => {
     const { app } = await fakeServer(t, { services: twoModels() });
     const response = await app.inject({ method: 'POST', url: '/search', payload: { text: 'q' } });
     assert.equal(response.statusCode, 404);
-    assert.match(response.json().error.message, /no served model has the itc and itm heads/);
+    assert.match(response.json().error.message, /no served model has the itc head this route needs/);
   });
 
   it("a demo model's answers always say they are meaningless", async (t) => {
@@ -174,11 +174,14 @@ describe('documentation and the demo page', () => {
     const routes = Object.entries(document.paths as Record<string, object>).flatMap(([path, methods]) => Object.keys(methods).map((m) => `${m.toUpperCase()} ${path}`));
     assert.deepEqual(routes.sort(), [
       'DELETE /gallery/{id}',
+      'GET /gallery',
+      'GET /gallery/{id}',
       'GET /healthz',
       'GET /metrics',
       'GET /readyz',
       'POST /embed',
       'POST /entailment',
+      'POST /gallery:batch',
       'POST /itm',
       'POST /nlvr2',
       'POST /search',

@@ -6,7 +6,7 @@ import { HTTP_ERROR_CODES } from '../../server/schemas/errors.js';
 import { startServer, type RunningServer } from '../../server/start.js';
 import { documentedErrors, envelopeViolation } from '../helpers/documented-errors.js';
 import { parseResponse, rawRequest, sendRaw, type RawResponse } from '../helpers/raw-http.js';
-import { FakeModelService, MemoryGallery, testOptions } from './http-fakes.js';
+import { FakeModelService, memoryGallery, testOptions } from './http-fakes.js';
 
 const DOCUMENTED = documentedErrors();
 const KEY = 'hostile-key';
@@ -35,8 +35,9 @@ describe("docs/server.md's error table", () => {
 
 describe("what only Node's HTTP parser and Fastify's router see answers in the error envelope", () => {
   let server: RunningServer;
-  const gallery = new MemoryGallery();
+  let gallery: Awaited<ReturnType<typeof memoryGallery>>;
   before(async () => {
+    gallery = await memoryGallery();
     server = await startServer(testOptions({ host: '127.0.0.1', port: 0, apiKey: KEY }), { services: [new FakeModelService()], gallery });
   });
   after(() => server.stop());
@@ -91,7 +92,7 @@ describe("what only Node's HTTP parser and Fastify's router see answers in the e
   });
 
   it('DELETE with Content-Type: application/json and an empty body is served', async () => {
-    gallery.put('kept', { hash: 'h', itc: Float32Array.from([1]), embeds: Float32Array.from([1]) });
+    await gallery.put({ id: 'kept', image: new Uint8Array([1, 2, 3]), encoding: { hash: 'h', itc: Float32Array.from([1]), embeds: Float32Array.from([1]) } });
     const response = await fetch(`${server.url}/gallery/kept`, { method: 'DELETE', headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` } });
     assert.equal(response.status, 200, await response.clone().text());
     assert.deepEqual(await response.json(), { id: 'kept', deleted: true, model: 'fake' });

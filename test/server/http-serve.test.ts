@@ -38,6 +38,10 @@ describe('serve flags', () => {
         'cache-mb': '0',
         threads: '4',
         'data-dir': '/data',
+        gallery: 'postgres://bt@db/gallery',
+        'gallery-cache-mb': '64',
+        'gallery-itc': 'int8',
+        'gallery-ann-threshold': '1000',
         'api-key': 'k',
         auth: 'all',
         'rate-limit': '10',
@@ -60,6 +64,10 @@ describe('serve flags', () => {
       cacheMb: 0,
       threads: 4,
       dataDir: '/data',
+      gallery: 'postgres://bt@db/gallery',
+      galleryCacheMb: 64,
+      galleryItc: 'int8',
+      galleryAnnThreshold: 1000,
       apiKey: 'k',
       auth: 'all',
       rateLimit: { max: 10, timeWindowMs: 1000 },
@@ -94,6 +102,7 @@ describe('serve flags', () => {
     assert.throws(() => serverOptionsFromFlags({ port: '70000' }, [], {}), usage(/--port/));
     assert.throws(() => serverOptionsFromFlags({ device: 'tpu' }, [], {}), usage(/--device must be cpu or cuda, got 'tpu'/));
     assert.throws(() => serverOptionsFromFlags({ auth: 'none' }, [], {}), usage(/--auth must be writes or all/));
+    assert.throws(() => serverOptionsFromFlags({ 'gallery-itc': 'fp16' }, [], {}), usage(/--gallery-itc must be float32 or int8, got 'fp16'/));
     assert.throws(() => serverOptionsFromFlags({ 'max-batch': '0' }, [], {}), usage(/--max-batch/));
     assert.throws(() => serverOptionsFromFlags({ cors: ' , ' }, [], {}), usage(/--cors needs at least one origin/));
   });

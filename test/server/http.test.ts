@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { fakeImage, fakeServer, MemoryGallery, multipart } from './http-fakes.js';
+import { fakeImage, fakeServer, memoryGallery, multipart } from './http-fakes.js';
 
 const IMAGE = fakeImage(12);
 const B64 = IMAGE.toString('base64');
@@ -99,7 +99,7 @@ describe('task routes answer JSON requests', () => {
 
 describe('the gallery routes', () => {
   it('PUT /gallery/:id stores the encoding the model computed and answers its hash', async (t) => {
-    const gallery = new MemoryGallery();
+    const gallery = await memoryGallery();
     const { app } = await fakeServer(t, { gallery });
     const response = await app.inject({ method: 'PUT', url: '/gallery/cat-1', payload: { image: B64 } });
     assert.equal(response.statusCode, 200);
@@ -107,7 +107,7 @@ describe('the gallery routes', () => {
     assert.equal(body.id, 'cat-1');
     assert.equal(body.model, 'fake');
     assert.match(body.hash, /^[0-9a-f]{64}$/);
-    assert.equal(gallery.items.get('cat-1')?.hash, body.hash);
+    assert.equal((await gallery.get('cat-1'))?.hash, body.hash);
   });
 
   it('POST /search ranks the gallery through the model and answers id, score and itc', async (t) => {
@@ -118,28 +118,28 @@ describe('the gallery routes', () => {
     }
     const response = await app.inject({ method: 'POST', url: '/search', payload: { text: 'a big one', k: 2 } });
     assert.equal(response.statusCode, 200);
-    assert.deepEqual(response.json(), { results: [{ id: 'large', score: 5, itc: 50 }, { id: 'medium', score: 2, itc: 20 }], model: 'fake' });
-    const search = service.calls.find((c) => c.method === 'search')!.input as { k: number; candidates: number; gallery: unknown[] };
+    assert.deepEqual(response.json(), { results: [{ id: 'large', score: 5, itc: 50 }, { id: 'medium', score: 2, itc: 20 }], query: 'text', reranked: true, reencoded: 0, model: 'fake' });
+    const search = service.calls.find((c) => c.method === 'search')!.input as { k: number; candidates: number; rerank: boolean };
     assert.equal(search.k, 2);
     assert.equal(search.candidates, 128);
-    assert.equal(search.gallery.length, 3);
+    assert.equal(search.rerank, true);
   });
 
   it('POST /search over an empty gallery answers no results', async (t) => {
     const { app } = await fakeServer(t);
     const response = await app.inject({ method: 'POST', url: '/search', payload: { text: 'anything' } });
     assert.equal(response.statusCode, 200);
-    assert.deepEqual(response.json(), { results: [], model: 'fake' });
+    assert.deepEqual(response.json(), { results: [], query: 'text', reranked: true, reencoded: 0, model: 'fake' });
   });
 
   it('DELETE /gallery/:id removes the image, and answers 404 when it is not there', async (t) => {
-    const gallery = new MemoryGallery();
+    const gallery = await memoryGallery();
     const { app } = await fakeServer(t, { gallery });
     await app.inject({ method: 'PUT', url: '/gallery/dog', payload: { image: B64 } });
     const removed = await app.inject({ method: 'DELETE', url: '/gallery/dog' });
     assert.equal(removed.statusCode, 200);
     assert.deepEqual(removed.json(), { id: 'dog', deleted: true, model: 'fake' });
-    assert.equal(gallery.items.size, 0);
+    assert.equal((await gallery.list({ limit: 10 })).total, 0);
     const again = await app.inject({ method: 'DELETE', url: '/gallery/dog' });
     assert.equal(again.statusCode, 404);
     assert.equal(again.json().error.code, 'E_NOT_IN_GALLERY');
@@ -190,7 +190,7 @@ describe('task routes answer multipart requests', () => {
   });
 
   it('PUT /gallery/:id and POST /search take multipart too', async (t) => {
-    const gallery = new MemoryGallery();
+    const gallery = await memoryGallery();
     const { app } = await fakeServer(t, { gallery });
     const put = await app.inject({ method: 'PUT', url: '/gallery/x', ...(await multipart([['image', { bytes: IMAGE }]])) });
     assert.equal(put.statusCode, 200);

@@ -10,6 +10,7 @@ import type { TaskName } from '../../bundle/tasks.js';
 import { openGraph } from '../../runtime/session.js';
 import { BundlePreprocessor } from '../../preprocess/bundle-preprocessor.js';
 import { BundleService } from '../../server/scheduling/bundle-service.js';
+import { exactGallery } from '../helpers/exact-gallery.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 /**
@@ -183,7 +184,7 @@ describe('BundleService on the demo bundle, against its graphs run directly', ()
     const match = await Promise.all(candidates.map(async (i) => (await run('head_itm', { cls_feats: await refCls(query, refs[i]!, 1n) })).logits!.data[1] as number));
     const expected = [...match.keys()].sort((a, b) => match[b]! - match[a]!).slice(0, 3).map((r) => ({ id: `img-${candidates[r]}`, score: match[r]!, itc: itc[candidates[r]!]! }));
 
-    const hits = await service.search({ text, k: 3, candidates: 4, gallery }, FAR);
+    const hits = await service.search({ text, k: 3, candidates: 4, rerank: true, gallery: exactGallery(gallery) }, FAR);
     assert.deepEqual(hits.map((h) => h.id), expected.map((e) => e.id));
     assertClose(hits.map((h) => h.score), expected.map((e) => e.score), 'ITM logits');
     assertClose(hits.map((h) => h.itc), expected.map((e) => e.itc), 'ITC scores');
@@ -192,7 +193,8 @@ describe('BundleService on the demo bundle, against its graphs run directly', ()
   it('refuses a search gallery item encoded by another bundle, naming it', async () => {
     const encoding = await service.encodeImage(await png(16), FAR);
     const foreign = { ...encoding, embeds: encoding.embeds.subarray(1) };
-    await assert.rejects(service.search({ text: 'a dog', k: 1, candidates: 2, gallery: [{ id: 'ok', encoding }, { id: 'foreign', encoding: foreign }] }, FAR), /gallery item 'foreign' has embeddings of/);
+    const gallery = exactGallery([{ id: 'ok', encoding }, { id: 'foreign', encoding: foreign }]);
+    await assert.rejects(service.search({ text: 'a dog', k: 1, candidates: 2, rerank: true, gallery }, FAR), /gallery item 'foreign' has embeddings of/);
   });
 
   it('refuses to open a folder that is not a bundle, naming the folder', async () => {

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { exactGallery } from '../helpers/exact-gallery.js';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -145,7 +146,7 @@ describe('retrieval', () => {
     const itc = CAPTIONS.map(() => texts.map(() => NaN));
     const itm = CAPTIONS.map(() => texts.map(() => NaN));
     for (const [j, { text }] of texts.entries()) {
-      for (const hit of await service.search({ text, k: encoded.length, candidates: encoded.length, gallery: encoded }, ctx())) {
+      for (const hit of await service.search({ text, k: encoded.length, candidates: encoded.length, rerank: true, gallery: exactGallery(encoded) }, ctx())) {
         itc[Number(hit.id)]![j] = hit.itc;
         itm[Number(hit.id)]![j] = hit.score;
       }

@@ -1,0 +1,121 @@
+/**
+ * Gallery bench (issue #14): candidate search over a synthetic gallery of BASE-shaped ITC
+ * features (256-d, unit length), exact scan against the HNSW index (server/gallery/vector-index.ts).
+ *
+ *   node --import tsx bench/gallery.ts                          # 1,000,000 vectors, top-128
+ *   node --import tsx bench/gallery.ts --n 100000 --queries 200
+ *
+ * The vectors: a mixture of --clusters Gaussian clusters on the unit sphere (real image features
+ * cluster by content; uniform random vectors are the worst case for any graph index and are not
+ * what a gallery holds), each point center + noise, normalized. Queries are fresh draws of the
+ * same mixture. Recall@k: the share of the exact top-k ids the index returns, averaged.
+ */
+import { cpus, totalmem } from 'node:os';
+import { parseArgs } from 'node:util';
+import { VectorIndex } from '../server/gallery/vector-index.js';
+
+const { values: args } = parseArgs({
+  options: {
+    n: { type: 'string', default: '1000000' },
+    dim: { type: 'string', default: '256' },
+    k: { type: 'string', default: '128' },
+    queries: { type: 'string', default: '200' },
+    clusters: { type: 'string', default: '2000' },
+    noise: { type: 'string', default: '0.6' },
+    m: { type: 'string', default: '16' },
+    'ef-construction': { type: 'string', default: '100' },
+    ef: { type: 'string', default: '256' },
+  },
+});
+
+const num = (name: keyof typeof args): number => Number(args[name]);
+
+/** A seeded generator (mulberry32) and standard normals from it (Box–Muller). */
+function random(seed: number): { uniform(): number; normal(): number } {
+  let state = seed >>> 0;
+  const uniform = (): number => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return { uniform, normal: () => Math.sqrt(-2 * Math.log(uniform() || 1e-12)) * Math.cos(2 * Math.PI * uniform()) };
+}
+
+function normalize(v: Float32Array): Float32Array {
+  let norm = 0;
+  for (const x of v) norm += x * x;
+  norm = Math.sqrt(norm);
+  for (let i = 0; i < v.length; i++) v[i]! /= norm;
+  return v;
+}
+
+function mixture(dim: number, clusters: number, noise: number, seed: number): () => Float32Array {
+  const rng = random(seed);
+  const centers = Array.from({ length: clusters }, () => normalize(Float32Array.from({ length: dim }, () => rng.normal())));
+  const sigma = noise / Math.sqrt(dim);
+  return () => {
+    const center = centers[Math.floor(rng.uniform() * clusters)]!;
+    return normalize(Float32Array.from(center, (c) => c + sigma * rng.normal()));
+  };
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+function latency(label: string, samples: number[]): string {
+  const sorted = [...samples].sort((a, b) => a - b);
+  return `${label.padEnd(34)} p50 ${percentile(sorted, 50).toFixed(2).padStart(8)} ms   p99 ${percentile(sorted, 99).toFixed(2).padStart(8)} ms   (${samples.length} queries)`;
+}
+
+async function itcBench(): Promise<void> {
+  const n = num('n');
+  const dim = num('dim');
+  const k = num('k');
+  const draw = mixture(dim, num('clusters'), num('noise'), 7);
+  console.log(`\n## ITC candidate search: ${n.toLocaleString('en')} × ${dim}-d, top-${k}, ${num('clusters')} clusters, noise ${num('noise')}`);
+  console.log(`HNSW M=${num('m')} efConstruction=${num('ef-construction')} ef=${num('ef')}`);
+
+  const index = new VectorIndex(dim, { annThreshold: n, m: num('m'), efConstruction: num('ef-construction'), efSearch: num('ef') });
+  let start = performance.now();
+  for (let i = 0; i < n - 1; i++) index.upsert(`img-${i}`, draw());
+  const loadS = (performance.now() - start) / 1000;
+  start = performance.now();
+  index.upsert(`img-${n - 1}`, draw()); // the threshold: the background build starts
+  let lastReport = start;
+  const progress = setInterval(() => {
+    const now = performance.now();
+    if (now - lastReport > 60_000) {
+      lastReport = now;
+      console.log(`  … building HNSW, ${((now - start) / 1000).toFixed(0)} s so far`);
+    }
+  }, 5_000);
+  await index.whenBuilt();
+  clearInterval(progress);
+  const buildS = (performance.now() - start) / 1000;
+  console.log(`flat load ${loadS.toFixed(1)} s; HNSW build ${buildS.toFixed(1)} s (${((buildS * 1e6) / n).toFixed(0)} µs per vector, single thread)`);
+
+  const queries = Array.from({ length: num('queries') }, draw);
+  const exact: number[] = [];
+  const ann: number[] = [];
+  let recall = 0;
+  for (const query of queries) {
+    let t = performance.now();
+    const truth = index.exactNearest(query, k);
+    exact.push(performance.now() - t);
+    t = performance.now();
+    const found = index.nearest(query, k);
+    ann.push(performance.now() - t);
+    const ids = new Set(found.map((hit) => hit.id));
+    recall += truth.filter((hit) => ids.has(hit.id)).length / truth.length;
+  }
+  console.log(latency('exact scan', exact));
+  console.log(latency('HNSW', ann));
+  console.log(`HNSW recall@${k} against exact: ${(recall / queries.length).toFixed(4)}`);
+  console.log(`process RSS ${(process.memoryUsage().rss / 2 ** 30).toFixed(2)} GiB`);
+}
+
+console.log(`# bench/gallery.ts — ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`);
+await itcBench();
