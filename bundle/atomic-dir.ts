@@ -9,12 +9,17 @@ import { fileSystemError } from '../common/fs-errors.js';
  * Builds a folder atomically: `fill` writes into a hidden temporary folder beside the target, which
  * is renamed into place only once complete. On any failure — an exception, Ctrl-C, SIGTERM — the
  * temporary folder is removed and the target is untouched. `overwrite` replaces only an empty
- * folder or a bundle (`assertReplaceable`), checked before anything is written.
+ * folder, a bundle, or what `replaceable` accepts (a folder this command wrote before: an HF
+ * export), checked before anything is written (`assertReplaceable`).
  */
-export async function buildFolderAtomically<T>(target: string, options: { overwrite: boolean }, fill: (dir: string) => Promise<T>): Promise<T> {
+export async function buildFolderAtomically<T>(
+  target: string,
+  options: { overwrite: boolean; replaceable?: (dir: string) => boolean },
+  fill: (dir: string) => Promise<T>,
+): Promise<T> {
   const finalPath = resolve(target);
   refuseExisting(target, finalPath, options);
-  assertReplaceable(target);
+  assertReplaceable(target, options.replaceable);
   try {
     mkdirSync(dirname(finalPath), { recursive: true });
   } catch (error) {
@@ -30,7 +35,7 @@ export async function buildFolderAtomically<T>(target: string, options: { overwr
   return withCleanup(temp, target, async () => {
     const result = await fill(temp);
     if (existsSync(finalPath)) {
-      assertReplaceable(target); // again: something else may have written there meanwhile
+      assertReplaceable(target, options.replaceable); // again: something else may have written there meanwhile
       // Move the old folder aside first so that the swap leaves either the old or the new bundle.
       const old = `${temp}.old`;
       renameSync(finalPath, old);

@@ -85,7 +85,7 @@ export async function exportHuggingFace(options: ExportHfOptions): Promise<Expor
   }
   const labels = readLabels(options.bundle, bundle.labels);
 
-  return buildFolderAtomically(options.out, { overwrite: options.force ?? false }, async (dir) => {
+  return buildFolderAtomically(options.out, { overwrite: options.force ?? false, replaceable: isHfBridgeTowerFolder }, async (dir) => {
     const fd = openSync(weightsPath, 'r');
     try {
       writeEntries(fd, join(dir, MODEL_FILE), plan.model, MODEL_METADATA);
@@ -125,4 +125,17 @@ function entryBytes(fd: number, entry: HfEntry): Buffer {
   let bytes = readTensorBytes(fd, entry.view);
   if (entry.rows !== undefined) bytes = bytes.subarray(0, numel(entry.shape) * DTYPES[entry.view.dtype].bytes);
   return entry.transform ? invertTransform(entry.transform, entry.view.dtype, bytes) : bytes;
+}
+
+/**
+ * Whether `dir` holds a Hugging Face BridgeTower folder (its config.json says `model_type:
+ * "bridgetower"`): what an earlier export-hf wrote, so `--force` may replace it.
+ */
+function isHfBridgeTowerFolder(dir: string): boolean {
+  try {
+    const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { model_type?: unknown } | null;
+    return config?.model_type === 'bridgetower';
+  } catch {
+    return false;
+  }
 }

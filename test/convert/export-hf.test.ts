@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { BridgeTowerError } from '../../common/errors.js';
@@ -225,16 +225,20 @@ describe('export-hf: refusals and atomic writes', () => {
     assert.equal(existsSync(out), false);
   });
 
-  it('an existing --out needs force; with force it is replaced; a failure midway leaves neither a folder nor a temporary one', async (t) => {
+  it('an existing --out needs force; force replaces an earlier export but never a folder of other files; a failure midway leaves neither a folder nor a temporary one', async (t) => {
     const made = await tinyBundle(t, 'irtr');
     if (!made) return;
     const out = join(made.dir, 'hf');
     mkdirSync(out);
     writeFileSync(join(out, 'keep.txt'), 'old');
     await assert.rejects(exportHuggingFace({ bundle: made.bundle, out }), isError('E_USAGE', /already exists.*--force/));
+    await assert.rejects(exportHuggingFace({ bundle: made.bundle, out, force: true }), isError('E_USAGE', /nothing was deleted/));
     assert.deepEqual(readdirSync(out), ['keep.txt']);
+    rmSync(out, { recursive: true });
+    await exportHuggingFace({ bundle: made.bundle, out });
+    writeFileSync(join(out, 'stale.txt'), 'from before');
     await exportHuggingFace({ bundle: made.bundle, out, force: true });
-    assert.equal(existsSync(join(out, 'keep.txt')), false);
+    assert.equal(existsSync(join(out, 'stale.txt')), false);
     assert.ok(existsSync(join(out, 'model.safetensors')));
 
     const weights = join(made.bundle, 'model.safetensors');
