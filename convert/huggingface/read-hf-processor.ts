@@ -65,7 +65,9 @@ export function readHfPreprocessing(dir: string, imageSize: number, resized = fa
   if (type !== undefined && !(typeof type === 'string' && type.startsWith('BridgeTowerImageProcessor'))) {
     throw bad(path, `names image_processor_type ${JSON.stringify(type)}, not BridgeTowerImageProcessor`, 'this folder is not a BridgeTower repo, or its processor is not one bridgetower-node reproduces');
   }
-  const settings = { ...CLASS_DEFAULTS, ...given };
+  // An absent size would be the class default 288: where that is not the model's size transformers
+  // fails at the vision encoder, and where it is, the model's size is the same number.
+  const settings = { ...CLASS_DEFAULTS, size: { shortest_edge: imageSize }, ...given };
   if (!resized) return { preprocessing: toPreprocessing(settings, imageSize, path), warnings: [] };
   // --image-size re-sized the position table: the processor follows it.
   const edge = { shortest_edge: imageSize };

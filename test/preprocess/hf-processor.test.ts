@@ -172,6 +172,11 @@ describe('reading preprocessor_config.json', () => {
     assert.deepEqual(preprocessing.hf_processor, { shortest_edge: 288, size_divisor: 32, crop_size: 288, do_resize: true, do_center_crop: true, do_rescale: true, do_normalize: true, do_pad: true });
   });
 
+  it("reads an absent size as the model's image size (transformers' default 288 would fail at any other size)", (t) => {
+    const dir = folderWith(t, { image_processor_type: 'BridgeTowerImageProcessor', size_divisor: 16 });
+    assert.deepEqual(readHfPreprocessing(dir, 48).preprocessing.hf_processor, { shortest_edge: 48, size_divisor: 16, crop_size: 48, do_resize: true, do_center_crop: true, do_rescale: true, do_normalize: true, do_pad: true });
+  });
+
   it('uses the class defaults at the model size, with a warning, when the folder has no preprocessor_config.json', (t) => {
     const { preprocessing, warnings } = readHfPreprocessing(folderWith(t, undefined), 64);
     assert.equal(preprocessing.hf_processor!.shortest_edge, 64);
