@@ -37,10 +37,35 @@ export const bundleTaskSchema = z.strictObject({
   has_labels: flag().optional(),
 });
 
+/**
+ * Hugging Face `BridgeTowerImageProcessor`'s settings (preprocessor_config.json, class defaults
+ * filled in, `crop_size` unset read as `size` as transformers 4.x does), for `resize: 'hf_processor'`.
+ * preprocess/hf-image-processor.ts applies them; the normalisation constants stay in the parent.
+ */
+export const hfProcessorSchema = z.strictObject({
+  /** `size.shortest_edge`: the shorter side is resized to this, the longer capped at `int(1333 / 800 × s)`. */
+  shortest_edge: positiveInt(),
+  /** Both resized sides are floored to a multiple of this (32 in every released repo). */
+  size_divisor: positiveInt(),
+  /** `crop_size.shortest_edge`: the center crop's side, = image_size (the vision encoder's input). */
+  crop_size: positiveInt(),
+  do_resize: flag(),
+  do_center_crop: flag(),
+  do_rescale: flag(),
+  do_normalize: flag(),
+  /** Batch padding (0.0 after normalisation, marked in pixel_mask); a no-op after the center crop. */
+  do_pad: flag(),
+});
+
 export const preprocessingSchema = z.strictObject({
   image_size: positiveInt(),
-  /** `square`: Resize((S, S), bicubic), upstream's eval transform; `shorter_side_center_crop`: pre-training's. */
-  resize: z.enum(['square', 'shorter_side_center_crop']),
+  /**
+   * `square`: Resize((S, S), bicubic), upstream's eval transform; `shorter_side_center_crop`:
+   * pre-training's; `hf_processor`: transformers' BridgeTowerImageProcessor with `hf_processor`'s settings.
+   */
+  resize: z.enum(['square', 'shorter_side_center_crop', 'hf_processor']),
+  /** Present exactly when `resize` is `hf_processor`. */
+  hf_processor: hfProcessorSchema.optional(),
   resample: z.literal('bicubic'),
   rescale_factor: positiveNumber(),
   mean: z.array(finiteNumber()).length(3),
@@ -102,6 +127,7 @@ export const bundleConfigSchema = z.strictObject({
 
 export type BundleTaskConfig = z.infer<typeof bundleTaskSchema>;
 export type PreprocessingConfig = z.infer<typeof preprocessingSchema>;
+export type HfProcessorSettings = z.infer<typeof hfProcessorSchema>;
 export type SourceFileRecord = z.infer<typeof sourceFileSchema>;
 export type FineTuneProvenance = z.infer<typeof fineTuneSchema>;
 export type BundleConfig = z.infer<typeof bundleConfigSchema>;

@@ -7,7 +7,9 @@ import { detectArchitecture } from './detect-architecture.js';
 import { requiredTensors } from '../bundle/expected-tensors.js';
 import { readTextConfigFile, type TextConfigFacts } from '../bundle/text-configs.js';
 import { buildFolderAtomically } from '../bundle/atomic-dir.js';
-import { BUNDLE_FILES, BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, writeBundleConfig, type BundleConfig, type BundleTaskConfig } from '../bundle/config.js';
+import { BUNDLE_FILES, BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, writeBundleConfig, type BundleConfig, type BundleTaskConfig, type PreprocessingConfig } from '../bundle/config.js';
+import { readHfPreprocessing } from './huggingface/read-hf-processor.js';
+import { readHfFolderTokenizer } from './huggingface/read-hf-tokenizer.js';
 import { writeWeights, type PlannedTensor } from './write-weights.js';
 import { exportGraphs } from '../models/bridgetower/export-graphs.js';
 import { checkLabelCount, loadLabels, writeBundleLabels } from '../bundle/labels.js';
@@ -21,7 +23,7 @@ export interface ConvertOptions {
   /** A `.ckpt`, `pytorch_model.bin`, `.safetensors`, or a Hugging Face BridgeTower folder. */
   checkpoint: string;
   out: string;
-  /** tokenizer.json, a folder with vocab.json + merges.txt, or `vocab.json,merges.txt`. */
+  /** tokenizer.json, a folder with vocab.json + merges.txt, or `vocab.json,merges.txt` (default: a Hugging Face folder's own). */
   tokenizer?: string;
   /** VQA answer labels: a JSON list, an id2label object, or an HF config.json with id2label. */
   labels?: string;
@@ -76,7 +78,8 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
   const tasks = tasksOf(architecture);
   if (tasks.length === 0) warnings.push('the checkpoint has no task head (VQA, SNLI-VE, NLVR2, ITM, ITC or MLM): only the encoders can run');
   const labels = resolveLabels(architecture, options.labels, warnings);
-  const tokenizer = options.tokenizer ? loadTokenizerSource(options.tokenizer) : undefined;
+  const hfFolder = source.kind === 'huggingface-repo' ? source.path : undefined;
+  const tokenizer = resolveTokenizer(options.tokenizer, hfFolder, tasks.length > 0, warnings);
   if (tokenizer) {
     const maxId = tokenizerMaxId(tokenizer);
     // A mismatch is kept as a loud warning rather than an error: texts whose tokens all fall
@@ -87,9 +90,8 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
           'it is probably not this model\'s tokenizer, and texts with ids past the vocabulary will be refused',
       );
     }
-  } else if (tasks.length > 0) {
-    warnings.push('no --tokenizer given: the bundle cannot encode text until a tokenizer.json is added (roberta-base vocab.json + merges.txt)');
   }
+  const preprocessing = hfFolder ? hfPreprocessing(hfFolder, architecture, options.imageSize !== undefined && architecture.vision.image_size !== resizedFrom, warnings) : undefined;
 
   const name = options.name ?? basename(options.checkpoint).replace(/\.(ckpt|bin|safetensors|pt|pth)$/, '');
   const sourceFiles = source.files.map((f) => ({ path: f.path, size: f.fileSize }));
@@ -103,7 +105,7 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
       name,
       architecture,
       tasks: taskConfigs(architecture, tasks, source.hparams, labels),
-      preprocessing: {
+      preprocessing: preprocessing ?? {
         image_size: architecture.vision.image_size,
         resize: resizeMode(source.hparams, architecture),
         resample: 'bicubic',
@@ -150,6 +152,28 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
       warnings,
     };
   });
+}
+
+/**
+ * `--tokenizer` when given; else a Hugging Face folder's own files (tokenizer.json, or vocab.json +
+ * merges.txt); else none, with a warning when the bundle has a task that needs text.
+ */
+function resolveTokenizer(given: string | undefined, hfFolder: string | undefined, needed: boolean, warnings: string[]): TokenizerJson | undefined {
+  if (given) return loadTokenizerSource(given);
+  const found = hfFolder ? readHfFolderTokenizer(hfFolder) : undefined;
+  if (found && 'tokenizer' in found) return found.tokenizer;
+  if (needed) {
+    const why = found ? `no --tokenizer given and ${found.missing}` : 'no --tokenizer given';
+    warnings.push(`${why}: the bundle cannot encode text until a tokenizer.json is added (roberta-base vocab.json + merges.txt)`);
+  }
+  return undefined;
+}
+
+/** An HF folder's preprocessor_config.json as the bundle's preprocessing (BridgeTowerImageProcessor). */
+function hfPreprocessing(dir: string, arch: BridgeTowerArchitecture, resized: boolean, warnings: string[]): PreprocessingConfig {
+  const read = readHfPreprocessing(dir, arch.vision.image_size, resized);
+  warnings.push(...read.warnings);
+  return read.preprocessing;
 }
 
 /**

@@ -2,6 +2,7 @@ import sharp from 'sharp';
 import { BridgeTowerError } from '../common/errors.js';
 import type { PreprocessingConfig } from '../bundle/config.js';
 import { ImageError } from './image-errors.js';
+import { hfNormalizeToChw, hfResizeAndCrop } from './hf-image-processor.js';
 import { pillowResizeBicubic, type OutputWindow, type RgbImage } from './pillow-resample.js';
 
 /**
@@ -158,7 +159,11 @@ function decodeError(format: string, error: unknown): ImageError {
 function checkConfig(config: PreprocessingConfig): void {
   const problems: string[] = [];
   if (!Number.isInteger(config.image_size) || config.image_size < 1) problems.push(`image_size ${config.image_size} is not a positive integer`);
-  if (config.resize !== 'square' && config.resize !== 'shorter_side_center_crop') problems.push(`resize ${JSON.stringify(config.resize)} is not 'square' or 'shorter_side_center_crop'`);
+  if (!RESIZE_STEPS[config.resize]) problems.push(`resize ${JSON.stringify(config.resize)} is not one of ${Object.keys(RESIZE_STEPS).join(', ')}`);
+  if ((config.resize === 'hf_processor') !== (config.hf_processor !== undefined)) problems.push("hf_processor settings are needed with resize 'hf_processor' and only with it");
+  const hf = config.hf_processor;
+  // The vision encoder takes image_size² pixels; without the crop the processor's sizes vary per image.
+  if (hf && !(hf.do_center_crop && hf.crop_size === config.image_size)) problems.push(`the Hugging Face processor must center-crop to image_size ${config.image_size} (do_center_crop ${hf.do_center_crop}, crop_size ${hf.crop_size})`);
   if (config.resample !== undefined && config.resample !== 'bicubic') problems.push(`resample ${JSON.stringify(config.resample)} is not 'bicubic'`);
   if (config.mean?.length !== 3 || config.std?.length !== 3) problems.push('mean and std need 3 values each (R, G, B)');
   if (config.std?.some((s) => !(s > 0))) problems.push(`std ${JSON.stringify(config.std)} has a value that is not positive`);
@@ -187,9 +192,20 @@ export function centerCropWindow(width: number, height: number, size: number): O
  * `int(S * long / short)`, truncated) then `CenterCrop(S)`, computed only inside the crop (same
  * pixels, and a very elongated image costs no more than a square one).
  */
-export function resizeForModel(image: RgbImage, config: Pick<PreprocessingConfig, 'image_size' | 'resize'>): RgbImage {
-  const size = config.image_size;
-  if (config.resize === 'square') return pillowResizeBicubic(image, size, size);
+export function resizeForModel(image: RgbImage, config: Pick<PreprocessingConfig, 'image_size' | 'resize' | 'hf_processor'>): RgbImage {
+  return RESIZE_STEPS[config.resize](image, config);
+}
+
+type ResizeStep = (image: RgbImage, config: Pick<PreprocessingConfig, 'image_size' | 'resize' | 'hf_processor'>) => RgbImage;
+
+/** Each resize mode's steps before rescaling, by `preprocessing.resize`. */
+const RESIZE_STEPS: Readonly<Record<PreprocessingConfig['resize'], ResizeStep>> = {
+  square: (image, config) => pillowResizeBicubic(image, config.image_size, config.image_size),
+  shorter_side_center_crop: (image, config) => resizeShorterSideAndCrop(image, config.image_size),
+  hf_processor: (image, config) => hfResizeAndCrop(image, config.hf_processor!),
+};
+
+function resizeShorterSideAndCrop(image: RgbImage, size: number): RgbImage {
   const { width, height } = image;
   const longSide = Math.trunc((size * Math.max(width, height)) / Math.min(width, height));
   const [resizedWidth, resizedHeight] = width <= height ? [size, longSide] : [longSide, size];
@@ -224,6 +240,8 @@ function normalizationTable(config: PreprocessingConfig): Float32Array {
 /** uint8 RGB HWC → normalized float32 CHW. */
 export function normalizeToChw(image: RgbImage, config: PreprocessingConfig): Float32Array {
   checkConfig(config);
+  // transformers rescales by a multiplication in float64 (and may skip steps): its own table.
+  if (config.hf_processor) return hfNormalizeToChw(image, config, config.hf_processor);
   const table = normalizationTable(config);
   const plane = image.width * image.height;
   const out = new Float32Array(3 * plane);
@@ -236,7 +254,7 @@ export function normalizeToChw(image: RgbImage, config: PreprocessingConfig): Fl
   return out;
 }
 
-/** Encoded image → float32 [3, S, S] (CHW), upstream's transform for `config`. */
+/** Encoded image → float32 [3, S, S] (CHW), upstream's (or transformers') transform for `config`. */
 export async function preprocessImage(bytes: Uint8Array, config: PreprocessingConfig, limits: Partial<ImageLimits> = {}): Promise<Float32Array> {
   checkConfig(config);
   const image = await decodeImage(bytes, limits);

@@ -11,7 +11,7 @@ Usage: bridgetower preprocess <bundle> --image <file> [--image <file> …] --out
 
 The same code path as the server: decode (EXIF orientation applied), bicubic resize exactly as
 Pillow does to the bundle's image size (square, or shorter side + center crop for pre-training
-bundles), /255, CLIP mean/std. Writes one float32 tensor 'pixel_values' [N, 3, S, S], ready for
+bundles, or BridgeTowerImageProcessor's steps for Hugging Face bundles), /255, CLIP mean/std. Writes one float32 tensor 'pixel_values' [N, 3, S, S], ready for
 \`bridgetower run-graph\`.
 
 Example:

@@ -33,14 +33,15 @@ export function maxTextLength(bundle: BundleConfig): number {
  */
 export function preprocessorConfigFor(bundle: BundleConfig): HfTextFile {
   const p = bundle.preprocessing;
-  const edge = { shortest_edge: p.image_size };
+  // A bundle converted from an HF folder gives its processor settings back as they were read.
+  const hf = p.hf_processor;
   const config = {
-    crop_size: edge,
+    crop_size: { shortest_edge: p.image_size },
     do_center_crop: true,
-    do_normalize: true,
-    do_pad: true,
-    do_rescale: true,
-    do_resize: true,
+    do_normalize: hf?.do_normalize ?? true,
+    do_pad: hf?.do_pad ?? true,
+    do_rescale: hf?.do_rescale ?? true,
+    do_resize: hf?.do_resize ?? true,
     image_mean: [...p.mean],
     image_processor_type: 'BridgeTowerImageProcessor',
     image_std: [...p.std],
@@ -48,8 +49,8 @@ export function preprocessorConfigFor(bundle: BundleConfig): HfTextFile {
     max_text_len: maxTextLength(bundle),
     resample: PIL_RESAMPLE[p.resample],
     rescale_factor: p.rescale_factor,
-    size: edge,
-    size_divisor: SIZE_DIVISOR,
+    size: { shortest_edge: hf?.shortest_edge ?? p.image_size },
+    size_divisor: hf?.size_divisor ?? SIZE_DIVISOR,
     vocab_size: bundle.architecture.text.vocab_size,
   };
   return { name: 'preprocessor_config.json', text: `${pythonJsonDumps(config)}\n` };

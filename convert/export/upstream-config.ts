@@ -85,7 +85,8 @@ const FROM_BUNDLE: Readonly<Record<string, Rule>> = {
   tokenizer: (a) => textEncoderName(a) ?? 'roberta-custom',
   vit: (a) => clipName(a) ?? `CLIP-ViT-custom-w${a.vision.width}-L${a.vision.num_layers}/${a.vision.patch_size}`,
   max_text_len: (_, b) => Math.max(0, ...Object.values(b.tasks).map((t) => t?.max_text_len ?? 0)) || undefined,
-  val_transform_keys: (_, b) => [Object.entries(RESIZE_MODES).find(([, mode]) => mode === b.preprocessing.resize)![0]],
+  // An HF bundle's processor has no upstream key: `clip` (shorter side + center crop) is the nearest (a warning says so).
+  val_transform_keys: (_, b) => [Object.entries(RESIZE_MODES).find(([, mode]) => mode === b.preprocessing.resize)?.[0] ?? 'clip'],
 };
 
 export interface UpstreamConfig {
@@ -144,6 +145,12 @@ export function upstreamConfigFor(bundle: BundleConfig, heads: ReadonlySet<Upstr
     warnings.push(
       `the vision encoder (width ${arch.vision.width}, ${arch.vision.num_layers} layers, patch ${arch.vision.patch_size}) is none of ${Object.keys(CLIP_VARIANTS).join(', ')}: ` +
         `upstream's build_model needs config['vit'] to name one of them or a CLIP .pt file of this shape`,
+    );
+  }
+  if (bundle.preprocessing.resize === 'hf_processor') {
+    warnings.push(
+      "the bundle preprocesses as Hugging Face's BridgeTowerImageProcessor (size_divisor, padded crop), which upstream has no transform for: " +
+        "val_transform_keys says 'clip' (shorter side + center crop), whose pixels differ",
     );
   }
   return { config: JSON.parse(JSON.stringify(config, replacer)) as Record<string, unknown>, pickled: markFloats(config), source: source ? 'bundle provenance (the source checkpoint)' : 'built from the architecture', changes, warnings };

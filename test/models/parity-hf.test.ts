@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { readSafetensors } from '../../bundle/safetensors/read-safetensors.js';
@@ -9,12 +10,14 @@ import {
   feed,
   floatFeed,
   int64Feed,
+  ints,
   loadFixture,
   runGraph,
   similarities,
   type Dense,
   type Fixture,
 } from '../helpers/parity.js';
+import { BundlePreprocessor } from '../../preprocess/bundle-preprocessor.js';
 import { sharedFixture } from '../helpers/shared-fixtures.js';
 
 /**
@@ -159,5 +162,67 @@ for (const { model, checks, notGraphOutputs = [] } of MODELS) {
       const unchecked = [...loadFixture(expected).keys()].filter((key) => !covered.has(key) && !NOT_GRAPH_OUTPUTS.test(key) && !notGraphOutputs.includes(key));
       assert.deepEqual(unchecked, [], `${model}/expected.safetensors has goldens no test compares: ${unchecked.join(', ')}`);
     });
+  });
+}
+
+// --- the bundle's own preprocessing and tokenizer on real photographs -----------------------
+
+/**
+ * `<model>/expected_processor.safetensors`: transformers' processor (PIL backend) and the folder's
+ * tokenizer on each photograph, then the model. Here the bundle converted without --tokenizer
+ * takes the same bytes and caption through its own pipeline (BundlePreprocessor, what the server
+ * and fine-tune use) and its graphs; cross_embeds and the stacked contrastive logits have no graph.
+ */
+const PHOTOS = ['chelsea.png', 'coffee.png', 'astronaut.png', 'chelsea.jpg', 'coffee.jpg', 'astronaut.jpg'];
+const PROCESSOR_OUTPUTS: Record<string, Array<[golden: string, graph: 'fusion' | 'itm' | 'mlm' | 'text' | 'image', output: string]>> = {
+  itm: [['logits', 'itm', 'logits']],
+  'itm-bin': [['logits', 'itm', 'logits']],
+  mlm: [['logits', 'mlm', 'logits']],
+  contrastive: [['text_embeds', 'text', 'text_itc'], ['image_embeds', 'image', 'image_itc']],
+};
+const FUSED: Array<[string, string]> = [['pooler_output', 'cls_feats'], ['text_features', 'text_feats'], ['image_features', 'image_feats']];
+
+for (const model of MODELS.map((m) => m.model)) {
+  describe(`Hugging Face ${model}: the bundle's own tokenizer and image processing reproduce transformers' processor + model within ${TOLERANCE}`, () => {
+    for (const photo of PHOTOS) {
+      it(`${photo}: same ids, same pixel values, and ${[...FUSED.map(([g]) => g), ...PROCESSOR_OUTPUTS[model]!.map(([g]) => g)].join(', ')}`, async (t) => {
+        const goldensPath = sharedFixture(t, ...HF, model, 'expected_processor.safetensors');
+        const casesPath = sharedFixture(t, ...HF, 'processor_cases.json');
+        const image = sharedFixture(t, 'fixtures', 'images', photo);
+        const bundle = await bundleFor(t, [...HF, model]);
+        if (!goldensPath || !casesPath || !image || !bundle) return;
+        const goldens = loadFixture(goldensPath);
+        const cases = JSON.parse(readFileSync(casesPath, 'utf8')).cases as Record<string, { caption: string; caption_mlm: string }>;
+        const preprocessor = BundlePreprocessor.open(bundle);
+        const caption = model === 'mlm' ? cases[photo]!.caption_mlm : cases[photo]!.caption;
+        const text = preprocessor.encodeTexts([caption]);
+        assert.deepEqual([...text.inputIds].map(Number), ints(goldens, `${photo}.input_ids`));
+        const pixels = await preprocessor.pixelValues(readFileSync(image));
+        assert.deepEqual(pixels, dense(goldens, `${photo}.pixel_values`).data, 'pixel values differ from the processor\'s');
+
+        const ctx: Ctx = { t, bundle, inputs: goldens, expected: goldens };
+        const ids = int64Feed([...text.dims], text.inputIds);
+        const mask = int64Feed([...text.dims], text.attentionMask);
+        const pixelFeed = floatFeed({ shape: [1, 3, 48, 48], data: pixels });
+        const encodedText = await runGraph(bundle, 'text_encoder', { input_ids: ids, attention_mask: mask });
+        const encodedImage = await runGraph(bundle, 'image_encoder', { pixel_values: pixelFeed });
+        const n = encodedText.text_embeds!.shape[1]!;
+        const fused = await runGraph(bundle, 'fusion', {
+          text_embeds: floatFeed(encodedText.text_embeds!),
+          attention_mask: mask,
+          image_embeds: floatFeed(encodedImage.image_embeds!),
+          image_token_type: int64Feed([n], new Array(n).fill(1)),
+        });
+        for (const [golden, output] of FUSED) close(ctx, fused[output], `${photo}.${golden}`, 'fusion', output);
+        const produce = {
+          fusion: async () => fused,
+          itm: () => runGraph(bundle, 'itm', { input_ids: ids, attention_mask: mask, pixel_values: pixelFeed }),
+          mlm: () => runGraph(bundle, 'head_mlm', { text_feats: floatFeed(fused.text_feats!) }),
+          text: async () => encodedText,
+          image: async () => encodedImage,
+        };
+        for (const [golden, graph, output] of PROCESSOR_OUTPUTS[model]!) close(ctx, (await produce[graph]())[output], `${photo}.${golden}`, graph, output);
+      });
+    }
   });
 }
