@@ -140,6 +140,16 @@ export const GRAPHS: readonly GraphSpec[] = [
     },
   },
   {
+    file: 'head_itc_cross.onnx',
+    description: "Hugging Face's itc_cross_modal_head(cls_feats), L2-normalised → cross_embeds (the pair embedding; the server fuses then runs this)",
+    available: has('itc_cross_modal'),
+    build(b, { arch, dtype }) {
+      const root = b.scope('');
+      const cls = b.input('cls_feats', 'float32', [BATCH, 2 * arch.cross_modal.hidden_size]);
+      out(b, root, itcPooled(root.scope('itc_cross_modal_head'), castTo(root, cls, dtype)), 'cross_embeds', [BATCH, arch.heads.itc_cross_modal!.dim]);
+    },
+  },
+  {
     file: 'head_nlvr2.onnx',
     description: 'nlvr2_classifier(concat(cls_feats_left, cls_feats_right)) → logits [False, True]',
     available: has('nlvr2'),

@@ -108,6 +108,9 @@ function standInDemoModel(): ModelService {
     itm: unused,
     embedText: unused,
     embedImage: unused,
+    embedsPairs: false,
+    embed: unused,
+    countTokens: () => 0,
     close: async () => {},
   };
 }

@@ -177,11 +177,13 @@ describe('documentation and the demo page', () => {
       'GET /healthz',
       'GET /metrics',
       'GET /readyz',
+      'GET /v1/models',
       'POST /embed',
       'POST /entailment',
       'POST /itm',
       'POST /nlvr2',
       'POST /search',
+      'POST /v1/embeddings',
       'POST /vqa',
       'PUT /gallery/{id}',
     ]);
