@@ -11,6 +11,7 @@ import { exportCkptCommand } from './commands/export-ckpt.js';
 import { exportHfCommand } from './commands/export-hf.js';
 import { evaluateCommand } from './commands/evaluate.js';
 import { predictCommand } from './commands/predict.js';
+import { embedCommand } from './commands/embed.js';
 import { fineTuneCommand } from './commands/fine-tune.js';
 import { runCommand, type Command } from './run-command.js';
 import { VERSION } from '../common/version.js';
@@ -29,6 +30,7 @@ const COMMANDS: Record<string, Command> = {
   'export-hf': exportHfCommand,
   evaluate: evaluateCommand,
   predict: predictCommand,
+  embed: embedCommand,
   'fine-tune': fineTuneCommand,
 };
 

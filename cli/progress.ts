@@ -32,3 +32,28 @@ export function byteProgress(label: string, enabled: boolean): { update(done: nu
     },
   };
 }
+
+/** An item-progress bar (items/s and ETA) on an interactive terminal; silent elsewhere. */
+export function itemProgress(label: string, enabled: boolean): { update(done: number, total: number): void; stop(): void } {
+  if (!enabled || !process.stderr.isTTY) return { update() {}, stop() {} };
+  const bar = new cliProgress.SingleBar(
+    { format: `${label} [{bar}] {value}/{total} | {rate} items/s | eta {eta_formatted}`, stream: process.stderr, hideCursor: true },
+    cliProgress.Presets.shades_classic,
+  );
+  const started = Date.now();
+  let running = false;
+  return {
+    update(done, total) {
+      const rate = (done / Math.max(0.001, (Date.now() - started) / 1000)).toFixed(1);
+      if (!running) {
+        bar.start(total, done, { rate });
+        running = true;
+      } else {
+        bar.update(done, { rate });
+      }
+    },
+    stop() {
+      if (running) bar.stop();
+    },
+  };
+}

@@ -135,11 +135,11 @@ export async function fuse(runner: GraphRunner, rows: readonly FusionRow[], dims
   return floats(out, 'cls_feats', [batch, 2 * H]).data;
 }
 
-/** Runs a head graph on cls_feats inputs ([B, 2H] each); returns its logits split per row. */
-export async function runHead(runner: GraphRunner, graph: string, inputs: Record<string, Float32Array>, batch: number): Promise<Float32Array[]> {
+/** Runs a head graph on cls_feats inputs ([B, 2H] each); returns its output (logits, or the named one) split per row. */
+export async function runHead(runner: GraphRunner, graph: string, inputs: Record<string, Float32Array>, batch: number, output = 'logits'): Promise<Float32Array[]> {
   const feeds: Tensors = {};
   for (const [name, data] of Object.entries(inputs)) feeds[name] = { type: 'float32', dims: [batch, data.length / batch], data };
-  const logits = floats(await runner.run(graph, feeds, ['logits']), 'logits');
+  const logits = floats(await runner.run(graph, feeds, [output]), output);
   return Array.from({ length: batch }, (_, b) => itemRow(logits, batch, b));
 }
 

@@ -26,6 +26,8 @@ import { galleryRoutes, type GalleryLike } from './routes/gallery.js';
 import { operationRoutes } from './routes/operations.js';
 import type { RouteContext } from './routes/route-context.js';
 import { taskRoutes } from './routes/tasks.js';
+import { embedRoutes } from './routes/embeddings.js';
+import { openAiRoutes } from './routes/openai.js';
 import { HttpError } from './schemas/errors.js';
 
 export type { GalleryLike } from './routes/gallery.js';
@@ -98,6 +100,8 @@ export async function buildServer(options: ServerOptions, deps: ServerDeps = {})
     };
     await app.register(operationRoutes, { ...context, metrics });
     await app.register(taskRoutes, context);
+    await app.register(embedRoutes, context);
+    await app.register(openAiRoutes, { ...context, limits });
     await app.register(galleryRoutes, { ...context, galleryOf });
 
     app.addHook('onClose', async () => closeAll(owned));

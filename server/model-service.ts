@@ -25,6 +25,9 @@ export interface ImageEncoding {
   embeds: Float32Array;
 }
 
+/** What /embed and /v1/embeddings embed: a text, an image, or both (a pair). */
+export type EmbedInput = { text: string; image?: undefined } | { image: Uint8Array; text?: undefined } | { text: string; image: Uint8Array };
+
 export interface SearchHit {
   id: string;
   /** The ITM match logit `itm_score(cls_feats)[:, 1]` (upstream's re-ranking score); the ITC score when not re-ranked. */
@@ -57,6 +60,15 @@ export interface ModelService {
   itm(input: { pairs: Array<{ image: Uint8Array; text: string }> }, ctx: RequestContext): Promise<number[]>;
   embedText(text: string, ctx: RequestContext): Promise<Float32Array>;
   embedImage(image: Uint8Array, ctx: RequestContext): Promise<Float32Array>;
+  /** Whether `embedPair` can answer: the bundle has Hugging Face's `itc_cross_modal_head`. */
+  readonly embedsPairs: boolean;
+  /**
+   * L2-normalised embeddings of texts, images and image–text pairs (HF's `cross_embeds`; only
+   * where `embedsPairs`), in order, as one request: the items share the stages' batches.
+   */
+  embed(items: readonly EmbedInput[], ctx: RequestContext): Promise<Float32Array[]>;
+  /** How many tokens the model reads of `text` (after truncation): the `usage` of /v1/embeddings. */
+  countTokens(text: string): number;
   /** Encodes an image for the gallery (uses and fills the image cache). */
   encodeImage(image: Uint8Array, ctx: RequestContext): Promise<ImageEncoding>;
   /**

@@ -4,7 +4,7 @@ import type { ElemType, Value } from '../ir/graph.js';
 import { extendedAttentionMask } from '../layers/attention.js';
 import { castTo } from '../layers/basic.js';
 import { classifier, inferFusion, inferImage, inferText } from './bt-module.js';
-import { itmHead, mlmHead } from './heads.js';
+import { itcPooled, itmHead, mlmHead } from './heads.js';
 
 /**
  * Every graph a bundle ships, as one table: file name, when the checkpoint supports it, what it
@@ -140,6 +140,16 @@ export const GRAPHS: readonly GraphSpec[] = [
     },
   },
   {
+    file: 'head_itc_cross.onnx',
+    description: "Hugging Face's itc_cross_modal_head(cls_feats), L2-normalised → cross_embeds (the pair embedding; the server fuses then runs this)",
+    available: has('itc_cross_modal'),
+    build(b, { arch, dtype }) {
+      const root = b.scope('');
+      const cls = b.input('cls_feats', 'float32', [BATCH, 2 * arch.cross_modal.hidden_size]);
+      out(b, root, itcPooled(root.scope('itc_cross_modal_head'), castTo(root, cls, dtype)), 'cross_embeds', [BATCH, arch.heads.itc_cross_modal!.dim]);
+    },
+  },
+  {
     file: 'head_nlvr2.onnx',
     description: 'nlvr2_classifier(concat(cls_feats_left, cls_feats_right)) → logits [False, True]',
     available: has('nlvr2'),
@@ -159,6 +169,28 @@ export const GRAPHS: readonly GraphSpec[] = [
       const root = b.scope('');
       const feats = b.input('text_feats', 'float32', [BATCH, SEQ, arch.cross_modal.hidden_size]);
       out(b, root, mlmHead(root.scope('mlm_score'), castTo(root, feats, dtype), arch.heads.mlm!.layer_norm_eps), 'logits', [BATCH, SEQ, arch.heads.mlm!.vocab_size]);
+    },
+  },
+  {
+    file: 'embeddings.onnx',
+    description:
+      "retrieval embeddings, L2-normalised: text_embeds (ITC text head), image_embeds (ITC image head) and, with Hugging Face's itc_cross_modal_head, cross_embeds of the pair (BridgeTowerForContrastiveLearning)",
+    available: has('itc'),
+    build(b, ctx) {
+      const root = b.scope('');
+      const { arch, dtype } = ctx;
+      const { inputIds, attentionMask } = textInputs(b);
+      const text = inferText(root, arch, inputIds, attentionMask, dtype);
+      const image = inferImage(root, arch, pixelInput(b, arch), dtype);
+      const dim = arch.heads.itc!.dim;
+      out(b, root, text.itc!, 'text_embeds', [BATCH, dim]);
+      out(b, root, image.itc!, 'image_embeds', [BATCH, dim]);
+      if (arch.heads.itc_cross_modal) {
+        // HF `BridgeTowerForContrastiveLearning`: normalize(itc_cross_modal_head(pooler_output)), the
+        // pooler output being cls_feats of the pair with image token type 1.
+        const fused = inferFusion(root, text.layers, image.layers, text.mask, b.constant([1], 'int64', [], 'image_token_type'), arch.cross_modal);
+        out(b, root, itcPooled(root.scope('itc_cross_modal_head'), fused.clsFeats), 'cross_embeds', [BATCH, arch.heads.itc_cross_modal.dim]);
+      }
     },
   },
   ...(['vqa', 'snli'] as const).map(

@@ -42,3 +42,12 @@ export function mlmHead(s: Scope, textFeats: Value, eps: number): Value {
   const h = layerNorm(transform.scope('LayerNorm'), gelu(s, linear(transform.scope('dense'), textFeats)), eps);
   return b.op('Add', [linear(s.scope('decoder'), h, { bias: false }), s.weight('bias')]);
 }
+
+// https://github.com/huggingface/transformers/blob/v4.57.6/src/transformers/models/bridgetower/modeling_bridgetower.py (BridgeTowerContrastiveHead, BridgeTowerForContrastiveLearning.forward)
+/**
+ * Hugging Face's `BridgeTowerContrastiveHead` on an already pooled vector, L2-normalised: the
+ * `itc_cross_modal_head` reads `pooler_output` (cls_feats, [batch, 2H]), not a token sequence.
+ */
+export function itcPooled(s: Scope, pooled: Value): Value {
+  return l2Normalize(s, linear(s.scope('fc'), pooled));
+}

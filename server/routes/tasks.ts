@@ -1,8 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { ERROR_RESPONSES } from '../schemas/errors.js';
 import {
-  EmbedRequest,
-  EmbedResponse,
   EntailmentRequest,
   EntailmentResponse,
   ItmRequest,
@@ -102,25 +100,6 @@ export const taskRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, conte
       }
       const scores = await service.itm({ pairs }, requestContext(context));
       return { scores, model: registry.label(service) };
-    },
-  );
-
-  app.post(
-    '/embed',
-    {
-      schema: {
-        ...schema,
-        summary: 'Image or text embedding',
-        description: "The normalized ITC feature of an image or of a text (the retrieval candidates' space).",
-        body: EmbedRequest,
-        response: { 200: EmbedResponse, ...ERROR_RESPONSES },
-      },
-    },
-    async (request) => {
-      const body = request.body;
-      const service = registry.select('embed', body.model);
-      const embedding = 'text' in body ? await service.embedText(body.text, requestContext(context)) : await service.embedImage(image(body.image, 'image'), requestContext(context));
-      return { embedding: Array.from(embedding), model: registry.label(service) };
     },
   );
 };

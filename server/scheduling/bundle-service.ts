@@ -6,7 +6,7 @@ import { openSafetensors, toFloat32 } from '../../bundle/safetensors/read-safete
 import { SERVED_TASKS, TASKS, type TaskName } from '../../bundle/tasks.js';
 import { readTensorBytes } from '../../bundle/tensors/read-tensor.js';
 import { BundlePreprocessor } from '../../preprocess/bundle-preprocessor.js';
-import type { EntailmentResult, ImageEncoding, ModelService, Nlvr2Result, RequestContext, SearchableGallery, SearchHit, VqaAnswer } from '../model-service.js';
+import type { EmbedInput, EntailmentResult, ImageEncoding, ModelService, Nlvr2Result, RequestContext, SearchableGallery, SearchHit, VqaAnswer } from '../model-service.js';
 import type { ServerOptions } from '../options.js';
 import { NO_METRICS, type RuntimeMetrics } from '../runtime-metrics.js';
 import { Admission } from './admission.js';
@@ -40,6 +40,7 @@ export class BundleService implements ModelService {
   readonly name: string;
   readonly isDemo: boolean;
   readonly tasks: readonly TaskName[];
+  readonly embedsPairs: boolean;
   readonly cache: ImageCache;
   private readonly admission: Admission;
   private readonly dims: ModelDims;
@@ -51,6 +52,8 @@ export class BundleService implements ModelService {
   private readonly imageBatcher: DynamicBatcher<Float32Array, ImageEmbeds>;
   /** Fusion + head, one stage per served task with a head graph. */
   private readonly headBatchers: Partial<Record<TaskName, DynamicBatcher<FusionItem, Float32Array>>> = {};
+  /** Fusion (image token type 1) + head_itc_cross: pair embeddings, with Hugging Face's cross-modal ITC head. */
+  private readonly pairBatcher: DynamicBatcher<FusionItem, Float32Array> | undefined;
   /** Images being encoded now, by hash: a concurrent request for the same image waits for that one. */
   private readonly encoding = new Map<string, Promise<ImageEncoding>>();
   private closing: Promise<void> | undefined;
@@ -77,8 +80,15 @@ export class BundleService implements ModelService {
     this.cache = ImageCache.fromMegabytes(options.cacheMb, metrics);
     this.admission = new Admission(options.maxQueue, metrics);
 
+    this.embedsPairs = this.tasks.includes('itc') && arch.heads.itc_cross_modal !== undefined;
     const fusionTasks = this.tasks.filter((task) => TASKS[task].headGraph !== undefined);
-    const graphs = ['text_encoder', 'image_encoder', ...(fusionTasks.length > 0 ? ['fusion'] : []), ...fusionTasks.map((task) => TASKS[task].headGraph!.name)];
+    const graphs = [
+      'text_encoder',
+      'image_encoder',
+      ...(fusionTasks.length > 0 || this.embedsPairs ? ['fusion'] : []),
+      ...fusionTasks.map((task) => TASKS[task].headGraph!.name),
+      ...(this.embedsPairs ? [PAIR_HEAD] : []),
+    ];
     const log = options.log ?? ((level, message) => level === 'warn' && process.stderr.write(`${message}\n`));
     this.runner = GraphRunner.open(bundleDir, graphs, { device: options.device, ...(options.threads ? { threads: options.threads } : {}), warn: (message) => log('warn', message) });
     this.loaded = this.runner.then((runner) => {
@@ -103,6 +113,12 @@ export class BundleService implements ModelService {
         return runHead(runner, name, inputs, items.length);
       });
     }
+    this.pairBatcher = this.embedsPairs
+      ? batcher('fusion_pair', async (runner, items: FusionItem[]) => {
+          const cls = await fuse(runner, items.map((item) => ({ text: item.text, image: item.images[0]!, tokenType: 1 })), this.dims);
+          return runHead(runner, PAIR_HEAD, { cls_feats: cls }, items.length, 'cross_embeds');
+        })
+      : undefined;
   }
 
   /** Reads the bundle's config, tokenizer and labels now; the sessions load in a worker until ready() resolves. */
@@ -168,6 +184,32 @@ export class BundleService implements ModelService {
     return this.request('itc', ctx, async () => (await this.encodeImageCached(image, ctx)).itc!);
   }
 
+  embed(items: readonly EmbedInput[], ctx: RequestContext): Promise<Float32Array[]> {
+    return this.request('itc', ctx, async () => {
+      const pairAt = items.findIndex((item) => item.text !== undefined && item.image !== undefined);
+      if (pairAt >= 0 && !this.pairBatcher) {
+        throw new BridgeTowerError(
+          'E_USAGE',
+          `item ${pairAt} is an image–text pair, but bundle '${this.name}' has no itc_cross_modal_head to embed pairs with (only Hugging Face BridgeTowerForContrastiveLearning checkpoints, such as bridgetower-large-itm-mlm-itc, have one): embed the text and the image separately, or use such a bundle`,
+          { index: pairAt },
+        );
+      }
+      return Promise.all(items.map((item) => this.embedOne(item, ctx)));
+    });
+  }
+
+  private async embedOne(item: EmbedInput, ctx: RequestContext): Promise<Float32Array> {
+    if (item.image === undefined) return (await this.encodeText(item.text, 'itc', ctx)).itc!;
+    if (item.text === undefined) return (await this.encodeImageCached(item.image, ctx)).itc!;
+    const [text, image] = await Promise.all([this.encodeText(item.text, 'itc', ctx), this.encodeImageCached(item.image, ctx)]);
+    return this.pairBatcher!.submit({ text, images: [image.embeds] }, ctx.deadline);
+  }
+
+  countTokens(text: string): number {
+    const { inputIds } = this.preprocessor.encodeTexts([text], 'itc');
+    return inputIds.length;
+  }
+
   encodeImage(image: Uint8Array, ctx: RequestContext): Promise<ImageEncoding> {
     return this.request(undefined, ctx, () => this.encodeImageCached(image, ctx));
   }
@@ -206,7 +248,7 @@ export class BundleService implements ModelService {
   close(): Promise<void> {
     this.closing ??= (async () => {
       await this.admission.close();
-      const batchers = [this.textBatcher, this.imageBatcher, ...Object.values(this.headBatchers)];
+      const batchers = [this.textBatcher, this.imageBatcher, ...Object.values(this.headBatchers), ...(this.pairBatcher ? [this.pairBatcher] : [])];
       await Promise.all(batchers.map((b) => b.close()));
       const runner = await this.runner.catch(() => undefined);
       await runner?.close();
@@ -279,6 +321,9 @@ export class BundleService implements ModelService {
     }
   }
 }
+
+/** The head graph that turns a pair's cls_feats into its joint embedding (models/bridgetower/graphs.ts). */
+const PAIR_HEAD = 'head_itc_cross';
 
 /** The ITC temperature, read alone from the weights (never the whole, possibly 1 GB+, file). */
 function readTemperature(weightsPath: string): number | undefined {

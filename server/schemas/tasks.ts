@@ -55,13 +55,3 @@ export const ItmRequest = z
 export const ItmResponse = z
   .object({ scores: z.array(z.number()).meta({ description: 'match probability (softmax) of each pair, in request order' }), model: ModelName })
   .meta({ id: 'ItmResponse' });
-
-export const EmbedRequest = z
-  .union([z.strictObject({ image: ImageInput, model: ModelField }), z.strictObject({ text: Text('The text to embed.'), model: ModelField })], {
-    error: 'give {image} or {text}',
-  })
-  .meta({ id: 'EmbedRequest' });
-
-export const EmbedResponse = z
-  .object({ embedding: z.array(z.number()).meta({ description: 'the normalized ITC feature' }), model: ModelName })
-  .meta({ id: 'EmbedResponse' });

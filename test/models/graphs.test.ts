@@ -60,6 +60,8 @@ function signatures(a: BridgeTowerArchitecture): Record<string, Signature> {
     'snli.onnx': { inputs: [...ids, pixels('pixel_values')], outputs: logits(3) },
     'itm.onnx': { inputs: [...ids, pixels('pixel_values')], outputs: logits(2) },
     'nlvr2.onnx': { inputs: [...ids, pixels('pixel_values_left'), pixels('pixel_values_right')], outputs: logits(2) },
+    // The demo architecture has upstream ITC heads and no itc_cross_modal_head: no cross_embeds.
+    'embeddings.onnx': { inputs: [...ids, pixels('pixel_values')], outputs: [['text_embeds', 'float32', ['batch', C]], ['image_embeds', 'float32', ['batch', C]]] },
   };
 }
 
@@ -176,6 +178,7 @@ const FEEDS: Record<string, (bundle: string, rows: number[]) => Feeds | Promise<
   'snli.onnx': (_, rows) => ({ ...textFeeds(rows), pixel_values: pixelFeed(rows, 'left') }),
   'itm.onnx': (_, rows) => ({ ...textFeeds(rows), pixel_values: pixelFeed(rows, 'left') }),
   'nlvr2.onnx': (_, rows) => ({ ...textFeeds(rows), pixel_values_left: pixelFeed(rows, 'left'), pixel_values_right: pixelFeed(rows, 'right') }),
+  'embeddings.onnx': (_, rows) => ({ ...textFeeds(rows), pixel_values: pixelFeed(rows, 'left') }),
 };
 
 /** Where each output keeps its batch axis, and its token axis where padding adds positions. */
@@ -188,11 +191,14 @@ const LAYOUT: Record<string, { batch: number; seq?: number }> = {
   image_feats: { batch: 0 },
   cls_feats: { batch: 0 },
   logits: { batch: 0 },
+  // embeddings.onnx reuses the encoder output names for pooled [batch, dim] embeddings.
+  'embeddings.onnx:text_embeds': { batch: 0 },
+  'embeddings.onnx:image_embeds': { batch: 0 },
 };
 
 /** Row k of a batched output, cut to the row's real tokens. */
-function rowOf(output: string, t: Dense, k: number, length: number): Dense {
-  const layout = LAYOUT[output];
+function rowOf(file: string, output: string, t: Dense, k: number, length: number): Dense {
+  const layout = LAYOUT[`${file}:${output}`] ?? LAYOUT[output];
   assert.ok(layout, `no layout for output ${output}`);
   const row = take(t, layout.batch, [k]);
   return layout.seq === undefined ? row : take(row, layout.seq, range(length));
@@ -233,7 +239,7 @@ describe('graphs of a bundle converted from the demo architecture', () => {
         const batched = await runGraph(bundle, file, await FEEDS[file]!(bundle, rows));
         rows.forEach((r, k) => {
           for (const [output, value] of Object.entries(batched)) {
-            const error = maxAbsError(rowOf(output, value, k, LENGTHS[r]!).data, rowOf(output, alone[r]![output]!, 0, LENGTHS[r]!).data);
+            const error = maxAbsError(rowOf(file, output, value, k, LENGTHS[r]!).data, rowOf(file, output, alone[r]![output]!, 0, LENGTHS[r]!).data);
             worst = Math.max(worst, error);
             assert.ok(error <= TOLERANCE, `${file} → ${output}, row ${r} (length ${LENGTHS[r]}) in a batch of ${rows.length}: max abs error ${error.toExponential(3)} vs batch 1 exceeds ${TOLERANCE}`);
           }

@@ -128,22 +128,50 @@ const CHECKS = {
       close(ctx, similarities(text, image, 1 / temperature), 'logits_text_to_image', 'text_encoder × image_encoder', 'text_itc @ image_itcᵀ / temperature');
     },
   },
+  embeddings: {
+    title: 'embeddings.onnx reproduces text_embeds, image_embeds and cross_embeds (and their stack, the contrastive logits) from ids, mask and pixels',
+    covers: ['text_embeds', 'image_embeds', 'cross_embeds', 'logits'],
+    async run(ctx) {
+      const out = await embeddings(ctx);
+      for (const name of ['text_embeds', 'image_embeds', 'cross_embeds']) close(ctx, out[name], name, 'embeddings', name);
+      close(ctx, stackRows([out.text_embeds!, out.image_embeds!, out.cross_embeds!]), 'logits', 'embeddings', 'stack(text, image, cross)');
+    },
+  },
+  crossSimilarities: {
+    title: "the embeddings graph and the bundle's temperature reproduce logits_text_to_cross and logits_image_to_cross",
+    covers: ['logits_text_to_cross', 'logits_image_to_cross'],
+    async run(ctx) {
+      const scale = 1 / dense(readSafetensors(join(ctx.bundle, 'model.safetensors')), 'temperature').data[0]!;
+      const out = await embeddings(ctx);
+      close(ctx, similarities(out.text_embeds!, out.cross_embeds!, scale), 'logits_text_to_cross', 'embeddings', 'text_embeds @ cross_embedsᵀ / temperature');
+      close(ctx, similarities(out.image_embeds!, out.cross_embeds!, scale), 'logits_image_to_cross', 'embeddings', 'image_embeds @ cross_embedsᵀ / temperature');
+    },
+  },
 } satisfies Record<string, Check>;
+
+const embeddings = (ctx: Ctx) => runGraph(ctx.bundle, 'embeddings', { ...textFeeds(ctx), pixel_values: feed(ctx.inputs, 'pixel_values') });
+
+/** [B, C] × k → [B, k, C] (torch.stack(…, dim=-2)). */
+function stackRows(parts: Dense[]): Dense {
+  const [rows, dim] = parts[0]!.shape as [number, number];
+  const data = new Float32Array(rows * parts.length * dim);
+  parts.forEach((p, k) => {
+    for (let r = 0; r < rows; r++) data.set(p.data.subarray(r * dim, (r + 1) * dim), (r * parts.length + k) * dim);
+  });
+  return { shape: [rows, parts.length, dim], data };
+}
 
 /**
  * Goldens no bundle graph produces: per-layer hidden states (the bundle's encoders output them
- * after the cross-modal transform), and everything built on HF's `itc_cross_modal_head`, which
- * has no upstream counterpart and no graph (`cross_embeds`, the stacked contrastive `logits`,
- * the `*_to_cross` similarities, and the `loss` that needs them).
+ * after the cross-modal transform) and the contrastive training `loss`.
  */
-const NOT_GRAPH_OUTPUTS = /^(hidden_states\.|cross_embeds$|logits_(text|image)_to_cross$|loss$)/;
+const NOT_GRAPH_OUTPUTS = /^(hidden_states\.|loss$)/;
 
 const MODELS: Array<{ model: string; checks: Array<keyof typeof CHECKS>; notGraphOutputs?: string[] }> = [
   { model: 'itm', checks: ['fusion', 'headItm', 'itm'] },
   { model: 'itm-bin', checks: ['fusion', 'headItm', 'itm'] },
   { model: 'mlm', checks: ['fusion', 'headMlm', 'mlmChained'] },
-  // `logits` here is stack([text_embeds, image_embeds, cross_embeds]): it needs cross_embeds.
-  { model: 'contrastive', checks: ['fusion', 'textItc', 'imageItc', 'itcLogits'], notGraphOutputs: ['logits'] },
+  { model: 'contrastive', checks: ['fusion', 'textItc', 'imageItc', 'itcLogits', 'embeddings', 'crossSimilarities'] },
 ];
 
 for (const { model, checks, notGraphOutputs = [] } of MODELS) {

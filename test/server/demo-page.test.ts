@@ -105,6 +105,13 @@ function standInDemoModel(): ModelService {
     itm: unused,
     embedText: unused,
     embedImage: unused,
+    embedsPairs: false,
+    embed: async (items) =>
+      items.map((item) => {
+        if (item.image) image(item.image);
+        return item.image ? Float32Array.from([0.6, 0.8]) : Float32Array.from([1, 0]);
+      }),
+    countTokens: () => 0,
     close: async () => {},
   };
 }
@@ -254,6 +261,23 @@ describe('the demo page in headless Chromium', { skip: skipBrowser }, () => {
     const ids = await page.$$eval('#search-results .label', (items) => items.map((item) => item.textContent));
     assert.ok(ids.includes('demo-gradient'), `search results ${JSON.stringify(ids)} include the added image`);
     assert.equal(await page.isVisible('#error'), false);
+  });
+
+  it('the embeddings section embeds a text and the chosen image and shows their cosine similarities', async (t) => {
+    const page = await openPage(t);
+    await chooseImage(page);
+    await page.fill('#embed-text', 'a colourful gradient');
+    await page.click('#embed');
+    await page.waitForSelector('#embed-status:has-text("Embedded the text")');
+    await page.fill('#embed-text', '');
+    await page.click('#embed');
+    await page.waitForSelector('#embed-status:has-text("Embedded the image")');
+    const cells = await page.$$eval('#embed-similarities tr', (rows) => rows.map((row) => Array.from((row as unknown as { children: ArrayLike<{ textContent: string | null }> }).children, (cell) => cell.textContent)));
+    assert.equal(cells.length, 3, `a header and one row per embedding: ${JSON.stringify(cells)}`);
+    assert.match(cells[1]![0]!, /^text 1/);
+    assert.match(cells[2]![0]!, /^image 2/);
+    assert.deepEqual([cells[1]![1], cells[2]![2]], ['1.000', '1.000'], 'each embedding has cosine 1 with itself');
+    assert.equal(cells[1]![2], cells[2]![1], 'the similarity is symmetric');
   });
 
   it('the page loads nothing from outside its own server', () => {

@@ -6,7 +6,7 @@ import { buildServer, type GalleryLike } from '../../server/app.js';
 import type { ServerMetrics } from '../../server/metrics.js';
 import { Gallery } from '../../server/gallery/gallery.js';
 import { MemoryGalleryStore } from '../../server/gallery/memory-gallery-store.js';
-import type { EntailmentResult, ImageEncoding, ModelService, Nlvr2Result, RequestContext, SearchableGallery, SearchHit, VqaAnswer } from '../../server/model-service.js';
+import type { EmbedInput, EntailmentResult, ImageEncoding, ModelService, Nlvr2Result, RequestContext, SearchableGallery, SearchHit, VqaAnswer } from '../../server/model-service.js';
 import { DEFAULT_SERVER_OPTIONS, type ServerOptions } from '../../server/options.js';
 
 /** Every task the HTTP routes can ask for. */
@@ -76,6 +76,24 @@ export class FakeModelService implements ModelService {
   async embedImage(image: Uint8Array, ctx: RequestContext): Promise<Float32Array> {
     this.record('embedImage', image, ctx);
     return Float32Array.from([image.byteLength, -0.5, 0.25]);
+  }
+
+  /** Tests of single-modal bundles set it to false. */
+  embedsPairs = true;
+
+  /** Text: [length, 0.5, -0.25]; image: [bytes, -0.5, 0.25]; pair: [length, bytes, 1]. */
+  async embed(items: readonly EmbedInput[], ctx: RequestContext): Promise<Float32Array[]> {
+    this.record('embed', items, ctx);
+    return items.map((item) =>
+      item.image === undefined ? Float32Array.from([item.text.length, 0.5, -0.25])
+      : item.text === undefined ? Float32Array.from([item.image.byteLength, -0.5, 0.25])
+      : Float32Array.from([item.text.length, item.image.byteLength, 1]),
+    );
+  }
+
+  /** One token per character plus `<s>` and `</s>`. */
+  countTokens(text: string): number {
+    return text.length + 2;
   }
 
   async encodeImage(image: Uint8Array, ctx: RequestContext): Promise<ImageEncoding> {
