@@ -14,10 +14,11 @@ import { predictCommand } from './commands/predict.js';
 import { embedCommand } from './commands/embed.js';
 import { fineTuneCommand } from './commands/fine-tune.js';
 import { runCommand, type Command } from './run-command.js';
+import { didYouMean } from './suggest.js';
 import { VERSION } from '../common/version.js';
 
 /** Subcommands by name: the whole CLI surface in one table. */
-const COMMANDS: Record<string, Command> = {
+export const COMMANDS: Record<string, Command> = {
   convert: convertCommand,
   inspect: inspectCommand,
   tokenize: tokenizeCommand,
@@ -59,7 +60,8 @@ export async function main(argv: string[], preset?: string): Promise<number> {
   }
   const command = COMMANDS[first];
   if (!command) {
-    process.stderr.write(`bridgetower: unknown command '${first}'\n\n${help()}\n`);
+    const guess = didYouMean(first, Object.keys(COMMANDS));
+    process.stderr.write(`bridgetower: unknown command '${first}'${guess ? `: did you mean ${guess}?` : ''}\n\n${help()}\n`);
     return 2;
   }
   return runCommand(preset ? 'convert-ckpt' : `bridgetower ${first}`, command, rest);

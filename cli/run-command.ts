@@ -1,5 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { BridgeTowerError } from '../common/errors.js';
+import { didYouMean } from './suggest.js';
 
 export interface Command {
   /** One line for `bridgetower --help`. */
@@ -7,7 +8,18 @@ export interface Command {
   /** Full usage text with copy-paste examples. */
   usage: string;
   options: NonNullable<ParseArgsConfig['options']>;
-  run(args: { values: Record<string, any>; positionals: string[] }): Promise<void>;
+  /** Resolves to the exit status when it is not 0 (or to nothing: success). */
+  run(args: { values: Record<string, any>; positionals: string[] }): Promise<number | void>;
+}
+
+/** parseArgs' complaint as a usage error; an unknown flag gets the closest real one instead of the whole usage. */
+function usageError(name: string, command: Command, error: NodeJS.ErrnoException): BridgeTowerError {
+  const unknown = error.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? /'(-[^']*)'/.exec(error.message)?.[1] : undefined;
+  if (unknown === undefined) return new BridgeTowerError('E_USAGE', `${error.message}\n\n${command.usage.trim()}`);
+  const flag = unknown.replace(/=.*$/, '');
+  const guess = didYouMean(flag.replace(/^-+/, ''), Object.keys(command.options));
+  const hint = guess ? `did you mean --${guess}?` : `\`${name} --help\` lists the options`;
+  return new BridgeTowerError('E_USAGE', `unknown option '${flag}': ${hint}`, { option: flag, ...(guess ? { suggestion: `--${guess}` } : {}) });
 }
 
 /**
@@ -26,10 +38,9 @@ export async function runCommand(name: string, command: Command, argv: string[])
     try {
       parsed = parseArgs({ args: argv, options: command.options, allowPositionals: true, strict: true });
     } catch (error) {
-      throw new BridgeTowerError('E_USAGE', `${(error as Error).message}\n\n${command.usage.trim()}`);
+      throw usageError(name, command, error as NodeJS.ErrnoException);
     }
-    await command.run(parsed as { values: Record<string, any>; positionals: string[] });
-    return 0;
+    return (await command.run(parsed as { values: Record<string, any>; positionals: string[] })) ?? 0;
   } catch (error) {
     if (error instanceof BridgeTowerError) {
       if (json) process.stdout.write(`${JSON.stringify({ ok: false, error: { code: error.code, message: error.message, details: error.details } }, null, 2)}\n`);

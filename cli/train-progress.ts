@@ -1,4 +1,5 @@
 import cliProgress from 'cli-progress';
+import { plural } from '../common/plural.js';
 import type { TrainEvent } from '../train/fine-tune.js';
 
 /**
@@ -24,7 +25,7 @@ export function trainProgress(enabled: boolean): { event(e: TrainEvent): void; s
       if (e.type === 'start') {
         total = e.totalSteps;
         every = Math.max(1, Math.round(total / 20));
-        const line = `fine-tune: ${e.examples} examples, ${e.microBatchesPerEpoch} micro-batches per epoch, accumulation ${e.accumulation}, ${total} optimizer steps (${e.warmupSteps} warmup), ${e.parameters.toLocaleString('en')} trainable parameters`;
+        const line = `fine-tune: ${plural(e.examples, 'example')}, ${plural(e.microBatchesPerEpoch, 'micro-batch', 'micro-batches')} per epoch, accumulation ${e.accumulation}, ${plural(total, 'optimizer step')} (${e.warmupSteps} warmup), ${plural(e.parameters, 'trainable parameter')}`;
         process.stderr.write(`${line}${e.step ? `; resuming after step ${e.step}` : ''}\n`);
         bar?.start(total, e.step, { loss: '-', lr: '-', rate: '-' });
       } else if (e.type === 'step') {
@@ -35,6 +36,8 @@ export function trainProgress(enabled: boolean): { event(e: TrainEvent): void; s
         say(`dev at step ${e.step}: ${Object.entries(e.metrics).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}${e.best ? ' (best so far)' : ''}`);
       } else if (e.type === 'checkpoint') {
         if (!bar) process.stderr.write(`checkpoint ${e.dir}\n`);
+      } else if (e.type === 'warning') {
+        say(`fine-tune: warning: ${e.message}`);
       } else if (e.type === 'done') {
         bar?.stop();
       }

@@ -37,12 +37,12 @@ export class BundlePreprocessor {
     return Math.max(...Object.values(tasks).map((t) => t.max_text_len), 2);
   }
 
-  /** Token ids and attention mask, padded to the longest text of the batch. */
-  encodeTexts(texts: readonly string[], task?: TaskName): EncodedBatch {
+  /** Token ids and attention mask, padded to the longest text of the batch; errors name a text by `fieldOf(i)`. */
+  encodeTexts(texts: readonly string[], task?: TaskName, fieldOf?: (index: number) => string): EncodedBatch {
     if (!this.tokenizer) {
       throw new BridgeTowerError('E_BUNDLE', `bundle '${this.config.name}' has no tokenizer.json: convert it again with --tokenizer (roberta-base vocab.json + merges.txt)`);
     }
-    const batch = this.tokenizer.encodeBatch(texts, this.maxTextLength(task));
+    const batch = this.tokenizer.encodeBatch(texts, this.maxTextLength(task), fieldOf);
     const vocab = this.config.architecture.text.vocab_size;
     const outside = batch.inputIds.findIndex((id) => id >= BigInt(vocab));
     if (outside >= 0) {

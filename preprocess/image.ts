@@ -127,7 +127,7 @@ export async function decodeImage(bytes: Uint8Array, limits: Partial<ImageLimits
   const { width, height } = meta;
   if (!width || !height) throw new ImageError('decode', `the ${format} header gives no image size: the file is corrupt`, { format });
   if (width * height > maxPixels) {
-    throw new ImageError('too_large', `the ${format} image is ${width} x ${height} = ${width * height} pixels, over the ${maxPixels}-pixel limit: downscale it first or raise maxPixels`, { format, width, height, maxPixels });
+    throw new ImageError('too_large', `the ${format} image is ${width} x ${height} = ${width * height} pixels, over the ${maxPixels}-pixel limit: downscale it first (the limit is the maxPixels image limit of the preprocessor)`, { format, width, height, maxPixels });
   }
 
   try {

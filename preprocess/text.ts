@@ -179,8 +179,11 @@ export class TextTokenizer {
     return { ids: this.postProcess(content).map((token) => this.idOf(token)) };
   }
 
-  /** Encodes each text and pads every row with `<pad>` to the longest row; mask 1 on real tokens. */
-  encodeBatch(texts: unknown, maxLength: number): EncodedBatch {
+  /**
+   * Encodes each text and pads every row with `<pad>` to the longest row; mask 1 on real tokens.
+   * An error names the text by `fieldOf(i)` (a request's `question`, say; default `texts[i]`).
+   */
+  encodeBatch(texts: unknown, maxLength: number, fieldOf: (index: number) => string = (i) => `texts[${i}]`): EncodedBatch {
     if (!Array.isArray(texts) || texts.length === 0) {
       throw usageError(`texts must be a non-empty array of strings, got ${describe(texts)}`);
     }
@@ -189,7 +192,7 @@ export class TextTokenizer {
       try {
         return this.encode(text, maxLength).ids;
       } catch (error) {
-        if (error instanceof BridgeTowerError) throw new BridgeTowerError(error.code, `texts[${i}]: ${error.message}`, { ...error.details, index: i });
+        if (error instanceof BridgeTowerError) throw new BridgeTowerError(error.code, `${fieldOf(i)}: ${error.message}`, { ...error.details, index: i, field: fieldOf(i) });
         throw error;
       }
     });
@@ -214,7 +217,7 @@ export class TextTokenizer {
   private checkText(text: unknown): string {
     if (typeof text !== 'string') throw usageError(`text must be a string, got ${describe(text)}`);
     if (text.length > this.maxInputChars) {
-      throw usageError(`text is ${text.length} characters long, over the limit of ${this.maxInputChars}; shorten it (only the first tokens are used) or raise maxInputChars`, {
+      throw usageError(`text is ${text.length} characters long, over the limit of ${this.maxInputChars}; shorten it (only the first tokens are used anyway; the limit is TextTokenizer's maxInputChars option)`, {
         length: text.length,
         limit: this.maxInputChars,
       });

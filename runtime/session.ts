@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { BridgeTowerError } from '../common/errors.js';
@@ -75,9 +75,18 @@ export function reportCudaFallback(what: string, reason: string, warn: (message:
 export async function openGraph(bundleDir: string, graph: string, options: RuntimeOptions = {}): Promise<OpenedSession> {
   const file = join(bundleDir, 'onnx', graph.endsWith('.onnx') ? graph : `${graph}.onnx`);
   if (!existsSync(file)) {
-    throw new BridgeTowerError('E_BUNDLE', `bundle '${bundleDir}' has no graph ${file}; convert-ckpt writes one per head the checkpoint has`, { file });
+    const graphs = graphNames(bundleDir);
+    const has = graphs.length ? `its graphs are ${graphs.join(', ')}` : 'it has no onnx/ graphs at all';
+    throw new BridgeTowerError('E_BUNDLE', `bundle '${bundleDir}' has no graph '${graph}' (${file}): ${has}; convert-ckpt writes one per head the checkpoint has`, { file, graphs });
   }
   return openSession(file, options);
+}
+
+/** The graphs a bundle holds, by the name `openGraph` takes (file names without `.onnx`). */
+export function graphNames(bundleDir: string): string[] {
+  const dir = join(bundleDir, 'onnx');
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).filter((name) => name.endsWith('.onnx')).map((name) => name.slice(0, -'.onnx'.length)).sort();
 }
 
 /** Whether toOrtTensor takes tensors of `dtype` (callers holding user data check this first). */

@@ -41,6 +41,8 @@ export interface TrainerState {
 }
 
 export interface CheckpointContents {
+  /** The checkpoint bundle's name. */
+  name: string;
   source: string;
   layout: FlatLayout;
   params: Float32Array;
@@ -56,7 +58,7 @@ export async function saveCheckpoint(outDir: string, contents: CheckpointContent
   const target = join(outDir, CHECKPOINTS_DIR, checkpointName(contents.state.step));
   mkdirSync(join(outDir, CHECKPOINTS_DIR), { recursive: true });
   await buildFolderAtomically(target, { overwrite: true }, async (dir) => {
-    writeTrainedBundle(dir, contents.source, contents.layout, contents.params, contents.provenance);
+    writeTrainedBundle(dir, contents.name, contents.source, contents.layout, contents.params, contents.provenance);
     mkdirSync(join(dir, TRAINER_DIR));
     const tensors = contents.layout.slots.flatMap((slot) =>
       (['m', 'v'] as const).map((kind) => {

@@ -1,6 +1,7 @@
-import { appendFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
 import { BridgeTowerError } from '../common/errors.js';
+import { plural } from '../common/plural.js';
 import { buildFolderAtomically } from '../bundle/atomic-dir.js';
 import { assertReplaceable } from '../bundle/bundle-folders.js';
 import { BUNDLE_FILES, readBundleConfig } from '../bundle/config.js';
@@ -22,6 +23,9 @@ import { FINE_TUNE_TASKS, type FineTuneTask } from './tasks.js';
 import { buildTrainingGraph } from './training-graph.js';
 import type { TrainSubset } from './train-subsets.js';
 import type { RuntimeOptions } from '../runtime/session.js';
+import { eventRecorder, LOG_FILE, type TrainEvent, type TrainEventBody } from './train-events.js';
+
+export { LOG_FILE, type TrainEvent } from './train-events.js';
 
 /**
  * `bridgetower fine-tune`: upstream's fine-tuning loop on ONNX Runtime. Micro-batches of
@@ -38,6 +42,8 @@ export interface FineTuneOptions extends Partial<Recipe>, Pick<RuntimeOptions, '
   images?: string;
   devImages?: string;
   out: string;
+  /** The trained bundle's name (default: the --out folder's name), stable across runs. */
+  name?: string;
   force?: boolean;
   resume?: boolean;
   subset?: TrainSubset;
@@ -55,22 +61,26 @@ export interface FineTuneOptions extends Partial<Recipe>, Pick<RuntimeOptions, '
   evalEvery?: number;
   keepCheckpoints?: number;
   evalBatchSize?: number;
+  /** Each event as it is appended to train-log.jsonl. */
   onEvent?: (event: TrainEvent) => void;
+  /**
+   * Aborted (the CLI does so on SIGTERM/SIGINT): the run stops before its next micro-batch, logs a
+   * `stopped` event naming the checkpoint `--resume` continues from, and returns `stopped`.
+   */
+  signal?: AbortSignal;
 }
 
-export type TrainEvent =
-  | { type: 'start'; totalSteps: number; warmupSteps: number; accumulation: number; microBatchesPerEpoch: number; step: number; examples: number; parameters: number }
-  | { type: 'step'; step: number; epoch: number; loss: number; lr: number; gradNorm: number; samplesPerSecond: number; seconds: number }
-  | { type: 'eval'; step: number; metrics: Record<string, number>; best: boolean }
-  | { type: 'checkpoint'; step: number; dir: string }
-  | { type: 'done'; step: number; out: string; best?: TrainerState['best'] };
-
-export const LOG_FILE = 'train-log.jsonl';
+export interface FineTuneResult {
+  step: number;
+  best?: TrainerState['best'];
+  /** Set when `signal` stopped the run: the checkpoint `--resume` continues from (null: none yet). */
+  stopped?: { checkpoint: { step: number; dir: string } | null };
+}
 export const BEST_DIR = 'best';
 /** Where the final bundle is built inside the output folder before its files move up. */
 const FINAL_STAGING = '.final';
 
-export async function fineTune(options: FineTuneOptions): Promise<{ step: number; best?: TrainerState['best'] }> {
+export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult> {
   const spec = FINE_TUNE_TASKS[options.task];
   const recipe: Recipe = { ...spec.recipe, ...definedOnly(options) };
   const seed = options.seed ?? 0;
@@ -79,7 +89,8 @@ export async function fineTune(options: FineTuneOptions): Promise<{ step: number
   validate(options, recipe, microBatch);
   // A fresh run's --out is checked before the data and the sessions load: a refusal costs nothing.
   if (!options.resume) outputNeedsClearing(options.out, options.force === true);
-  const emit = options.onEvent ?? (() => {});
+  const emit = eventRecorder(options.out, options.onEvent);
+  const name = bundleName(options);
 
   const config = readBundleConfig(options.bundle);
   const labels = spec.labelsFrom ? readLabels(options.bundle, config.labels)[spec.labelsFrom] : undefined;
@@ -91,7 +102,10 @@ export async function fineTune(options: FineTuneOptions): Promise<{ step: number
 
   const accumulation = Math.max(1, Math.floor(recipe.batchSize / microBatch));
   const microPerEpoch = Math.ceil(items.length / microBatch);
-  const totalSteps = options.maxSteps ?? totalOptimizerSteps(microPerEpoch, recipe.epochs, accumulation);
+  // A global batch beyond the data: Lightning steps at each epoch end, so each epoch is one step
+  // over all of it (upstream's formula would count 0 steps and train nothing).
+  const batchExceedsData = recipe.batchSize > items.length;
+  const totalSteps = options.maxSteps ?? (batchExceedsData ? recipe.epochs : totalOptimizerSteps(microPerEpoch, recipe.epochs, accumulation));
   const schedule = linearSchedule(Math.max(1, totalSteps), recipe.warmup);
   const fingerprint = {
     task: options.task, bundle: config.name, weights: config.provenance.sources.map((s) => s.sha256), train: train.source, examples: items.length,
@@ -110,7 +124,7 @@ export async function fineTune(options: FineTuneOptions): Promise<{ step: number
     let pendingEval: string | undefined;
     if (options.resume) {
       const latest = listCheckpoints(options.out).at(-1);
-      if (!latest) throw new BridgeTowerError('E_RESUME', `--resume: '${options.out}' holds no complete checkpoint (${join(options.out, 'checkpoints')})`);
+      if (!latest) throw new BridgeTowerError('E_RESUME', `--resume: '${options.out}' holds no complete checkpoint (${join(options.out, 'checkpoints')}): drop --resume to start a new run there (with --force if the folder is not empty)`);
       const loaded = loadCheckpoint(latest.dir, layout);
       const differences = Object.keys(fingerprint).filter((k) => JSON.stringify((fingerprint as Record<string, unknown>)[k]) !== JSON.stringify(loaded.state.fingerprint[k]));
       if (differences.length) throw new BridgeTowerError('E_RESUME', `--resume: ${latest.dir} was saved by a different run (${differences.map((k) => `${k}: ${JSON.stringify(loaded.state.fingerprint[k])} then, ${JSON.stringify((fingerprint as Record<string, unknown>)[k])} now`).join('; ')})`);
@@ -122,22 +136,31 @@ export async function fineTune(options: FineTuneOptions): Promise<{ step: number
         pendingEval = latest.dir;
       }
       adamw.restore(loaded.m, loaded.v, state.step);
-      log(options.out, { event: 'resume', step: state.step, from: latest.dir });
+      emit({ type: 'resume', step: state.step, from: latest.dir });
     } else {
       prepareOutput(options.out, options.force === true);
       params = layout.readFromBundle(options.bundle);
       state = { format: 'bridgetower-train-state', version: 1, step: 0, epoch: 0, position: 0, samples: 0, fingerprint };
+    }
+    if (batchExceedsData) {
+      emit({ type: 'warning', message: `the global batch (--batch-size ${recipe.batchSize}) is larger than the ${plural(items.length, 'training example')}: each epoch is one optimizer step over all of them (${plural(recipe.epochs, 'step')} in all); pass --batch-size ${items.length} or less for more steps` });
     }
     emit({ type: 'start', totalSteps, warmupSteps: schedule.warmupSteps, accumulation, microBatchesPerEpoch: microPerEpoch, step: state.step, examples: items.length, parameters: layout.total });
 
     const provenance = (): FineTuneProvenance => ({ base_bundle: config.name, task: options.task, step: state.step, epoch: state.epoch, train: train.source, options: { subset, ...recipe, microBatch, seed } });
     const checkpoint = async (evalPending: boolean) => {
       const saved = evalPending ? { ...state, evalPending } : state;
-      const dir = await saveCheckpoint(options.out, { source: options.bundle, layout, params, m: adamw.m, v: adamw.v, state: saved, provenance: provenance() });
+      const dir = await saveCheckpoint(options.out, { name: `${name}-step${state.step}`, source: options.bundle, layout, params, m: adamw.m, v: adamw.v, state: saved, provenance: provenance() });
       pruneCheckpoints(options.out, options.keepCheckpoints ?? 1, new Set(state.best ? [state.best.step] : []));
-      log(options.out, { event: 'checkpoint', step: state.step, dir });
       emit({ type: 'checkpoint', step: state.step, dir });
       return dir;
+    };
+    // Stopped between micro-batches: what ran since the latest checkpoint is redone by --resume.
+    const stop = (signal: string): FineTuneResult => {
+      const latest = listCheckpoints(options.out).at(-1);
+      const checkpoint = latest ? { step: latest.step, dir: latest.dir } : null;
+      emit({ type: 'stopped', step: state.step, signal, checkpoint });
+      return { step: state.step, ...(state.best ? { best: state.best } : {}), stopped: { checkpoint } };
     };
     const evaluate = async (bundleDir: string) => {
       const result = await evaluateBundle(bundleDir, dev!, { ...(options.evalBatchSize ? { batchSize: options.evalBatchSize } : {}), ...session });
@@ -145,12 +168,11 @@ export async function fineTune(options: FineTuneOptions): Promise<{ step: number
       const best = !state.best || value > state.best.value;
       if (best) {
         state.best = { metric: recipe.metric, value, step: state.step };
-        await buildFolderAtomically(join(options.out, BEST_DIR), { overwrite: true }, async (dir) => writeTrainedBundle(dir, options.bundle, layout, params, { ...provenance(), metrics: result.metrics }));
+        await buildFolderAtomically(join(options.out, BEST_DIR), { overwrite: true }, async (dir) => writeTrainedBundle(dir, `${name}-best`, options.bundle, layout, params, { ...provenance(), metrics: result.metrics }));
       }
       // The checkpoint was saved before its evaluation: record that it happened (and any new best) there for --resume.
       const { evalPending: _done, ...saved } = readTrainerState(bundleDir);
       await updateTrainerState(bundleDir, { ...saved, ...(state.best ? { best: state.best } : {}) });
-      log(options.out, { event: 'eval', step: state.step, metrics: result.metrics, best });
       emit({ type: 'eval', step: state.step, metrics: result.metrics, best });
     };
 
@@ -164,6 +186,7 @@ export async function fineTune(options: FineTuneOptions): Promise<{ step: number
     while (state.epoch < recipe.epochs && state.step < totalSteps) {
       const order = Rng.derive(seed, 'shuffle', state.epoch).permutation(items.length);
       while (state.position < microPerEpoch && state.step < totalSteps) {
+        if (options.signal?.aborted) return stop(String(options.signal.reason ?? 'abort'));
         const indices = order.slice(state.position * microBatch, (state.position + 1) * microBatch);
         const batch = await collate(options.task, indices.map((i) => items[i]!) as ReadonlyArray<CollateItem[typeof options.task]>, {
           preprocessor,
@@ -173,7 +196,7 @@ export async function fineTune(options: FineTuneOptions): Promise<{ step: number
         const micro = state.epoch * microPerEpoch + state.position;
         const feeds = { ...batch.tensors, ...negativeNoise(training, batch.tensors, seed, micro) };
         const out = await step.run(feeds, params, layout, Rng.derive(seed, 'dropout', micro).nextUint32() >>> 1);
-        if (!Number.isFinite(out.loss)) diverged(options, state, `the loss is ${out.loss}`, indices.map((i) => items[i]!));
+        if (!Number.isFinite(out.loss)) diverged(options, emit, state, `the loss is ${out.loss}`, indices.map((i) => items[i]!));
         for (const slot of layout.slots) addScaled(grads, out.gradients.get(slot.name)!, slot.offset, 1 / accumulation);
         stepLoss += out.loss / accumulation;
         stepSamples += batch.size;
@@ -182,7 +205,7 @@ export async function fineTune(options: FineTuneOptions): Promise<{ step: number
         if (state.position % accumulation !== 0 && state.position !== microPerEpoch) continue;
 
         const gradNorm = l2Norm(grads);
-        if (!Number.isFinite(gradNorm)) diverged(options, state, `the gradient norm is ${gradNorm}`, indices.map((i) => items[i]!));
+        if (!Number.isFinite(gradNorm)) diverged(options, emit, state, `the gradient norm is ${gradNorm}`, indices.map((i) => items[i]!));
         if (options.clipGradNorm && gradNorm > options.clipGradNorm) scaleInPlace(grads, options.clipGradNorm / (gradNorm + 1e-6));
         const factor = lrFactor(schedule, state.step);
         await adamw.step(params, grads, factor);
@@ -191,7 +214,6 @@ export async function fineTune(options: FineTuneOptions): Promise<{ step: number
         state.samples += stepSamples;
         const seconds = (Date.now() - stepStarted) / 1000;
         const record = { step: state.step, epoch: state.epoch, loss: stepLoss, lr: recipe.learningRate * factor, gradNorm, samplesPerSecond: stepSamples / Math.max(seconds, 1e-9), seconds };
-        log(options.out, { event: 'step', ...record });
         emit({ type: 'step', ...record });
         stepLoss = 0;
         stepSamples = 0;
@@ -213,19 +235,18 @@ export async function fineTune(options: FineTuneOptions): Promise<{ step: number
         if (epochEnd) break;
       }
     }
-    await finalize(options.out, options.bundle, layout, params, provenance());
-    log(options.out, { event: 'done', step: state.step, best: state.best ?? null });
-    emit({ type: 'done', step: state.step, out: options.out, ...(state.best ? { best: state.best } : {}) });
+    await finalize(options.out, name, options.bundle, layout, params, provenance());
+    emit({ type: 'done', step: state.step, out: options.out, best: state.best ?? null });
     return { step: state.step, ...(state.best ? { best: state.best } : {}) };
   } finally {
     await Promise.all([step.release(), adamw.release()]);
   }
 }
 
-function diverged(options: FineTuneOptions, state: TrainerState, what: string, batch: ReadonlyArray<CollateItem[FineTuneTask]>): never {
+function diverged(options: FineTuneOptions, emit: (body: TrainEventBody) => void, state: TrainerState, what: string, batch: ReadonlyArray<CollateItem[FineTuneTask]>): never {
   const latest = listCheckpoints(options.out).at(-1);
   const rows = batch.map((item) => describeItem(item)).slice(0, 8).join(', ');
-  log(options.out, { event: 'diverged', step: state.step, what });
+  emit({ type: 'diverged', step: state.step, what });
   throw new BridgeTowerError('E_DIVERGED', `training diverged at step ${state.step + 1} (epoch ${state.epoch + 1}): ${what} on the batch of ${rows}. ${latest ? `The last good checkpoint is ${latest.dir} (resume with --resume after lowering --lr or setting --clip-grad-norm).` : 'No checkpoint was saved yet.'}`);
 }
 
@@ -234,9 +255,6 @@ function describeItem(item: CollateItem[FineTuneTask]): string {
   return describeRow('ref' in item ? item.ref : item.example.ref);
 }
 
-function log(out: string, record: Record<string, unknown>): void {
-  appendFileSync(join(out, LOG_FILE), `${JSON.stringify({ time: new Date().toISOString(), ...record })}\n`);
-}
 
 /**
  * A fresh run needs an empty (or absent) output folder; --force clears one, but only a bundle or an
@@ -267,15 +285,25 @@ function isFineTuneRun(dir: string): boolean {
 }
 
 /** The output folder becomes a bundle: built beside it, then its files moved in (config.json last). */
-async function finalize(out: string, source: string, layout: FlatLayout, params: Float32Array, provenance: FineTuneProvenance): Promise<void> {
+async function finalize(out: string, name: string, source: string, layout: FlatLayout, params: Float32Array, provenance: FineTuneProvenance): Promise<void> {
   const staging = join(out, FINAL_STAGING);
-  await buildFolderAtomically(staging, { overwrite: true }, async (dir) => writeTrainedBundle(dir, source, layout, params, provenance));
+  await buildFolderAtomically(staging, { overwrite: true }, async (dir) => writeTrainedBundle(dir, name, source, layout, params, provenance));
   const names = readdirSync(staging).sort((a, b) => Number(a === 'config.json') - Number(b === 'config.json'));
   for (const name of names) {
     rmSync(join(out, name), { recursive: true, force: true });
     renameSync(join(staging, name), join(out, name));
   }
   rmSync(staging, { recursive: true, force: true });
+}
+
+/**
+ * The same name on every run into the same folder (galleries are keyed by it): --name, else the
+ * output folder's name; its checkpoints are `<name>-step<N>`, its best dev bundle `<name>-best`.
+ */
+function bundleName(options: FineTuneOptions): string {
+  const name = options.name ?? basename(resolve(options.out));
+  if (name.trim() === '') throw new BridgeTowerError('E_USAGE', `--out '${options.out}' gives no bundle name: pass --name <name>`);
+  return name;
 }
 
 function definedOnly(options: FineTuneOptions): Partial<Recipe> {

@@ -14,9 +14,10 @@ export type { FineTuneProvenance } from '../bundle/config.js';
  * Writes a complete bundle into `dir` (which must exist and be empty): the source bundle's
  * tensors with the trainable ones replaced by `params`, its tokenizer and labels, a config.json
  * that records the fine-tune, and freshly exported ONNX graphs — so `serve`, `evaluate` and
- * `export-ckpt` take a checkpoint or the final output like any converted bundle.
+ * `export-ckpt` take a checkpoint or the final output like any converted bundle. `name` is the
+ * bundle's name (the key of its galleries and its `model` in requests).
  */
-export function writeTrainedBundle(dir: string, source: string, layout: FlatLayout, params: Float32Array, provenance: FineTuneProvenance): void {
+export function writeTrainedBundle(dir: string, name: string, source: string, layout: FlatLayout, params: Float32Array, provenance: FineTuneProvenance): void {
   const sourceConfig = readBundleConfig(source);
   const sourceWeights = join(source, BUNDLE_FILES.weights);
   const file = openSafetensors(sourceWeights);
@@ -44,7 +45,7 @@ export function writeTrainedBundle(dir: string, source: string, layout: FlatLayo
   }
   const config: BundleConfig = {
     ...sourceConfig,
-    name: `${sourceConfig.name}-${provenance.task}-step${provenance.step}`,
+    name,
     fine_tune: provenance,
   };
   if (sourceConfig.graphs) {

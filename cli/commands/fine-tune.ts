@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { BridgeTowerError } from '../../common/errors.js';
+import { plural } from '../../common/plural.js';
 import { fineTune, type FineTuneOptions } from '../../train/fine-tune.js';
 import { FINE_TUNE_TASK_NAMES, FINE_TUNE_TASKS, type FineTuneTask } from '../../train/tasks.js';
 import { TRAIN_SUBSETS, type TrainSubset } from '../../train/train-subsets.js';
@@ -33,6 +34,13 @@ const NUMBERS: ReadonlyArray<[flag: string, key: keyof FineTuneOptions]> = [
   ['threads', 'threads'],
 ];
 
+/** Where a stopped run stands and the command that continues it (the shell exit status is 128 + signal). */
+function stoppedMessage(out: string, step: number, checkpoint: { step: number; dir: string } | null, signal: string): string {
+  return checkpoint
+    ? `fine-tune: stopped by ${signal} after step ${step}; the latest checkpoint is ${checkpoint.dir} (step ${checkpoint.step}): run the same command with --resume (instead of --force) to continue from there`
+    : `fine-tune: stopped by ${signal} after step ${step}, before the first checkpoint: nothing to resume in ${out}; start over with --force (--save-every N checkpoints sooner)`;
+}
+
 export const fineTuneCommand: Command = {
   summary: "fine-tune a bundle on VQA, SNLI-VE, NLVR2 or retrieval data with upstream's recipe; writes a new bundle",
   usage: `
@@ -49,6 +57,7 @@ Options:
   --trainable all|cross-modal|heads  parameters to update (default all, like upstream); also
                                accepted as a second --train value (--train heads)
   --dev <data>                 evaluate every epoch (and every --eval-every steps); keep best/
+  --eval-batch-size N          examples per graph run while evaluating on --dev
   --images <dir>, --dev-images <dir>  JSON Lines image folders (default: the file's folder)
   --lr, --weight-decay, --lr-mult-head, --lr-mult-cross-modal, --warmup (fraction or steps),
   --batch-size (global, upstream's), --epochs, --dropout   override the task recipe (below)
@@ -60,6 +69,8 @@ Options:
   --no-augment                 eval preprocessing for training images too
   --save-every N               checkpoint every N steps (always at each epoch end)
   --keep-checkpoints N         checkpoints kept besides best/ (default 1)
+  --name <name>                the trained bundle's name (default: the --out folder's name; its
+                               checkpoints are <name>-step<N>, its best dev bundle <name>-best)
   --resume                     continue the run in --out from its latest checkpoint, bit-identically
   --force                      clear a non-empty --out and start over (only a bundle or an earlier run's folder)
   --device cpu|cuda            execution provider (default cpu)
@@ -83,6 +94,7 @@ Examples:
     images: { type: 'string' },
     'dev-images': { type: 'string' },
     out: { type: 'string' },
+    name: { type: 'string' },
     force: { type: 'boolean' },
     resume: { type: 'boolean' },
     'no-augment': { type: 'boolean' },
@@ -110,6 +122,7 @@ Examples:
       task,
       train: data[0]!,
       out: values.out,
+      ...(values.name !== undefined ? { name: values.name } : {}),
       subset,
       device,
       ...(values.dev ? { dev: values.dev } : {}),
@@ -132,13 +145,28 @@ Examples:
       progress.event(e);
       if (values.json) process.stdout.write(`${JSON.stringify(e)}\n`);
     };
+    // SIGTERM (a scheduler, Ctrl-C) stops the run between micro-batches; a second signal kills it.
+    const stopping = new AbortController();
+    options.signal = stopping.signal;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stopping.signal.aborted) process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
+      stopping.abort(signal);
+    };
+    process.on('SIGTERM', onSignal).on('SIGINT', onSignal);
     try {
       const result = await fineTune(options);
+      if (result.stopped) {
+        progress.stop();
+        process.stderr.write(`${stoppedMessage(values.out, result.step, result.stopped.checkpoint, String(stopping.signal.reason))}\n`);
+        return stopping.signal.reason === 'SIGINT' ? 130 : 143;
+      }
       if (!values.json) {
         const best = result.best ? `; best dev ${result.best.metric} ${result.best.value.toFixed(2)} at step ${result.best.step} → ${values.out}/best` : '';
-        process.stdout.write(`fine-tuned ${result.step} steps → ${values.out}${best}\n`);
+        process.stdout.write(`fine-tuned ${plural(result.step, 'step')} → ${values.out}${best}\n`);
       }
+      return 0;
     } finally {
+      process.off('SIGTERM', onSignal).off('SIGINT', onSignal);
       progress.stop();
     }
   },

@@ -1,8 +1,9 @@
 import { BridgeTowerError } from '../../common/errors.js';
 import { readSafetensors } from '../../bundle/safetensors/read-safetensors.js';
 import { writeSafetensors } from '../../bundle/safetensors/write-safetensors.js';
-import { canFeedDtype, fromOrtTensor, openGraph, reportCudaFallback, toOrtTensor } from '../../runtime/session.js';
+import { canFeedDtype, fromOrtTensor, graphNames, openGraph, reportCudaFallback, toOrtTensor } from '../../runtime/session.js';
 import type { Command } from '../run-command.js';
+import { didYouMean } from '../suggest.js';
 
 export const runGraphCommand: Command = {
   summary: 'run one ONNX graph of a bundle on tensors from a safetensors file',
@@ -22,7 +23,13 @@ Examples:
     if (!values.inputs || !values.out) throw new BridgeTowerError('E_USAGE', '--inputs and --out are required');
     const device = values.device ?? 'cpu';
     if (device !== 'cpu' && device !== 'cuda') throw new BridgeTowerError('E_USAGE', `--device must be cpu or cuda, got '${device}'`);
-    const opened = await openGraph(positionals[0]!, positionals[1]!, { device, optimization: values['no-optimize'] ? 'disabled' : 'all' });
+    const [bundle, graph] = positionals as [string, string];
+    const graphs = graphNames(bundle);
+    if (graphs.length && !graphs.includes(graph.replace(/\.onnx$/, ''))) {
+      const guess = didYouMean(graph, graphs);
+      throw new BridgeTowerError('E_USAGE', `bundle '${bundle}' has no graph '${graph}'${guess ? `: did you mean ${guess}?` : '.'} Its graphs: ${graphs.join(', ')}`, { graphs });
+    }
+    const opened = await openGraph(bundle, graph, { device, optimization: values['no-optimize'] ? 'disabled' : 'all' });
     if (opened.fallbackReason) reportCudaFallback(`graph ${positionals[1]}`, opened.fallbackReason);
     const session = opened.session;
     const tensors = readSafetensors(values.inputs);

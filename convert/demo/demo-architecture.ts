@@ -43,4 +43,4 @@ export function demoArchitecture(): BridgeTowerArchitecture {
 }
 
 /** Synthetic VQA answers: the demo's answers are meaningless, but shaped like VQAv2's. */
-export const DEMO_VQA_LABELS = ['yes', 'no', '1', '2', '3', 'red', 'blue', 'green', 'white', 'black', 'cat', 'dog', 'person', 'table', 'outside', ''];
+export const DEMO_VQA_LABELS = ['yes', 'no', '1', '2', '3', 'red', 'blue', 'green', 'white', 'black', 'cat', 'dog', 'person', 'table', 'outside', 'tree'];

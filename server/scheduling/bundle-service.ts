@@ -159,25 +159,25 @@ export class BundleService implements ModelService {
 
   vqa(input: { image: Uint8Array; question: string; topK: number }, ctx: RequestContext): Promise<VqaAnswer[]> {
     return this.request('vqa', ctx, async () => {
-      const logits = await this.runFusionHead('vqa', input.question, [input.image], ctx);
+      const logits = await this.runFusionHead('vqa', 'question', input.question, [input.image], ctx);
       return vqaAnswers(logits, this.labels.vqa, input.topK);
     });
   }
 
   entailment(input: { image: Uint8Array; hypothesis: string }, ctx: RequestContext): Promise<EntailmentResult> {
-    return this.request('snli', ctx, async () => entailmentResult(await this.runFusionHead('snli', input.hypothesis, [input.image], ctx)));
+    return this.request('snli', ctx, async () => entailmentResult(await this.runFusionHead('snli', 'hypothesis', input.hypothesis, [input.image], ctx)));
   }
 
   nlvr2(input: { left: Uint8Array; right: Uint8Array; statement: string }, ctx: RequestContext): Promise<Nlvr2Result> {
-    return this.request('nlvr2', ctx, async () => nlvr2Result(await this.runFusionHead('nlvr2', input.statement, [input.left, input.right], ctx)));
+    return this.request('nlvr2', ctx, async () => nlvr2Result(await this.runFusionHead('nlvr2', 'statement', input.statement, [input.left, input.right], ctx)));
   }
 
   itm(input: { pairs: Array<{ image: Uint8Array; text: string }> }, ctx: RequestContext): Promise<number[]> {
-    return this.request('itm', ctx, () => Promise.all(input.pairs.map(async (pair) => itmProbability(await this.runFusionHead('itm', pair.text, [pair.image], ctx)))));
+    return this.request('itm', ctx, () => Promise.all(input.pairs.map(async (pair) => itmProbability(await this.runFusionHead('itm', 'text', pair.text, [pair.image], ctx)))));
   }
 
   embedText(text: string, ctx: RequestContext): Promise<Float32Array> {
-    return this.request('itc', ctx, async () => (await this.encodeText(text, 'itc', ctx)).itc!);
+    return this.request('itc', ctx, async () => (await this.encodeText(text, 'itc', 'text', ctx)).itc!);
   }
 
   embedImage(image: Uint8Array, ctx: RequestContext): Promise<Float32Array> {
@@ -199,9 +199,9 @@ export class BundleService implements ModelService {
   }
 
   private async embedOne(item: EmbedInput, ctx: RequestContext): Promise<Float32Array> {
-    if (item.image === undefined) return (await this.encodeText(item.text, 'itc', ctx)).itc!;
+    if (item.image === undefined) return (await this.encodeText(item.text, 'itc', 'text', ctx)).itc!;
     if (item.text === undefined) return (await this.encodeImageCached(item.image, ctx)).itc!;
-    const [text, image] = await Promise.all([this.encodeText(item.text, 'itc', ctx), this.encodeImageCached(item.image, ctx)]);
+    const [text, image] = await Promise.all([this.encodeText(item.text, 'itc', 'text', ctx), this.encodeImageCached(item.image, ctx)]);
     return this.pairBatcher!.submit({ text, images: [image.embeds] }, ctx.deadline);
   }
 
@@ -221,7 +221,7 @@ export class BundleService implements ModelService {
   search(input: { text: string; k: number; candidates: number; rerank: boolean; gallery: SearchableGallery }, ctx: RequestContext): Promise<SearchHit[]> {
     return this.request('itc', ctx, async () => {
       if (this.temperature === undefined) throw new BridgeTowerError('E_BUNDLE', `bundle '${this.name}' has ITC heads but its weights hold no 'temperature': convert it again`);
-      const text = await this.encodeText(input.text, 'itc', ctx);
+      const text = await this.encodeText(input.text, 'itc', 'text', ctx);
       const k = Math.max(0, Math.floor(input.k));
       const rerank = input.rerank && this.tasks.includes('itm');
       const found = await input.gallery.nearest(text.itc!, rerank ? Math.max(1, Math.floor(input.candidates)) : k);
@@ -281,14 +281,14 @@ export class BundleService implements ModelService {
   }
 
   /** The task's logits for one text and its images (one per fusion pass), encoded concurrently. */
-  private async runFusionHead(task: TaskName, text: string, images: readonly Uint8Array[], ctx: RequestContext): Promise<Float32Array> {
-    const [encodedText, encodedImages] = await Promise.all([this.encodeText(text, task, ctx), Promise.all(images.map((image) => this.encodeImageCached(image, ctx)))]);
+  private async runFusionHead(task: TaskName, field: string, text: string, images: readonly Uint8Array[], ctx: RequestContext): Promise<Float32Array> {
+    const [encodedText, encodedImages] = await Promise.all([this.encodeText(text, task, field, ctx), Promise.all(images.map((image) => this.encodeImageCached(image, ctx)))]);
     return this.headBatchers[task]!.submit({ text: encodedText, images: encodedImages.map((e) => e.embeds) }, ctx.deadline);
   }
 
-  /** Tokenizes alone (own length, truncated to the task's max_text_len), then joins a text-encoder batch. */
-  private encodeText(text: string, task: TaskName, ctx: RequestContext): Promise<TextEncoding> {
-    const { inputIds } = this.preprocessor.encodeTexts([text], task);
+  /** Tokenizes alone (own length, truncated to the task's max_text_len), then joins a text-encoder batch; errors name the request's `field`. */
+  private encodeText(text: string, task: TaskName, field: string, ctx: RequestContext): Promise<TextEncoding> {
+    const { inputIds } = this.preprocessor.encodeTexts([text], task, () => field);
     return this.textBatcher.submit(inputIds, ctx.deadline);
   }
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,14 +9,19 @@ import type { BundleConfig } from '../../bundle/config.js';
 import { openSafetensors } from '../../bundle/safetensors/read-safetensors.js';
 import { randomStateDict } from '../../convert/demo/random-weights.js';
 import { demoArchitecture } from '../../convert/demo/demo-architecture.js';
+import { assertChildFinished, childTimeoutMs } from '../helpers/child-timeout.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { writeTextConfig, writeTinyCkpt } from '../helpers/tiny-checkpoints.js';
 
 const CHILD = fileURLToPath(new URL('../helpers/convert-in-child.ts', import.meta.url));
 
+const CONVERT_TIMEOUT_MS = childTimeoutMs(120_000);
+
 function peakRss(...args: string[]): number {
-  const stdout = execFileSync(process.execPath, ['--import', 'tsx', CHILD, ...args], { encoding: 'utf8' });
-  return (JSON.parse(stdout) as { maxRssBytes: number }).maxRssBytes;
+  const result = spawnSync(process.execPath, ['--import', 'tsx', CHILD, ...args], { encoding: 'utf8', timeout: CONVERT_TIMEOUT_MS });
+  assertChildFinished(result, 'the conversion child', CONVERT_TIMEOUT_MS);
+  assert.equal(result.status, 0, result.stderr);
+  return (JSON.parse(result.stdout) as { maxRssBytes: number }).maxRssBytes;
 }
 
 async function sha256File(path: string): Promise<string> {

@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { childTimeoutMs } from './child-timeout.js';
 
 /**
  * Opens a checkpoint (convert/sources/open-source.ts) in a fresh Node process with a time and a
@@ -21,7 +22,7 @@ export function openInChild(path: string, options: { timeoutMs?: number; maxOldS
   const result = spawnSync(
     process.execPath,
     [`--max-old-space-size=${options.maxOldSpaceMb ?? 512}`, '--import', 'tsx', fileURLToPath(import.meta.url), path],
-    { encoding: 'utf8', timeout: options.timeoutMs ?? 60_000, input: '' },
+    { encoding: 'utf8', timeout: options.timeoutMs ?? childTimeoutMs(12_000), input: '' },
   );
   if (result.error && (result.error as NodeJS.ErrnoException).code === 'ETIMEDOUT') return { outcome: 'timeout', stderr: result.stderr };
   const line = result.stdout.trim().split('\n').pop() ?? '';

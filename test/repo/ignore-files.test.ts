@@ -4,8 +4,16 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { DEFAULT_BUNDLE_ROOT } from '../../bundle/bundle-folders.js';
+import { assertChildFinished, childTimeoutMs } from '../helpers/child-timeout.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const GIT_TIMEOUT_MS = childTimeoutMs(12_000);
+
+function insideGitCheckout(): boolean {
+  const result = spawnSync('git', ['rev-parse', '--is-inside-work-tree'], { cwd: ROOT, timeout: GIT_TIMEOUT_MS });
+  assertChildFinished(result, 'git rev-parse', GIT_TIMEOUT_MS);
+  return result.status === 0;
+}
 
 /** Generated bundles, at any depth under the bundle root. */
 const BUNDLE_FILES = [`${DEFAULT_BUNDLE_ROOT}/a/b/c/config.json`, `${DEFAULT_BUNDLE_ROOT}/x.onnx`, `${DEFAULT_BUNDLE_ROOT}/demo/tokenizer.json`, `${DEFAULT_BUNDLE_ROOT}/vqa/onnx/vqa.onnx`];
@@ -15,19 +23,19 @@ const SOURCE_FILES = ['models/ir/ops.json', 'models/bridgetower/config.json', 'm
 describe('.gitignore', () => {
   /** Whether git ignores `path` by the patterns alone (--no-index: tracked or not). */
   const ignored = (path: string): boolean => {
-    const result = spawnSync('git', ['check-ignore', '--no-index', '--quiet', path], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
-    if (result.error) throw result.error;
+    const result = spawnSync('git', ['check-ignore', '--no-index', '--quiet', path], { cwd: ROOT, encoding: 'utf8', timeout: GIT_TIMEOUT_MS });
+    assertChildFinished(result, `git check-ignore ${path}`, GIT_TIMEOUT_MS);
     if (result.status !== 0 && result.status !== 1) throw new Error(`git check-ignore ${path} exited ${result.status}: ${result.stderr}`);
     return result.status === 0;
   };
 
   it('ignores every file under the bundle root', (t) => {
-    if (spawnSync('git', ['rev-parse', '--is-inside-work-tree'], { cwd: ROOT, timeout: 60_000 }).status !== 0) return t.skip('not a git checkout');
+    if (!insideGitCheckout()) return t.skip('not a git checkout');
     for (const path of BUNDLE_FILES) assert.equal(ignored(path), true, path);
   });
 
   it('ignores nothing under models/, which is source code', (t) => {
-    if (spawnSync('git', ['rev-parse', '--is-inside-work-tree'], { cwd: ROOT, timeout: 60_000 }).status !== 0) return t.skip('not a git checkout');
+    if (!insideGitCheckout()) return t.skip('not a git checkout');
     for (const path of SOURCE_FILES) assert.equal(ignored(path), false, path);
   });
 });

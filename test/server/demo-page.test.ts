@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import sharp from 'sharp';
 import { buildDemoBundle } from '../../convert/demo/demo-bundle.js';
+import { itUnless } from '../helpers/skipped-suite.js';
 import { BridgeTowerError } from '../../common/errors.js';
 import { buildServer } from '../../server/app.js';
 import { readDemoPage } from '../../server/demo/demo-page.js';
@@ -143,7 +144,8 @@ describe('the demo page file', () => {
   });
 });
 
-describe('the demo page in headless Chromium', { skip: skipBrowser }, () => {
+describe('the demo page in headless Chromium', () => {
+  const it = itUnless(skipBrowser);
   let work = '';
   let server: RunningServer;
   let browser: Browser;
@@ -152,6 +154,7 @@ describe('the demo page in headless Chromium', { skip: skipBrowser }, () => {
   const requested: string[] = [];
 
   before(async () => {
+    if (skipBrowser) return;
     if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: CI must install chromium (see .ci/run)`);
     work = mkdtempSync(join(tmpdir(), 'bridgetower-demo-page-'));
     server = await startServer(work);

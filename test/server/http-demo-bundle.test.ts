@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import sharp from 'sharp';
 import { readBundleConfig } from '../../bundle/config.js';
 import { buildDemoBundle } from '../../convert/demo/demo-bundle.js';
+import { DEFAULT_MAX_INPUT_CHARS } from '../../preprocess/text.js';
 import { buildServer } from '../../server/app.js';
 import { multipart, testOptions } from './http-fakes.js';
 
@@ -44,6 +45,16 @@ describe('end to end on the demo bundle', () => {
   after(async () => {
     await app?.close();
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a question over the length limit is refused naming the field, question', async () => {
+    const image = await png(10, 20, 30);
+    const question = 'why '.repeat(DEFAULT_MAX_INPUT_CHARS / 4 + 1);
+    const response = await app.inject({ method: 'POST', url: '/vqa', payload: { image: image.toString('base64'), question } });
+    assert.equal(response.statusCode, 400, response.body);
+    const body = response.json() as { error: { code: string; message: string } };
+    assert.equal(body.error.code, 'E_USAGE');
+    assert.match(body.error.message, new RegExp(`^question: text is ${question.trimEnd().length} characters long, over the limit of ${DEFAULT_MAX_INPUT_CHARS}`));
   });
 
   it("POST /vqa answers the bundle's labels, best first, and names the demo", async () => {

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { buildDemoBundle } from '../../convert/demo/demo-bundle.js';
+import { childTimeoutMs } from '../helpers/child-timeout.js';
 import { documentedErrors, envelopeViolation } from '../helpers/documented-errors.js';
 import { imageBombs, validImages } from '../helpers/hostile-images.js';
 import { hostileRequest, type HostileContext } from '../helpers/hostile-requests.js';
@@ -26,6 +27,8 @@ const API_KEY = 'hostile-suite-key';
 const BODY_LIMIT = 1024 * 1024;
 /** RSS growth allowed over the run, after a warm-up (sessions, arenas and caches are allocated by then). */
 const MAX_RSS_GROWTH_MB = 160;
+/** Starting the server and loading the demo bundle, on a loaded CI machine. */
+const START_TIMEOUT_MS = childTimeoutMs(24_000);
 const SERVER_ENTRY = fileURLToPath(new URL('../helpers/hostile-server.ts', import.meta.url));
 
 interface Outcome {
@@ -56,7 +59,7 @@ describe(`${REQUESTS} hostile requests against a real server (seed ${SEED})`, ()
     child = spawn(process.execPath, ['--import', 'tsx', SERVER_ENTRY, JSON.stringify(options)], { stdio: ['ignore', 'pipe', 'inherit'] });
     url = await new Promise<string>((resolve, reject) => {
       let output = '';
-      const timer = setTimeout(() => reject(new Error(`timeout: the server did not start within 120 s (${output})`)), 120_000);
+      const timer = setTimeout(() => reject(new Error(`timeout: the server did not start within ${START_TIMEOUT_MS / 1000} s (${output})`)), START_TIMEOUT_MS);
       child.stdout!.on('data', (chunk: Buffer) => {
         output += chunk.toString();
         const line = output.split('\n').find((l) => l.startsWith('{'));
@@ -67,9 +70,9 @@ describe(`${REQUESTS} hostile requests against a real server (seed ${SEED})`, ()
       });
       child.on('exit', (code) => reject(new Error(`the server exited before listening (${code}): ${output}`)));
     });
-    for (const until = Date.now() + 120_000; ; ) {
+    for (const until = Date.now() + START_TIMEOUT_MS; ; ) {
       if ((await sendRaw(url, rawRequest('GET /readyz HTTP/1.1', { connection: 'close' }))).status === 200) break;
-      if (Date.now() > until) throw new Error('timeout: the demo bundle was not ready within 120 s');
+      if (Date.now() > until) throw new Error(`timeout: the demo bundle was not ready within ${START_TIMEOUT_MS / 1000} s`);
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
     const images = await validImages();

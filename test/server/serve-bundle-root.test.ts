@@ -12,12 +12,13 @@ import { DEMO_VQA_LABELS } from '../../convert/demo/demo-architecture.js';
 import { buildDemoBundle } from '../../convert/demo/demo-bundle.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { tinyWeights, writeTinySafetensors } from '../helpers/tiny-checkpoints.js';
+import { childTimeoutMs } from '../helpers/child-timeout.js';
 
 const CLI_ENTRY = fileURLToPath(new URL('../helpers/cli-entry.ts', import.meta.url));
 /** Resolved here: the child runs in a temporary folder, where `--import tsx` would not find it. */
 const TSX = import.meta.resolve('tsx');
 /** Loading and warming up sessions on a loaded CI machine: generous, and reported as a timeout. */
-const READY_TIMEOUT_MS = 240_000;
+const READY_TIMEOUT_MS = childTimeoutMs(48_000);
 
 /** A real (not demo) bundle with a VQA head, converted from tiny random weights as a user's checkpoint would be. */
 async function convertTinyBundle(work: string, out: string): Promise<void> {

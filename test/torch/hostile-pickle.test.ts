@@ -9,6 +9,7 @@ import { openTorchCheckpoint } from '../../convert/torch/read-torch-checkpoint.j
 import { openInChild } from '../helpers/open-in-child.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { writeTorchCheckpoint } from '../helpers/torch-writer.js';
+import { childTimeoutMs } from '../helpers/child-timeout.js';
 
 // Hostile pickles (issue #11): each was a hang, a memory bomb or an untyped crash before the
 // opcode scan (convert/torch/pickle-scan.ts) and the graph check (convert/torch/unpickled-graph.ts).
@@ -40,7 +41,7 @@ test('a checkpoint whose BINBYTES has a negative length is refused at once inste
   // BINBYTES with length 0xfffffffb: pickleparser reads it as -5 and steps back onto the same opcode.
   writeTorchCheckpoint(path, { tensors: [], rawPickle: pickle([0x42, ...u32(-5)]) });
   assert.ok(statSync(path).size < 1024, 'a few hundred bytes are enough');
-  const child = openInChild(path, { timeoutMs: 90_000 });
+  const child = openInChild(path, { timeoutMs: childTimeoutMs(18_000) });
   assert.notEqual(child.outcome, 'timeout', 'the reader loops on a negative BINBYTES length');
   assert.deepEqual([child.outcome, child.code, child.reason], ['typed', 'E_CHECKPOINT_FORMAT', 'pickle_truncated'], child.message ?? child.stderr);
 });

@@ -11,7 +11,8 @@ import { buildDemoBundle } from '../../convert/demo/demo-bundle.js';
 import { listCheckpoints } from '../../train/checkpoint.js';
 import { fineTune, LOG_FILE, type FineTuneOptions, type TrainEvent } from '../../train/fine-tune.js';
 import { linearSchedule, lrFactor, totalOptimizerSteps } from '../../train/optimizer/schedule.js';
-import { runCli } from '../helpers/run-cli.js';
+import { waitForExit } from '../helpers/child-timeout.js';
+import { CLI_TIMEOUT_MS, runCli } from '../helpers/run-cli.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { writeColorCaptions, writeColorNlvr2, writeColorSnli, writeColorVqa } from '../helpers/synthetic-colors.js';
 
@@ -67,9 +68,10 @@ describe('fine-tune runs', () => {
     assert.equal(config.fine_tune?.task, 'vqa');
     assert.ok(existsSync(join(out, 'onnx', 'vqa.onnx')));
     assert.deepEqual(listCheckpoints(out).map((c) => c.step), [5, 6], 'keeps the newest --keep-checkpoints');
-    const log = readFileSync(join(out, LOG_FILE), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string });
-    assert.equal(log.filter((r) => r.event === 'step').length, 6);
-    assert.equal(log.at(-1)!.event, 'done');
+    const log = readFileSync(join(out, LOG_FILE), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as TrainEvent);
+    assert.deepEqual(log, events, 'the log holds exactly the events the listener got');
+    assert.equal(log.filter((r) => r.type === 'step').length, 6);
+    assert.equal(log.at(-1)!.type, 'done');
     // The trained weights differ from the base bundle's; frozen tensors are copied unchanged.
     assert.notEqual(sha(join(out, 'model.safetensors')), sha(join(bundle, 'model.safetensors')));
   });
@@ -161,7 +163,7 @@ describe('fine-tune runs', () => {
     await fineTune({ ...smallRun(bundle, train, out), epochs: 1 });
     await assert.rejects(fineTune({ ...smallRun(bundle, train, out), epochs: 1, learningRate: 2e-4, resume: true }), (e: BridgeTowerError) => e.code === 'E_RESUME' && /learningRate/.test(e.message));
     await assert.rejects(fineTune({ ...smallRun(bundle, train, out), epochs: 1 }), (e: BridgeTowerError) => e.code === 'E_USAGE' && /--resume/.test(e.message));
-    await assert.rejects(fineTune({ ...smallRun(bundle, train, join(root, 'empty')), resume: true }), (e: BridgeTowerError) => e.code === 'E_RESUME');
+    await assert.rejects(fineTune({ ...smallRun(bundle, train, join(root, 'empty')), resume: true }), (e: BridgeTowerError) => e.code === 'E_RESUME' && /drop --resume to start a new run there \(with --force/.test(e.message));
   });
 
   it('--force starts over in an earlier run folder, finished or stopped early, but never clears other files', async (t) => {
@@ -180,8 +182,8 @@ describe('fine-tune runs', () => {
     assert.equal(existsSync(join(stopped, 'config.json')), false);
     assert.ok(existsSync(join(stopped, LOG_FILE)));
     assert.equal((await fineTune(run(stopped))).step, 1);
-    assert.match(readBundleConfig(stopped).name, /-vqa-step1$/);
-    assert.equal(readFileSync(join(stopped, LOG_FILE), 'utf8').includes('"event":"diverged"'), false, 'the old log is gone');
+    assert.equal(readBundleConfig(stopped).name, 'stopped', 'named after its --out folder, the same on every run');
+    assert.equal(readFileSync(join(stopped, LOG_FILE), 'utf8').includes('"type":"diverged"'), false, 'the old log is gone');
 
     // A finished run's folder is a bundle: --force replaces it too.
     assert.equal((await fineTune(run(stopped))).step, 1);
@@ -200,7 +202,7 @@ describe('fine-tune runs', () => {
     const kept = listCheckpoints(out);
     assert.ok(kept.length > 0 && new RegExp(kept.at(-1)!.dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).test(error.message), 'the message names the last good checkpoint');
     const log = readFileSync(join(out, LOG_FILE), 'utf8');
-    assert.match(log, /"event":"diverged"/);
+    assert.match(log, /"type":"diverged"/);
   });
 
   it('names the row of an image that does not decode', async (t) => {
@@ -211,22 +213,32 @@ describe('fine-tune runs', () => {
     await assert.rejects(fineTune({ ...smallRun(bundle, train, join(root, 'out')), augment: false }), (e: BridgeTowerError) => e.code === 'E_DATA' && /line 5/.test(e.message));
   });
 
-  it('SIGTERM during a run leaves only complete checkpoints, and --resume finishes it identically', async (t) => {
+  it('SIGTERM during a run leaves only complete checkpoints, says how to continue, and --resume finishes it identically', async (t) => {
     const { root, bundle, train } = await setup(t, 'snli', 24);
     const straight = join(root, 'straight');
     const common = ['--bundle', bundle, '--task', 'snli', '--train', train, '--batch-size', '8', '--micro-batch-size', '4', '--epochs', '2', '--lr', '1e-4', '--seed', '3', '--threads', '1', '--save-every', '1', '--keep-checkpoints', '3'];
-    assert.equal(runCli(['fine-tune', ...common, '--out', straight, '--json']).code, 0);
+    const first = runCli(['fine-tune', ...common, '--out', straight, '--json']);
+    assert.equal(first.code, 0, first.stderr);
+    const printed = first.stdout.trim().split('\n').map((line) => JSON.parse(line) as TrainEvent);
+    const logged = readFileSync(join(straight, LOG_FILE), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as TrainEvent);
+    assert.deepEqual(printed, logged, '--json prints the events of train-log.jsonl, in the same schema');
     const out = join(root, 'out');
     const child = spawn(process.execPath, ['--import', 'tsx', CLI_ENTRY, 'fine-tune', ...common, '--out', out, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     child.stdout.on('data', (chunk: Buffer) => {
       stdout += chunk.toString();
       // The first checkpoint is written: stop the run while it is busy with the next steps.
       if (stdout.includes('"type":"checkpoint"') && child.exitCode === null) child.kill('SIGTERM');
     });
-    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on('exit', (c, s) => resolve([c, s])));
-    assert.ok(signal === 'SIGTERM' || code === 143, `the run was stopped mid-way (exit ${code}, signal ${signal})`);
-    assert.ok(listCheckpoints(out).at(-1)!.step < 6, 'stopped before the end');
+    const [code, signal] = await waitForExit(child, 'fine-tune (stopped by SIGTERM)', CLI_TIMEOUT_MS);
+    assert.equal(code, 143, `the run stops itself with 128 + SIGTERM (exit ${code}, signal ${signal}):\n${stderr}`);
+    const latest = listCheckpoints(out).at(-1)!;
+    assert.ok(latest.step < 6, 'stopped before the end');
+    assert.match(stderr, new RegExp(`stopped by SIGTERM after step \\d; the latest checkpoint is .*step-0*${latest.step} \\(step ${latest.step}\\): run the same command with --resume`));
+    const stoppedEvents = readFileSync(join(out, LOG_FILE), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as TrainEvent).filter((e) => e.type === 'stopped');
+    assert.deepEqual(stoppedEvents.map((e) => e.type === 'stopped' && [e.signal, e.checkpoint?.step]), [['SIGTERM', latest.step]], 'the log records where it stopped');
     const names = existsSync(join(out, 'checkpoints')) ? readdirSync(join(out, 'checkpoints')) : [];
     assert.deepEqual(names.filter((n) => n.startsWith('.')), [], 'no partial checkpoint folder');
     assert.ok(listCheckpoints(out).length >= 1);
@@ -255,5 +267,17 @@ describe('bridgetower fine-tune (CLI)', () => {
     assert.match(r.stdout, /fine-tuned 3 steps/);
     assert.match(r.stderr, /3 optimizer steps/);
     assert.ok(existsSync(join(out, 'model.safetensors')));
+  });
+
+  it('warns when the global batch exceeds the data, then trains one step per epoch over all of it, under --name', async (t) => {
+    const { root, bundle, train } = await setup(t, 'snli', 6);
+    const out = join(root, 'out');
+    const r = runCli(['fine-tune', '--bundle', bundle, '--task', 'snli', '--train', train, '--out', out, '--name', 'colors-snli', '--batch-size', '16', '--micro-batch-size', '4', '--epochs', '1', '--save-every', '1', '--threads', '1']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /warning: the global batch \(--batch-size 16\) is larger than the 6 training examples: each epoch is one optimizer step over all of them \(1 step in all\); pass --batch-size 6 or less/);
+    assert.match(r.stderr, /fine-tune: 6 examples, 2 micro-batches per epoch, accumulation 4, 1 optimizer step \(/);
+    assert.match(r.stdout, /^fine-tuned 1 step → /);
+    assert.equal(readBundleConfig(out).name, 'colors-snli');
+    assert.equal(readBundleConfig(listCheckpoints(out).at(-1)!.dir).name, 'colors-snli-step1');
   });
 });

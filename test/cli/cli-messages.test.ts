@@ -1,0 +1,48 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { didYouMean } from '../../cli/suggest.js';
+import { buildDemoBundle } from '../../convert/demo/demo-bundle.js';
+import { runCli } from '../helpers/run-cli.js';
+import { tempDir } from '../helpers/temp-dir.js';
+
+describe('didYouMean', () => {
+  const flags = ['text-config', 'tokenizer', 'labels', 'out', 'keep-checkpoints', 'keep-going'];
+  it('suggests the one name within two edits of a typo', () => {
+    assert.equal(didYouMean('text-confg', flags), 'text-config');
+    assert.equal(didYouMean('tokeniser', flags), 'tokenizer');
+  });
+  it('suggests the one name a prefix extends, and nothing when two do or nothing is close', () => {
+    assert.equal(didYouMean('text', flags), 'text-config');
+    assert.equal(didYouMean('keep', flags), undefined);
+    assert.equal(didYouMean('frobnicate', flags), undefined);
+  });
+});
+
+describe('CLI messages', () => {
+  it('an unknown flag is a usage error that suggests the real one', () => {
+    const result = runCli(['convert', 'x.ckpt', '--text-confg', 'c.json']);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /unknown option '--text-confg': did you mean --text-config\?/);
+  });
+
+  it('an unknown flag with no close match points to --help', () => {
+    const result = runCli(['fine-tune', '--frobnicate']);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /unknown option '--frobnicate': `bridgetower fine-tune --help` lists the options/);
+  });
+
+  it('an unknown command suggests the closest one', () => {
+    const result = runCli(['fine_tune']);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /unknown command 'fine_tune': did you mean fine-tune\?/);
+  });
+
+  it('run-graph with an unknown graph lists the graphs the bundle has', async (t) => {
+    const bundle = join(tempDir(t), 'demo');
+    await buildDemoBundle(bundle);
+    const result = runCli(['run-graph', bundle, 'text_encodr', '--inputs', 'in.safetensors', '--out', 'out.safetensors']);
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(result.stderr, /has no graph 'text_encodr': did you mean text_encoder\? Its graphs: fusion, head_itm, head_nlvr2, head_snli, head_vqa, image_encoder, itm, nlvr2, snli, text_encoder, vqa$/m);
+  });
+});

@@ -1,0 +1,34 @@
+import { appendFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { TrainerState } from './checkpoint.js';
+
+/**
+ * What a fine-tuning run reports, in one schema: each event is appended to `train-log.jsonl` and
+ * handed to `onEvent` (which `fine-tune --json` prints) as the same object, so a log line and a
+ * `--json` line can be read by the same code.
+ */
+export type TrainEventBody =
+  | { type: 'start'; totalSteps: number; warmupSteps: number; accumulation: number; microBatchesPerEpoch: number; step: number; examples: number; parameters: number }
+  | { type: 'resume'; step: number; from: string }
+  | { type: 'warning'; message: string }
+  | { type: 'step'; step: number; epoch: number; loss: number; lr: number; gradNorm: number; samplesPerSecond: number; seconds: number }
+  | { type: 'eval'; step: number; metrics: Record<string, number>; best: boolean }
+  | { type: 'checkpoint'; step: number; dir: string }
+  | { type: 'diverged'; step: number; what: string }
+  /** Stopped by a signal: `checkpoint` is where `--resume` continues from (null: none saved yet). */
+  | { type: 'stopped'; step: number; signal: string; checkpoint: { step: number; dir: string } | null }
+  | { type: 'done'; step: number; out: string; best: TrainerState['best'] | null };
+
+/** An event as logged and emitted: its body and when it happened (ISO 8601). */
+export type TrainEvent = TrainEventBody & { time: string };
+
+export const LOG_FILE = 'train-log.jsonl';
+
+/** The one writer of events: stamps the time, appends the log line, then tells the listener. */
+export function eventRecorder(out: string, onEvent: ((event: TrainEvent) => void) | undefined): (body: TrainEventBody) => void {
+  return (body) => {
+    const event = { time: new Date().toISOString(), ...body } as TrainEvent;
+    appendFileSync(join(out, LOG_FILE), `${JSON.stringify(event)}\n`);
+    onEvent?.(event);
+  };
+}
