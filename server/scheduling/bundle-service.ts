@@ -6,13 +6,14 @@ import { openSafetensors, toFloat32 } from '../../bundle/safetensors/read-safete
 import { SERVED_TASKS, TASKS, type TaskName } from '../../bundle/tasks.js';
 import { readTensorBytes } from '../../bundle/tensors/read-tensor.js';
 import { BundlePreprocessor } from '../../preprocess/bundle-preprocessor.js';
-import type { EntailmentResult, ImageEncoding, ModelService, Nlvr2Result, RequestContext, SearchHit, VqaAnswer } from '../model-service.js';
+import type { EntailmentResult, FillMaskPrediction, ImageEncoding, ModelService, Nlvr2Result, RequestContext, SearchHit, VqaAnswer } from '../model-service.js';
 import type { ServerOptions } from '../options.js';
 import { NO_METRICS, type RuntimeMetrics } from '../runtime-metrics.js';
 import { Admission } from './admission.js';
 import { DynamicBatcher } from './dynamic-batcher.js';
 import { checkDeadline, DeadlineError } from './errors.js';
-import { encodeImages, encodeTexts, fuse, runHead, type ImageEmbeds, type ModelDims, type TextEncoding } from '../../runtime/graph-batches.js';
+import { encodeImages, encodeTexts, fuse, fuseTextFeats, runHead, runTokenHead, type ImageEmbeds, type ModelDims, type TextEncoding } from '../../runtime/graph-batches.js';
+import { fillMaskPredictions, maskPositions } from '../../runtime/fill-mask.js';
 import { readLabels } from '../../bundle/labels.js';
 import { GraphRunner } from '../../runtime/graph-runner.js';
 import { ImageCache, imageHash } from './image-cache.js';
@@ -27,6 +28,13 @@ export type BundleServiceOptions = Pick<ServerOptions, 'device' | 'threads' | 'm
 interface FusionItem {
   text: TextEncoding;
   images: readonly Float32Array[];
+}
+
+/** One request's row of a token-head stage (MLM): its text, its image, and the token positions the head reads. */
+interface TokenItem {
+  text: TextEncoding;
+  image: Float32Array;
+  positions: readonly number[];
 }
 
 /**
@@ -51,6 +59,8 @@ export class BundleService implements ModelService {
   private readonly imageBatcher: DynamicBatcher<Float32Array, ImageEmbeds>;
   /** Fusion + head, one stage per served task with a head graph. */
   private readonly headBatchers: Partial<Record<TaskName, DynamicBatcher<FusionItem, Float32Array>>> = {};
+  /** Fusion + a head on chosen text_feats rows, one stage per served task with a token head graph. */
+  private readonly tokenHeadBatchers: Partial<Record<TaskName, DynamicBatcher<TokenItem, Float32Array>>> = {};
   /** Images being encoded now, by hash: a concurrent request for the same image waits for that one. */
   private readonly encoding = new Map<string, Promise<ImageEncoding>>();
   private closing: Promise<void> | undefined;
@@ -78,7 +88,14 @@ export class BundleService implements ModelService {
     this.admission = new Admission(options.maxQueue, metrics);
 
     const fusionTasks = this.tasks.filter((task) => TASKS[task].headGraph !== undefined);
-    const graphs = ['text_encoder', 'image_encoder', ...(fusionTasks.length > 0 ? ['fusion'] : []), ...fusionTasks.map((task) => TASKS[task].headGraph!.name)];
+    const tokenTasks = this.tasks.filter((task) => TASKS[task].tokenHeadGraph !== undefined);
+    const graphs = [
+      'text_encoder',
+      'image_encoder',
+      ...(fusionTasks.length + tokenTasks.length > 0 ? ['fusion'] : []),
+      ...fusionTasks.map((task) => TASKS[task].headGraph!.name),
+      ...tokenTasks.map((task) => TASKS[task].tokenHeadGraph!),
+    ];
     const log = options.log ?? ((level, message) => level === 'warn' && process.stderr.write(`${message}\n`));
     this.runner = GraphRunner.open(bundleDir, graphs, { device: options.device, ...(options.threads ? { threads: options.threads } : {}), warn: (message) => log('warn', message) });
     this.loaded = this.runner.then((runner) => {
@@ -101,6 +118,14 @@ export class BundleService implements ModelService {
           inputs[pass.input] = await fuse(runner, items.map((item) => ({ text: item.text, image: item.images[i]!, tokenType: pass.tokenType })), this.dims);
         }
         return runHead(runner, name, inputs, items.length);
+      });
+    }
+    // upstream compute_mlm: the text fused with its image (token type 1), the head on the asked rows only.
+    for (const task of tokenTasks) {
+      const graph = TASKS[task].tokenHeadGraph!;
+      this.tokenHeadBatchers[task] = batcher(`fusion_${task}`, async (runner, items: TokenItem[]) => {
+        const feats = await fuseTextFeats(runner, items.map((item) => ({ text: item.text, image: item.image, tokenType: 1 })), this.dims);
+        return runTokenHead(runner, graph, items.map((item, i) => ({ feats: feats[i]!, positions: item.positions })), this.dims.hidden);
       });
     }
   }
@@ -160,6 +185,17 @@ export class BundleService implements ModelService {
     return this.request('itm', ctx, () => Promise.all(input.pairs.map(async (pair) => itmProbability(await this.runFusionHead('itm', pair.text, [pair.image], ctx)))));
   }
 
+  fillMask(input: { image: Uint8Array; text: string; topK: number }, ctx: RequestContext): Promise<FillMaskPrediction[][]> {
+    return this.request('mlm', ctx, async () => {
+      const { inputIds } = this.preprocessor.encodeTexts([input.text], 'mlm');
+      const ids = Array.from(inputIds, Number);
+      const positions = maskPositions(ids, this.preprocessor.maskTokenId(), this.preprocessor.maxTextLength('mlm'));
+      const [text, image] = await Promise.all([this.textBatcher.submit(inputIds, ctx.deadline), this.encodeImageCached(input.image, ctx)]);
+      const logits = await this.tokenHeadBatchers.mlm!.submit({ text, image: image.embeds, positions }, ctx.deadline);
+      return fillMaskPredictions(logits, ids, positions, input.topK, (tokens, options) => this.preprocessor.decode(tokens, options));
+    });
+  }
+
   embedText(text: string, ctx: RequestContext): Promise<Float32Array> {
     return this.request('itc', ctx, async () => (await this.encodeText(text, 'itc', ctx)).itc!);
   }
@@ -196,7 +232,7 @@ export class BundleService implements ModelService {
   close(): Promise<void> {
     this.closing ??= (async () => {
       await this.admission.close();
-      const batchers = [this.textBatcher, this.imageBatcher, ...Object.values(this.headBatchers)];
+      const batchers = [this.textBatcher, this.imageBatcher, ...Object.values(this.headBatchers), ...Object.values(this.tokenHeadBatchers)];
       await Promise.all(batchers.map((b) => b.close()));
       const runner = await this.runner.catch(() => undefined);
       await runner?.close();

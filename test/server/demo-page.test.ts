@@ -95,6 +95,7 @@ function standInDemoModel(): ModelService {
       image(input.image);
       return ['cat', 'red', 'two', 'yes', 'table'].slice(0, input.topK).map((answer, i) => ({ answer, score: 0.9 / (i + 1) }));
     },
+    fillMask: unused,
     entailment: async (input) => {
       image(input.image);
       return { label: 'neutral', scores: { entailment: 0.2, neutral: 0.5, contradiction: 0.3 } };

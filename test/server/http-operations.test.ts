@@ -179,6 +179,7 @@ describe('documentation and the demo page', () => {
       'GET /readyz',
       'POST /embed',
       'POST /entailment',
+      'POST /fill-mask',
       'POST /itm',
       'POST /nlvr2',
       'POST /search',
