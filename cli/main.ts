@@ -12,6 +12,7 @@ import { exportHfCommand } from './commands/export-hf.js';
 import { evaluateCommand } from './commands/evaluate.js';
 import { predictCommand } from './commands/predict.js';
 import { fineTuneCommand } from './commands/fine-tune.js';
+import { fillMaskCommand } from './commands/fill-mask.js';
 import { runCommand, type Command } from './run-command.js';
 import { VERSION } from '../common/version.js';
 
@@ -29,6 +30,7 @@ const COMMANDS: Record<string, Command> = {
   'export-hf': exportHfCommand,
   evaluate: evaluateCommand,
   predict: predictCommand,
+  'fill-mask': fillMaskCommand,
   'fine-tune': fineTuneCommand,
 };
 
