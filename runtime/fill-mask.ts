@@ -1,7 +1,4 @@
-import ort from 'onnxruntime-node';
 import { BridgeTowerError } from '../common/errors.js';
-import { BundlePreprocessor } from '../preprocess/bundle-preprocessor.js';
-import { openGraph } from './session.js';
 import { rankDescending, softmax } from './task-results.js';
 
 /**
@@ -58,36 +55,4 @@ export function fillMaskPredictions(logits: Float32Array, ids: readonly number[]
         return { score: probabilities[token]!, token, token_str: decode([token], { skipSpecialTokens: false }), sequence: decode(filled, { skipSpecialTokens: single }) };
       });
   });
-}
-
-/**
- * Fill-mask for one image and text with the bundle's end-to-end `mlm.onnx` on this thread (the
- * CLI's path; the server runs the split graphs, batched): the same preprocessing as the server,
- * the head applied only at the `<mask>` positions.
- */
-export async function fillMaskWithGraph(
-  bundleDir: string,
-  input: { image: Uint8Array; text: string; topK: number },
-  options: { device?: 'cpu' | 'cuda'; threads?: number } = {},
-): Promise<FillMaskPrediction[][]> {
-  const pre = BundlePreprocessor.open(bundleDir);
-  if (!pre.config.tasks.mlm) {
-    throw new BridgeTowerError('E_USAGE', `bundle '${bundleDir}' has no MLM head (its tasks: ${Object.keys(pre.config.tasks).join(', ') || 'none'}): fill-mask needs a pre-trained bundle (mlm_score)`, { bundle: bundleDir });
-  }
-  const { inputIds, attentionMask, dims } = pre.encodeTexts([input.text], 'mlm');
-  const ids = Array.from(inputIds, Number);
-  const positions = maskPositions(ids, pre.maskTokenId(), pre.maxTextLength('mlm'));
-  const pixels = await pre.pixelBatch([input.image]);
-  const { session } = await openGraph(bundleDir, 'mlm', options);
-  try {
-    const out = await session.run({
-      input_ids: new ort.Tensor('int64', inputIds, dims),
-      attention_mask: new ort.Tensor('int64', attentionMask, dims),
-      pixel_values: new ort.Tensor('float32', pixels.data, pixels.dims),
-      mask_positions: new ort.Tensor('int64', BigInt64Array.from(positions, BigInt), [positions.length]),
-    });
-    return fillMaskPredictions(out.logits!.data as Float32Array, ids, positions, input.topK, (tokens, o) => pre.decode(tokens, o));
-  } finally {
-    await session.release();
-  }
 }

@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { BridgeTowerError } from '../../common/errors.js';
-import { fillMaskWithGraph } from '../../runtime/fill-mask.js';
+import { BundlePreprocessor } from '../../preprocess/bundle-preprocessor.js';
+import { fillMaskPredictions, maskPositions, type FillMaskPrediction } from '../../runtime/fill-mask.js';
+import { openGraph, toOrtTensor } from '../../runtime/session.js';
 import type { Command } from '../run-command.js';
 
 export const fillMaskCommand: Command = {
@@ -55,3 +57,39 @@ Example:
     }
   },
 };
+
+/**
+ * Fill-mask for one image and text with the bundle's end-to-end `mlm.onnx` on this thread (the
+ * CLI's path; the server runs the split graphs, batched): the same preprocessing as the server,
+ * the head applied only at the `<mask>` positions.
+ */
+export async function fillMaskWithGraph(
+  bundleDir: string,
+  input: { image: Uint8Array; text: string; topK: number },
+  options: { device?: 'cpu' | 'cuda'; threads?: number } = {},
+): Promise<FillMaskPrediction[][]> {
+  const pre = BundlePreprocessor.open(bundleDir);
+  if (!pre.config.tasks.mlm) {
+    throw new BridgeTowerError('E_USAGE', `bundle '${bundleDir}' has no MLM head (its tasks: ${Object.keys(pre.config.tasks).join(', ') || 'none'}): fill-mask needs a pre-trained bundle (mlm_score)`, { bundle: bundleDir });
+  }
+  const { inputIds, attentionMask, dims } = pre.encodeTexts([input.text], 'mlm');
+  const ids = Array.from(inputIds, Number);
+  const positions = maskPositions(ids, pre.maskTokenId(), pre.maxTextLength('mlm'));
+  const pixels = await pre.pixelBatch([input.image]);
+  const { session } = await openGraph(bundleDir, 'mlm', options);
+  try {
+    const out = await session.run({
+      input_ids: toOrtTensor('int64', dims, bytesOf(inputIds)),
+      attention_mask: toOrtTensor('int64', dims, bytesOf(attentionMask)),
+      pixel_values: toOrtTensor('float32', pixels.dims, bytesOf(pixels.data)),
+      mask_positions: toOrtTensor('int64', [positions.length], bytesOf(BigInt64Array.from(positions, BigInt))),
+    });
+    return fillMaskPredictions(out.logits!.data as Float32Array, ids, positions, input.topK, (tokens, o) => pre.decode(tokens, o));
+  } finally {
+    await session.release();
+  }
+}
+
+function bytesOf(array: BigInt64Array | Float32Array): Uint8Array {
+  return new Uint8Array(array.buffer, array.byteOffset, array.byteLength);
+}
