@@ -16,7 +16,7 @@ export const NLVR2_LABELS: readonly string[] = Object.freeze(['False', 'True']);
 export type TaskName = 'vqa' | 'snli' | 'nlvr2' | 'itm' | 'itc' | 'mlm';
 
 /** The routes of server/routes/tasks.ts, each answered by one task's head. */
-export type TaskRoute = 'vqa' | 'entailment' | 'nlvr2' | 'itm' | 'embed';
+export type TaskRoute = 'vqa' | 'entailment' | 'nlvr2' | 'itm' | 'embed' | 'fill-mask';
 
 /**
  * One run of the fusion that feeds a head graph: the image token type it fuses with (upstream's
@@ -40,14 +40,19 @@ export type LabelSource =
 export interface TaskSpec {
   /** The head this task needs. */
   head: keyof BridgeTowerArchitecture['heads'];
-  /** The route that answers with this head; MLM, a pre-training head, has none. */
+  /** The route that answers with this head. */
   route?: TaskRoute;
   /**
    * The head graph (`onnx/<name>.onnx`, models/bridgetower/graphs.ts) that turns the fusion's
    * cls_feats into logits, with the fusion passes that feed it. ITC needs only the encoders; MLM's
-   * head reads text_feats and is not served.
+   * head reads text_feats (`tokenHeadGraph`).
    */
   headGraph?: { name: string; passes: readonly FusionPass[] };
+  /**
+   * A head graph that reads the fusion's text_feats (image token type 1) at chosen token
+   * positions instead of cls_feats: MLM's `head_mlm`, fed only the `<mask>` rows.
+   */
+  tokenHeadGraph?: string;
   /** Upstream's `max_text_len` for this task's fine-tuning (retrieval: 40). */
   maxTextLen: number;
   /** Upstream's evaluation resolution for the BASE / LARGE model. */
@@ -111,7 +116,15 @@ export const TASKS: Readonly<Record<TaskName, TaskSpec>> = {
     labels: { from: 'none' },
     description: 'image-text contrastive embeddings (retrieval candidates)',
   },
-  mlm: { head: 'mlm', maxTextLen: 50, imageSize: { base: 288, large: 294 }, labels: { from: 'none' }, description: 'masked language modelling (pre-training head)' },
+  mlm: {
+    head: 'mlm',
+    route: 'fill-mask',
+    tokenHeadGraph: 'head_mlm',
+    maxTextLen: 50,
+    imageSize: { base: 288, large: 294 },
+    labels: { from: 'none' },
+    description: 'masked language modelling: fill-mask (pre-training head)',
+  },
 };
 
 /** Every task, in table order (the order bundles list them). */

@@ -13,6 +13,7 @@ import { evaluateCommand } from './commands/evaluate.js';
 import { predictCommand } from './commands/predict.js';
 import { embedCommand } from './commands/embed.js';
 import { fineTuneCommand } from './commands/fine-tune.js';
+import { fillMaskCommand } from './commands/fill-mask.js';
 import { runCommand, type Command } from './run-command.js';
 import { didYouMean } from './suggest.js';
 import { VERSION } from '../common/version.js';
@@ -32,6 +33,7 @@ export const COMMANDS: Record<string, Command> = {
   evaluate: evaluateCommand,
   predict: predictCommand,
   embed: embedCommand,
+  'fill-mask': fillMaskCommand,
   'fine-tune': fineTuneCommand,
 };
 

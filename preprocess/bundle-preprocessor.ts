@@ -39,10 +39,7 @@ export class BundlePreprocessor {
 
   /** Token ids and attention mask, padded to the longest text of the batch; errors name a text by `fieldOf(i)`. */
   encodeTexts(texts: readonly string[], task?: TaskName, fieldOf?: (index: number) => string): EncodedBatch {
-    if (!this.tokenizer) {
-      throw new BridgeTowerError('E_BUNDLE', `bundle '${this.config.name}' has no tokenizer.json: convert it again with --tokenizer (roberta-base vocab.json + merges.txt)`);
-    }
-    const batch = this.tokenizer.encodeBatch(texts, this.maxTextLength(task), fieldOf);
+    const batch = this.requireTokenizer().encodeBatch(texts, this.maxTextLength(task), fieldOf);
     const vocab = this.config.architecture.text.vocab_size;
     const outside = batch.inputIds.findIndex((id) => id >= BigInt(vocab));
     if (outside >= 0) {
@@ -51,6 +48,25 @@ export class BundlePreprocessor {
       throw new BridgeTowerError('E_TOKENIZER', `text ${row} encodes to token id ${batch.inputIds[outside]}, past the model's vocabulary of ${vocab}: the bundle's tokenizer does not belong to this model`, { row });
     }
     return batch;
+  }
+
+  /** The id of `<mask>` in the bundle's tokenizer (what fill-mask looks for and the masking collator writes). */
+  maskTokenId(): number {
+    const id = this.requireTokenizer().tokenId('<mask>');
+    if (id === undefined) throw new BridgeTowerError('E_TOKENIZER', `bundle '${this.config.name}''s tokenizer has no <mask> token: convert it again with roberta-base's tokenizer`);
+    return id;
+  }
+
+  /** Ids back to text, as transformers' `tokenizer.decode`. */
+  decode(ids: readonly number[], options: { skipSpecialTokens: boolean }): string {
+    return this.requireTokenizer().decode(ids, options);
+  }
+
+  private requireTokenizer(): TextTokenizer {
+    if (!this.tokenizer) {
+      throw new BridgeTowerError('E_BUNDLE', `bundle '${this.config.name}' has no tokenizer.json: convert it again with --tokenizer (roberta-base vocab.json + merges.txt)`);
+    }
+    return this.tokenizer;
   }
 
   /** One image's pixel values, [3, S, S] CHW, normalized as upstream's eval transform. */

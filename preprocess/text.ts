@@ -179,6 +179,20 @@ export class TextTokenizer {
     return { ids: this.postProcess(content).map((token) => this.idOf(token)) };
   }
 
+  /** The id of an added token such as `<mask>`, or undefined when the vocabulary has none. */
+  tokenId(token: string): number | undefined {
+    return this.tokenizer.token_to_id(token);
+  }
+
+  /**
+   * Ids back to text as transformers' `tokenizer.decode` does for RoBERTa (byte-level decoder,
+   * no clean-up of spaces, as roberta-base's tokenizer_config.json sets), optionally without
+   * `<s>`, `</s>`, `<pad>` and `<mask>`.
+   */
+  decode(ids: readonly number[], options: { skipSpecialTokens: boolean }): string {
+    return this.tokenizer.decode([...ids], { skip_special_tokens: options.skipSpecialTokens, clean_up_tokenization_spaces: false });
+  }
+
   /**
    * Encodes each text and pads every row with `<pad>` to the longest row; mask 1 on real tokens.
    * An error names the text by `fieldOf(i)` (a request's `question`, say; default `texts[i]`).

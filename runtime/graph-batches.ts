@@ -99,6 +99,18 @@ export async function encodeImages(runner: GraphRunner, images: readonly Float32
  * softmax, so the real rows' outputs are the same as unpadded.
  */
 export async function fuse(runner: GraphRunner, rows: readonly FusionRow[], dims: ModelDims): Promise<Float32Array> {
+  return floats(await runFusion(runner, rows, dims, 'cls_feats'), 'cls_feats', [rows.length, 2 * dims.hidden]).data;
+}
+
+/** The fusion's text_feats instead: each row's own [T_i, H] (the token heads' input). */
+export async function fuseTextFeats(runner: GraphRunner, rows: readonly FusionRow[], dims: ModelDims): Promise<Float32Array[]> {
+  const H = dims.hidden;
+  const seq = Math.max(...rows.map((r) => r.text.length));
+  const feats = floats(await runFusion(runner, rows, dims, 'text_feats'), 'text_feats', [rows.length, seq, H]).data;
+  return rows.map((row, b) => feats.slice(b * seq * H, (b * seq + row.text.length) * H));
+}
+
+async function runFusion(runner: GraphRunner, rows: readonly FusionRow[], dims: ModelDims, output: 'cls_feats' | 'text_feats'): Promise<Tensors> {
   const { layers: L, hidden: H, imageTokens: N } = dims;
   const batch = rows.length;
   const seq = Math.max(...rows.map((r) => r.text.length));
@@ -122,7 +134,7 @@ export async function fuse(runner: GraphRunner, rows: readonly FusionRow[], dims
     mask.fill(1n, b * seq, b * seq + t);
     tokenTypes[b] = BigInt(row.tokenType);
   });
-  const out = await runner.run(
+  return runner.run(
     'fusion',
     {
       text_embeds: { type: 'float32', dims: [L, batch, seq, H], data: text },
@@ -130,9 +142,25 @@ export async function fuse(runner: GraphRunner, rows: readonly FusionRow[], dims
       image_embeds: { type: 'float32', dims: [L, batch, N, H], data: image },
       image_token_type: { type: 'int64', dims: [batch], data: tokenTypes },
     },
-    ['cls_feats'],
+    [output],
   );
-  return floats(out, 'cls_feats', [batch, 2 * H]).data;
+}
+
+/**
+ * Runs a token head graph (head_mlm) on the chosen rows of several items' text_feats ([T_i, H]
+ * each, rows by position), all as one [1, ΣM, H] input; returns each item's [M_i, out] logits.
+ */
+export async function runTokenHead(runner: GraphRunner, graph: string, items: ReadonlyArray<{ feats: Float32Array; positions: readonly number[] }>, hidden: number): Promise<Float32Array[]> {
+  const total = items.reduce((sum, item) => sum + item.positions.length, 0);
+  const rows = new Float32Array(total * hidden);
+  let at = 0;
+  for (const { feats, positions } of items) {
+    for (const p of positions) rows.set(feats.subarray(p * hidden, (p + 1) * hidden), at++ * hidden);
+  }
+  const logits = floats(await runner.run(graph, { text_feats: { type: 'float32', dims: [1, total, hidden], data: rows } }, ['logits']), 'logits');
+  const width = logits.data.length / total;
+  let from = 0;
+  return items.map(({ positions }) => logits.data.slice(from * width, (from += positions.length) * width));
 }
 
 /** Runs a head graph on cls_feats inputs ([B, 2H] each); returns its output (logits, or the named one) split per row. */

@@ -105,7 +105,10 @@ export async function buildServer(options: ServerOptions, deps: ServerDeps = {})
     await app.register(galleryRoutes, { ...context, galleryOf });
 
     app.addHook('onClose', async () => closeAll(owned));
-    for (const service of services) if (service.isDemo) warnDemo(app, registry.label(service));
+    for (const service of services) {
+      app.log.info(`bundle '${service.name}' serves ${registry.routesOf(service).map((route) => (route === 'retrieval' ? '/gallery/{id}, /search' : `/${route}`)).join(', ')}`);
+      if (service.isDemo) warnDemo(app, registry.label(service));
+    }
     await app.ready();
     return app;
   } catch (error) {

@@ -34,8 +34,21 @@ export class ModelRegistry {
       if (this.byName.has(service.name)) {
         throw new BridgeTowerError('E_USAGE', `two bundles are both named '${service.name}': rename one in its config.json ("name") or serve it from a folder of another name`);
       }
+      if (this.routesOf(service).length === 0) {
+        // Served anyway, it would answer every request with 404: refuse it at start-up instead.
+        throw new BridgeTowerError(
+          'E_USAGE',
+          `bundle '${service.name}' serves no route: it has ${service.tasks.length > 0 ? `only ${service.tasks.join(', ')}` : 'no task head'}; serve a bundle with a task head (${SERVED_TASKS.join(', ')}), or fine-tune this one first (bridgetower fine-tune)`,
+          { bundle: service.name, tasks: [...service.tasks] },
+        );
+      }
       this.byName.set(service.name, service);
     }
+  }
+
+  /** The routes a service answers: those whose every task it has (the retrieval capability: the /gallery routes). */
+  routesOf(service: ModelService): RouteCapability[] {
+    return (Object.keys(ROUTE_TASKS) as RouteCapability[]).filter((route) => ROUTE_TASKS[route].every((task) => service.tasks.includes(task)));
   }
 
   /** The model that answers a request to a route with the `model` field `name` (undefined: not given). */

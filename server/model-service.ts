@@ -14,6 +14,8 @@ export interface RequestContext {
 
 export type { EntailmentResult, Nlvr2Result, VqaAnswer } from '../runtime/task-results.js';
 import type { EntailmentResult, Nlvr2Result, VqaAnswer } from '../runtime/task-results.js';
+export type { FillMaskPrediction } from '../runtime/fill-mask.js';
+import type { FillMaskPrediction } from '../runtime/fill-mask.js';
 
 /** An image's cached encodings: what the gallery stores and search re-ranks with. */
 export interface ImageEncoding {
@@ -58,6 +60,8 @@ export interface ModelService {
   nlvr2(input: { left: Uint8Array; right: Uint8Array; statement: string }, ctx: RequestContext): Promise<Nlvr2Result>;
   /** ITM match probabilities, one per pair, in request order. */
   itm(input: { pairs: Array<{ image: Uint8Array; text: string }> }, ctx: RequestContext): Promise<number[]>;
+  /** Per `<mask>` of the text (in order), the top k fills: Hugging Face's fill-mask pipeline shape. */
+  fillMask(input: { image: Uint8Array; text: string; topK: number }, ctx: RequestContext): Promise<FillMaskPrediction[][]>;
   embedText(text: string, ctx: RequestContext): Promise<Float32Array>;
   embedImage(image: Uint8Array, ctx: RequestContext): Promise<Float32Array>;
   /** Whether `embedPair` can answer: the bundle has Hugging Face's `itc_cross_modal_head`. */

@@ -216,6 +216,21 @@ export const GRAPHS: readonly GraphSpec[] = [
     },
   },
   {
+    file: 'mlm.onnx',
+    description: 'end to end: input_ids, attention_mask, pixel_values, mask_positions (flat b·seq + t) → MLM logits [masks, vocab] at those positions',
+    available: has('mlm'),
+    build(b, ctx) {
+      // upstream compute_mlm: mlm_score(infer(batch, mask_text=True)['text_feats']). Only the asked
+      // rows reach the vocabulary projection: [masks, vocab] instead of [batch, seq, vocab].
+      const fused = fuseFromInputs(b, ctx, 'pixel_values', 1);
+      const root = b.scope('');
+      const positions = b.input('mask_positions', 'int64', ['masks']);
+      const rows = b.op('Gather', [b.op('Reshape', [fused.textFeats, b.ints([-1, ctx.arch.cross_modal.hidden_size])]), positions], { axis: 0 });
+      const mlm = ctx.arch.heads.mlm!;
+      out(b, root, mlmHead(root.scope('mlm_score'), rows, mlm.layer_norm_eps), 'logits', ['masks', mlm.vocab_size]);
+    },
+  },
+  {
     file: 'nlvr2.onnx',
     description: 'end to end: input_ids, attention_mask, pixel_values_left, pixel_values_right → NLVR2 logits [False, True]',
     available: has('nlvr2'),

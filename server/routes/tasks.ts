@@ -3,6 +3,8 @@ import { ERROR_RESPONSES } from '../schemas/errors.js';
 import {
   EntailmentRequest,
   EntailmentResponse,
+  FillMaskRequest,
+  FillMaskResponse,
   ItmRequest,
   ItmResponse,
   Nlvr2Request,
@@ -100,6 +102,26 @@ export const taskRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, conte
       }
       const scores = await service.itm({ pairs }, requestContext(context));
       return { scores, model: registry.label(service) };
+    },
+  );
+
+  app.post(
+    '/fill-mask',
+    {
+      schema: {
+        ...schema,
+        summary: 'Fill-mask (masked language modelling)',
+        description:
+          "The MLM head's best tokens for every <mask> of the text, given the image: per mask, Hugging Face's fill-mask pipeline answer [{score, token, token_str, sequence}] (score = softmax over the vocabulary). Served by bundles with an MLM head (the pre-trained checkpoints).",
+        body: FillMaskRequest,
+        response: { 200: FillMaskResponse, ...ERROR_RESPONSES },
+      },
+    },
+    async (request) => {
+      const body = request.body;
+      const service = registry.select('fill-mask', body.model);
+      const masks = await service.fillMask({ image: image(body.image, 'image'), text: body.text, topK: body.top_k }, requestContext(context));
+      return { masks, model: registry.label(service) };
     },
   );
 };

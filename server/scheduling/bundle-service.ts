@@ -6,13 +6,14 @@ import { openSafetensors, toFloat32 } from '../../bundle/safetensors/read-safete
 import { SERVED_TASKS, TASKS, type TaskName } from '../../bundle/tasks.js';
 import { readTensorBytes } from '../../bundle/tensors/read-tensor.js';
 import { BundlePreprocessor } from '../../preprocess/bundle-preprocessor.js';
-import type { EmbedInput, EntailmentResult, ImageEncoding, ModelService, Nlvr2Result, RequestContext, SearchableGallery, SearchHit, VqaAnswer } from '../model-service.js';
+import type { EmbedInput, EntailmentResult, FillMaskPrediction, ImageEncoding, ModelService, Nlvr2Result, RequestContext, SearchableGallery, SearchHit, VqaAnswer } from '../model-service.js';
 import type { ServerOptions } from '../options.js';
 import { NO_METRICS, type RuntimeMetrics } from '../runtime-metrics.js';
 import { Admission } from './admission.js';
 import { DynamicBatcher } from './dynamic-batcher.js';
 import { checkDeadline, DeadlineError } from './errors.js';
-import { encodeImages, encodeTexts, fuse, runHead, type ImageEmbeds, type ModelDims, type TextEncoding } from '../../runtime/graph-batches.js';
+import { encodeImages, encodeTexts, fuse, fuseTextFeats, runHead, runTokenHead, type ImageEmbeds, type ModelDims, type TextEncoding } from '../../runtime/graph-batches.js';
+import { fillMaskPredictions, maskPositions } from '../../runtime/fill-mask.js';
 import { readLabels } from '../../bundle/labels.js';
 import { GraphRunner } from '../../runtime/graph-runner.js';
 import { ImageCache, imageHash } from './image-cache.js';
@@ -27,6 +28,13 @@ export type BundleServiceOptions = Pick<ServerOptions, 'device' | 'threads' | 'm
 interface FusionItem {
   text: TextEncoding;
   images: readonly Float32Array[];
+}
+
+/** One request's row of a token-head stage (MLM): its text, its image, and the token positions the head reads. */
+interface TokenItem {
+  text: TextEncoding;
+  image: Float32Array;
+  positions: readonly number[];
 }
 
 /**
@@ -54,6 +62,8 @@ export class BundleService implements ModelService {
   private readonly headBatchers: Partial<Record<TaskName, DynamicBatcher<FusionItem, Float32Array>>> = {};
   /** Fusion (image token type 1) + head_itc_cross: pair embeddings, with Hugging Face's cross-modal ITC head. */
   private readonly pairBatcher: DynamicBatcher<FusionItem, Float32Array> | undefined;
+  /** Fusion + a head on chosen text_feats rows, one stage per served task with a token head graph. */
+  private readonly tokenHeadBatchers: Partial<Record<TaskName, DynamicBatcher<TokenItem, Float32Array>>> = {};
   /** Images being encoded now, by hash: a concurrent request for the same image waits for that one. */
   private readonly encoding = new Map<string, Promise<ImageEncoding>>();
   private closing: Promise<void> | undefined;
@@ -82,11 +92,13 @@ export class BundleService implements ModelService {
 
     this.embedsPairs = this.tasks.includes('itc') && arch.heads.itc_cross_modal !== undefined;
     const fusionTasks = this.tasks.filter((task) => TASKS[task].headGraph !== undefined);
+    const tokenTasks = this.tasks.filter((task) => TASKS[task].tokenHeadGraph !== undefined);
     const graphs = [
       'text_encoder',
       'image_encoder',
-      ...(fusionTasks.length > 0 || this.embedsPairs ? ['fusion'] : []),
+      ...(fusionTasks.length + tokenTasks.length > 0 || this.embedsPairs ? ['fusion'] : []),
       ...fusionTasks.map((task) => TASKS[task].headGraph!.name),
+      ...tokenTasks.map((task) => TASKS[task].tokenHeadGraph!),
       ...(this.embedsPairs ? [PAIR_HEAD] : []),
     ];
     const log = options.log ?? ((level, message) => level === 'warn' && process.stderr.write(`${message}\n`));
@@ -119,6 +131,14 @@ export class BundleService implements ModelService {
           return runHead(runner, PAIR_HEAD, { cls_feats: cls }, items.length, 'cross_embeds');
         })
       : undefined;
+    // upstream compute_mlm: the text fused with its image (token type 1), the head on the asked rows only.
+    for (const task of tokenTasks) {
+      const graph = TASKS[task].tokenHeadGraph!;
+      this.tokenHeadBatchers[task] = batcher(`fusion_${task}`, async (runner, items: TokenItem[]) => {
+        const feats = await fuseTextFeats(runner, items.map((item) => ({ text: item.text, image: item.image, tokenType: 1 })), this.dims);
+        return runTokenHead(runner, graph, items.map((item, i) => ({ feats: feats[i]!, positions: item.positions })), this.dims.hidden);
+      });
+    }
   }
 
   /** Reads the bundle's config, tokenizer and labels now; the sessions load in a worker until ready() resolves. */
@@ -174,6 +194,17 @@ export class BundleService implements ModelService {
 
   itm(input: { pairs: Array<{ image: Uint8Array; text: string }> }, ctx: RequestContext): Promise<number[]> {
     return this.request('itm', ctx, () => Promise.all(input.pairs.map(async (pair) => itmProbability(await this.runFusionHead('itm', 'text', pair.text, [pair.image], ctx)))));
+  }
+
+  fillMask(input: { image: Uint8Array; text: string; topK: number }, ctx: RequestContext): Promise<FillMaskPrediction[][]> {
+    return this.request('mlm', ctx, async () => {
+      const { inputIds } = this.preprocessor.encodeTexts([input.text], 'mlm');
+      const ids = Array.from(inputIds, Number);
+      const positions = maskPositions(ids, this.preprocessor.maskTokenId(), this.preprocessor.maxTextLength('mlm'));
+      const [text, image] = await Promise.all([this.textBatcher.submit(inputIds, ctx.deadline), this.encodeImageCached(input.image, ctx)]);
+      const logits = await this.tokenHeadBatchers.mlm!.submit({ text, image: image.embeds, positions }, ctx.deadline);
+      return fillMaskPredictions(logits, ids, positions, input.topK, (tokens, options) => this.preprocessor.decode(tokens, options));
+    });
   }
 
   embedText(text: string, ctx: RequestContext): Promise<Float32Array> {
@@ -248,7 +279,7 @@ export class BundleService implements ModelService {
   close(): Promise<void> {
     this.closing ??= (async () => {
       await this.admission.close();
-      const batchers = [this.textBatcher, this.imageBatcher, ...Object.values(this.headBatchers), ...(this.pairBatcher ? [this.pairBatcher] : [])];
+      const batchers = [this.textBatcher, this.imageBatcher, ...Object.values(this.headBatchers), ...Object.values(this.tokenHeadBatchers), ...(this.pairBatcher ? [this.pairBatcher] : [])];
       await Promise.all(batchers.map((b) => b.close()));
       const runner = await this.runner.catch(() => undefined);
       await runner?.close();

@@ -55,3 +55,31 @@ export const ItmRequest = z
 export const ItmResponse = z
   .object({ scores: z.array(z.number()).meta({ description: 'match probability (softmax) of each pair, in request order' }), model: ModelName })
   .meta({ id: 'ItmResponse' });
+
+/** The token fill-mask predicts, as the texts write it (roberta-base's mask token). */
+export const MASK_TOKEN = '<mask>';
+
+export const FillMaskRequest = z
+  .strictObject({
+    image: ImageInput,
+    text: Text('The text, with one or more <mask> tokens where a word is to be predicted (e.g. "a <mask> on a sofa").').refine((text) => text.includes(MASK_TOKEN), {
+      message: `write the word to predict as ${MASK_TOKEN}, e.g. "a ${MASK_TOKEN} on a sofa"`,
+    }),
+    top_k: z.number().int().min(1).max(100).default(5).meta({ description: 'How many predictions per mask, best first.' }),
+    model: ModelField,
+  })
+  .meta({ id: 'FillMaskRequest' });
+
+const FillMaskPrediction = z.object({
+  score: z.number().meta({ description: 'softmax probability over the vocabulary at this mask' }),
+  token: z.number().int().meta({ description: 'the token id' }),
+  token_str: z.string().meta({ description: 'the token decoded alone (a word-initial RoBERTa token starts with a space)' }),
+  sequence: z.string().meta({ description: 'the text with this mask filled; with several masks the special tokens are kept, as Hugging Face does' }),
+});
+
+export const FillMaskResponse = z
+  .object({
+    masks: z.array(z.array(FillMaskPrediction)).meta({ description: "one list per <mask>, in text order, each in Hugging Face's fill-mask pipeline shape" }),
+    model: ModelName,
+  })
+  .meta({ id: 'FillMaskResponse' });

@@ -269,6 +269,32 @@ function headCheck(graph: string, input: string, golden: string): GoldenCheck {
   };
 }
 
+/** Every (row, position) of a [B, T] text as the flat indices mlm.onnx takes, b·T + t. */
+export function allPositions(batch: number, seq: number): number[] {
+  return Array.from({ length: batch * seq }, (_, i) => i);
+}
+
+/** [B, T, V] logits → the [M, V] rows at flat positions b·T + t, in the given order. */
+export function rowsAt(logits: Dense, positions: readonly number[]): Dense {
+  const [batch, seq, vocab] = logits.shape as [number, number, number];
+  return take({ shape: [batch * seq, vocab], data: logits.data }, 0, positions);
+}
+
+/**
+ * mlm.onnx from ids, mask and pixels, once at every position (the golden has every one) and once
+ * at a few positions out of order, so the gather — not only the head — is checked.
+ */
+export async function mlmEndToEnd(t: TestContext, bundle: string, inputs: Fixture, golden: Dense, c: Omit<Comparison, 'graph' | 'output'>): Promise<void> {
+  const [batch, seq] = golden.shape as [number, number, number];
+  const feeds = { input_ids: feed(inputs, 'input_ids'), attention_mask: feed(inputs, 'attention_mask'), pixel_values: feed(inputs, 'pixel_values') };
+  const every = allPositions(batch, seq);
+  const some = [seq + 3, 6, 2 * seq - 1, 0, seq + 3];
+  for (const positions of [every, some]) {
+    const out = await runGraph(bundle, 'mlm', { ...feeds, mask_positions: int64Feed([positions.length], positions) });
+    assertClose(t, out.logits, rowsAt(golden, positions), { ...c, graph: 'mlm.onnx', output: `logits at ${positions.length} positions` });
+  }
+}
+
 function endToEndCheck(graph: string, golden: string): GoldenCheck {
   return {
     title: `${graph}.onnx reproduces ${golden} from ids, mask and pixels`,
@@ -333,6 +359,11 @@ export const GOLDEN_CHECKS = {
       const out = await runGraph(ctx.bundle, 'head_nlvr2', { cls_feats_left: feed(ctx.expected, 'cls_feats'), cls_feats_right: feed(ctx.expected, 'cls_feats_2') });
       close(ctx, out.logits, 'nlvr2_logits', 'head_nlvr2', 'logits');
     },
+  },
+  mlm: {
+    title: 'mlm.onnx reproduces mlm_logits at the asked positions from ids, mask and pixels',
+    covers: ['mlm_logits'],
+    run: (ctx) => mlmEndToEnd(ctx.t, ctx.bundle, ctx.inputs, dense(ctx.expected, 'mlm_logits'), { metric: ctx.metric, tolerance: ctx.tolerance }),
   },
   vqa: endToEndCheck('vqa', 'vqa_logits'),
   snli: endToEndCheck('snli', 'snli_logits'),

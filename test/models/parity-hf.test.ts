@@ -12,6 +12,7 @@ import {
   int64Feed,
   ints,
   loadFixture,
+  mlmEndToEnd,
   runGraph,
   similarities,
   type Dense,
@@ -108,6 +109,11 @@ const CHECKS = {
       close(ctx, (await runGraph(ctx.bundle, 'head_mlm', { text_feats: floatFeed(fused.text_feats!) })).logits, 'logits', 'fusion + head_mlm', 'logits');
     },
   },
+  mlm: {
+    title: 'mlm.onnx reproduces the MLM logits at the asked positions from ids, mask and pixels',
+    covers: ['logits'],
+    run: (ctx) => mlmEndToEnd(ctx.t, ctx.bundle, ctx.inputs, dense(ctx.expected, 'logits'), { tolerance: TOLERANCE }),
+  },
   textItc: {
     title: 'text_encoder reproduces the contrastive text_embeds',
     covers: ['text_embeds'],
@@ -170,7 +176,7 @@ const NOT_GRAPH_OUTPUTS = /^(hidden_states\.|loss$)/;
 const MODELS: Array<{ model: string; checks: Array<keyof typeof CHECKS>; notGraphOutputs?: string[] }> = [
   { model: 'itm', checks: ['fusion', 'headItm', 'itm'] },
   { model: 'itm-bin', checks: ['fusion', 'headItm', 'itm'] },
-  { model: 'mlm', checks: ['fusion', 'headMlm', 'mlmChained'] },
+  { model: 'mlm', checks: ['fusion', 'headMlm', 'mlmChained', 'mlm'] },
   { model: 'contrastive', checks: ['fusion', 'textItc', 'imageItc', 'itcLogits', 'embeddings', 'crossSimilarities'] },
 ];
 

@@ -25,13 +25,13 @@ const FIXTURES: Array<{ name: string; checkpoint: string; expected: string; opti
     expected: 'expected_nlvr2.safetensors',
     checks: [...ENCODERS_AND_FUSION, 'image2', 'fusion2', 'headNlvr2', 'nlvr2', 'nlvr2Loss'],
   },
-  { name: 'pt', checkpoint: 'pt.ckpt', expected: 'expected_pt.safetensors', checks: [...ENCODERS_AND_FUSION, 'headItm', 'headMlm', 'itm'] },
+  { name: 'pt', checkpoint: 'pt.ckpt', expected: 'expected_pt.safetensors', checks: [...ENCODERS_AND_FUSION, 'headItm', 'headMlm', 'mlm', 'itm'] },
   {
     name: 'pt_res32 converted at image size 48',
     checkpoint: 'pt_res32.ckpt',
     expected: 'expected_pt_res32_at48.safetensors',
     options: { imageSize: 48 },
-    checks: [...ENCODERS_AND_FUSION, 'headItm', 'headMlm', 'itm', 'positionAt48'],
+    checks: [...ENCODERS_AND_FUSION, 'headItm', 'headMlm', 'mlm', 'itm', 'positionAt48'],
   },
   { name: 'irtr', checkpoint: 'irtr.ckpt', expected: 'expected_irtr.safetensors', checks: [...ENCODERS_AND_FUSION, 'headItm', 'itm', 'rankScores'] },
   {

@@ -93,6 +93,7 @@ function standInDemoModel(): ModelService {
       image(input.image);
       return ['cat', 'red', 'two', 'yes', 'table'].slice(0, input.topK).map((answer, i) => ({ answer, score: 0.9 / (i + 1) }));
     },
+    fillMask: unused,
     entailment: async (input) => {
       image(input.image);
       return { label: 'neutral', scores: { entailment: 0.2, neutral: 0.5, contradiction: 0.3 } };
@@ -138,7 +139,7 @@ describe('the demo page file', () => {
 
   it('has the stable element ids the tests and users rely on', () => {
     const html = readDemoPage();
-    for (const id of ['image-input', 'preview', 'question', 'top-k', 'ask', 'answers', 'model', 'meaningless-banner', 'error', 'hypothesis', 'check-entailment', 'entailment', 'gallery-id', 'add-to-gallery', 'search-text', 'search', 'search-results']) {
+    for (const id of ['image-input', 'preview', 'question', 'top-k', 'ask', 'answers', 'model', 'meaningless-banner', 'error', 'hypothesis', 'check-entailment', 'entailment', 'gallery-id', 'add-to-gallery', 'search-text', 'search', 'search-results', 'masked-text', 'fill-mask', 'fill-mask-results']) {
       assert.match(html, new RegExp(`id="${id}"`), `#${id}`);
     }
   });
@@ -239,6 +240,27 @@ describe('the demo page in headless Chromium', () => {
     await page.waitForSelector('#error:not([hidden])');
     assert.match(await page.textContent('#error') ?? '', /choose an image first/);
     assert.equal(requested.length, before);
+  });
+
+  it('filling a mask without <mask> in the text says how to write one, without calling the server', async (t) => {
+    const page = await openPage(t);
+    await chooseImage(page);
+    const before = requested.length;
+    await page.fill('#masked-text', 'a cat on a sofa');
+    await page.click('#fill-mask');
+    await page.waitForSelector('#error:not([hidden])');
+    assert.match(await page.textContent('#error') ?? '', /^NO_MASK: write the missing word as <mask>/);
+    assert.equal(requested.length, before);
+  });
+
+  it("filling a mask on the demo bundle (no MLM head) shows the server's answer that no model has the head", async (t) => {
+    const page = await openPage(t);
+    await chooseImage(page);
+    await page.fill('#masked-text', 'a <mask> on a sofa');
+    await page.click('#fill-mask');
+    await page.waitForSelector('#error:not([hidden])');
+    assert.match(await page.textContent('#error') ?? '', /^E_UNKNOWN_MODEL: no served model has the mlm head/);
+    assert.equal(await page.$$eval('#fill-mask-results ol', (lists) => lists.length), 0);
   });
 
   it('checking a hypothesis shows the verdict and the three class probabilities', async (t) => {

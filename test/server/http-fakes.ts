@@ -6,7 +6,7 @@ import { buildServer, type GalleryLike } from '../../server/app.js';
 import type { ServerMetrics } from '../../server/metrics.js';
 import { Gallery } from '../../server/gallery/gallery.js';
 import { MemoryGalleryStore } from '../../server/gallery/memory-gallery-store.js';
-import type { EmbedInput, EntailmentResult, ImageEncoding, ModelService, Nlvr2Result, RequestContext, SearchableGallery, SearchHit, VqaAnswer } from '../../server/model-service.js';
+import type { EmbedInput, EntailmentResult, FillMaskPrediction, ImageEncoding, ModelService, Nlvr2Result, RequestContext, SearchableGallery, SearchHit, VqaAnswer } from '../../server/model-service.js';
 import { DEFAULT_SERVER_OPTIONS, type ServerOptions } from '../../server/options.js';
 
 /** Every task the HTTP routes can ask for. */
@@ -66,6 +66,15 @@ export class FakeModelService implements ModelService {
   async itm(input: { pairs: Array<{ image: Uint8Array; text: string }> }, ctx: RequestContext): Promise<number[]> {
     this.record('itm', input, ctx);
     return input.pairs.map((pair) => pair.text.length / 100 + pair.image.byteLength / 1000);
+  }
+
+  /** One list per `<mask>` of the text, k predictions each; token i of mask m scores 1 / (m + i + 2). */
+  async fillMask(input: { image: Uint8Array; text: string; topK: number }, ctx: RequestContext): Promise<FillMaskPrediction[][]> {
+    this.record('fillMask', input, ctx);
+    const masks = input.text.split('<mask>').length - 1;
+    return Array.from({ length: masks }, (_, m) =>
+      Array.from({ length: input.topK }, (_, i) => ({ score: 1 / (m + i + 2), token: i, token_str: ` word${i}`, sequence: input.text.replace('<mask>', ` word${i}`) })),
+    );
   }
 
   async embedText(text: string, ctx: RequestContext): Promise<Float32Array> {

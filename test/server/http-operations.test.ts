@@ -183,6 +183,7 @@ describe('documentation and the demo page', () => {
       'POST /embed',
       'POST /entailment',
       'POST /gallery:batch',
+      'POST /fill-mask',
       'POST /itm',
       'POST /nlvr2',
       'POST /search',
