@@ -3,7 +3,7 @@ import type { ImageEncoding, ModelService } from '../model-service.js';
 import { ERROR_RESPONSES, HttpError } from '../schemas/errors.js';
 import { GalleryDeleteQuery, GalleryDeleteResponse, GalleryParams, GalleryPutRequest, GalleryPutResponse, SearchRequest, SearchResponse } from '../schemas/gallery.js';
 import { decodeImage } from './image-input.js';
-import { BODY_TYPES, requestContext, type RouteContext } from './route-context.js';
+import { BODY_TYPES, requestContext, requestedModel, type RouteContext } from './route-context.js';
 
 /** What the routes need of a model's gallery (`GalleryStore` is one; tests pass an in-memory one). */
 export interface GalleryLike {
@@ -32,12 +32,13 @@ export const galleryRoutes: FastifyPluginAsyncZod<GalleryRouteContext> = async (
         consumes: BODY_TYPES,
         security: context.security('write'),
         params: GalleryParams,
+        querystring: GalleryDeleteQuery,
         body: GalleryPutRequest,
         response: { 200: GalleryPutResponse, ...ERROR_RESPONSES },
       },
     },
     async (request) => {
-      const service = registry.select('retrieval', request.body.model);
+      const service = registry.select('retrieval', requestedModel(request));
       const encoding = await service.encodeImage(decodeImage(request.body.image, 'image', context.maxImageBytes), requestContext(context));
       await context.galleryOf(service).put(request.params.id, encoding);
       return { id: request.params.id, hash: encoding.hash, model: registry.label(service) };
@@ -58,7 +59,7 @@ export const galleryRoutes: FastifyPluginAsyncZod<GalleryRouteContext> = async (
       },
     },
     async (request) => {
-      const service = registry.select('retrieval', request.query.model);
+      const service = registry.select('retrieval', requestedModel(request));
       if (!(await context.galleryOf(service).delete(request.params.id))) {
         throw new HttpError('E_NOT_IN_GALLERY', `the gallery of '${service.name}' has no image '${request.params.id}'`);
       }
