@@ -91,7 +91,8 @@ export async function buildServer(options: ServerOptions, deps: ServerDeps = {})
       requestTimeoutMs: options.requestTimeoutMs,
       security: (access) => (needsKey(options, access) ? [{ apiKey: [] }] : undefined),
     };
-    await app.register(operationRoutes, { ...context, metrics });
+    const serving = { maxBatch: options.maxBatch, maxDelayMs: options.maxDelayMs, maxQueue: options.maxQueue, requestTimeoutMs: options.requestTimeoutMs };
+    await app.register(operationRoutes, { ...context, metrics, serving });
     await app.register(taskRoutes, context);
     await app.register(galleryRoutes, { ...context, galleryOf });
 

@@ -30,7 +30,7 @@ Options:
   --threads <n>              ONNX Runtime intra-op threads (default: one per core)
   --data-dir <dir>           where the gallery database lives (default ${DEFAULT_SERVER_OPTIONS.dataDir})
   --api-key <key>            bearer token (or the BRIDGETOWER_API_KEY environment variable, which keeps it out of ps)
-  --auth writes|all          what the key protects: the gallery's write routes, or every route but /healthz, /readyz and the demo page (default ${DEFAULT_SERVER_OPTIONS.auth})
+  --auth writes|all          what the key protects: the gallery's write routes, or every route but /healthz (/health), /readyz and the demo page (default ${DEFAULT_SERVER_OPTIONS.auth})
   --rate-limit <n>           requests per client per window; off by default
   --rate-window-ms <ms>      the rate limit's window (default 60000)
   --cors <origin,...>        allowed CORS origins ('*' for any); CORS is off by default

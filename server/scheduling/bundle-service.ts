@@ -6,7 +6,7 @@ import { openSafetensors, toFloat32 } from '../../bundle/safetensors/read-safete
 import { SERVED_TASKS, TASKS, type TaskName } from '../../bundle/tasks.js';
 import { readTensorBytes } from '../../bundle/tensors/read-tensor.js';
 import { BundlePreprocessor } from '../../preprocess/bundle-preprocessor.js';
-import type { EntailmentResult, ImageEncoding, ModelService, Nlvr2Result, RequestContext, SearchHit, VqaAnswer } from '../model-service.js';
+import type { EntailmentResult, ImageEncoding, ModelInfo, ModelService, Nlvr2Result, RequestContext, SearchHit, VqaAnswer } from '../model-service.js';
 import type { ServerOptions } from '../options.js';
 import { NO_METRICS, type RuntimeMetrics } from '../runtime-metrics.js';
 import { Admission } from './admission.js';
@@ -40,6 +40,7 @@ export class BundleService implements ModelService {
   readonly name: string;
   readonly isDemo: boolean;
   readonly tasks: readonly TaskName[];
+  readonly info: ModelInfo;
   readonly cache: ImageCache;
   private readonly admission: Admission;
   private readonly dims: ModelDims;
@@ -71,6 +72,13 @@ export class BundleService implements ModelService {
       hidden: arch.cross_modal.hidden_size,
       imageTokens: (arch.vision.image_size / arch.vision.patch_size) ** 2 + 1,
       imageSize: config.preprocessing.image_size,
+    };
+    this.info = {
+      hiddenSize: arch.cross_modal.hidden_size,
+      ...(arch.heads.itc ? { embeddingDim: arch.heads.itc.dim } : {}),
+      maxTextTokens: Object.fromEntries(this.tasks.map((task) => [task, config.tasks[task]!.max_text_len])),
+      imageSize: config.preprocessing.image_size,
+      precision: config.weights.dtype,
     };
     this.labels = readLabels(bundleDir, config.labels);
     this.temperature = this.tasks.includes('itc') ? readTemperature(join(bundleDir, config.weights.file)) : undefined;

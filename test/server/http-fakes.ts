@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import type { TaskName } from '../../bundle/tasks.js';
 import { buildServer, type GalleryLike } from '../../server/app.js';
 import type { ServerMetrics } from '../../server/metrics.js';
-import type { EntailmentResult, ImageEncoding, ModelService, Nlvr2Result, RequestContext, SearchHit, VqaAnswer } from '../../server/model-service.js';
+import type { EntailmentResult, ImageEncoding, ModelInfo, ModelService, Nlvr2Result, RequestContext, SearchHit, VqaAnswer } from '../../server/model-service.js';
 import { DEFAULT_SERVER_OPTIONS, type ServerOptions } from '../../server/options.js';
 
 /** Every task the HTTP routes can ask for. */
@@ -27,6 +27,9 @@ export class FakeModelService implements ModelService {
   private failure: unknown;
   private readonly readiness: Promise<void>;
 
+  /** Sizes of the tiny test models, so that /info has something to report. */
+  readonly info: ModelInfo;
+
   constructor(
     readonly name = 'fake',
     readonly tasks: readonly TaskName[] = ALL_TASKS,
@@ -34,6 +37,7 @@ export class FakeModelService implements ModelService {
     readiness: Promise<void> = Promise.resolve(),
   ) {
     this.readiness = readiness;
+    this.info = { hiddenSize: 32, embeddingDim: 3, maxTextTokens: Object.fromEntries(tasks.map((task) => [task, 40])), imageSize: 64, precision: 'float32' };
   }
 
   /** The next call rejects with `error`. */

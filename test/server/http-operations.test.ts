@@ -174,7 +174,9 @@ describe('documentation and the demo page', () => {
     const routes = Object.entries(document.paths as Record<string, object>).flatMap(([path, methods]) => Object.keys(methods).map((m) => `${m.toUpperCase()} ${path}`));
     assert.deepEqual(routes.sort(), [
       'DELETE /gallery/{id}',
+      'GET /health',
       'GET /healthz',
+      'GET /info',
       'GET /metrics',
       'GET /readyz',
       'POST /embed',
