@@ -65,7 +65,7 @@ export async function buildServer(options: ServerOptions, deps: ServerDeps = {})
     const opened = deps.services ? undefined : await openBundles(options, metrics, owned, app, deps.openBundle);
     const services = deps.services ?? opened!.map((bundle) => bundle.service);
     const registry = new ModelRegistry(services);
-    const galleryOf = deps.gallery ? () => deps.gallery! : opened ? openGalleries(options.dataDir, opened, owned, app) : inMemoryGalleries();
+    const galleryOf = deps.gallery ? () => deps.gallery! : opened ? openGalleries(options.dataDir, opened, owned, app, metrics) : inMemoryGalleries(services, metrics);
 
     app.setValidatorCompiler(validatorCompiler);
     app.setSerializerCompiler(serializerCompiler);
@@ -147,12 +147,19 @@ async function openBundles(
 }
 
 /** One GalleryStore per bundle that can do retrieval, all in the one database under `--data-dir`. */
-function openGalleries(dataDir: string, bundles: readonly OpenedBundle[], owned: Array<{ close(): unknown }>, app: FastifyInstance): (service: ModelService) => GalleryLike {
+function openGalleries(
+  dataDir: string,
+  bundles: readonly OpenedBundle[],
+  owned: Array<{ close(): unknown }>,
+  app: FastifyInstance,
+  metrics: ServerMetrics,
+): (service: ModelService) => GalleryLike {
   const galleries = new Map<ModelService, GalleryStore>();
   for (const { service, dir } of bundles) {
     if (!ROUTE_TASKS.retrieval.every((task) => service.tasks.includes(task))) continue;
     const store = GalleryStore.open(dataDir, service.name, { fingerprint: readBundleFingerprint(dir), logger: app.log });
     galleries.set(service, store);
+    metrics.trackGallery(service.name, () => store.count());
     // After the services: they close first and may still finish queued work.
     owned.push(store);
   }
@@ -163,9 +170,12 @@ function openGalleries(dataDir: string, bundles: readonly OpenedBundle[], owned:
   };
 }
 
-/** Galleries for injected services (tests, embedding): in memory, one per model. */
-function inMemoryGalleries(): (service: ModelService) => GalleryLike {
+/** Galleries for injected services (tests, embedding): in memory, one per model that can do retrieval. */
+function inMemoryGalleries(services: readonly ModelService[], metrics: ServerMetrics): (service: ModelService) => GalleryLike {
   const galleries = new Map<ModelService, Map<string, ImageEncoding>>();
+  for (const service of services) {
+    if (ROUTE_TASKS.retrieval.every((task) => service.tasks.includes(task))) metrics.trackGallery(service.name, () => galleries.get(service)?.size ?? 0);
+  }
   return (service) => {
     let items = galleries.get(service);
     if (!items) galleries.set(service, (items = new Map()));

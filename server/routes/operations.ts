@@ -124,7 +124,7 @@ export const operationRoutes: FastifyPluginAsyncZod<OperationRouteContext> = asy
       schema: {
         tags: ['operations'],
         summary: 'Prometheus metrics',
-        description: 'Requests by route and status, latency, queue-time and batch-size histograms, queue depth, image-cache hits and misses, execution provider.',
+        description: 'Requests by route and status, latency, queue-time, inference-time and batch-size histograms by model and stage, gallery sizes, queue depth, image-cache hits and misses, execution provider.',
         security: context.security('read'),
       },
     },

@@ -97,7 +97,7 @@ export class BundleService implements ModelService {
 
     const withItc = this.tasks.includes('itc');
     const batcher = <I, O>(stage: string, run: (runner: GraphRunner, items: I[]) => Promise<O[]>) =>
-      new DynamicBatcher<I, O>({ stage, maxBatch: options.maxBatch, maxDelayMs: options.maxDelayMs, metrics, run: async (items) => run(await this.runner, items) });
+      new DynamicBatcher<I, O>({ stage, model: this.name, maxBatch: options.maxBatch, maxDelayMs: options.maxDelayMs, metrics, run: async (items) => run(await this.runner, items) });
     this.textBatcher = batcher('text_encoder', (runner, rows) => encodeTexts(runner, rows, this.dims, withItc));
     this.imageBatcher = batcher('image_encoder', (runner, images) => encodeImages(runner, images, this.dims, withItc));
     // The same text fused with each pass's image (NLVR2: token type 1 left, 2 right), then the head.
