@@ -68,3 +68,39 @@ describe('GET /info', () => {
     assert.equal((await app.inject({ method: 'GET', url: '/info', headers: { authorization: 'Bearer secret' } })).statusCode, 200);
   });
 });
+
+describe('the OpenAPI document', () => {
+  const documentOf = async (t: { after(fn: () => unknown): void }) => {
+    const { app } = await fakeServer(t);
+    return (await app.inject({ method: 'GET', url: '/openapi.json' })).json();
+  };
+
+  it('marks every multipart image field as a binary file, so that /docs offers a file picker', async (t) => {
+    const doc = await documentOf(t);
+    const multipart = (path: string, method = 'post') => doc.paths[path][method].requestBody.content['multipart/form-data'].schema;
+    const binary = { type: 'string', format: 'binary' };
+    assert.deepEqual(pick(multipart('/vqa').properties.image, binary), binary);
+    assert.deepEqual(pick(multipart('/gallery/{id}', 'put').properties.image, binary), binary);
+    assert.deepEqual(pick(multipart('/nlvr2').properties.images.items, binary), binary);
+    assert.deepEqual(pick(multipart('/itm').anyOf[0].properties.image, binary), binary);
+    assert.deepEqual(pick(multipart('/itm').anyOf[1].properties.images.items, binary), binary);
+    // The JSON side keeps the base64 string, by reference to the one shared schema.
+    assert.deepEqual(doc.paths['/vqa'].post.requestBody.content['application/json'].schema, { $ref: '#/components/schemas/VqaRequest' });
+    assert.equal(doc.components.schemas.VqaRequest.properties.image.anyOf[0].type, 'string');
+    assert.equal(doc.components.schemas.VqaRequest.properties.image.anyOf[0].format, undefined);
+  });
+
+  it('names each schema once: no *Input duplicates, and every $ref resolves', async (t) => {
+    const doc = await documentOf(t);
+    const names = Object.keys(doc.components.schemas);
+    assert.deepEqual(names.filter((name) => name.endsWith('Input')), []);
+    assert.ok(names.includes('VqaRequest') && names.includes('VqaResponse') && names.includes('Error'));
+    const refs = JSON.stringify(doc).match(/#\/components\/schemas\/[A-Za-z0-9]+/g) ?? [];
+    assert.ok(refs.length > 10);
+    for (const ref of refs) assert.ok(names.includes(ref.split('/').pop()!), `${ref} does not resolve`);
+  });
+});
+
+function pick(value: Record<string, unknown>, like: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.keys(like).map((key) => [key, value[key]]));
+}
