@@ -39,6 +39,10 @@ export interface ServerDeps {
   gallery?: GalleryLike;
   /** The metrics `GET /metrics` exposes, for services built by the caller to report into (default: a fresh registry). */
   metrics?: ServerMetrics;
+  /** Opens one bundle folder (default: `BundleService.open`, which waits for its sessions to load and warm up). */
+  openBundle?: (dir: string, options: ServerOptions, metrics: ServerMetrics) => Promise<ModelService>;
+  /** Where the log lines go when `options.logger` is on (default: stdout). */
+  logStream?: { write(line: string): void };
 }
 
 /**
@@ -49,7 +53,10 @@ export interface ServerDeps {
 export async function buildServer(options: ServerOptions, deps: ServerDeps = {}): Promise<FastifyInstance> {
   const limits = { bodyLimitBytes: options.bodyLimitBytes, maxImageBytes: options.maxImageBytes };
   const app = Fastify({
-    logger: options.logger ? { level: 'info' } : false,
+    logger: options.logger ? { level: 'info', ...(deps.logStream ? { stream: deps.logStream } : {}) } : false,
+    // Models load before the first plugin (openBundles), and no plugin waits on them: no timer may
+    // turn a slow start (a small CPU limit, many bundles) into avvio's "Plugin did not start in time".
+    pluginTimeout: 0,
     bodyLimit: options.bodyLimitBytes,
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // Every answer Fastify or Node would write in their own shape goes through ours instead (server/plugins/http-protocol.ts).
@@ -62,10 +69,10 @@ export async function buildServer(options: ServerOptions, deps: ServerDeps = {})
   const metrics = deps.metrics ?? new ServerMetrics();
   const owned: Array<{ close(): unknown }> = [];
   try {
-    const opened = deps.services ? undefined : await openBundles(options, metrics, owned);
+    const opened = deps.services ? undefined : await openBundles(options, metrics, owned, app, deps.openBundle);
     const services = deps.services ?? opened!.map((bundle) => bundle.service);
     const registry = new ModelRegistry(services);
-    const galleryOf = deps.gallery ? () => deps.gallery! : await openGalleries(options, opened ?? services.map((service) => ({ service })), owned, app);
+    const galleryOf = deps.gallery ? () => deps.gallery! : await openGalleries(options, opened ?? services.map((service) => ({ service })), owned, app, metrics);
 
     app.setValidatorCompiler(validatorCompiler);
     app.setSerializerCompiler(serializerCompiler);
@@ -98,7 +105,8 @@ export async function buildServer(options: ServerOptions, deps: ServerDeps = {})
       requestTimeoutMs: options.requestTimeoutMs,
       security: (access) => (needsKey(options, access) ? [{ apiKey: [] }] : undefined),
     };
-    await app.register(operationRoutes, { ...context, metrics });
+    const serving = { maxBatch: options.maxBatch, maxDelayMs: options.maxDelayMs, maxQueue: options.maxQueue, requestTimeoutMs: options.requestTimeoutMs };
+    await app.register(operationRoutes, { ...context, metrics, serving });
     await app.register(taskRoutes, context);
     await app.register(embedRoutes, context);
     await app.register(openAiRoutes, { ...context, limits });
@@ -123,15 +131,29 @@ interface OpenedBundle {
   dir: string;
 }
 
-/** Opens a BundleService per bundle folder, in order (each is closed with the server, or when a later one fails). */
-async function openBundles(options: ServerOptions, metrics: ServerMetrics, owned: Array<{ close(): unknown }>): Promise<OpenedBundle[]> {
+/**
+ * Opens a BundleService per bundle folder, in order (each is closed with the server, or when a
+ * later one fails), saying which one loads and how long each took: loading many bundles takes a
+ * while and should not look like a hang.
+ */
+async function openBundles(
+  options: ServerOptions,
+  metrics: ServerMetrics,
+  owned: Array<{ close(): unknown }>,
+  app: FastifyInstance,
+  openBundle: ServerDeps['openBundle'],
+): Promise<OpenedBundle[]> {
   // Imported here so that servers of injected services never load ONNX Runtime.
-  const { BundleService } = await import('./scheduling/bundle-service.js');
+  const open = openBundle ?? (await import('./scheduling/bundle-service.js')).BundleService.open;
   const opened: OpenedBundle[] = [];
-  for (const dir of options.bundles) {
-    const service = await BundleService.open(dir, options, metrics);
+  const total = options.bundles.length;
+  for (const [i, dir] of options.bundles.entries()) {
+    const started = Date.now();
+    app.log.info(`loading bundle ${i + 1}/${total}: ${dir}`);
+    const service = await open(dir, options, metrics);
     owned.unshift(service);
     opened.push({ service, dir });
+    app.log.info(`loaded bundle ${i + 1}/${total} '${service.name}' (${service.tasks.join(', ') || 'no heads'}) in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   }
   return opened;
 }
@@ -140,7 +162,7 @@ async function openBundles(options: ServerOptions, metrics: ServerMetrics, owned
  * One Gallery per bundle that can do retrieval, all in the backend `--gallery` names; injected
  * services (tests, embedding; no bundle folder to fingerprint) get galleries in memory.
  */
-async function openGalleries(options: ServerOptions, bundles: ReadonlyArray<{ service: ModelService; dir?: string }>, owned: Array<{ close(): unknown }>, app: FastifyInstance): Promise<(service: ModelService) => GalleryLike> {
+async function openGalleries(options: ServerOptions, bundles: ReadonlyArray<{ service: ModelService; dir?: string }>, owned: Array<{ close(): unknown }>, app: FastifyInstance, metrics: ServerMetrics): Promise<(service: ModelService) => GalleryLike> {
   const location = options.gallery ?? `sqlite:${join(options.dataDir, GALLERY_FILE)}`;
   const galleries = new Map<ModelService, Gallery>();
   for (const { service, dir } of bundles) {
@@ -151,6 +173,7 @@ async function openGalleries(options: ServerOptions, bundles: ReadonlyArray<{ se
         : await openGalleryStore(location, { bundle: service.name, fingerprint: readBundleFingerprint(dir), itcFormat: options.galleryItc, logger: app.log });
     const gallery = await Gallery.open(store, galleryOptions(options, app));
     galleries.set(service, gallery);
+    metrics.trackGallery(service.name, () => gallery.count);
     // After the services: they close first and may still finish queued work.
     owned.push(gallery);
   }

@@ -8,6 +8,8 @@ export const METRIC_NAMES = {
   requests: `${PREFIX}http_requests_total`,
   latency: `${PREFIX}http_request_duration_seconds`,
   queueTime: `${PREFIX}queue_time_seconds`,
+  inferenceTime: `${PREFIX}inference_time_seconds`,
+  gallerySize: `${PREFIX}gallery_size`,
   batchSize: `${PREFIX}batch_size`,
   queueDepth: `${PREFIX}queue_depth`,
   cacheHits: `${PREFIX}image_cache_hits_total`,
@@ -23,8 +25,11 @@ export class ServerMetrics implements RuntimeMetrics {
   readonly registry = new Registry();
   private readonly requests: Counter<'route' | 'method' | 'status'>;
   private readonly latency: Histogram<'route' | 'method'>;
-  private readonly queueTimes: Histogram<'stage'>;
-  private readonly batchSizes: Histogram<'stage'>;
+  private readonly queueTimes: Histogram<'model' | 'stage'>;
+  private readonly inferenceTimes: Histogram<'model' | 'stage'>;
+  private readonly batchSizes: Histogram<'model' | 'stage'>;
+  /** Each gallery's size, read when /metrics is scraped (by model). */
+  private readonly gallerySizes = new Map<string, () => number>();
   private readonly depth: Gauge;
   private readonly cacheHits: Counter;
   private readonly cacheMisses: Counter;
@@ -42,12 +47,29 @@ export class ServerMetrics implements RuntimeMetrics {
     });
     this.queueTimes = new Histogram({
       name: METRIC_NAMES.queueTime,
-      help: "Time an item waited in a stage's queue before its batch started",
-      labelNames: ['stage'],
+      help: "Time an item waited in a stage's queue before its batch started, by model and stage",
+      labelNames: ['model', 'stage'],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers,
     });
-    this.batchSizes = new Histogram({ name: METRIC_NAMES.batchSize, help: 'Items per batch a stage ran', labelNames: ['stage'], buckets: [1, 2, 4, 8, 16, 32, 64], registers });
+    this.inferenceTimes = new Histogram({
+      name: METRIC_NAMES.inferenceTime,
+      help: 'Time a stage took to run one batch, by model and stage',
+      labelNames: ['model', 'stage'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    });
+    this.batchSizes = new Histogram({ name: METRIC_NAMES.batchSize, help: 'Items per batch a stage ran, by model and stage', labelNames: ['model', 'stage'], buckets: [1, 2, 4, 8, 16, 32, 64], registers });
+    const sizes = this.gallerySizes;
+    new Gauge({
+      name: METRIC_NAMES.gallerySize,
+      help: "Images in each model's gallery",
+      labelNames: ['model'],
+      registers,
+      collect() {
+        for (const [model, size] of sizes) this.set({ model }, size());
+      },
+    });
     this.depth = new Gauge({ name: METRIC_NAMES.queueDepth, help: 'Requests admitted and not yet answered', registers });
     this.cacheHits = new Counter({ name: METRIC_NAMES.cacheHits, help: 'Image-encoding cache hits', registers });
     this.cacheMisses = new Counter({ name: METRIC_NAMES.cacheMisses, help: 'Image-encoding cache misses', registers });
@@ -66,12 +88,21 @@ export class ServerMetrics implements RuntimeMetrics {
     this.latency.observe({ route, method }, seconds);
   }
 
-  batch(stage: string, size: number): void {
-    this.batchSizes.observe({ stage }, size);
+  batch(model: string, stage: string, size: number): void {
+    this.batchSizes.observe({ model, stage }, size);
   }
 
-  queueTime(stage: string, ms: number): void {
-    this.queueTimes.observe({ stage }, ms / 1000);
+  queueTime(model: string, stage: string, ms: number): void {
+    this.queueTimes.observe({ model, stage }, ms / 1000);
+  }
+
+  inferenceTime(model: string, stage: string, ms: number): void {
+    this.inferenceTimes.observe({ model, stage }, ms / 1000);
+  }
+
+  /** Reports the size of `model`'s gallery, as `size()` says when /metrics is scraped. */
+  trackGallery(model: string, size: () => number): void {
+    this.gallerySizes.set(model, size);
   }
 
   queueDepth(depth: number): void {

@@ -46,12 +46,27 @@ export interface SearchableGallery {
   embeds(id: string): Promise<Float32Array | undefined>;
 }
 
+/** What `GET /info` says of a served model: sizes a client needs to know, read from its config. */
+export interface ModelInfo {
+  /** Hidden size of the cross-modal layers (and of the pooled features the heads read). */
+  hiddenSize: number;
+  /** Length of the normalized ITC embedding `/embed` answers; absent without ITC heads. */
+  embeddingDim?: number;
+  /** Tokens per text, `<s>` and `</s>` included, by task (longer texts are truncated). */
+  maxTextTokens: Partial<Record<TaskName, number>>;
+  /** Side of the square image the model sees, in pixels. */
+  imageSize: number;
+  /** dtype of the weights. */
+  precision: 'float32' | 'float16';
+}
+
 export interface ModelService {
   /** The bundle's name (config.json `name` or folder name). */
   readonly name: string;
   /** Whether the bundle is a demo with random weights (its answers are meaningless). */
   readonly isDemo: boolean;
   readonly tasks: readonly TaskName[];
+  readonly info: ModelInfo;
   /** Resolves when every session is loaded and warmed up. */
   ready(): Promise<void>;
 

@@ -3,10 +3,12 @@
  * `GET /metrics`; tests and benches pass `NO_METRICS` or a recorder.
  */
 export interface RuntimeMetrics {
-  /** A stage (text_encoder, image_encoder, fusion_vqa, …) ran a batch of `size` items. */
-  batch(stage: string, size: number): void;
+  /** A stage (text_encoder, image_encoder, fusion_vqa, …) of the bundle named `model` ran a batch of `size` items. */
+  batch(model: string, stage: string, size: number): void;
   /** An item waited `ms` in a stage's queue before its batch started. */
-  queueTime(stage: string, ms: number): void;
+  queueTime(model: string, stage: string, ms: number): void;
+  /** A stage's batch took `ms` to run (the sessions' time, beside the queue time before it). */
+  inferenceTime(model: string, stage: string, ms: number): void;
   /** Requests admitted and not yet answered. */
   queueDepth(depth: number): void;
   /** Image-encoding cache lookups. */
@@ -18,6 +20,7 @@ export interface RuntimeMetrics {
 export const NO_METRICS: RuntimeMetrics = {
   batch() {},
   queueTime() {},
+  inferenceTime() {},
   queueDepth() {},
   cache() {},
   executionProvider() {},

@@ -36,7 +36,7 @@ Options:
   --gallery-itc float32|int8 how gallery ITC features are stored (default ${DEFAULT_SERVER_OPTIONS.galleryItc})
   --gallery-ann-threshold <n> items from which search uses the HNSW index instead of an exact scan (default ${DEFAULT_SERVER_OPTIONS.galleryAnnThreshold})
   --api-key <key>            bearer token (or the BRIDGETOWER_API_KEY environment variable, which keeps it out of ps)
-  --auth writes|all          what the key protects: the gallery's write routes, or every route but /healthz, /readyz and the demo page (default ${DEFAULT_SERVER_OPTIONS.auth})
+  --auth writes|all          what the key protects: the gallery's write routes, or every route but /healthz (/health), /readyz and the demo page (default ${DEFAULT_SERVER_OPTIONS.auth})
   --rate-limit <n>           requests per client per window; off by default
   --rate-window-ms <ms>      the rate limit's window (default 60000)
   --cors <origin,...>        allowed CORS origins ('*' for any); CORS is off by default

@@ -4,6 +4,7 @@ import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { BridgeTowerError } from '../../common/errors.js';
 import { DeadlineError, httpStatusOf, OverloadError } from '../scheduling/errors.js';
 import { HttpError, HTTP_ERROR_CODES, type ErrorBody, type HttpErrorCode } from '../schemas/errors.js';
+import { RouteMethods } from './route-methods.js';
 import { sharedPlugin } from './shared-plugin.js';
 
 export interface ErrorLimits {
@@ -48,6 +49,7 @@ const CODE_BY_STATUS: Record<number, HttpErrorCode> = {
   // @fastify/static (the /docs UI) refuses paths outside its folder (`..`, dotfiles) with a 403: to the client, a file that is not there.
   403: 'E_NOT_FOUND',
   404: 'E_NOT_FOUND',
+  405: 'E_METHOD_NOT_ALLOWED',
   408: 'E_REQUEST_TIMEOUT',
   413: 'E_TOO_LARGE',
   414: 'E_URI_TOO_LONG',
@@ -170,12 +172,21 @@ export function answerError(limits: ErrorLimits): (error: unknown, request: Fast
 /**
  * Every error answers `{error: {code, message}}`: client mistakes with their status and a
  * message that says what to do, anything else (a bug) as a bare 500 E_INTERNAL whose stack goes
- * to the log only. Unknown routes answer 404 the same way.
+ * to the log only. Unknown routes answer 404 the same way; a known path asked with a method it
+ * does not answer is a 405 with `Allow`.
  */
 export const errorHandling = sharedPlugin<ErrorLimits>('error-handling', async (app, limits) => {
+  const routeMethods = new RouteMethods();
+  app.addHook('onRoute', (route) => routeMethods.add(route.url, route.method));
   app.setErrorHandler(answerError(limits));
   app.setNotFoundHandler((request, reply) => {
-    const body: ErrorBody = { error: { code: 'E_NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}: GET /openapi.json lists them` } };
+    const path = request.url.split('?')[0]!;
+    const allowed = routeMethods.allowed(path);
+    if (allowed.length > 0) {
+      const body: ErrorBody = { error: { code: 'E_METHOD_NOT_ALLOWED', message: `${path} does not answer ${request.method}: use ${allowed.join(', ')}` } };
+      return reply.code(HTTP_ERROR_CODES.E_METHOD_NOT_ALLOWED).header('allow', allowed.join(', ')).send(body);
+    }
+    const body: ErrorBody = { error: { code: 'E_NOT_FOUND', message: `no route ${request.method} ${path}: GET /openapi.json lists them` } };
     return reply.code(404).send(body);
   });
 });

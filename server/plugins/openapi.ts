@@ -2,6 +2,7 @@ import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
 import { VERSION } from '../../common/version.js';
+import { tidyOpenApiDocument } from './openapi-document.js';
 import { sharedPlugin } from './shared-plugin.js';
 
 /**
@@ -24,7 +25,7 @@ export const openApi = sharedPlugin<{ apiKey: boolean }>('openapi', async (app, 
       ...(apiKey ? { components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer' } } } } : {}),
     },
     transform: jsonSchemaTransform,
-    transformObject: jsonSchemaTransformObject,
+    transformObject: (document) => tidyOpenApiDocument(jsonSchemaTransformObject(document)),
   });
   await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());

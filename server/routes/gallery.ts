@@ -22,7 +22,7 @@ import {
 import type { ImageInput } from '../schemas/fields.js';
 import { errorAnswer } from '../plugins/error-handling.js';
 import { decodeImage } from './image-input.js';
-import { BODY_TYPES, requestContext, type RouteContext } from './route-context.js';
+import { BODY_TYPES, requestContext, requestedModel, type RouteContext } from './route-context.js';
 
 /** What the routes need of a model's gallery: `Gallery` (server/gallery/gallery.ts) over any store. */
 export type GalleryLike = Pick<Gallery, 'put' | 'delete' | 'get' | 'list' | 'session'>;
@@ -60,12 +60,13 @@ export const galleryRoutes: FastifyPluginAsyncZod<GalleryRouteContext> = async (
         consumes: BODY_TYPES,
         security: context.security('write'),
         params: GalleryParams,
+        querystring: GalleryDeleteQuery,
         body: GalleryPutRequest,
         response: { 200: GalleryPutResponse, ...ERROR_RESPONSES },
       },
     },
     async (request) => {
-      const service = registry.select('retrieval', request.body.model);
+      const service = registry.select('retrieval', requestedModel(request));
       const stored = await addImage(service, { id: request.params.id, image: request.body.image, metadata: request.body.metadata }, requestContext(context));
       return { id: stored.id, hash: stored.hash, model: registry.label(service) };
     },
@@ -152,7 +153,7 @@ export const galleryRoutes: FastifyPluginAsyncZod<GalleryRouteContext> = async (
       },
     },
     async (request) => {
-      const service = registry.select('retrieval', request.query.model);
+      const service = registry.select('retrieval', requestedModel(request));
       if (!(await context.galleryOf(service).delete(request.params.id))) {
         throw new HttpError('E_NOT_IN_GALLERY', `the gallery of '${service.name}' has no image '${request.params.id}'`);
       }

@@ -1,9 +1,11 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { VERSION } from '../../common/version.js';
 import { readDemoPage } from '../demo/demo-page.js';
 import type { ServerMetrics } from '../metrics.js';
 import type { ModelRegistry } from '../model-registry.js';
+import type { ServerOptions } from '../options.js';
 import { ErrorBody, HttpError } from '../schemas/errors.js';
-import { HealthResponse, ReadyResponse } from '../schemas/operations.js';
+import { HealthResponse, InfoResponse, ReadyResponse } from '../schemas/operations.js';
 import type { RouteContext } from './route-context.js';
 
 /** Whether every model has loaded and warmed up, and why not; false again once shutdown starts. */
@@ -37,8 +39,14 @@ class Readiness {
 }
 
 /** Probes, metrics and the demo page. */
-export const operationRoutes: FastifyPluginAsyncZod<RouteContext & { metrics: ServerMetrics }> = async (app, context) => {
-  const { registry, metrics } = context;
+export interface OperationRouteContext extends RouteContext {
+  metrics: ServerMetrics;
+  /** The serving limits `GET /info` reports. */
+  serving: Pick<ServerOptions, 'maxBatch' | 'maxDelayMs' | 'maxQueue' | 'requestTimeoutMs'>;
+}
+
+export const operationRoutes: FastifyPluginAsyncZod<OperationRouteContext> = async (app, context) => {
+  const { registry, metrics, serving } = context;
   const readiness = new Readiness(registry, (name, error) => app.log.error({ err: error }, `model '${name}' failed to load; /readyz answers 503`));
   app.addHook('preClose', async () => {
     readiness.closing = true;
@@ -46,18 +54,51 @@ export const operationRoutes: FastifyPluginAsyncZod<RouteContext & { metrics: Se
   // Probes are never rate-limited nor behind the key: a load balancer must always reach them.
   const probe = { access: 'public' as const, rateLimit: false as const };
 
+  // `/health` too: what users of other inference servers (TEI, vLLM) try first.
+  for (const url of ['/healthz', '/health']) {
+    app.get(
+      url,
+      {
+        config: probe,
+        schema: {
+          tags: ['operations'],
+          summary: url === '/healthz' ? 'Liveness' : 'Liveness (alias of /healthz)',
+          description: 'Answers while the process is alive, even while a batch computes (sessions run in worker threads).',
+          response: { 200: HealthResponse },
+        },
+      },
+      async () => ({ status: 'ok' as const }),
+    );
+  }
+
   app.get(
-    '/healthz',
+    '/info',
     {
-      config: probe,
       schema: {
         tags: ['operations'],
-        summary: 'Liveness',
-        description: 'Answers while the process is alive, even while a batch computes (sessions run in worker threads).',
-        response: { 200: HealthResponse },
+        summary: 'What is served',
+        description: "Each model's tasks, hidden and embedding sizes, text length, image size and precision, and the server's batching limits. Answers while models still load.",
+        security: context.security('read'),
+        response: { 200: InfoResponse },
       },
     },
-    async () => ({ status: 'ok' as const }),
+    async () => ({
+      version: VERSION,
+      models: registry.services.map((service) => ({
+        name: registry.label(service),
+        demo: service.isDemo,
+        tasks: [...service.tasks],
+        hidden_size: service.info.hiddenSize,
+        ...(service.info.embeddingDim !== undefined ? { embedding_dim: service.info.embeddingDim } : {}),
+        max_text_tokens: service.info.maxTextTokens,
+        image_size: service.info.imageSize,
+        precision: service.info.precision,
+      })),
+      max_batch: serving.maxBatch,
+      max_delay_ms: serving.maxDelayMs,
+      max_queue: serving.maxQueue,
+      request_timeout_ms: serving.requestTimeoutMs,
+    }),
   );
 
   app.get(
@@ -83,7 +124,7 @@ export const operationRoutes: FastifyPluginAsyncZod<RouteContext & { metrics: Se
       schema: {
         tags: ['operations'],
         summary: 'Prometheus metrics',
-        description: 'Requests by route and status, latency, queue-time and batch-size histograms, queue depth, image-cache hits and misses, execution provider.',
+        description: 'Requests by route and status, latency, queue-time, inference-time and batch-size histograms by model and stage, gallery sizes, queue depth, image-cache hits and misses, execution provider.',
         security: context.security('read'),
       },
     },

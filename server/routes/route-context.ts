@@ -1,4 +1,5 @@
 import type { ModelRegistry } from '../model-registry.js';
+import { HttpError } from '../schemas/errors.js';
 import type { RequestContext } from '../model-service.js';
 import type { Access } from '../plugins/access-control.js';
 
@@ -20,3 +21,22 @@ export function requestContext(context: RouteContext): RequestContext {
 
 /** Both body formats every route with images accepts (OpenAPI `consumes`). */
 export const BODY_TYPES = ['application/json', 'multipart/form-data'];
+
+/**
+ * The `model` a request names, by one rule for every route: in the query (`?model=`, the only place
+ * a DELETE can carry it), in the body, or in both when they agree. A name that is not served is
+ * the registry's 404 (`E_UNKNOWN_MODEL`), never a silent fall-back to the default model.
+ */
+export function requestedModel(request: { query?: unknown; body?: unknown }): string | undefined {
+  const inQuery = modelField(request.query);
+  const inBody = modelField(request.body);
+  if (inQuery !== undefined && inBody !== undefined && inQuery !== inBody) {
+    throw new HttpError('E_INVALID_FIELDS', `the query names model '${inQuery}' and the body names '${inBody}': name it once (either place)`);
+  }
+  return inQuery ?? inBody;
+}
+
+function modelField(fields: unknown): string | undefined {
+  const model = fields !== null && typeof fields === 'object' ? (fields as { model?: unknown }).model : undefined;
+  return typeof model === 'string' ? model : undefined;
+}

@@ -6,7 +6,7 @@ import { openSafetensors, toFloat32 } from '../../bundle/safetensors/read-safete
 import { SERVED_TASKS, TASKS, type TaskName } from '../../bundle/tasks.js';
 import { readTensorBytes } from '../../bundle/tensors/read-tensor.js';
 import { BundlePreprocessor } from '../../preprocess/bundle-preprocessor.js';
-import type { EmbedInput, EntailmentResult, FillMaskPrediction, ImageEncoding, ModelService, Nlvr2Result, RequestContext, SearchableGallery, SearchHit, VqaAnswer } from '../model-service.js';
+import type { EmbedInput, EntailmentResult, FillMaskPrediction, ImageEncoding, ModelInfo, ModelService, Nlvr2Result, RequestContext, SearchableGallery, SearchHit, VqaAnswer } from '../model-service.js';
 import type { ServerOptions } from '../options.js';
 import { NO_METRICS, type RuntimeMetrics } from '../runtime-metrics.js';
 import { Admission } from './admission.js';
@@ -49,6 +49,7 @@ export class BundleService implements ModelService {
   readonly isDemo: boolean;
   readonly tasks: readonly TaskName[];
   readonly embedsPairs: boolean;
+  readonly info: ModelInfo;
   readonly cache: ImageCache;
   private readonly admission: Admission;
   private readonly dims: ModelDims;
@@ -85,6 +86,13 @@ export class BundleService implements ModelService {
       imageTokens: (arch.vision.image_size / arch.vision.patch_size) ** 2 + 1,
       imageSize: config.preprocessing.image_size,
     };
+    this.info = {
+      hiddenSize: arch.cross_modal.hidden_size,
+      ...(arch.heads.itc ? { embeddingDim: arch.heads.itc.dim } : {}),
+      maxTextTokens: Object.fromEntries(this.tasks.map((task) => [task, config.tasks[task]!.max_text_len])),
+      imageSize: config.preprocessing.image_size,
+      precision: config.weights.dtype,
+    };
     this.labels = readLabels(bundleDir, config.labels);
     this.temperature = this.tasks.includes('itc') ? readTemperature(join(bundleDir, config.weights.file)) : undefined;
     this.cache = ImageCache.fromMegabytes(options.cacheMb, metrics);
@@ -111,7 +119,7 @@ export class BundleService implements ModelService {
 
     const withItc = this.tasks.includes('itc');
     const batcher = <I, O>(stage: string, run: (runner: GraphRunner, items: I[]) => Promise<O[]>) =>
-      new DynamicBatcher<I, O>({ stage, maxBatch: options.maxBatch, maxDelayMs: options.maxDelayMs, metrics, run: async (items) => run(await this.runner, items) });
+      new DynamicBatcher<I, O>({ stage, model: this.name, maxBatch: options.maxBatch, maxDelayMs: options.maxDelayMs, metrics, run: async (items) => run(await this.runner, items) });
     this.textBatcher = batcher('text_encoder', (runner, rows) => encodeTexts(runner, rows, this.dims, withItc));
     this.imageBatcher = batcher('image_encoder', (runner, images) => encodeImages(runner, images, this.dims, withItc));
     // The same text fused with each pass's image (NLVR2: token type 1 left, 2 right), then the head.

@@ -5,6 +5,8 @@ import { DeadlineError, OverloadError } from './errors.js';
 export interface DynamicBatcherOptions<I, O> {
   /** The stage's name in metrics and errors (text_encoder, image_encoder, fusion_vqa, …). */
   stage: string;
+  /** The bundle the stage belongs to: the `model` label of its metrics (several bundles share stage names). */
+  model?: string;
   /** Largest batch handed to `run`. */
   maxBatch: number;
   /** How long the oldest queued item may wait for the batch to fill. */
@@ -133,14 +135,17 @@ export class DynamicBatcher<I, O> {
       return;
     }
     this.running = true;
-    this.metrics.batch(this.stage, batch.length);
-    for (const pending of batch) this.metrics.queueTime(this.stage, now - pending.enqueuedAt);
+    const model = this.options.model ?? '';
+    this.metrics.batch(model, this.stage, batch.length);
+    for (const pending of batch) this.metrics.queueTime(model, this.stage, now - pending.enqueuedAt);
     void this.runBatch(batch);
   }
 
   private async runBatch(batch: Array<Pending<I, O>>): Promise<void> {
+    const started = performance.now();
     try {
       const outputs = await this.options.run(batch.map((p) => p.item));
+      this.metrics.inferenceTime(this.options.model ?? '', this.stage, performance.now() - started);
       if (!Array.isArray(outputs) || outputs.length !== batch.length) {
         throw new BridgeTowerError('E_BUNDLE', `stage ${this.stage} returned ${Array.isArray(outputs) ? outputs.length : typeof outputs} outputs for a batch of ${batch.length}`, { stage: this.stage });
       }

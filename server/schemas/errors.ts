@@ -16,6 +16,8 @@ export const HTTP_ERROR_CODES = {
   E_UNAUTHORIZED: 401,
   /** No such route (or file under /docs). */
   E_NOT_FOUND: 404,
+  /** A path that exists, asked with a method it does not answer; the `Allow` header lists those it does. */
+  E_METHOD_NOT_ALLOWED: 405,
   /** The named model is not served, or lacks the head the route needs. */
   E_UNKNOWN_MODEL: 404,
   /** A gallery id that is not in the gallery. */

@@ -3,6 +3,9 @@ import { z } from 'zod';
 /** Most image-text pairs one /itm request may score (it is also the multipart file-count limit). */
 export const MAX_PAIRS = 64;
 
+/** The image field's description: it also marks image fields for the multipart side of the OpenAPI document. */
+export const IMAGE_DESCRIPTION = 'An image (JPEG, PNG, WebP, GIF, TIFF or AVIF): base64 or a base64 data URL in JSON; a file part in multipart/form-data.';
+
 /**
  * An image: a base64 string or data URL in JSON, a file part in multipart/form-data (which the
  * multipart plugin hands over as bytes). Decoding and size checks happen in the route
@@ -14,8 +17,7 @@ export const ImageInput = z
     z.custom<Uint8Array>((value) => value instanceof Uint8Array, 'expected an image (base64 string, data URL or file part)'),
   ])
   .meta({
-    description:
-      'An image (JPEG, PNG, WebP, GIF, TIFF or AVIF): base64 or a base64 data URL in JSON; a file part in multipart/form-data.',
+    description: IMAGE_DESCRIPTION,
     example: 'data:image/png;base64,iVBORw0KGgo…',
   });
 

@@ -88,6 +88,7 @@ function standInDemoModel(): ModelService {
     name: DEMO_MODEL,
     isDemo: true,
     tasks: ['vqa', 'snli', 'itm', 'itc'],
+    info: { hiddenSize: 32, embeddingDim: 8, maxTextTokens: { vqa: 40, snli: 40, itm: 40, itc: 40 }, imageSize: 64, precision: 'float32' },
     ready: async () => {},
     vqa: async (input) => {
       image(input.image);

@@ -6,7 +6,7 @@ import { buildServer, type GalleryLike } from '../../server/app.js';
 import type { ServerMetrics } from '../../server/metrics.js';
 import { Gallery } from '../../server/gallery/gallery.js';
 import { MemoryGalleryStore } from '../../server/gallery/memory-gallery-store.js';
-import type { EmbedInput, EntailmentResult, FillMaskPrediction, ImageEncoding, ModelService, Nlvr2Result, RequestContext, SearchableGallery, SearchHit, VqaAnswer } from '../../server/model-service.js';
+import type { EmbedInput, EntailmentResult, FillMaskPrediction, ImageEncoding, ModelInfo, ModelService, Nlvr2Result, RequestContext, SearchableGallery, SearchHit, VqaAnswer } from '../../server/model-service.js';
 import { DEFAULT_SERVER_OPTIONS, type ServerOptions } from '../../server/options.js';
 
 /** Every task the HTTP routes can ask for. */
@@ -29,6 +29,9 @@ export class FakeModelService implements ModelService {
   private failure: unknown;
   private readonly readiness: Promise<void>;
 
+  /** Sizes of the tiny test models, so that /info has something to report. */
+  readonly info: ModelInfo;
+
   constructor(
     readonly name = 'fake',
     readonly tasks: readonly TaskName[] = ALL_TASKS,
@@ -36,6 +39,7 @@ export class FakeModelService implements ModelService {
     readiness: Promise<void> = Promise.resolve(),
   ) {
     this.readiness = readiness;
+    this.info = { hiddenSize: 32, embeddingDim: 3, maxTextTokens: Object.fromEntries(tasks.map((task) => [task, 40])), imageSize: 64, precision: 'float32' };
   }
 
   /** The next call rejects with `error`. */

@@ -142,21 +142,42 @@ describe('/metrics', () => {
   it("shows what the runtime reports: batches, queue times and depth, cache, execution provider", async (t) => {
     const metrics = new ServerMetrics({ processMetrics: false });
     const { app } = await fakeServer(t, { metrics });
-    metrics.batch('fusion_vqa', 4);
-    metrics.queueTime('fusion_vqa', 12);
+    metrics.batch('vqa', 'fusion_vqa', 4);
+    metrics.queueTime('vqa', 'fusion_vqa', 12);
+    metrics.inferenceTime('vqa', 'fusion_vqa', 250);
     metrics.queueDepth(3);
     metrics.cache(true);
     metrics.cache(false);
     metrics.cache(false);
     metrics.executionProvider('fake', 'cpu', true);
     const body = (await app.inject({ method: 'GET', url: '/metrics' })).body;
-    assert.match(body, /bridgetower_batch_size_bucket\{le="4",stage="fusion_vqa"\} 1/);
-    assert.match(body, /bridgetower_batch_size_bucket\{le="2",stage="fusion_vqa"\} 0/);
-    assert.match(body, /bridgetower_queue_time_seconds_sum\{stage="fusion_vqa"\} 0.012/);
+    assert.match(body, /bridgetower_batch_size_bucket\{le="4",model="vqa",stage="fusion_vqa"\} 1/);
+    assert.match(body, /bridgetower_batch_size_bucket\{le="2",model="vqa",stage="fusion_vqa"\} 0/);
+    assert.match(body, /bridgetower_queue_time_seconds_sum\{model="vqa",stage="fusion_vqa"\} 0.012/);
+    assert.match(body, /bridgetower_inference_time_seconds_sum\{model="vqa",stage="fusion_vqa"\} 0.25/);
+    assert.match(body, /bridgetower_inference_time_seconds_bucket\{le="0.1",model="vqa",stage="fusion_vqa"\} 0/);
     assert.match(body, /bridgetower_queue_depth 3/);
     assert.match(body, /bridgetower_image_cache_hits_total 1/);
     assert.match(body, /bridgetower_image_cache_misses_total 2/);
     assert.match(body, /bridgetower_execution_provider\{model="fake",provider="cpu",fell_back="true"\} 1/);
+  });
+
+  it("shows each retrieval model's gallery size as PUT and DELETE change it", async (t) => {
+    const metrics = new ServerMetrics({ processMetrics: false });
+    const services = [new FakeModelService('alpha', ['itm', 'itc']), new FakeModelService('beta', ['itm', 'itc']), new FakeModelService('vqa-only', ['vqa'])];
+    const app = await buildServer(testOptions(), { services, metrics });
+    t.after(() => app.close());
+    const scrape = async () => (await app.inject({ method: 'GET', url: '/metrics' })).body;
+    assert.match(await scrape(), /bridgetower_gallery_size\{model="alpha"\} 0/);
+    for (const id of ['a', 'b']) await app.inject({ method: 'PUT', url: `/gallery/${id}?model=alpha`, payload: { image: B64 } });
+    await app.inject({ method: 'PUT', url: '/gallery/c?model=beta', payload: { image: B64 } });
+    let body = await scrape();
+    assert.match(body, /bridgetower_gallery_size\{model="alpha"\} 2/);
+    assert.match(body, /bridgetower_gallery_size\{model="beta"\} 1/);
+    assert.doesNotMatch(body, /gallery_size\{model="vqa-only"\}/);
+    await app.inject({ method: 'DELETE', url: '/gallery/a?model=alpha' });
+    body = await scrape();
+    assert.match(body, /bridgetower_gallery_size\{model="alpha"\} 1/);
   });
 
   it('keeps a registry per server', async (t) => {
@@ -176,7 +197,9 @@ describe('documentation and the demo page', () => {
       'DELETE /gallery/{id}',
       'GET /gallery',
       'GET /gallery/{id}',
+      'GET /health',
       'GET /healthz',
+      'GET /info',
       'GET /metrics',
       'GET /readyz',
       'GET /v1/models',
@@ -199,8 +222,14 @@ describe('documentation and the demo page', () => {
     const content = document.paths['/vqa'].post.requestBody.content;
     assert.deepEqual(Object.keys(content).sort(), ['application/json', 'multipart/form-data']);
     const ref: string = content['application/json'].schema.$ref;
-    assert.equal(content['multipart/form-data'].schema.$ref, ref);
     const request = document.components.schemas[ref.replace('#/components/schemas/', '')];
+    // The multipart side is the same schema inlined, its image a file part (format: binary).
+    const { image: jsonImage, ...jsonRest } = request.properties;
+    const { image: fileImage, ...multipartRest } = content['multipart/form-data'].schema.properties;
+    assert.deepEqual(multipartRest, jsonRest);
+    assert.equal(fileImage.format, 'binary');
+    assert.ok(jsonImage.anyOf);
+    assert.deepEqual(content['multipart/form-data'].schema.required, request.required);
     assert.deepEqual(request.required.sort(), ['image', 'question']);
     assert.equal(request.properties.top_k.default, 5);
     assert.ok(document.paths['/vqa'].post.responses['200'], 'the 200 answer is documented');

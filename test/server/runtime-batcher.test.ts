@@ -128,20 +128,28 @@ describe('DynamicBatcher', () => {
     await assert.rejects(b.submit(4, FAR()), (error: unknown) => error instanceof OverloadError && httpStatusOf(error) === 503);
   });
 
-  it('reports each batch size and each item queue time to the metrics', async () => {
-    const seen: { batches: Array<[string, number]>; queueTimes: Array<[string, number]> } = { batches: [], queueTimes: [] };
+  it("reports each batch size, each item's queue time and each batch's run time to the metrics, labelled with model and stage", async () => {
+    const seen = { batches: [] as Array<[string, string, number]>, queueTimes: [] as Array<[string, string, number]>, runTimes: [] as Array<[string, string, number]> };
     const metrics: RuntimeMetrics = {
-      batch: (stage, size) => seen.batches.push([stage, size]),
-      queueTime: (stage, ms) => seen.queueTimes.push([stage, ms]),
+      batch: (model, stage, size) => seen.batches.push([model, stage, size]),
+      queueTime: (model, stage, ms) => seen.queueTimes.push([model, stage, ms]),
+      inferenceTime: (model, stage, ms) => seen.runTimes.push([model, stage, ms]),
       queueDepth() {},
       cache() {},
       executionProvider() {},
     };
-    const b = batcher({ stage: 'fusion_vqa', run: async (items: number[]) => items, maxBatch: 3, maxDelayMs: 5, metrics });
+    const slowRun = async (items: number[]) => {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      return items;
+    };
+    const b = batcher({ stage: 'fusion_vqa', model: 'vqa-base', run: slowRun, maxBatch: 3, maxDelayMs: 5, metrics });
     await Promise.all([1, 2, 3, 4].map((x) => b.submit(x, FAR())));
-    assert.deepEqual(seen.batches, [['fusion_vqa', 3], ['fusion_vqa', 1]]);
+    assert.deepEqual(seen.batches, [['vqa-base', 'fusion_vqa', 3], ['vqa-base', 'fusion_vqa', 1]]);
     assert.equal(seen.queueTimes.length, 4);
-    assert.ok(seen.queueTimes.every(([stage, ms]) => stage === 'fusion_vqa' && ms >= 0));
+    assert.ok(seen.queueTimes.every(([model, stage, ms]) => model === 'vqa-base' && stage === 'fusion_vqa' && ms >= 0));
+    assert.equal(seen.runTimes.length, 2);
+    // Each batch's run waited 20 ms (timers may fire a little early, never much).
+    assert.ok(seen.runTimes.every(([model, stage, ms]) => model === 'vqa-base' && stage === 'fusion_vqa' && ms >= 15), JSON.stringify(seen.runTimes));
   });
 
   it('refuses a maxBatch that is not a positive integer', () => {

@@ -36,10 +36,14 @@ async function png(seed: number, width = 72, height = 56): Promise<Uint8Array> {
 
 /** A RuntimeMetrics that keeps everything it is told. */
 function recorder() {
-  const seen = { batches: [] as Array<[string, number]>, depths: [] as number[], cache: [] as boolean[], providers: [] as Array<[string, string, boolean]> };
+  const seen = { batches: [] as Array<[string, number]>, models: new Set<string>(), depths: [] as number[], cache: [] as boolean[], providers: [] as Array<[string, string, boolean]> };
   const metrics: RuntimeMetrics = {
-    batch: (stage, size) => seen.batches.push([stage, size]),
+    batch: (model, stage, size) => {
+      seen.models.add(model);
+      seen.batches.push([stage, size]);
+    },
     queueTime() {},
+    inferenceTime() {},
     queueDepth: (depth) => seen.depths.push(depth),
     cache: (hit) => seen.cache.push(hit),
     executionProvider: (name, provider, fellBack) => seen.providers.push([name, provider, fellBack]),
@@ -92,6 +96,8 @@ describe('BundleService scheduling on the demo bundle', () => {
     await service.entailment({ image, hypothesis: 'it is a cat' }, far());
     assert.equal(items('image_encoder'), 1);
     assert.deepEqual(seen.cache, [false, true]);
+    // Every stage reports under the bundle's name, so that two bundles' stages stay apart.
+    assert.deepEqual([...seen.models], [service.name]);
   });
 
   it('encodes an image once for concurrent requests about it', async () => {
