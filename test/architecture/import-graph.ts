@@ -12,6 +12,8 @@ export interface ImportEdge {
   line: number;
   /** `import type` / `export type`: erased at compile time, so it cannot form a run-time cycle. */
   typeOnly: boolean;
+  /** `import()`: evaluated when called, after every module has initialised, so it cannot either. */
+  lazy: boolean;
 }
 
 // Static and dynamic imports, re-exports, side-effect imports and `new URL('./x.js', import.meta.url)`
@@ -26,13 +28,14 @@ export function importsOf(file: string, source: string): ImportEdge[] {
     const line = source.slice(0, match.index).split('\n').length;
     const statement = source.slice(0, match.index).match(/(?:^|\n)\s*(import|export)\b([^;]*)$/);
     const typeOnly = statement !== null && /^\s+type\s/.test(statement[2]!);
+    const lazy = /^import\s*\(/.test(match[0]);
     if (specifier.startsWith('node:')) continue;
     if (specifier.startsWith('.')) {
       if (!/\.(?:[cm]?[jt]s)$/.test(specifier)) continue; // an asset (the demo page's HTML), not code
-      edges.push({ from: file, to: normalize(join(dirname(file), specifier)), line, typeOnly });
+      edges.push({ from: file, to: normalize(join(dirname(file), specifier)), line, typeOnly, lazy });
     } else if (!specifier.includes(':')) {
       const parts = specifier.split('/');
-      edges.push({ from: file, pkg: specifier.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0]!, line, typeOnly });
+      edges.push({ from: file, pkg: specifier.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0]!, line, typeOnly, lazy });
     }
   }
   return edges;
@@ -79,14 +82,14 @@ export function violations(
 }
 
 /**
- * Run-time import cycles (type-only imports left out), each as the files around it. ES modules
+ * Run-time import cycles (type-only and dynamic imports left out), each as the files around it. ES modules
  * tolerate a cycle until one module reads another's binding during its own initialisation — then
  * it is a `ReferenceError` at start-up, far from the import that caused it; so none is allowed.
  */
 export function importCycles(edges: readonly ImportEdge[]): string[][] {
   const next = new Map<string, string[]>();
   for (const edge of edges) {
-    if (edge.typeOnly || edge.to === undefined) continue;
+    if (edge.typeOnly || edge.lazy || edge.to === undefined) continue;
     const target = edge.to.replace(/\.js$/, '.ts');
     next.set(edge.from, [...(next.get(edge.from) ?? []), target]);
   }
