@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { BridgeTowerError } from '../common/errors.js';
 import { BUNDLE_FILES, BUNDLE_FORMAT, claimsToBeBundle, readBundleConfig, type BundleConfig } from './config.js';
@@ -30,18 +30,29 @@ export function isDemoBundle(config: Pick<BundleConfig, 'name' | 'provenance'>):
 }
 
 /**
- * The bundles directly under `root` (one folder each), in name order; none when `root` is absent.
- * A folder whose config.json says it is a bundle is read, so that a damaged one fails loudly
- * (naming the field) instead of vanishing from what `serve` serves.
+ * The bundles directly under `root` (one folder each, those whose config.json says it is a
+ * bundle), in name order; none when `root` is absent. Only the name and provenance are read here
+ * (to tell the demo from a real bundle): a damaged bundle is still listed, and opening it to serve
+ * fails loudly, naming the field, instead of it vanishing from what `serve` serves.
  */
-export function findBundles(root: string): Array<{ dir: string; config: BundleConfig }> {
+export function findBundles(root: string): Array<{ dir: string; config: Pick<BundleConfig, 'name' | 'provenance'> }> {
   if (!existsSync(root)) return [];
   return readdirSync(root, { withFileTypes: true })
     .filter((entry) => entry.isDirectory())
     .map((entry) => join(root, entry.name))
     .sort()
     .filter(claimsToBeBundle)
-    .map((dir) => ({ dir, config: readBundleConfig(dir) }));
+    .map((dir) => ({ dir, config: readBundleIdentity(dir) }));
+}
+
+/** A bundle's name and provenance, read without validating the rest of its config.json. */
+function readBundleIdentity(dir: string): Pick<BundleConfig, 'name' | 'provenance'> {
+  try {
+    const raw = JSON.parse(readFileSync(join(dir, BUNDLE_FILES.config), 'utf8')) as Partial<BundleConfig>;
+    return { name: typeof raw.name === 'string' ? raw.name : '', provenance: raw.provenance as BundleConfig['provenance'] };
+  } catch {
+    return { name: '', provenance: undefined as unknown as BundleConfig['provenance'] };
+  }
 }
 
 /**

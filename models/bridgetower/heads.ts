@@ -43,9 +43,10 @@ export function mlmHead(s: Scope, textFeats: Value, eps: number): Value {
   return b.op('Add', [linear(s.scope('decoder'), h, { bias: false }), s.weight('bias')]);
 }
 
-// https://github.com/huggingface/transformers/blob/v4.57.6/src/transformers/models/bridgetower/modeling_bridgetower.py (BridgeTowerContrastiveHead, BridgeTowerForContrastiveLearning.forward)
+// https://github.com/huggingface/transformers/blob/v4.57.6/src/transformers/models/bridgetower/modeling_bridgetower.py
 /**
- * Hugging Face's `BridgeTowerContrastiveHead` on an already pooled vector, L2-normalised: the
+ * (transformers' BridgeTowerContrastiveHead and BridgeTowerForContrastiveLearning.forward; no line
+ * number: that file was not available here to pin one.) Hugging Face's `BridgeTowerContrastiveHead` on an already pooled vector, L2-normalised: the
  * `itc_cross_modal_head` reads `pooler_output` (cls_feats, [batch, 2H]), not a token sequence.
  */
 export function itcPooled(s: Scope, pooled: Value): Value {

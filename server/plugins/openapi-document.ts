@@ -18,7 +18,9 @@ export function tidyOpenApiDocument<T>(document: T): T {
   const doc = document as Json & { paths?: Json; components?: { schemas?: Record<string, Json> } };
   const schemas = doc.components?.schemas;
   if (!schemas) return document;
-  mergeInputDuplicates(doc, schemas);
+  // Repeated until nothing changes: dropping one duplicate can leave another unreferenced (an
+  // `XInput` referenced only from a `YInput` that has just been merged into `Y`).
+  while (mergeInputDuplicates(doc, schemas)) {}
   for (const operations of Object.values(doc.paths ?? {})) {
     for (const operation of Object.values(operations as Record<string, Json>)) {
       const content = (operation.requestBody as { content?: Record<string, Json> } | undefined)?.content;
@@ -30,17 +32,27 @@ export function tidyOpenApiDocument<T>(document: T): T {
   return document;
 }
 
-function mergeInputDuplicates(doc: Json, schemas: Record<string, Json>): void {
+function mergeInputDuplicates(doc: Json, schemas: Record<string, Json>): boolean {
+  let changed = false;
   for (const inputName of Object.keys(schemas).filter((name) => name.endsWith(INPUT_SUFFIX))) {
     const name = inputName.slice(0, -INPUT_SUFFIX.length);
-    if (!(name in schemas)) continue;
+    if (!(name in schemas)) {
+      // Only the input copy was written (the schema is nested inside others): it takes the one name.
+      schemas[name] = schemas[inputName]!;
+      delete schemas[inputName];
+      renameRefs(doc, `#/components/schemas/${inputName}`, `#/components/schemas/${name}`);
+      changed = true;
+      continue;
+    }
     const usesOf = (target: string) => countRefs(doc, `#/components/schemas/${target}`);
     const [inputUses, outputUses] = [usesOf(inputName), usesOf(name)];
     if (inputUses > 0 && outputUses > 0 && !isDeepStrictEqual(schemas[inputName], schemas[name])) continue;
     if (inputUses > 0 && outputUses === 0) schemas[name] = schemas[inputName]!;
     delete schemas[inputName];
     renameRefs(doc, `#/components/schemas/${inputName}`, `#/components/schemas/${name}`);
+    changed = true;
   }
+  return changed;
 }
 
 function countRefs(value: unknown, ref: string): number {
