@@ -35,6 +35,8 @@ function labelsError(path: string, why: string, details: Record<string, unknown>
 /** Reads class labels, in class-id order, from a JSON list, an id2label object or an HF config.json. */
 export function loadLabels(path: string): string[] {
   let text: string;
+  // A wrong --labels path is a labels mistake (E_LABELS, as before the FIFO check), not an I/O failure.
+  if (!existsSync(path)) throw labelsError(path, 'cannot be read (no such file)', { reason: 'not_found' });
   requireRegularFile(path, 'label file', 'E_LABELS');
   try {
     text = readFileSync(path, 'utf8').replace(/^\uFEFF/, '');
