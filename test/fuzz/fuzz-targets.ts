@@ -15,7 +15,7 @@ import { TextTokenizer } from '../../preprocess/text.js';
 import { readArrowExamples } from '../../train/data/open-dataset.js';
 import { readJsonlExamples } from '../../train/data/jsonl.js';
 import { HF_DIR } from '../helpers/shared-fixtures.js';
-import { column, tinyPng, writeArrow } from '../helpers/training-data.js';
+import { tinyPng, vqaColumns, writeArrow } from '../helpers/training-data.js';
 import { writeLegacyTorchCheckpoint, writeTorchCheckpoint, type TensorSpec } from '../helpers/torch-writer.js';
 
 /**
@@ -77,16 +77,7 @@ function safetensorsBytes(): Buffer {
 }
 
 async function vqaArrow(scratch: string, format: 'file' | 'stream'): Promise<Buffer> {
-  const images = [await tinyPng(1), await tinyPng(2)];
-  const columns = {
-    image: column.binary(images),
-    questions: column.stringLists([['is it red?', 'what colour?'], ['is it blue?']]),
-    answer_labels: column.int64ListLists([[[0, 2], [2, 3]], [[1]]]),
-    answer_scores: column.float64ListLists([[[1, 0.3], [0.9, 0.6]], [[1]]]),
-    image_id: column.int64([10, 11]),
-    question_id: column.int64Lists([[100, 101], [110]]),
-    split: column.strings(['train', 'train']),
-  };
+  const { columns } = await vqaColumns();
   return writeTo(scratch, `vqa-${format}.arrow`, (path) => writeArrow(path, columns, { format }));
 }
 

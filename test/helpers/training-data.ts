@@ -56,3 +56,20 @@ export async function rejectsWithData(action: Promise<unknown> | (() => unknown)
   for (const pattern of patterns) assert.match(caught.message, pattern);
   return caught;
 }
+
+/** A two-row VQAv2 Arrow table in the ViLT layout (questions, answer labels and scores as nested lists). */
+export async function vqaColumns() {
+  const images = [await tinyPng(1), await tinyPng(2)];
+  return {
+    images,
+    columns: {
+      image: column.binary(images),
+      questions: column.stringLists([['is it red?', 'what colour?'], ['is it blue?']]),
+      answer_labels: column.int64ListLists([[[0, 2], [2, 3]], [[1]]]),
+      answer_scores: column.float64ListLists([[[1, 0.3], [0.9, 0.6]], [[1]]]),
+      image_id: column.int64([10, 11]),
+      question_id: column.int64Lists([[100, 101], [110]]),
+      split: column.strings(['train', 'train']),
+    },
+  };
+}

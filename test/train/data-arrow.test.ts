@@ -6,25 +6,9 @@ import { tableFromIPC } from 'apache-arrow';
 import { readArrowExamples } from '../../train/data/open-dataset.js';
 import { openArrowIpc } from '../../train/data/arrow-ipc.js';
 import { tempDir } from '../helpers/temp-dir.js';
-import { column, rejectsWithData, tinyPng, writeArrow } from '../helpers/training-data.js';
+import { column, rejectsWithData, tinyPng, vqaColumns, writeArrow } from '../helpers/training-data.js';
 
 const LABELS = ['yes', 'no', 'red', 'blue'];
-
-async function vqaColumns() {
-  const images = [await tinyPng(1), await tinyPng(2)];
-  return {
-    images,
-    columns: {
-      image: column.binary(images),
-      questions: column.stringLists([['is it red?', 'what colour?'], ['is it blue?']]),
-      answer_labels: column.int64ListLists([[[0, 2], [2, 3]], [[1]]]),
-      answer_scores: column.float64ListLists([[[1, 0.3], [0.9, 0.6]], [[1]]]),
-      image_id: column.int64([10, 11]),
-      question_id: column.int64Lists([[100, 101], [110]]),
-      split: column.strings(['train', 'train']),
-    },
-  };
-}
 
 describe('Arrow IPC reading', () => {
   for (const format of ['file', 'stream'] as const) {
