@@ -8,6 +8,7 @@ import { BUNDLE_FILES, claimsToBeBundle, readBundleConfig } from '../bundle/conf
 import { openSafetensors } from '../bundle/safetensors/read-safetensors.js';
 import { openCheckpointSource } from './sources/open-source.js';
 import { DTYPES, numel, type DType } from '../bundle/tensors/dtype.js';
+import { summarizeBundle, type BundleSummary } from '../bundle/bundle-summary.js';
 
 export interface InspectReport {
   path: string;
@@ -21,6 +22,8 @@ export interface InspectReport {
   dtypes: Partial<Record<DType, number>>;
   warnings: string[];
   tensors: Array<{ name: string; dtype: DType; shape: readonly number[] }>;
+  /** For a bundle: its tasks, labels, preprocessing, graphs, variants and provenance. */
+  bundle?: BundleSummary;
 }
 
 /** Structure of a checkpoint or a bundle, read without touching tensor bytes. */
@@ -30,7 +33,8 @@ export function inspectCheckpoint(path: string, options: { textConfig?: string }
   if (existsSync(path) && statSync(path).isDirectory() && existsSync(join(path, BUNDLE_FILES.weights)) && claimsToBeBundle(path)) {
     const config = readBundleConfig(path);
     const weights = openSafetensors(join(path, BUNDLE_FILES.weights));
-    return report(path, 'bundle', [...weights.tensors].map(([name, v]) => ({ name, dtype: v.dtype, shape: v.shape })), config.architecture, undefined, config.warnings);
+    const tensors = [...weights.tensors].map(([name, v]) => ({ name, dtype: v.dtype, shape: v.shape }));
+    return { ...report(path, 'bundle', tensors, config.architecture, undefined, config.warnings), bundle: summarizeBundle(path, config) };
   }
   const source = openCheckpointSource(path);
   const tensors = [...source.tensors].map(([name, t]) => ({ name, dtype: t.view.dtype, shape: t.view.shape }));

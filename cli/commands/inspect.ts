@@ -1,5 +1,6 @@
 import { BridgeTowerError } from '../../common/errors.js';
 import { inspectCheckpoint, type InspectReport } from '../../convert/inspect.js';
+import type { BundleSummary } from '../../bundle/bundle-summary.js';
 import type { Command } from '../run-command.js';
 
 export const inspectCommand: Command = {
@@ -8,6 +9,9 @@ export const inspectCommand: Command = {
 Usage: bridgetower inspect <checkpoint-or-bundle> [--text-config <config.json>] [--tensors] [--json]
 
 Reads only the structure (no tensor bytes), so it is instant even on multi-GB checkpoints.
+For a bundle it also shows its tasks (head, text length, label count and the first labels), the
+image preprocessing (size, resize mode, mean/std), the ONNX graphs with their sizes, the precision
+variants and where the bundle came from (sources, converter, fine-tune).
 
 Options:
   --text-config <path>   RoBERTa config.json when the text encoder is not roberta-base/large
@@ -54,6 +58,45 @@ function formatReport(r: InspectReport, withTensors: boolean): string {
     `  dtypes:      ${Object.entries(r.dtypes).map(([d, n]) => `${d} × ${n}`).join(', ')}`,
   );
   for (const w of r.warnings) lines.push(`  warning:     ${w}`);
+  if (r.bundle) lines.push(...formatBundle(r.bundle));
   if (withTensors) for (const t of r.tensors) lines.push(`    ${t.name}  ${t.dtype}  [${t.shape.join(', ')}]`);
   return `${lines.join('\n')}\n`;
+}
+
+function formatBundle(b: BundleSummary): string[] {
+  const p = b.preprocessing;
+  const hf = p.hf_processor ? ` (shortest edge ${p.hf_processor.shortest_edge}, size divisor ${p.hf_processor.size_divisor}, crop ${p.hf_processor.crop_size})` : '';
+  const lines = [`  name:        ${b.name}`, '  tasks:'];
+  for (const t of b.tasks) {
+    const labels = t.labels ? `, ${t.labels.count} labels: ${t.labels.first.map((l) => JSON.stringify(l)).join(', ')}${t.labels.count > t.labels.first.length ? ', …' : ''}` : '';
+    const count = !t.labels && t.num_labels !== undefined ? `, ${t.num_labels} outputs (no label names)` : '';
+    lines.push(`    ${t.task.padEnd(6)} head ${t.head}, text ≤ ${t.max_text_len} tokens${labels}${count}`);
+  }
+  if (b.tasks.length === 0) lines.push('    (none)');
+  lines.push(
+    `  image:       ${p.image_size}×${p.image_size}, resize ${p.resize}${hf}, ${p.resample}, mean [${p.mean.join(', ')}], std [${p.std.join(', ')}]`,
+    `  tokenizer:   ${b.tokenizer ?? '(none)'}`,
+    '  graphs:',
+  );
+  for (const g of b.graphs) lines.push(`    ${g.file.padEnd(22)} ${g.bytes === null ? 'MISSING' : formatBytes(g.bytes)}`);
+  if (b.graphWeights) lines.push(`    ${b.graphWeights.file.padEnd(22)} ${b.graphWeights.bytes === null ? 'MISSING' : formatBytes(b.graphWeights.bytes)} (initializers, ${b.graphWeights.written_as} of the weights)`);
+  if (b.graphs.length === 0) lines.push('    (none: weights only; convert without --no-graphs to serve or run it)');
+  for (const f of b.unlistedGraphFiles) lines.push(`    ${f.padEnd(22)} (not listed in config.json)`);
+  // Precision variants: one row per precision the graphs exist in (the weight dtype's onnx/ today).
+  lines.push('  variants:');
+  for (const v of b.variants) lines.push(`    ${v.precision.padEnd(8)} ${v.dir}/, ${v.files} graphs, ${formatBytes(v.bytes)}`);
+  if (b.variants.length === 0) lines.push('    (none)');
+  const pv = b.provenance;
+  lines.push(`  provenance:  ${pv.source_kind}, converted by ${pv.converter} at ${pv.converted_at}${pv.ignored ? `, ${pv.ignored} source entries ignored` : ''}`);
+  for (const s of pv.sources) lines.push(`    source ${s.file} (${formatBytes(s.bytes)}, sha256 ${s.sha256.slice(0, 16)}…)`);
+  if (pv.image_size_resized_from !== undefined) lines.push(`    position embedding resized from image size ${pv.image_size_resized_from}`);
+  if (b.fine_tune) lines.push(`    fine-tuned from ${b.fine_tune.base_bundle} on ${b.fine_tune.task} (${b.fine_tune.train}), step ${b.fine_tune.step}, epoch ${b.fine_tune.epoch}`);
+  return lines;
+}
+
+function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`;
+  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
+  return `${(n / 1024 ** 3).toFixed(2)} GiB`;
 }

@@ -1,0 +1,77 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { runCli } from '../helpers/run-cli.js';
+import { tempDir } from '../helpers/temp-dir.js';
+import { tinyWeights, writeTextConfig, writeTinyCkpt } from '../helpers/tiny-checkpoints.js';
+
+/** A converted tiny bundle whose VQA labels, source file and options the test chose itself. */
+function convertTiny(t: { after(fn: () => void): void }, extra: string[] = []) {
+  const dir = tempDir(t);
+  const { arch, weights } = tinyWeights();
+  const ckpt = writeTinyCkpt(dir, weights);
+  const vqaLabels = Array.from({ length: arch.heads.vqa!.num_labels }, (_, i) => `answer ${i}`);
+  const labels = join(dir, 'answers.json');
+  writeFileSync(labels, JSON.stringify(vqaLabels));
+  const out = join(dir, 'bundle');
+  const result = runCli(['convert', ckpt, '--out', out, '--labels', labels, '--text-config', writeTextConfig(dir, arch), '--name', 'tiny-inspect', ...extra]);
+  assert.equal(result.code, 0, result.stderr);
+  return { out, ckpt, vqaLabels, arch };
+}
+
+describe('inspect <bundle>', () => {
+  it('reports tasks with their labels, text lengths, preprocessing, graphs with sizes, variants and provenance', (t) => {
+    const { out, ckpt, vqaLabels } = convertTiny(t);
+    const result = runCli(['inspect', out, '--json']);
+    assert.equal(result.code, 0, result.stderr);
+    const { bundle } = JSON.parse(result.stdout);
+    assert.equal(bundle.name, 'tiny-inspect');
+
+    const vqa = bundle.tasks.find((x: { task: string }) => x.task === 'vqa');
+    assert.deepEqual(vqa.labels, { count: vqaLabels.length, first: vqaLabels.slice(0, 5) });
+    // Upstream's fine-tuning text lengths: 50 for the classification tasks, 40 for retrieval.
+    assert.equal(vqa.max_text_len, 50);
+    assert.equal(bundle.tasks.find((x: { task: string }) => x.task === 'itc').max_text_len, 40);
+    assert.deepEqual(bundle.tasks.find((x: { task: string }) => x.task === 'snli').labels.first, ['contradiction', 'neutral', 'entailment']);
+    assert.equal(bundle.tasks.find((x: { task: string }) => x.task === 'itm').labels, undefined);
+
+    // CLIP's normalisation constants and the demo architecture's 64-px input.
+    assert.equal(bundle.preprocessing.image_size, 64);
+    assert.deepEqual(bundle.preprocessing.mean, [0.48145466, 0.4578275, 0.40821073]);
+    assert.equal(bundle.preprocessing.resize, 'square');
+
+    assert.ok(bundle.graphs.some((g: { file: string }) => g.file === 'vqa.onnx'));
+    for (const g of bundle.graphs) assert.equal(g.bytes, statSync(join(out, 'onnx', g.file)).size, g.file);
+    assert.equal(bundle.graphWeights.bytes, statSync(join(out, 'onnx', 'model.safetensors')).size);
+    assert.deepEqual(bundle.unlistedGraphFiles, []);
+    const graphBytes = bundle.graphs.reduce((s: number, g: { bytes: number }) => s + g.bytes, 0) + bundle.graphWeights.bytes;
+    assert.deepEqual(bundle.variants, [{ precision: 'float32', dir: 'onnx', files: bundle.graphs.length, bytes: graphBytes }]);
+
+    const source = readFileSync(ckpt);
+    assert.equal(bundle.provenance.source_kind, 'lightning-ckpt');
+    assert.deepEqual(bundle.provenance.sources, [{ file: 'tiny.ckpt', bytes: source.length, sha256: createHash('sha256').update(source).digest('hex') }]);
+  });
+
+  it('prints the same facts as text, with the first labels quoted and the count', (t) => {
+    const { out } = convertTiny(t);
+    const result = runCli(['inspect', out]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /vqa +head vqa, text ≤ 50 tokens, 16 labels: "answer 0", "answer 1", "answer 2", "answer 3", "answer 4", …/);
+    assert.match(result.stdout, /image: +64×64, resize square, bicubic, mean \[0\.48145466/);
+    assert.match(result.stdout, /vqa\.onnx +\d/);
+    assert.match(result.stdout, /variants:\n +float32 +onnx\/, \d+ graphs/);
+    assert.match(result.stdout, /provenance: +lightning-ckpt, converted by bridgetower-node/);
+  });
+
+  it('a bundle converted with --no-graphs and --dtype fp16 lists no graphs and no variants', (t) => {
+    const { out } = convertTiny(t, ['--no-graphs', '--dtype', 'fp16']);
+    const result = runCli(['inspect', out, '--json']);
+    assert.equal(result.code, 0, result.stderr);
+    const { bundle } = JSON.parse(result.stdout);
+    assert.deepEqual(bundle.graphs, []);
+    assert.deepEqual(bundle.variants, []);
+    assert.match(runCli(['inspect', out]).stdout, /graphs:\n +\(none: weights only; convert without --no-graphs/);
+  });
+});
