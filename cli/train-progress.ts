@@ -35,7 +35,8 @@ export function trainProgress(enabled: boolean): { event(e: TrainEvent): void; s
       } else if (e.type === 'eval') {
         say(`dev at step ${e.step}: ${Object.entries(e.metrics).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}${e.best ? ' (best so far)' : ''}`);
       } else if (e.type === 'checkpoint') {
-        if (!bar) process.stderr.write(`checkpoint ${e.dir}\n`);
+        const best = e.keptForBest === null ? '' : `; step ${e.keptForBest} kept too: best dev score`;
+        if (!bar) process.stderr.write(`checkpoint ${e.dir} (kept: step ${e.kept.join(', ')}${best})\n`);
       } else if (e.type === 'warning') {
         say(`fine-tune: warning: ${e.message}`);
       } else if (e.type === 'done') {

@@ -114,10 +114,17 @@ export function loadCheckpoint(checkpointDir: string, layout: FlatLayout): { par
   return { params, m, v, state };
 }
 
-/** Keeps the newest `keep` checkpoints (and `protect`, e.g. the best one); removes the rest. */
-export function pruneCheckpoints(outDir: string, keep: number, protect: ReadonlySet<number> = new Set()): void {
+/**
+ * Keeps the newest `keep` checkpoints and, in addition, those in `protect` (the best dev step's, so
+ * that the best/ bundle's optimizer state survives too): at most `keep + protect.size` remain.
+ * Returns the steps kept, oldest first, and which of them are kept only because they are protected.
+ */
+export function pruneCheckpoints(outDir: string, keep: number, protect: ReadonlySet<number> = new Set()): { kept: number[]; extra: number[] } {
   const all = listCheckpoints(outDir);
-  for (const c of all.slice(0, Math.max(0, all.length - keep))) if (!protect.has(c.step)) rmSync(c.dir, { recursive: true, force: true });
+  const older = all.slice(0, Math.max(0, all.length - keep));
+  for (const c of older) if (!protect.has(c.step)) rmSync(c.dir, { recursive: true, force: true });
+  const extra = older.filter((c) => protect.has(c.step)).map((c) => c.step);
+  return { kept: all.filter((c, i) => i >= older.length || protect.has(c.step)).map((c) => c.step), extra };
 }
 
 /** Records a later fact (the dev score that made it the best) in a saved checkpoint's state. */

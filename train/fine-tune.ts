@@ -151,8 +151,8 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
     const checkpoint = async (evalPending: boolean) => {
       const saved = evalPending ? { ...state, evalPending } : state;
       const dir = await saveCheckpoint(options.out, { name: `${name}-step${state.step}`, source: options.bundle, layout, params, m: adamw.m, v: adamw.v, state: saved, provenance: provenance() });
-      pruneCheckpoints(options.out, options.keepCheckpoints ?? 1, new Set(state.best ? [state.best.step] : []));
-      emit({ type: 'checkpoint', step: state.step, dir });
+      const { kept, extra } = pruneCheckpoints(options.out, options.keepCheckpoints ?? 1, new Set(state.best ? [state.best.step] : []));
+      emit({ type: 'checkpoint', step: state.step, dir, kept, keptForBest: extra[0] ?? null });
       return dir;
     };
     // Stopped between micro-batches: what ran since the latest checkpoint is redone by --resume.
@@ -173,6 +173,8 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
       // The checkpoint was saved before its evaluation: record that it happened (and any new best) there for --resume.
       const { evalPending: _done, ...saved } = readTrainerState(bundleDir);
       await updateTrainerState(bundleDir, { ...saved, ...(state.best ? { best: state.best } : {}) });
+      // A new best releases the previous best's checkpoint: it was kept beyond --keep-checkpoints only as the best.
+      if (best) pruneCheckpoints(options.out, options.keepCheckpoints ?? 1, new Set([state.best!.step]));
       emit({ type: 'eval', step: state.step, metrics: result.metrics, best });
     };
 

@@ -13,7 +13,11 @@ export type TrainEventBody =
   | { type: 'warning'; message: string }
   | { type: 'step'; step: number; epoch: number; loss: number; lr: number; gradNorm: number; samplesPerSecond: number; seconds: number }
   | { type: 'eval'; step: number; metrics: Record<string, number>; best: boolean }
-  | { type: 'checkpoint'; step: number; dir: string }
+  /**
+   * A checkpoint was saved: `kept` are the steps whose checkpoints remain (the newest
+   * --keep-checkpoints, plus `keptForBest`: the best dev step's, when it is older than those).
+   */
+  | { type: 'checkpoint'; step: number; dir: string; kept: number[]; keptForBest: number | null }
   | { type: 'diverged'; step: number; what: string }
   /** Stopped by a signal: `checkpoint` is where `--resume` continues from (null: none saved yet). */
   | { type: 'stopped'; step: number; signal: string; checkpoint: { step: number; dir: string } | null }

@@ -68,7 +68,9 @@ Options:
   --seed N                     shuffling, augmentation, dropout and negatives (default 0)
   --no-augment                 eval preprocessing for training images too
   --save-every N               checkpoint every N steps (always at each epoch end)
-  --keep-checkpoints N         checkpoints kept besides best/ (default 1)
+  --keep-checkpoints N         keep the N newest checkpoints (default 1); with --dev the best dev
+                               step's checkpoint is kept in addition (so up to N + 1), and best/
+                               is a separate bundle
   --name <name>                the trained bundle's name (default: the --out folder's name; its
                                checkpoints are <name>-step<N>, its best dev bundle <name>-best)
   --resume                     continue the run in --out from its latest checkpoint, bit-identically
