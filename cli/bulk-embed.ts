@@ -1,13 +1,14 @@
-import { closeSync, existsSync, ftruncateSync, openSync, readdirSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { BridgeTowerError } from '../common/errors.js';
 import type { EmbedInput, ModelService, RequestContext } from '../server/model-service.js';
+import type { EmbeddingKind, EmbeddingOutput } from './embed-output/embedding-output.js';
 
 /**
  * `bridgetower embed`: items from a folder of images, a JSON Lines file of pairs, or a text file,
- * embedded in batches and appended to a JSON Lines file, one `{"id", "kind", "embedding"}` per
- * line. A restart reads the file first: ids already written are skipped, and a torn last line (the
- * run was killed mid-write) is cut off, so the file never holds an id twice or half a record.
+ * embedded in batches and appended to an output (embed-output/: JSON Lines, .npy, Parquet). A
+ * restart asks the output which ids it holds and skips them; each output repairs what a kill can
+ * leave, so it never holds an id twice or half a record.
  */
 
 export interface BulkItem {
@@ -92,41 +93,6 @@ function readLines(file: string): string[] {
   }
 }
 
-/**
- * The ids an earlier run wrote to `out`. A last line without its newline is a torn write: cut off
- * (and reported). Any other unreadable line means the file is not this command's output: fatal.
- */
-export function resumeOutput(out: string): { done: Set<string>; repaired: boolean } {
-  const done = new Set<string>();
-  if (!existsSync(out)) return { done, repaired: false };
-  const text = readFileSync(out, 'utf8');
-  const end = text.lastIndexOf('\n') + 1;
-  const repaired = end < text.length;
-  if (repaired) {
-    const fd = openSync(out, 'r+');
-    try {
-      ftruncateSync(fd, Buffer.byteLength(text.slice(0, end)));
-    } finally {
-      closeSync(fd);
-    }
-  }
-  text
-    .slice(0, end)
-    .split('\n')
-    .forEach((line, i) => {
-      if (line === '') return;
-      let id: unknown;
-      try {
-        id = (JSON.parse(line) as { id?: unknown }).id;
-      } catch {
-        id = undefined;
-      }
-      if (typeof id !== 'string') throw new BridgeTowerError('E_USAGE', `${out}:${i + 1} is not a line this command wrote ({"id", "kind", "embedding"}): give another --out, or remove the file to start over`);
-      done.add(id);
-    });
-  return { done, repaired };
-}
-
 export interface BulkProgress {
   /** Items written or skipped so far, of the items to do this run. */
   (done: number, total: number): void;
@@ -137,40 +103,34 @@ export interface BulkSummary {
   embedded: number;
   alreadyDone: number;
   skipped: Skipped[];
-  repairedTornLine: boolean;
+  /** What the output cut off or rewrote to undo an interrupted run. */
+  repairs: readonly string[];
   dims: number | undefined;
 }
 
-const kindOf = (item: EmbedInput) => (item.image === undefined ? 'text' : item.text === undefined ? 'image' : 'pair');
+const kindOf = (item: EmbedInput): EmbeddingKind => (item.image === undefined ? 'text' : item.text === undefined ? 'image' : 'pair');
 
 /**
- * Embeds the items not yet in `out`, `batchSize` at a time, appending each finished batch. An
+ * Embeds the items not yet in `output`, `batchSize` at a time, appending each finished batch. An
  * image that cannot be read or decoded skips its item (reported), never the batch.
  */
-export async function bulkEmbed(service: ModelService, items: readonly BulkItem[], out: string, options: { batchSize: number; skipped: Skipped[]; onProgress?: BulkProgress; ctx: () => RequestContext }): Promise<BulkSummary> {
-  const { done, repaired } = resumeOutput(out);
-  const todo = items.filter((item) => !done.has(item.id));
-  const summary: BulkSummary = { total: items.length, embedded: 0, alreadyDone: items.length - todo.length, skipped: options.skipped, repairedTornLine: repaired, dims: undefined };
-  const fd = openSync(out, 'a');
-  try {
-    for (let start = 0; start < todo.length; start += options.batchSize) {
-      const batch = todo.slice(start, start + options.batchSize);
-      const ready: Array<{ item: BulkItem; input: EmbedInput }> = [];
-      for (const item of batch) {
-        const input = readInput(item, summary.skipped);
-        if (input) ready.push({ item, input });
-      }
-      const embeddings = await embedSkippingBadImages(service, ready, summary.skipped, options.ctx);
-      const lines = embeddings.map(({ item, input, embedding }) => `${JSON.stringify({ id: item.id, kind: kindOf(input), embedding: Array.from(embedding) })}\n`).join('');
-      // One write per batch: a kill leaves whole lines and at most one torn last line.
-      if (lines) writeSync(fd, lines);
-      summary.embedded += embeddings.length;
-      summary.dims ??= embeddings[0]?.embedding.length;
-      options.onProgress?.(Math.min(start + options.batchSize, todo.length), todo.length);
+export async function bulkEmbed(service: ModelService, items: readonly BulkItem[], output: EmbeddingOutput, options: { batchSize: number; skipped: Skipped[]; onProgress?: BulkProgress; ctx: () => RequestContext }): Promise<BulkSummary> {
+  const todo = items.filter((item) => !output.done.has(item.id));
+  const summary: BulkSummary = { total: items.length, embedded: 0, alreadyDone: items.length - todo.length, skipped: options.skipped, repairs: output.repairs, dims: undefined };
+  for (let start = 0; start < todo.length; start += options.batchSize) {
+    const batch = todo.slice(start, start + options.batchSize);
+    const ready: Array<{ item: BulkItem; input: EmbedInput }> = [];
+    for (const item of batch) {
+      const input = readInput(item, summary.skipped);
+      if (input) ready.push({ item, input });
     }
-  } finally {
-    closeSync(fd);
+    const embeddings = await embedSkippingBadImages(service, ready, summary.skipped, options.ctx);
+    output.append(embeddings.map(({ item, input, embedding }) => ({ id: item.id, kind: kindOf(input), embedding })));
+    summary.embedded += embeddings.length;
+    summary.dims ??= embeddings[0]?.embedding.length;
+    options.onProgress?.(Math.min(start + options.batchSize, todo.length), todo.length);
   }
+  await output.finish();
   return summary;
 }
 

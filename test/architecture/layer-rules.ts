@@ -46,4 +46,7 @@ export const PACKAGE_HOMES: Readonly<Record<string, readonly Layer[]>> = {
   'better-sqlite3': ['server'],
   'prom-client': ['server'],
   'cli-progress': ['cli'],
+  // bridgetower embed --format parquet (cli/embed-output/parquet-output.ts).
+  hyparquet: ['cli'],
+  'hyparquet-writer': ['cli'],
 };
