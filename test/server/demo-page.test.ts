@@ -140,7 +140,7 @@ describe('the demo page file', () => {
 
   it('has the stable element ids the tests and users rely on', () => {
     const html = readDemoPage();
-    for (const id of ['image-input', 'preview', 'question', 'top-k', 'ask', 'answers', 'model', 'meaningless-banner', 'error', 'hypothesis', 'check-entailment', 'entailment', 'gallery-id', 'add-to-gallery', 'search-text', 'search', 'search-results', 'masked-text', 'fill-mask', 'fill-mask-results']) {
+    for (const id of ['image-input', 'preview', 'question', 'top-k', 'ask', 'answers', 'model', 'meaningless-banner', 'error', 'hypothesis', 'check-entailment', 'entailment', 'gallery-id', 'add-to-gallery', 'search-text', 'search', 'search-results', 'masked-text', 'fill-mask', 'fill-mask-results', 'itm-texts', 'match', 'itm-results', 'nlvr2-left', 'nlvr2-right', 'statement', 'check-nlvr2', 'nlvr2-result', 'image-status', 'unavailable']) {
       assert.match(html, new RegExp(`id="${id}"`), `#${id}`);
     }
   });
@@ -186,7 +186,7 @@ describe('the demo page in headless Chromium', () => {
     const page = await openPage(t);
     await page.waitForSelector('#meaningless-banner:visible');
     assert.match(await page.textContent('#model') ?? '', /^bridgetower-demo/);
-    assert.equal(await page.isVisible('#model-select'), false, 'no model choice with one model served');
+    assert.equal(await page.isVisible('.model-select'), false, 'no model choice with one model served');
   });
 
   it('shows a preview of the chosen image', async (t) => {
@@ -243,25 +243,14 @@ describe('the demo page in headless Chromium', () => {
     assert.equal(requested.length, before);
   });
 
-  it('filling a mask without <mask> in the text says how to write one, without calling the server', async (t) => {
+  it('the fill-mask section is hidden (the demo bundle has no MLM head) and the note says so', async (t) => {
     const page = await openPage(t);
-    await chooseImage(page);
-    const before = requested.length;
-    await page.fill('#masked-text', 'a cat on a sofa');
-    await page.click('#fill-mask');
-    await page.waitForSelector('#error:not([hidden])');
-    assert.match(await page.textContent('#error') ?? '', /^NO_MASK: write the missing word as <mask>/);
-    assert.equal(requested.length, before);
-  });
-
-  it("filling a mask on the demo bundle (no MLM head) shows the server's answer that no model has the head", async (t) => {
-    const page = await openPage(t);
-    await chooseImage(page);
-    await page.fill('#masked-text', 'a <mask> on a sofa');
-    await page.click('#fill-mask');
-    await page.waitForSelector('#error:not([hidden])');
-    assert.match(await page.textContent('#error') ?? '', /^E_UNKNOWN_MODEL: no served model has the mlm head/);
-    assert.equal(await page.$$eval('#fill-mask-results ol', (lists) => lists.length), 0);
+    await page.waitForSelector('#unavailable:not([hidden])');
+    assert.equal(await page.isVisible('#fill-mask-section'), false);
+    assert.match(await page.textContent('#unavailable') ?? '', /fill-mask \(MLM\)/);
+    for (const section of ['#vqa-section', '#entailment-section', '#itm-section', '#nlvr2-section', '#gallery-section', '#embed-section']) {
+      assert.equal(await page.isVisible(section), true, section);
+    }
   });
 
   it('checking a hypothesis shows the verdict and the three class probabilities', async (t) => {
