@@ -9,7 +9,7 @@ import { directStages } from './direct-stages.js';
 import { loadImage, type ImageInput, type LoadedImage } from './image-input.js';
 import { MemoryGallery } from './memory-gallery.js';
 import { resolvePrecision, type Precision } from './precision.js';
-import { TaskPipeline, type SearchHit } from './task-pipeline.js';
+import { TaskPipeline, type ModelStages, type SearchHit } from './task-pipeline.js';
 
 export interface LoadOptions {
   /** 'cuda' falls back to the CPU, reported through `onWarning` (default 'cpu'). */
@@ -56,15 +56,17 @@ export class BridgeTower {
   readonly device: Device;
   /** The precision the graphs were opened in. */
   readonly precision: Exclude<Precision, 'auto'>;
+  private readonly pipeline: TaskPipeline<LoadedImage>;
   private disposed = false;
 
   private constructor(
     readonly bundleDir: string,
-    private readonly model: BundleModel,
+    model: BundleModel,
     private readonly runner: GraphRunner,
-    private readonly pipeline: TaskPipeline<LoadedImage>,
+    private readonly stages: ModelStages<LoadedImage>,
     precision: Exclude<Precision, 'auto'>,
   ) {
+    this.pipeline = new TaskPipeline(model, stages);
     this.name = model.name;
     this.isDemo = model.isDemo;
     this.tasks = model.tasks;
@@ -87,7 +89,7 @@ export class BridgeTower {
       ...(options.threads ? { threads: options.threads } : {}),
       ...(options.onWarning ? { warn: options.onWarning } : {}),
     });
-    return new BridgeTower(bundleDir, model, runner, new TaskPipeline(model, directStages(runner, model, maxBatch)), precision);
+    return new BridgeTower(bundleDir, model, runner, directStages(runner, model, maxBatch), precision);
   }
 
   /** VQA: the top `topK` (default 5) answers, best first, score σ(logit). Arrays: one answer list per (image, question). */
@@ -165,7 +167,7 @@ export class BridgeTower {
       this.pipeline.requireTask('itc');
       const loaded = await this.loadAll(images, 'gallery image');
       // The image stage alone: the ITC feature and the image-encoder output, both kept.
-      const encodings = await directStages(this.runner, this.model, 1 << 30).images(loaded, {});
+      const encodings = await this.stages.images(loaded, {});
       return encodings.map(({ itc, embeds }) => ({ itc: itc!, embeds }));
     });
   }
