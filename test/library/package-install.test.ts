@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -91,11 +91,14 @@ describe('the packed package, installed into a new project', () => {
 
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('a consumer type-checks with tsc --strict against the shipped declarations', () => {
+  it("a consumer and the shipped docs' TypeScript examples type-check with tsc --strict against the shipped declarations", () => {
     writeFileSync(join(project, 'consumer.mts'), CONSUMER);
+    const examples = docExamples(join(project, 'node_modules', 'bridgetower-node', 'docs'));
+    assert.ok(examples.length >= 8, `found ${examples.length} ts examples in docs/library.md and docs/evaluation.md`);
+    examples.forEach((source, i) => writeFileSync(join(project, `docs-example-${i}.mts`), source));
     run(
       process.execPath,
-      [TSC, '--strict', '--noUnusedLocals', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--lib', 'es2023,dom', '--typeRoots', join(NODE_MODULES, '@types'), '--types', 'node', '--skipLibCheck', '--outDir', project, 'consumer.mts'],
+      [TSC, '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--lib', 'es2023,dom', '--typeRoots', join(NODE_MODULES, '@types'), '--types', 'node', '--skipLibCheck', '--outDir', join(project, 'out'), 'consumer.mts', ...examples.map((_, i) => `docs-example-${i}.mts`)],
       project,
       'tsc --strict consumer.mts',
       30_000,
@@ -104,7 +107,7 @@ describe('the packed package, installed into a new project', () => {
 
   it('import { BridgeTower } answers what bridgetower-node/client gets from the served bundle', async () => {
     const bundle = join(dir, 'demo');
-    run(process.execPath, ['consumer.mjs', 'build', bundle], project, "the package's buildDemoBundle", 30_000);
+    run(process.execPath, ['out/consumer.mjs', 'build', bundle], project, "the package's buildDemoBundle", 30_000);
     const image = join(dir, 'red.png');
     await sharp({ create: { width: 48, height: 40, channels: 3, background: { r: 210, g: 30, b: 20 } } }).png().toFile(image);
     const port = await freePort();
@@ -114,7 +117,7 @@ describe('the packed package, installed into a new project', () => {
     server.stderr!.on('data', (chunk: Buffer) => (stderr += chunk));
     try {
       await waitUntilReady(`http://127.0.0.1:${port}`, childTimeoutMs(20_000), () => stderr);
-      const out = run(process.execPath, ['consumer.mjs', 'run', bundle, `http://127.0.0.1:${port}`, image], project, 'the consumer', 30_000);
+      const out = run(process.execPath, ['out/consumer.mjs', 'run', bundle, `http://127.0.0.1:${port}`, image], project, 'the consumer', 30_000);
       const result = JSON.parse(out.stdout) as { answers: unknown[]; batch: unknown[][]; embedding: number[]; refused: string; http: unknown[]; httpEmbedding: number[]; httpError: string };
       assert.equal(result.answers.length, 3);
       assert.deepEqual(result.answers, result.http, 'library vqa = POST /vqa through the client');
@@ -137,6 +140,29 @@ describe('the packed package, installed into a new project', () => {
     assert.match(client.stderr, /ESM-only/);
   });
 });
+
+/**
+ * The ```ts blocks of the package's docs, each as a module: the names the prose assumes (a
+ * loaded `model`, a `client`, image data) are declared where the block does not define them.
+ */
+function docExamples(docs: string): string[] {
+  const assumed: Record<string, string> = {
+    model: "import('bridgetower-node').BridgeTower",
+    client: "import('bridgetower-node/client').BridgeTowerClient",
+    catBase64: 'string',
+    catBytes: 'Uint8Array',
+    file: 'File',
+  };
+  return ['library.md', 'evaluation.md'].flatMap((page) =>
+    [...readFileSync(join(docs, page), 'utf8').matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => {
+      const body = m[1]!;
+      const prelude = Object.entries(assumed)
+        .filter(([name]) => new RegExp(`\\b${name}\\b`).test(body) && !new RegExp(`\\bconst ${name}\\b|\\{[^}]*\\b${name}\\b[^}]*\\} = `).test(body))
+        .map(([name, type]) => `declare const ${name}: ${type};`);
+      return `// ${page}\n${prelude.join('\n')}\n${body}\nexport {};\n`;
+    }),
+  );
+}
 
 async function waitUntilReady(baseUrl: string, timeoutMs: number, log: () => string): Promise<void> {
   const until = Date.now() + timeoutMs;
