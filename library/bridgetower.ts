@@ -191,10 +191,6 @@ export class BridgeTower {
     await this.runner.close();
   }
 
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.dispose();
-  }
-
   /** The single-or-array convention of the (image, text) tasks: arrays in, arrays out. */
   private async call<R>(image: ImageInput | readonly ImageInput[], text: string | readonly string[], textName: string, run: (images: LoadedImage[], texts: string[]) => Promise<R[]>): Promise<R | R[]> {
     this.checkOpen();
