@@ -15,6 +15,9 @@ export function retryAfterMs(header: string | null, now = Date.now()): number | 
   if (header === null || header.trim() === '') return undefined;
   const trimmed = header.trim();
   if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
+  // An HTTP date names its day and month ('Wed, 21 Oct 2015 07:28:00 GMT'); Date.parse would
+  // also read '-1' or '2' as years, turning a malformed header into "retry now".
+  if (!/[a-z]{3}/i.test(trimmed)) return undefined;
   const date = Date.parse(trimmed);
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }

@@ -6,6 +6,7 @@ import { describe, it, type TestContext } from 'node:test';
 import { BridgeTowerClient, BridgeTowerHttpError, CLIENT_METHODS, ROUTES } from '../../client/index.js';
 import { BridgeTowerError } from '../../common/errors.js';
 import { OverloadError } from '../../server/scheduling/errors.js';
+import { retryAfterMs } from '../../client/retry.js';
 import { clientTypesSource } from '../helpers/openapi-client-types.js';
 import { serverOpenApiDocument } from '../helpers/server-openapi.js';
 import { fakeImage, fakeServer } from '../server/http-fakes.js';
@@ -125,6 +126,20 @@ describe('BridgeTowerClient', () => {
     const controller = new AbortController();
     setTimeout(() => controller.abort(), 50);
     await assert.rejects(client.info({ signal: controller.signal }), (e: unknown) => e instanceof BridgeTowerHttpError && e.code === 'E_ABORTED');
+  });
+
+  it('reads Retry-After as seconds or as an HTTP date, and ignores what is neither', () => {
+    const now = Date.parse('Wed, 02 Dec 2026 08:00:00 GMT');
+    assert.equal(retryAfterMs('3', now), 3000);
+    assert.equal(retryAfterMs('Wed, 02 Dec 2026 08:00:05 GMT', now), 5000);
+    assert.equal(retryAfterMs('Wed, 02 Dec 2026 07:00:00 GMT', now), 0, 'a date in the past means now');
+    for (const unreadable of [null, '', 'soon', '-1']) assert.equal(retryAfterMs(unreadable, now), undefined, JSON.stringify(unreadable));
+  });
+
+  it('ready() answers a 503 (models loading) at once instead of retrying it', async (t) => {
+    const { arrivals, baseUrl } = await scripted(t, (_n, _req, res) => res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1' }).end(JSON.stringify({ error: { code: 'E_NOT_READY', message: 'loading' } })));
+    await assert.rejects(new BridgeTowerClient({ baseUrl }).ready(), (e: unknown) => e instanceof BridgeTowerHttpError && e.code === 'E_NOT_READY');
+    assert.equal(arrivals.length, 1);
   });
 
   it('a server that is not there is E_NETWORK, saying where it looked', async () => {
