@@ -48,12 +48,14 @@ COPY package.json package-lock.json .npmrc ./
 COPY tsconfig.json tsconfig.build.json ./
 COPY bin ./bin
 COPY cli ./cli
+COPY client ./client
 COPY common ./common
 COPY bundle ./bundle
 COPY convert ./convert
 COPY preprocess ./preprocess
 COPY models ./models
 COPY runtime ./runtime
+COPY library ./library
 COPY server ./server
 COPY train ./train
 # The same install command as the README and CI: `npm ci` (its `prepare` script builds dist/).

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { BridgeTowerError } from '../common/errors.js';
 import { readBundleConfig, type BundleConfig } from '../bundle/config.js';
 import type { TaskName } from '../bundle/tasks.js';
-import { batchImages, preprocessImage, type ImageLimits } from './image.js';
+import { batchImages, normalizeToChw, preprocessImage, resizeForModel, type ImageLimits, type RgbImage } from './image.js';
 import { TextTokenizer, type EncodedBatch } from './text.js';
 
 /**
@@ -72,6 +72,22 @@ export class BundlePreprocessor {
   /** One image's pixel values, [3, S, S] CHW, normalized as upstream's eval transform. */
   pixelValues(bytes: Uint8Array): Promise<Float32Array> {
     return preprocessImage(bytes, this.config.preprocessing, this.limits);
+  }
+
+  /**
+   * Already-decoded pixels (interleaved RGB, 8 bits a channel, row-major) → [3, S, S]: the same
+   * resize and normalization as `pixelValues`, without the decoder (the library's raw-RGB input).
+   */
+  pixelValuesOfRgb(image: RgbImage): Float32Array {
+    const { data, width, height } = image;
+    if (!(Number.isInteger(width) && Number.isInteger(height) && width > 0 && height > 0) || data.length !== width * height * 3) {
+      throw new BridgeTowerError('E_USAGE', `a raw RGB image needs data of width × height × 3 bytes; got ${data.length} bytes for ${width}×${height} (${width * height * 3} expected): pass interleaved 8-bit RGB, no alpha`, {
+        width,
+        height,
+        bytes: data.length,
+      });
+    }
+    return normalizeToChw(resizeForModel(image, this.config.preprocessing), this.config.preprocessing);
   }
 
   /** Several images as one NCHW batch. */

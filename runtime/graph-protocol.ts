@@ -16,7 +16,7 @@ export interface WireTensor {
 
 export type Tensors = Record<string, WireTensor>;
 
-export interface WorkerConfig extends Pick<RuntimeOptions, 'threads'> {
+export interface WorkerConfig extends Pick<RuntimeOptions, 'threads' | 'precision'> {
   bundleDir: string;
   /** Graph names without `.onnx` (text_encoder, fusion, head_vqa, …). */
   graphs: string[];

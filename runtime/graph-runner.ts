@@ -7,7 +7,7 @@ import { transferables, type FromWorker, type GraphSignature, type Tensors, type
 export type { GraphSignature, TensorType, Tensors, WireTensor } from './graph-protocol.js';
 
 /** Device and threads of the worker's sessions; a CUDA fallback is reported through `warn`. */
-export type GraphRunnerOptions = Pick<RuntimeOptions, 'device' | 'threads' | 'warn'>;
+export type GraphRunnerOptions = Pick<RuntimeOptions, 'device' | 'threads' | 'warn' | 'precision'>;
 
 /** How long close() waits for the worker to release its sessions before terminating it. */
 const CLOSE_GRACE_MS = 10_000;
@@ -48,7 +48,7 @@ export class GraphRunner {
 
   /** Starts the worker, opens and warms up each graph (`<bundle>/onnx/<graph>.onnx`). */
   static async open(bundleDir: string, graphs: readonly string[], options: GraphRunnerOptions = {}): Promise<GraphRunner> {
-    const config: WorkerConfig = { bundleDir, graphs: [...graphs], device: options.device ?? 'cpu', ...(options.threads ? { threads: options.threads } : {}) };
+    const config: WorkerConfig = { bundleDir, graphs: [...graphs], device: options.device ?? 'cpu', ...(options.threads ? { threads: options.threads } : {}), ...(options.precision ? { precision: options.precision } : {}) };
     const worker = startWorker(config);
     let settle!: { resolve: (ready: Extract<FromWorker, { type: 'ready' }>) => void; reject: (error: unknown) => void };
     const opened = new Promise<Extract<FromWorker, { type: 'ready' }>>((resolve, reject) => (settle = { resolve, reject }));

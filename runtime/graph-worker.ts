@@ -39,7 +39,7 @@ async function openAll(): Promise<{ provider: Device; fallbackReason?: string }>
   let fallbackReason: string | undefined;
   for (const graph of config.graphs) {
     // Once CUDA has been refused, the remaining graphs go straight to the CPU.
-    const opened = await openGraph(config.bundleDir, graph, { device: provider, ...(config.threads ? { threads: config.threads } : {}) });
+    const opened = await openGraph(config.bundleDir, graph, { device: provider, ...(config.threads ? { threads: config.threads } : {}), ...(config.precision ? { precision: config.precision } : {}) });
     if (opened.fallbackReason) fallbackReason = opened.fallbackReason;
     provider = opened.provider;
     sessions.set(graph, opened.session);

@@ -23,6 +23,12 @@ export interface RuntimeOptions {
   optimization?: GraphOptimization;
   /** Where a CUDA fallback is reported (default: a warning on stderr). */
   warn?: (message: string) => void;
+  /**
+   * Which precision variant of a bundle's graphs to open ('fp32', 'fp16', 'int8'). Opaque here
+   * for now: every bundle has one variant, its own dtype, which the library checks this against
+   * (library/precision.ts); bundle precision variants will pick their graph files by it.
+   */
+  precision?: string;
 }
 
 /** A session and the execution provider it ended up on. */

@@ -28,37 +28,13 @@ export interface ImageEncoding {
 }
 
 /** What /embed and /v1/embeddings embed: a text, an image, or both (a pair). */
-export type EmbedInput = { text: string; image?: undefined } | { image: Uint8Array; text?: undefined } | { text: string; image: Uint8Array };
+export type EmbedInput = LibraryEmbedInput<Uint8Array>;
 
-export interface SearchHit {
-  id: string;
-  /** The ITM match logit `itm_score(cls_feats)[:, 1]` (upstream's re-ranking score); the ITC score when not re-ranked. */
-  score: number;
-  /** ITC cosine similarity / temperature, the candidate score. */
-  itc: number;
-}
-
-/** What a search needs of a gallery: ITC candidates, and the image-encoder output of each one it re-ranks. */
-export interface SearchableGallery {
-  /** The `n` items whose ITC features have the highest cosine similarity with `query`, best first. */
-  nearest(query: Float32Array, n: number): Promise<ReadonlyArray<{ id: string; similarity: number }>>;
-  /** The item's image_encoder output [L, N, H]; undefined when it left the gallery meanwhile. */
-  embeds(id: string): Promise<Float32Array | undefined>;
-}
-
-/** What `GET /info` says of a served model: sizes a client needs to know, read from its config. */
-export interface ModelInfo {
-  /** Hidden size of the cross-modal layers (and of the pooled features the heads read). */
-  hiddenSize: number;
-  /** Length of the normalized ITC embedding `/embed` answers; absent without ITC heads. */
-  embeddingDim?: number;
-  /** Tokens per text, `<s>` and `</s>` included, by task (longer texts are truncated). */
-  maxTextTokens: Partial<Record<TaskName, number>>;
-  /** Side of the square image the model sees, in pixels. */
-  imageSize: number;
-  /** dtype of the weights. */
-  precision: 'float32' | 'float16';
-}
+// The shapes the library's model object answers with: the routes serialize the same values.
+export type { ModelInfo } from '../library/bundle-model.js';
+import type { ModelInfo } from '../library/bundle-model.js';
+export type { SearchableGallery, SearchHit } from '../library/task-pipeline.js';
+import type { EmbedInput as LibraryEmbedInput, SearchableGallery, SearchHit } from '../library/task-pipeline.js';
 
 export interface ModelService {
   /** The bundle's name (config.json `name` or folder name). */

@@ -1,10 +1,8 @@
 import { BridgeTowerError } from '../../common/errors.js';
-import { readBundleConfig } from '../../bundle/config.js';
-import { readLabels } from '../../bundle/labels.js';
+import { openEvaluationDataset } from '../../library/evaluation-data.js';
 import type { Dataset } from '../../train/data/examples.js';
 import type { EvaluationOptions } from '../../train/evaluate/evaluate.js';
-import { checkBundleHeads } from '../../train/evaluate/evaluation-runtime.js';
-import { FINE_TUNE_TASK_NAMES, FINE_TUNE_TASKS, type FineTuneTask } from '../../train/tasks.js';
+import { FINE_TUNE_TASK_NAMES, type FineTuneTask } from '../../train/tasks.js';
 import type { Command } from '../run-command.js';
 
 /** The options `evaluate` and `predict` share, parsed and checked once. */
@@ -60,22 +58,9 @@ export function parseEvaluationArgs(values: Record<string, any>, positionals: st
   return { bundle: values.bundle, task, data: values.data, ...(values.images ? { images: values.images } : {}), options };
 }
 
-/**
- * Checks the bundle has the task's heads, then opens the data as the task; VQA answers are
- * mapped to the bundle's answer labels (labels.json), the indices its head predicts.
- */
-export async function openEvaluationData(args: EvaluationArgs, requireLabels: boolean): Promise<Dataset> {
-  const config = readBundleConfig(args.bundle);
-  checkBundleHeads(args.bundle, config, args.task);
-  const labelsFrom = FINE_TUNE_TASKS[args.task].labelsFrom;
-  const labels = labelsFrom ? readLabels(args.bundle, config.labels)[labelsFrom] : undefined;
-  // Loaded on first use: the readers pull in apache-arrow, which no other command needs at start-up.
-  const { openDataset } = await import('../../train/data/open-dataset.js');
-  const dataset = await openDataset(args.data, args.task, { ...(args.images ? { images: args.images } : {}), ...(labels ? { labels } : {}), requireLabels });
-  if (dataset.task !== args.task) {
-    throw new BridgeTowerError('E_DATA', `${args.data} was read as ${dataset.task} data, not ${args.task}: check --task`, { data: args.data });
-  }
-  return dataset;
+/** The library's reader (library/evaluation-data.ts): the CLI and `evaluate()` read data alike. */
+export function openEvaluationData(args: EvaluationArgs, requireLabels: boolean): Promise<Dataset> {
+  return openEvaluationDataset(args, requireLabels);
 }
 
 function positiveInteger(values: Record<string, any>, name: string): number | undefined {

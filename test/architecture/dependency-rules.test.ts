@@ -54,7 +54,7 @@ describe('dependency rules', () => {
     ];
     assert.deepEqual(violations(edges), [
       'bundle/config.ts:2 imports runtime/session.js: bundle/ may import only common/',
-      'server/app.ts:1 imports cli/main.js: server/ may import only runtime/, preprocess/, bundle/, common/',
+      'server/app.ts:1 imports cli/main.js: server/ may import only library/, runtime/, preprocess/, bundle/, common/',
       'convert/read.ts:1 imports train/fine-tune.js: convert/ may import only models/, bundle/, common/',
       'convert/read.ts:2 imports the package onnxruntime-node, which belongs to runtime/, train/',
     ]);

@@ -5,23 +5,27 @@
  *
  * A file belongs to the layer of its top folder. Imports inside a layer are always allowed.
  */
-export const LAYERS = ['common', 'bundle', 'models', 'preprocess', 'runtime', 'convert', 'server', 'train', 'cli', 'bench', 'test'] as const;
+export const LAYERS = ['common', 'client', 'bundle', 'models', 'preprocess', 'runtime', 'convert', 'train', 'library', 'server', 'cli', 'bench', 'test'] as const;
 export type Layer = (typeof LAYERS)[number];
 
 /** Layer → the other layers it may import. Data flows down: nothing imports `cli` or `bench`. */
 export const ALLOWED_IMPORTS: Readonly<Record<Layer, readonly Layer[]>> = {
   common: [],
+  // The HTTP client runs in browsers too: it imports nothing of the project (nor of Node).
+  client: [],
   bundle: ['common'],
   models: ['bundle', 'common'],
   preprocess: ['bundle', 'common'],
   runtime: ['models', 'bundle', 'common'],
   convert: ['models', 'bundle', 'common'],
-  server: ['runtime', 'preprocess', 'bundle', 'common'],
   train: ['runtime', 'models', 'preprocess', 'bundle', 'common'],
-  cli: ['server', 'train', 'convert', 'runtime', 'preprocess', 'models', 'bundle', 'common'],
+  // The package's entry: the model object over runtime/ + preprocess/, and thin wrappers over convert/ and train/.
+  library: ['train', 'convert', 'runtime', 'preprocess', 'models', 'bundle', 'common'],
+  server: ['library', 'runtime', 'preprocess', 'bundle', 'common'],
+  cli: ['server', 'library', 'train', 'convert', 'runtime', 'preprocess', 'models', 'bundle', 'common'],
   // Benches and tests drive every layer; benches reuse the tests' fixture writers.
-  bench: ['test', 'cli', 'server', 'train', 'convert', 'runtime', 'preprocess', 'models', 'bundle', 'common'],
-  test: ['cli', 'server', 'train', 'convert', 'runtime', 'preprocess', 'models', 'bundle', 'common'],
+  bench: ['test', 'cli', 'server', 'library', 'client', 'train', 'convert', 'runtime', 'preprocess', 'models', 'bundle', 'common'],
+  test: ['cli', 'server', 'library', 'client', 'train', 'convert', 'runtime', 'preprocess', 'models', 'bundle', 'common'],
 };
 
 /**

@@ -8,7 +8,7 @@ import { COMMANDS } from '../../cli/main.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 /** The folders whose messages reach users (tests and benchmarks talk to developers). */
-const SOURCE_DIRS = ['common', 'bundle', 'models', 'preprocess', 'runtime', 'convert', 'server', 'train', 'cli'];
+const SOURCE_DIRS = ['common', 'client', 'bundle', 'models', 'preprocess', 'runtime', 'convert', 'train', 'library', 'server', 'cli'];
 /** Flags of the CLI itself (main.ts) and of Node (`--import tsx`), which no command's usage lists. */
 const NOT_COMMAND_FLAGS = new Set(['--help', '--version', '--import']);
 
