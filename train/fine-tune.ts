@@ -192,6 +192,8 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
           preprocessor,
           numLabels: training.numLabels,
           ...(options.augment !== false ? { augment: { seed, epoch: state.epoch, indices } } : {}),
+          // Read by pre-training only (masks, ITM labels, false images drawn from the training set).
+          pretraining: { seed, epoch: state.epoch, indices, pool: train as Dataset<'pretrain'> },
         });
         const micro = state.epoch * microPerEpoch + state.position;
         const feeds = { ...batch.tensors, ...negativeNoise(training, batch.tensors, seed, micro) };
