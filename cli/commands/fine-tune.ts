@@ -32,6 +32,7 @@ const NUMBERS: ReadonlyArray<[flag: string, key: keyof FineTuneOptions]> = [
   ['keep-checkpoints', 'keepCheckpoints'],
   ['eval-batch-size', 'evalBatchSize'],
   ['threads', 'threads'],
+  ['mlm-probability', 'mlmProbability'],
 ];
 
 /** Where a stopped run stands and the command that continues it (the shell exit status is 128 + signal). */
@@ -70,6 +71,8 @@ Options:
   --seed N                     shuffling, augmentation, dropout, negatives and pre-training's
                                masks and false images (default 0)
   --no-augment                 eval preprocessing for training images too
+  --mlm-probability P          pretrain: share of caption tokens masked for MLM (upstream's mlm_prob,
+                               default 0.15; also used for the --dev scores)
   --save-every N               checkpoint every N steps (always at each epoch end)
   --keep-checkpoints N         checkpoints kept besides best/ (default 1)
   --name <name>                the trained bundle's name (default: the --out folder's name; its

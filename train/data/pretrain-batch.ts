@@ -1,7 +1,7 @@
 import { BridgeTowerError } from '../../common/errors.js';
 import { Rng } from '../rng.js';
 import type { ImageSource, PretrainExample, RowRef } from './examples.js';
-import { maskTokens } from './mlm-masking.js';
+import { maskTokens, UPSTREAM_MLM_MASKING } from './mlm-masking.js';
 
 /**
  * What pre-training adds to a collated caption batch (train/pretrain-objective.ts reads it), the
@@ -24,6 +24,8 @@ export interface PretrainSampling {
   indices: readonly number[];
   /** Where false images are drawn from: the training (or dev) data set. */
   pool: { readonly size: number; get(index: number): PretrainExample };
+  /** The share of tokens picked for MLM (upstream's `mlm_prob`, default 0.15). */
+  mlmProbability?: number;
 }
 
 export interface PretrainBatchContext {
@@ -52,6 +54,7 @@ export async function pretrainTensors(tensors: Readonly<Record<string, Tensor>>,
     seed: sampling.seed,
     epoch: sampling.epoch,
     indices: sampling.indices,
+    rates: { ...UPSTREAM_MLM_MASKING, probability: sampling.mlmProbability ?? UPSTREAM_MLM_MASKING.probability },
   });
 
   const positives = Math.floor(batch / 2);

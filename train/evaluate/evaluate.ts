@@ -27,6 +27,8 @@ export interface EvaluationOptions extends RuntimeOptions {
   /** Retrieval: ITC candidates re-ranked by ITM per image and per text (default 256 for data whose name says coco, else 128, as upstream's k_test). */
   topK?: number;
   onProgress?: (progress: EvaluationProgress) => void;
+  /** Pre-training: the share of caption tokens masked for MLM accuracy (default upstream's 0.15). */
+  mlmProbability?: number;
 }
 
 export const DEFAULT_BATCH_SIZE = 32;
@@ -80,7 +82,7 @@ export function scorePredictions(dataset: Dataset, predictions: Predictions): { 
 /** Per task: how the bundle's predictions are made, and how they are scored against the data's labels. */
 interface TaskEvaluation<T extends FineTuneTask> {
   /** A task scored by graphs of its own rather than the split inference graphs (pre-training: its objective's forward). */
-  predictFromBundle?(bundleDir: string, dataset: Dataset<T>, options: RuntimeOptions & { batchSize: number; progress: StageProgress }): Promise<PredictionsOf<T>>;
+  predictFromBundle?(bundleDir: string, dataset: Dataset<T>, options: RuntimeOptions & { batchSize: number; progress: StageProgress; mlmProbability?: number }): Promise<PredictionsOf<T>>;
   predict(runtime: EvaluationRuntime, dataset: Dataset<T>, options: { batchSize: number; topK: number; progress: StageProgress }): Promise<PredictionsOf<T>>;
   score(dataset: Dataset<T>, predictions: PredictionsOf<T>): { metrics: Record<string, number>; count: number };
 }

@@ -40,7 +40,7 @@ export const EVALUATION_SEED = 0;
 export async function predictPretrain(
   bundleDir: string,
   dataset: Dataset<'pretrain'>,
-  options: SessionChoice & { batchSize: number; progress: StageProgress; seed?: number },
+  options: SessionChoice & { batchSize: number; progress: StageProgress; seed?: number; mlmProbability?: number },
 ): Promise<PretrainPredictions> {
   const training = buildTrainingGraph(bundleDir, 'pretrain', { forwardOnly: true });
   const preprocessor = BundlePreprocessor.open(bundleDir);
@@ -52,7 +52,7 @@ export async function predictPretrain(
       const indices = Array.from({ length: Math.min(options.batchSize, dataset.size - start) }, (_, b) => start + b);
       const batch = await collate('pretrain', indices.map((i) => dataset.get(i)), {
         preprocessor,
-        pretraining: { seed: options.seed ?? EVALUATION_SEED, epoch: 0, indices, pool: dataset },
+        pretraining: { seed: options.seed ?? EVALUATION_SEED, epoch: 0, indices, pool: dataset, ...(options.mlmProbability !== undefined ? { mlmProbability: options.mlmProbability } : {}) },
       });
       const out = await step.run(batch.tensors, new Float32Array(0), layout);
       const itmLogits = out.logits.data as Float32Array;
