@@ -36,7 +36,7 @@ export const PRETRAIN_OBJECTIVE: Objective = {
   build: pretrainObjective,
 };
 
-/** The `<mask>`-free label every other position carries (torch's `ignore_index`). */
+/** The label of every position the MLM loss skips (torch's `ignore_index`; train/data/mlm-masking.ts writes it). */
 const IGNORED = -100;
 
 function pretrainObjective(root: Scope, arch: BridgeTowerArchitecture, inputs: Readonly<Record<string, Value>>) {
