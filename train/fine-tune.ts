@@ -333,6 +333,7 @@ function validate(options: FineTuneOptions, recipe: Recipe, microBatch: number):
   if (!(recipe.warmup >= 0)) throw new BridgeTowerError('E_USAGE', `--warmup must be ≥ 0 (a fraction of the steps, or a step count ≥ 1), got ${recipe.warmup}`);
   if (!(recipe.dropout >= 0 && recipe.dropout < 1)) throw new BridgeTowerError('E_USAGE', `--dropout must be in [0, 1), got ${recipe.dropout}`);
   if (options.mlmProbability !== undefined && !(options.mlmProbability > 0 && options.mlmProbability <= 1)) throw new BridgeTowerError('E_USAGE', `--mlm-probability must be in (0, 1], got ${options.mlmProbability}`);
+  if (options.mlmProbability !== undefined && options.task !== 'pretrain') throw new BridgeTowerError('E_USAGE', `--mlm-probability masks captions for --task pretrain; ${options.task} has no MLM objective`);
   if (options.clipGradNorm !== undefined && !(options.clipGradNorm > 0)) throw new BridgeTowerError('E_USAGE', `--clip-grad-norm must be positive, got ${options.clipGradNorm}`);
   if (microBatch > recipe.batchSize) throw new BridgeTowerError('E_USAGE', `--micro-batch-size ${microBatch} exceeds --batch-size ${recipe.batchSize}`);
 }
