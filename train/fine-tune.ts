@@ -61,6 +61,8 @@ export interface FineTuneOptions extends Partial<Recipe>, Pick<RuntimeOptions, '
   evalEvery?: number;
   keepCheckpoints?: number;
   evalBatchSize?: number;
+  /** Pre-training: the share of caption tokens picked for MLM (upstream's `mlm_prob`, 0.15). */
+  mlmProbability?: number;
   /** Each event as it is appended to train-log.jsonl. */
   onEvent?: (event: TrainEvent) => void;
   /**
@@ -110,7 +112,9 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
   const fingerprint = {
     task: options.task, bundle: config.name, weights: config.provenance.sources.map((s) => s.sha256), train: train.source, examples: items.length,
     subset, microBatch, seed, augment: options.augment !== false, clipGradNorm: options.clipGradNorm ?? null, maxSteps: options.maxSteps ?? null, ...recipe,
+    ...(options.mlmProbability !== undefined ? { mlmProbability: options.mlmProbability } : {}),
   };
+  const mlmRate = options.mlmProbability !== undefined ? { mlmProbability: options.mlmProbability } : {};
 
   const training = buildTrainingGraph(options.bundle, options.task, { train: subset, dropout: recipe.dropout });
   const layout = new FlatLayout(training.parameters, recipe);
@@ -163,7 +167,7 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
       return { step: state.step, ...(state.best ? { best: state.best } : {}), stopped: { checkpoint } };
     };
     const evaluate = async (bundleDir: string) => {
-      const result = await evaluateBundle(bundleDir, dev!, { ...(options.evalBatchSize ? { batchSize: options.evalBatchSize } : {}), ...session });
+      const result = await evaluateBundle(bundleDir, dev!, { ...(options.evalBatchSize ? { batchSize: options.evalBatchSize } : {}), ...mlmRate, ...session });
       const value = result.metrics[recipe.metric]!;
       const best = !state.best || value > state.best.value;
       if (best) {
@@ -194,6 +198,8 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
           preprocessor,
           numLabels: training.numLabels,
           ...(options.augment !== false ? { augment: { seed, epoch: state.epoch, indices } } : {}),
+          // Read by pre-training only (masks, ITM labels, false images drawn from the training set).
+          pretraining: { seed, epoch: state.epoch, indices, pool: train as Dataset<'pretrain'>, ...mlmRate },
         });
         const micro = state.epoch * microPerEpoch + state.position;
         const feeds = { ...batch.tensors, ...negativeNoise(training, batch.tensors, seed, micro) };
@@ -328,6 +334,8 @@ function validate(options: FineTuneOptions, recipe: Recipe, microBatch: number):
   if (!(recipe.weightDecay >= 0)) throw new BridgeTowerError('E_USAGE', `--weight-decay must be ≥ 0, got ${recipe.weightDecay}`);
   if (!(recipe.warmup >= 0)) throw new BridgeTowerError('E_USAGE', `--warmup must be ≥ 0 (a fraction of the steps, or a step count ≥ 1), got ${recipe.warmup}`);
   if (!(recipe.dropout >= 0 && recipe.dropout < 1)) throw new BridgeTowerError('E_USAGE', `--dropout must be in [0, 1), got ${recipe.dropout}`);
+  if (options.mlmProbability !== undefined && !(options.mlmProbability > 0 && options.mlmProbability <= 1)) throw new BridgeTowerError('E_USAGE', `--mlm-probability must be in (0, 1], got ${options.mlmProbability}`);
+  if (options.mlmProbability !== undefined && options.task !== 'pretrain') throw new BridgeTowerError('E_USAGE', `--mlm-probability masks captions for --task pretrain; ${options.task} has no MLM objective`);
   if (options.clipGradNorm !== undefined && !(options.clipGradNorm > 0)) throw new BridgeTowerError('E_USAGE', `--clip-grad-norm must be positive, got ${options.clipGradNorm}`);
   if (microBatch > recipe.batchSize) throw new BridgeTowerError('E_USAGE', `--micro-batch-size ${microBatch} exceeds --batch-size ${recipe.batchSize}`);
 }

@@ -7,7 +7,7 @@ import type { DType } from '../bundle/tensors/dtype.js';
 import { toOrtTensor } from '../runtime/session.js';
 import { FlatLayout } from './flat-parameters.js';
 import { Rng } from './rng.js';
-import { openTrainingSession, type SessionChoice, type TrainingGraph } from './training-graph.js';
+import { openTrainingSession, REPORT_PREFIX, type SessionChoice, type TrainingGraph } from './training-graph.js';
 
 /** A batch tensor as collation produces it (train/data/collate.ts). */
 export interface BatchTensor {
@@ -26,11 +26,27 @@ export interface StepOutputs {
   logits: ort.Tensor;
   /** `grad.<name>` per trainable parameter (ONNX Runtime's output buffers). */
   gradients: Map<string, Float32Array>;
+  /** The objective's reported values (`mlm_loss`, `itm_loss`, …) by name. */
+  reports: Map<string, ort.Tensor>;
 }
 
-/** Alternative names the fixtures use: `vqa_targets`, `snli_labels`, `nlvr2_labels`, `pixel_values_2` (NLVR2's right image). */
-const batchAliases = (task: string, name: string): string[] =>
-  name === 'targets' || name === 'labels' ? [`${task}_${name}`] : name === 'pixel_values_right' ? ['pixel_values_2'] : [];
+/**
+ * Alternative names the upstream goldens use (../shared/fixtures/bridgetower-tiny): `vqa_targets`,
+ * `snli_labels`, `nlvr2_labels`, `pixel_values_2` (NLVR2's right image) in inputs.safetensors, and
+ * the collated batch of train_pt.safetensors (`batch.text_ids_mlm`, …), so `bridgetower grad
+ * --batch` takes those files as they are.
+ */
+const FIXTURE_NAMES: Readonly<Record<string, readonly string[]>> = {
+  pixel_values_right: ['pixel_values_2'],
+  input_ids: ['batch.text_ids'],
+  attention_mask: ['batch.text_masks'],
+  pixel_values: ['batch.image'],
+  mlm_input_ids: ['batch.text_ids_mlm'],
+  mlm_labels: ['batch.text_labels_mlm'],
+  false_pixel_values: ['batch.false_image_0'],
+  itm_labels: ['batch.itm_labels'],
+};
+const batchAliases = (task: string, name: string): readonly string[] => (name === 'targets' || name === 'labels' ? [`${task}_${name}`] : FIXTURE_NAMES[name] ?? []);
 
 /**
  * One forward + backward of a training graph: feeds the batch, the dropout seed and the
@@ -66,7 +82,8 @@ export class GradientStep {
     }
     const gradients = new Map<string, Float32Array>();
     for (const p of this.training.parameters) gradients.set(p.name, results[`grad.${p.name}`]!.data as Float32Array);
-    return { loss: (results.loss!.data as Float32Array)[0]!, logits: results.logits!, gradients };
+    const reports = new Map(this.training.reports.map((name) => [name, results[`${REPORT_PREFIX}${name}`]!]));
+    return { loss: (results.loss!.data as Float32Array)[0]!, logits: results.logits!, gradients, reports };
   }
 
   async release(): Promise<void> {
@@ -96,7 +113,7 @@ export async function computeGradients(
   bundleDir: string,
   batch: BatchTensors,
   options: SessionChoice & { noiseSeed?: number } = {},
-): Promise<{ loss: number; logits: ort.Tensor; gradients: Map<string, Float32Array> }> {
+): Promise<StepOutputs> {
   const layout = new FlatLayout(training.parameters, GRAD_HP);
   const params = layout.readFromBundle(bundleDir);
   const step = await GradientStep.open(training, options);

@@ -29,3 +29,19 @@ export function crossEntropyLoss(b: GraphBuilder, logits: Value, labels: Value, 
   const picked = b.op('ReduceSum', [b.op('Mul', [oneHot, logProbs]), b.ints([-1])], { keepdims: 0 });
   return b.op('Neg', [b.op('ReduceMean', [picked], { keepdims: 0 })]);
 }
+
+/**
+ * Upstream `compute_mlm`: `cross_entropy(mlm_logits.view(-1, vocab), labels.view(-1),
+ * ignore_index=-100)`, the mean over the masked positions. `logits` are already only the masked
+ * rows ([K, vocab], gathered before the vocabulary projection) and `labels` their ids ([K]). The
+ * label's log-probability is picked by comparing with the vocabulary ids (no [vocab, vocab] one-hot
+ * table). A batch without a masked position gives 0 (upstream: NaN) so it cannot poison a run.
+ */
+export function maskedLmLoss(b: GraphBuilder, logits: Value, labels: Value, vocabSize: number): Value {
+  const vocab = b.constant(Array.from({ length: vocabSize }, (_, i) => i), 'int64', [1, vocabSize], 'vocabulary_ids');
+  const oneHot = b.cast(b.op('Equal', [b.op('Unsqueeze', [labels, b.ints([1])]), vocab]), 'float32');
+  const logProbs = b.op('LogSoftmax', [logits], { axis: -1 });
+  const total = b.op('ReduceSum', [b.op('Mul', [oneHot, logProbs])], { keepdims: 0 });
+  const count = b.op('Max', [b.cast(b.op('Size', [labels]), 'float32'), b.scalar(1)]);
+  return b.op('Neg', [b.op('Div', [total, count])]);
+}

@@ -16,8 +16,13 @@ import { crossEntropyLoss, vqaLoss } from './losses.js';
 export interface Objective {
   /** Batch inputs beyond input_ids / attention_mask / pixel_values, as the trainer feeds them. */
   extraInputs: readonly BatchInputSpec[];
+  /**
+   * Values reported beside the loss (graph outputs `report.<name>`, e.g. the terms of a summed
+   * loss); scalars unless the objective says otherwise. Each must be in `build`'s `reports`.
+   */
+  reports?: readonly string[];
   /** Builds forward + loss; `inputs` holds every declared input by name. */
-  build(root: Scope, arch: BridgeTowerArchitecture, inputs: Readonly<Record<string, Value>>): { loss: Value; logits: Value };
+  build(root: Scope, arch: BridgeTowerArchitecture, inputs: Readonly<Record<string, Value>>): { loss: Value; logits: Value; reports?: Readonly<Record<string, Value>> };
 }
 
 export interface BatchInputSpec {

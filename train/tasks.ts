@@ -1,8 +1,9 @@
 import type { BridgeTowerArchitecture } from '../bundle/architecture.js';
 import type { TaskName } from '../bundle/tasks.js';
-import { NLVR2_ARROW, RETRIEVAL_ARROW, SNLI_ARROW, VQA_ARROW, type ArrowTaskReader } from './data/arrow.js';
+import { NLVR2_ARROW, PRETRAIN_ARROW, RETRIEVAL_ARROW, SNLI_ARROW, VQA_ARROW, type ArrowTaskReader } from './data/arrow.js';
 import type { TaskAugmentation } from './data/augment.js';
 import { NLVR2_OBJECTIVE, RETRIEVAL_OBJECTIVE, SNLI_OBJECTIVE, VQA_OBJECTIVE, type Objective } from './objectives.js';
+import { PRETRAIN_OBJECTIVE } from './pretrain-objective.js';
 import type { Recipe } from './recipes.js';
 
 /**
@@ -11,7 +12,7 @@ import type { Recipe } from './recipes.js';
  * checkpoint is chosen. The bundle tasks it names are rows of bundle/tasks.ts; the objective
  * builders, Arrow readers and augmentation live in their own modules, and the rows point at them.
  */
-export type FineTuneTask = 'vqa' | 'snli' | 'nlvr2' | 'irtr';
+export type FineTuneTask = 'vqa' | 'snli' | 'nlvr2' | 'irtr' | 'pretrain';
 
 export interface FineTuneTaskSpec<T extends FineTuneTask> {
   /**
@@ -39,6 +40,11 @@ export interface FineTuneTaskSpec<T extends FineTuneTask> {
   recipe: Recipe;
   /** Upstream's training-time image augmentation (its fine-tuning scripts' `EXP_RGM`). */
   augmentation: TaskAugmentation;
+  /**
+   * 'eval': upstream trains this task with its eval transform (pre-training's `clip`: resize the
+   * shorter side, centre crop), so `augmentation` is never applied and `--no-augment` changes nothing.
+   */
+  trainTransform?: 'eval';
   arrow: ArrowTaskReader<T>;
   /** What an evaluation's count counts. */
   counts: 'examples' | 'images';
@@ -99,6 +105,29 @@ export const FINE_TUNE_TASKS: { readonly [T in FineTuneTask]: FineTuneTaskSpec<T
     augmentation: { flip: true, randAugment: { policy: 'vilt', n: 2, m: 7 } },
     arrow: RETRIEVAL_ARROW,
     counts: 'images',
+  },
+  // Continued pre-training (upstream's task_mlm_itm_clip_bert, scripts/pre_train.sh): MLM + ITM,
+  // the heads kept, so the result serves /fill-mask and /itm and fine-tunes like a released
+  // pre-trained checkpoint. A row here rather than a command of its own: the loop, checkpoints,
+  // --resume, evaluation and the output bundle are the fine-tuning ones.
+  pretrain: {
+    heads: ['mlm', 'itm'],
+    hint: 'a pre-trained bundle (BridgeTower_pt_base / _pt_large, or one with MLM and ITM heads)',
+    evaluatedBy: 'itm',
+    textLength: 'mlm',
+    // compute_itm pairs half the batch with false images: a micro-batch of one has no negative.
+    minMicroBatch: { size: 2, why: 'pre-training needs micro-batches of at least 2 captions (ITM pairs half of each with a false image)' },
+    // The ITM head: no match, match.
+    labelCount: () => 2,
+    objective: PRETRAIN_OBJECTIVE,
+    // task_mlm_itm_clip_bert: lr 1e-5, weight decay 0.01, head and cross-modal ×5, warmup 10 %,
+    // batch 4096, 10 epochs (upstream also stops at 100k steps: --max-steps). No dropout change.
+    recipe: { learningRate: 1e-5, weightDecay: 0.01, lrMultHead: 5, lrMultCrossModal: 5, warmup: 0.1, batchSize: 4096, epochs: 10, dropout: 0.1, metric: 'mlm_accuracy' },
+    // Pre-training's train transform is `clip`, the eval one: no crop, flip or RandAugment.
+    augmentation: { flip: false, randAugment: false },
+    trainTransform: 'eval',
+    arrow: PRETRAIN_ARROW,
+    counts: 'examples',
   },
 };
 

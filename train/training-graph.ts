@@ -22,6 +22,11 @@ export interface TrainingGraphOptions {
   train?: TrainSubset;
   /** Dropout probability of every site (upstream 0.1); 0 or absent builds no dropout (`grad`, parity). */
   dropout?: number;
+  /**
+   * The objective's forward only (loss, logits, reports; no gradients): every weight stays a
+   * bundle initializer. Pre-training's evaluation runs it, so dev batches score exactly what trains.
+   */
+  forwardOnly?: boolean;
 }
 
 export interface TrainableParameter {
@@ -41,10 +46,15 @@ export interface TrainingGraph {
   parameters: TrainableParameter[];
   /** Parameters of the selected subset the loss does not use (upstream: `.grad` is None; never updated). */
   unused: string[];
+  /** Names of the objective's extra outputs (`report.<name>`: loss terms, masked-position logits). */
+  reports: string[];
   /** Whether the graph has the int64 `dropout_seed` input. */
   dropout: boolean;
   numLabels: number;
 }
+
+/** Graph outputs an objective reports beside the loss are named `report.<name>`. */
+export const REPORT_PREFIX = 'report.';
 
 /** Tables whose row `padding_idx` PyTorch's `nn.Embedding(padding_idx=…)` never updates. */
 const PADDED_EMBEDDINGS = ['text_transformer.embeddings.word_embeddings.weight', 'text_transformer.embeddings.position_embeddings.weight'];
@@ -86,11 +96,15 @@ export function buildTrainingGraph(bundleDir: string, task: TrainingTask, option
     pixel_values: b.input('pixel_values', 'float32', ['batch', 3, size, size]),
   };
   for (const spec of objective.extraInputs) inputs[spec.name] = b.input(spec.name, spec.dtype, spec.shape.map(resolve));
-  const { loss, logits } = objective.build(b.scope(''), arch, inputs);
+  const { loss, logits, reports = {} } = objective.build(b.scope(''), arch, inputs);
   b.output(loss, 'loss', []);
   b.output(logits, 'logits', ['rows', numLabels]);
+  for (const [name, value] of Object.entries(reports)) b.output(value, `${REPORT_PREFIX}${name}`);
   const forward = b.build(`${task} training graph: loss, logits and gradients of the trainable parameters`);
 
+  if (options.forwardOnly) {
+    return { graph: forward, task, graphDir, batchInputs: batchInputsOf(objective), parameters: [], unused: [], reports: Object.keys(reports), dropout: dropoutFeature !== undefined, numLabels };
+  }
   const floats = forward.initializers.filter((i) => i.external && i.dtype === 'float32');
   const selected = floats.filter((i) => isTrainable(i.name, options.train ?? 'all'));
   const used = reachingLoss(forward, 'loss', selected.map((i) => i.name));
@@ -101,17 +115,23 @@ export function buildTrainingGraph(bundleDir: string, task: TrainingTask, option
     graph,
     task,
     graphDir,
-    batchInputs: [
-      { name: 'input_ids', dtype: 'int64' },
-      { name: 'attention_mask', dtype: 'int64' },
-      { name: 'pixel_values', dtype: 'float32' },
-      ...objective.extraInputs.map((s) => ({ name: s.name, dtype: s.dtype, ...(s.noise ? { noise: true as const } : {}) })),
-    ],
+    batchInputs: batchInputsOf(objective),
     parameters,
     unused: bundleFloatTensors(join(graphDir, BUNDLE_FILES.weights)).filter((name) => isTrainable(name, options.train ?? 'all') && !used.has(name)),
+    reports: Object.keys(reports),
     dropout: dropoutFeature !== undefined,
     numLabels,
   };
+}
+
+/** The graph inputs fed from the batch: the text and image every objective reads, then its own. */
+function batchInputsOf(objective: (typeof FINE_TUNE_TASKS)[FineTuneTask]['objective']): TrainingGraph['batchInputs'] {
+  return [
+    { name: 'input_ids', dtype: 'int64' },
+    { name: 'attention_mask', dtype: 'int64' },
+    { name: 'pixel_values', dtype: 'float32' },
+    ...objective.extraInputs.map((s) => ({ name: s.name, dtype: s.dtype, ...(s.noise ? { noise: true as const } : {}) })),
+  ];
 }
 
 /** Names of the float32 tensors of a bundle's weights, in file order. */

@@ -7,13 +7,14 @@ import { EVALUATION_OPTIONS, EVALUATION_OPTIONS_USAGE, openEvaluationData, parse
 export const evaluateCommand: Command = {
   summary: "score a bundle on labelled data with upstream's metrics (VQA score, accuracy, recall@K)",
   usage: `
-Usage: bridgetower evaluate --bundle <dir> --task vqa|snli|nlvr2|irtr --data <file> [options]
+Usage: bridgetower evaluate --bundle <dir> --task vqa|snli|nlvr2|irtr|pretrain --data <file> [options]
 
 Runs the bundle's graphs over every example (eval preprocessing, the server's: no augmentation)
 and prints upstream's metrics, in percent: vqa_score (VQAScore: the soft score of the argmax
 answer), accuracy (SNLI-VE, NLVR2), and for irtr ir_r1/5/10 (text→image), tr_r1/5/10
 (image→text), ir_mean, tr_mean, r_mean (ITC top-k re-ranked by the ITM match logit, max of
-both directions). docs/evaluation.md defines each.
+both directions); for pretrain mlm_accuracy and itm_accuracy (the masked captions and false-image
+pairs drawn as in training, from a fixed stream). docs/evaluation.md defines each.
 
 Options:${EVALUATION_OPTIONS_USAGE}
 
@@ -21,6 +22,7 @@ Examples:
   bridgetower evaluate --bundle bundles/vqa --task vqa --data vqav2_val.arrow
   bridgetower evaluate --bundle bundles/snli --task snli --data snli_ve_dev.jsonl --images flickr30k-images/
   bridgetower evaluate --bundle bundles/f30k --task irtr --data f30k_caption_karpathy_test.arrow --top-k 128 --json
+  bridgetower evaluate --bundle bundles/pt-mine --task pretrain --data captions/dev.jsonl
 `,
   options: EVALUATION_OPTIONS,
   async run({ values, positionals }) {

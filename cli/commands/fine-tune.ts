@@ -10,7 +10,7 @@ import { trainProgress } from '../train-progress.js';
 const num = (n: number) => (n !== 0 && Math.abs(n) < 1e-3 ? n.toExponential() : String(n));
 const recipeTable = FINE_TUNE_TASK_NAMES.map((t) => {
   const r = FINE_TUNE_TASKS[t].recipe;
-  return `  ${t.padEnd(6)} lr ${num(r.learningRate)}, head ×${r.lrMultHead}, cross-modal ×${r.lrMultCrossModal}, warmup ${r.warmup}, batch ${r.batchSize}, ${r.epochs} epochs, best by ${r.metric}`;
+  return `  ${t.padEnd(8)} lr ${num(r.learningRate)}, head ×${r.lrMultHead}, cross-modal ×${r.lrMultCrossModal}, warmup ${r.warmup}, batch ${r.batchSize}, ${r.epochs} epochs, best by ${r.metric}`;
 }).join('\n');
 
 /** Numeric flags → option names, with their parser. */
@@ -32,6 +32,7 @@ const NUMBERS: ReadonlyArray<[flag: string, key: keyof FineTuneOptions]> = [
   ['keep-checkpoints', 'keepCheckpoints'],
   ['eval-batch-size', 'evalBatchSize'],
   ['threads', 'threads'],
+  ['mlm-probability', 'mlmProbability'],
 ];
 
 /** Where a stopped run stands and the command that continues it (the shell exit status is 128 + signal). */
@@ -42,16 +43,18 @@ function stoppedMessage(out: string, step: number, checkpoint: { step: number; d
 }
 
 export const fineTuneCommand: Command = {
-  summary: "fine-tune a bundle on VQA, SNLI-VE, NLVR2 or retrieval data with upstream's recipe; writes a new bundle",
+  summary: "fine-tune a bundle on VQA, SNLI-VE, NLVR2 or retrieval data, or continue pre-training (MLM + ITM) on captions, with upstream's recipe; writes a new bundle",
   usage: `
-Usage: bridgetower fine-tune --bundle <dir> --task vqa|snli|nlvr2|irtr --train <data> [--dev <data>] --out <dir> [options]
+Usage: bridgetower fine-tune --bundle <dir> --task vqa|snli|nlvr2|irtr|pretrain --train <data> [--dev <data>] --out <dir> [options]
 
 Trains on ONNX Runtime with upstream's losses, AdamW (transformers 4.17) over its six parameter
 groups, linear warmup then linear decay per optimizer step, dropout 0.1, and training-time
 augmentation. Data: ViLT-style .arrow files (or a folder of them) or JSON Lines with an image
 folder (docs/training-data.md). <out> becomes a bundle that serve, evaluate and export-ckpt take;
 it also holds checkpoints/ (the latest, each a complete bundle + optimizer state), best/ (the best
-dev checkpoint) and train-log.jsonl.
+dev checkpoint) and train-log.jsonl. --task pretrain continues pre-training a bundle with MLM and
+ITM heads on image-caption data (docs/pretrain.md): the heads are kept, the result serves
+/fill-mask and /itm and fine-tunes like a released pre-trained checkpoint.
 
 Options:
   --trainable all|cross-modal|heads  parameters to update (default all, like upstream); also
@@ -65,8 +68,11 @@ Options:
                                (default min(8, batch size))
   --max-steps N                stop after N optimizer steps (the schedule spans them)
   --clip-grad-norm X           clip the global gradient norm (off by default, like upstream)
-  --seed N                     shuffling, augmentation, dropout and negatives (default 0)
+  --seed N                     shuffling, augmentation, dropout, negatives and pre-training's
+                               masks and false images (default 0)
   --no-augment                 eval preprocessing for training images too
+  --mlm-probability P          pretrain: share of caption tokens masked for MLM (upstream's mlm_prob,
+                               default 0.15; also used for the --dev scores)
   --save-every N               checkpoint every N steps (always at each epoch end)
   --keep-checkpoints N         keep the N newest checkpoints (default 1); with --dev the best dev
                                step's checkpoint is kept in addition (so up to N + 1), and best/
@@ -86,6 +92,7 @@ Examples:
   bridgetower fine-tune --bundle bundles/pt-base --task snli --train snli_ve_train.arrow --dev snli_ve_dev.arrow --out bundles/snli-ft
   bridgetower fine-tune --bundle bundles/vqa --task vqa --train my-vqa/train.jsonl --dev my-vqa/dev.jsonl --out bundles/my-vqa --trainable heads --batch-size 64 --epochs 3
   bridgetower fine-tune --bundle bundles/vqa --task vqa --train my-vqa/train.jsonl --out bundles/my-vqa --resume
+  bridgetower fine-tune --bundle bundles/pt-base --task pretrain --train captions/train.jsonl --dev captions/dev.jsonl --out bundles/pt-mine --batch-size 256 --max-steps 2000
 `,
   options: {
     bundle: { type: 'string' },

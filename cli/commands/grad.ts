@@ -11,7 +11,7 @@ import type { Command } from '../run-command.js';
 export const gradCommand: Command = {
   summary: 'loss and parameter gradients of a bundle on one batch (upstream training parity)',
   usage: `
-Usage: bridgetower grad <bundle> --task vqa|snli|nlvr2|irtr --batch <batch.safetensors> --out <grads.safetensors>
+Usage: bridgetower grad <bundle> --task vqa|snli|nlvr2|irtr|pretrain --batch <batch.safetensors> --out <grads.safetensors>
 
 Runs upstream's training forward (dropout off) and loss on one batch and writes 'loss', 'logits'
 and 'grad.<parameter>' for every float parameter of the bundle (zeros where the loss does not
@@ -23,8 +23,14 @@ depend on it). No update is applied. The batch holds:
   labels                      int64 [batch]                    (snli, nlvr2; or snli_labels / nlvr2_labels)
   negative_noise_i2t/_t2i     float32 [batch, batch] in (0, 1) (irtr, optional: hard-negative draws;
                                                                 drawn from --seed when absent)
+  mlm_input_ids, mlm_labels   int64 [batch, seq]               (pretrain: masked ids; original id at
+                                                                masked positions, -100 elsewhere)
+  false_pixel_values          float32 [batch, 3, S, S]        (pretrain: the false images)
+  itm_labels                  int64 [batch]                    (pretrain: 1 true image, 0 false image)
+  (pretrain also takes train_pt.safetensors' names: batch.text_ids, batch.text_ids_mlm, ...)
 Losses: vqa = binary_cross_entropy_with_logits(logits, targets) x num_labels; snli, nlvr2 =
-cross_entropy; irtr = ITC (symmetric) + ITM on positives and sampled hard negatives.
+cross_entropy; irtr = ITC (symmetric) + ITM on positives and sampled hard negatives; pretrain =
+MLM cross-entropy at the masked positions + ITM cross-entropy (also written: mlm_loss, itm_loss).
 
 Example:
   bridgetower grad bundles/vqa --task vqa --batch batch.safetensors --out grads.safetensors
@@ -45,6 +51,8 @@ Example:
       tensors.push({ name, dtype: 'float32', shape: [...shape], data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) });
     add('loss', [], Float32Array.of(results.loss));
     add('logits', results.logits.dims, results.logits.data as Float32Array);
+    // The objective's reported terms (pretrain: mlm_loss, itm_loss, and the masked rows' logits).
+    for (const [name, tensor] of results.reports) add(name, tensor.dims, tensor.data as Float32Array);
     // Every float parameter of the bundle, zeros where the graph does not use it.
     const weights = openSafetensors(join(bundle, BUNDLE_FILES.weights));
     for (const [name, view] of weights.tensors) {
@@ -52,6 +60,6 @@ Example:
       add(`grad.${name}`, view.shape, results.gradients.get(name) ?? new Float32Array(view.shape.reduce((a, d) => a * d, 1)));
     }
     writeSafetensors(values.out, tensors);
-    process.stdout.write(`loss ${results.loss}\n${tensors.length - 2} gradients → ${values.out}\n`);
+    process.stdout.write(`loss ${results.loss}\n${tensors.length - 2 - results.reports.size} gradients → ${values.out}\n`);
   },
 };

@@ -7,7 +7,7 @@ import { EVALUATION_OPTIONS, EVALUATION_OPTIONS_USAGE, openEvaluationData, parse
 export const predictCommand: Command = {
   summary: "write a bundle's predictions on (test) data: the EvalAI submission JSON for VQA",
   usage: `
-Usage: bridgetower predict --bundle <dir> --task vqa|snli|nlvr2|irtr --data <file> --out <file> [options]
+Usage: bridgetower predict --bundle <dir> --task vqa|snli|nlvr2|irtr|pretrain --data <file> --out <file> [options]
 
 Runs the bundle over every example (labels are not needed) and writes, atomically:
   vqa    EvalAI's VQAv2 submission: [{"question_id": 262148000, "answer": "yes"}, ...], the answers
@@ -17,6 +17,8 @@ Runs the bundle over every example (labels are not needed) and writes, atomicall
   irtr   JSON Lines: per image {"query": "image", "image_id", "texts": [{"image_id", "caption", "score"}]},
          then per caption {"query": "text", "image_id", "caption", "images": [{"image_id", "score"}]},
          each the 10 best by the re-ranked score
+  pretrain  JSON Lines: {"index", "image_id", "caption", "itm_label", "itm_predicted",
+         "masked": [{"position", "label", "predicted"}]} (token ids; masks and pairs as in training)
 docs/evaluation.md describes each field.
 
 Options:${EVALUATION_OPTIONS_USAGE}

@@ -120,3 +120,23 @@ export async function writeColorCaptions(dir: string, split: string, seed: numbe
   writeFileSync(path, `${lines.join('\n')}\n`);
   return path;
 }
+
+/** One letter per colour: a single token of the demo's byte-level tokenizer, so one masked position is the whole colour. */
+export const COLOR_LETTERS: Readonly<Record<string, string>> = { red: 'r', green: 'g', blue: 'b', white: 'w', black: 'k' };
+const CAPTION_TEMPLATES = ['the picture is @', 'a @ picture', 'all @ here'];
+
+/**
+ * Pre-training variant: JSON Lines `{image, caption}`, each picture one colour and its caption
+ * naming that colour by its letter (COLOR_LETTERS) in one of a few templates. The letter is the
+ * only part of a caption the text cannot predict; the picture decides it. Returns the file and,
+ * per line, the caption's colour letter.
+ */
+export async function writeColorPretraining(dir: string, split: string, count: number, seed: number, size = 64): Promise<{ path: string; letters: string[]; captions: string[] }> {
+  const rng = Rng.derive(seed, 'synthetic-pretraining');
+  const pics = await pictures(join(dir, 'images'), count, seed, size);
+  const captions = pics.map((p) => CAPTION_TEMPLATES[rng.int(CAPTION_TEMPLATES.length)]!.replace('@', COLOR_LETTERS[p.top]!));
+  const lines = pics.map((p, i) => JSON.stringify({ image: `images/${p.file}`, caption: captions[i] }));
+  const path = join(dir, `${split}.jsonl`);
+  writeFileSync(path, `${lines.join('\n')}\n`);
+  return { path, letters: pics.map((p) => COLOR_LETTERS[p.top]!), captions };
+}

@@ -50,7 +50,7 @@ describe('bridgetower evaluate and predict', () => {
   it('an unknown task is a usage error listing the tasks', () => {
     const result = runCli(['evaluate', '--bundle', bundle, '--task', 'captioning', '--data', 'dev.jsonl']);
     assert.equal(result.code, 2);
-    assert.match(result.stderr, /--task must be one of vqa, snli, nlvr2, irtr, got 'captioning'/);
+    assert.match(result.stderr, /--task must be one of vqa, snli, nlvr2, irtr, pretrain, got 'captioning'/);
   });
 
   it('a non-integer --top-k is a usage error', () => {

@@ -255,7 +255,7 @@ describe('bridgetower fine-tune (CLI)', () => {
     assert.match(help.stdout, /--trainable all\|cross-modal\|heads/);
     assert.match(help.stdout, /snli +lr 3e-6, head ×10, cross-modal ×5, warmup 0.06, batch 64/);
     assert.equal(runCli(['fine-tune', '--task', 'vqa']).code, 2);
-    assert.match(runCli(['fine-tune', '--bundle', 'x', '--task', 'mlm', '--train', 'a', '--out', 'o']).stderr, /--task must be one of vqa, snli, nlvr2, irtr/);
+    assert.match(runCli(['fine-tune', '--bundle', 'x', '--task', 'mlm', '--train', 'a', '--out', 'o']).stderr, /--task must be one of vqa, snli, nlvr2, irtr, pretrain/);
     assert.match(runCli(['fine-tune', '--bundle', 'x', '--task', 'vqa', '--train', 'a', '--out', 'o', '--lr', 'fast']).stderr, /--lr must be a number/);
   });
 

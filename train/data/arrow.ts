@@ -2,7 +2,7 @@ import { basename } from 'node:path';
 import { fileError, rowError, show } from './data-error.js';
 import { openArrowIpc, readByteRange, type ArrowIpcTable } from './arrow-ipc.js';
 import type { FineTuneTask } from '../tasks.js';
-import type { ExampleOf, ImageSource, Nlvr2Example, RetrievalExample, RowRef, SnliExample, VqaExample } from './examples.js';
+import type { ExampleOf, ImageSource, Nlvr2Example, PretrainExample, RetrievalExample, RowRef, SnliExample, VqaExample } from './examples.js';
 import { NLVR2_LABELS, snliLabel } from './labels.js';
 
 /**
@@ -206,6 +206,31 @@ export const RETRIEVAL_ARROW: ArrowTaskReader<'irtr'> = {
       captions,
     };
     return [example];
+  },
+};
+
+/**
+ * The pre-training caption files (ViLT `write_coco_karpathy.py`, `write_vg.py`, `write_sbu.py`,
+ * `write_conceptual_caption.py`: `image` bytes, `caption` list, `image_id`, `split`): one example
+ * per caption, as upstream's `index_mapper`. `split` is not read: each file is one split already
+ * (give the dev file as --dev).
+ */
+export const PRETRAIN_ARROW: ArrowTaskReader<'pretrain'> = {
+  task: 'pretrain',
+  prefixes: ['coco_caption_karpathy_', 'conceptual_caption_', 'sbu_', 'vg'],
+  columns: ['image', 'caption'],
+  labelColumns: [],
+  read(rows, row) {
+    const captions = rows.strings('caption', row);
+    const imageId = rows.has('image_id') ? rows.value('image_id', row) : null;
+    if (imageId !== null && imageId !== undefined && typeof imageId !== 'string' && typeof imageId !== 'number' && typeof imageId !== 'bigint') {
+      throw rowError(rows.ref(row), `image_id ${show(imageId)} is not a number or text`);
+    }
+    // A row without captions contributes no example (upstream's index skips it too).
+    if (captions.length === 0) return [];
+    const image = rows.image('image', row);
+    const id = imageId === null || imageId === undefined ? `${basename(rows.table.path)}#${row}` : String(imageId);
+    return captions.map((caption): PretrainExample => ({ task: 'pretrain', ref: rows.ref(row), image, imageId: id, caption }));
   },
 };
 

@@ -5,7 +5,8 @@ import { Rng } from '../rng.js';
 import { FINE_TUNE_TASKS, type FineTuneTask } from '../tasks.js';
 import { augmentImage } from './augment.js';
 import { rowError } from './data-error.js';
-import type { Dataset, ExampleOf, ImageSource, Nlvr2Example, RetrievalExample, RowRef, SnliExample, VqaExample } from './examples.js';
+import type { Dataset, ExampleOf, ImageSource, Nlvr2Example, PretrainExample, RetrievalExample, RowRef, SnliExample, VqaExample } from './examples.js';
+import { pretrainTensors, type PretrainSampling } from './pretrain-batch.js';
 
 /**
  * Examples → the graph's batch inputs (names as `train/objectives.ts` declares them):
@@ -42,6 +43,7 @@ export interface CollateItem {
   snli: SnliExample;
   nlvr2: Nlvr2Example;
   irtr: RetrievalPair;
+  pretrain: PretrainExample;
 }
 
 export interface CollateOptions {
@@ -56,6 +58,8 @@ export interface CollateOptions {
   augment?: { seed: number; epoch: number; indices: readonly number[] };
   /** Decoder limits for the augmentation path (the eval path uses the preprocessor's own). */
   imageLimits?: Partial<ImageLimits>;
+  /** Pre-training: the streams of its masks, ITM labels and false images (train/data/pretrain-batch.ts). */
+  pretraining?: PretrainSampling;
 }
 
 /** What a fine-tuning epoch iterates over for the data set's task (retrieval: every caption with its image). */
@@ -80,8 +84,11 @@ interface ItemView<T extends FineTuneTask, I = CollateItem[T]> {
   text(item: I): string;
   images(item: I): ImageSource[];
   ref(item: I): RowRef;
-  /** The target tensors (`targets` / `labels`), or none (unlabelled data; retrieval's targets are the pairing itself). */
-  targets(items: readonly I[], options: CollateOptions): Record<string, BatchTensor>;
+  /**
+   * The target tensors (`targets` / `labels`), or none (unlabelled data; retrieval's targets are
+   * the pairing itself); pre-training's are drawn from the text and image tensors already built.
+   */
+  targets(items: readonly I[], options: CollateOptions, built: Readonly<Record<string, BatchTensor>>): Record<string, BatchTensor> | Promise<Record<string, BatchTensor>>;
 }
 
 /** SNLI-VE / NLVR2: `labels` when the examples have them. */
@@ -108,6 +115,22 @@ const ITEM_VIEWS: { readonly [T in FineTuneTask]: ItemView<T> } = {
   snli: { trainingItems: everyExample, text: (e) => e.hypothesis, images: (e) => [e.image], ref: (e) => e.ref, targets: classTargets },
   nlvr2: { trainingItems: everyExample, text: (e) => e.sentence, images: (e) => [e.left, e.right], ref: (e) => e.ref, targets: classTargets },
   irtr: { trainingItems: retrievalPairs, text: (p) => p.example.captions[p.captionIndex]!, images: (p) => [p.example.image], ref: (p) => p.example.ref, targets: () => ({}) },
+  pretrain: {
+    trainingItems: everyExample,
+    text: (e) => e.caption,
+    images: (e) => [e.image],
+    ref: (e) => e.ref,
+    targets(_, options, built) {
+      if (!options.pretraining) throw new BridgeTowerError('E_INTERNAL', 'collate: pre-training batches need the pretraining sampling option');
+      const { preprocessor } = options;
+      return pretrainTensors(built, {
+        maskId: preprocessor.maskTokenId(),
+        vocabSize: preprocessor.config.architecture.text.vocab_size,
+        sampling: options.pretraining,
+        pixels: (source, ref, row) => pixels(source, ref, 0, 'pretrain', row, options),
+      });
+    },
+  },
 };
 
 const PIXEL_NAMES = ['pixel_values', 'pixel_values_right'] as const;
@@ -116,7 +139,7 @@ const PIXEL_NAMES = ['pixel_values', 'pixel_values_right'] as const;
 async function pixels(source: ImageSource, ref: RowRef, side: number, task: FineTuneTask, i: number, options: CollateOptions): Promise<Float32Array> {
   try {
     const bytes = await source.bytes();
-    const { augment } = options;
+    const augment = FINE_TUNE_TASKS[task].trainTransform === 'eval' ? undefined : options.augment;
     if (!augment) return await options.preprocessor.pixelValues(bytes);
     const config = options.preprocessor.config.preprocessing;
     const rng = side === 0 ? Rng.derive(augment.seed, 'augment', augment.epoch, augment.indices[i]!) : Rng.derive(augment.seed, 'augment', augment.epoch, augment.indices[i]!, side);
@@ -179,6 +202,6 @@ export async function collate<T extends FineTuneTask>(task: T, items: ReadonlyAr
     tensors[PIXEL_NAMES[s]!] = { dtype: 'float32', dims: [size, 3, side, side], data };
   });
 
-  Object.assign(tensors, view.targets(items, options));
+  Object.assign(tensors, await view.targets(items, options, tensors));
   return { size, tensors };
 }

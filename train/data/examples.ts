@@ -68,13 +68,27 @@ export interface RetrievalExample {
   captions: string[];
 }
 
-export type Example = VqaExample | SnliExample | Nlvr2Example | RetrievalExample;
+/**
+ * One caption of an image-caption collection (ViLT's COCO / VG / SBU / GCC caption files, or JSON
+ * Lines `{image, caption}`): pre-training reads one example per caption, as upstream's index does.
+ */
+export interface PretrainExample {
+  task: 'pretrain';
+  ref: RowRef;
+  image: ImageSource;
+  /** The image's id (`image_id`), else `<file>#<row>`: examples of one image share it. */
+  imageId: string;
+  caption: string;
+}
+
+export type Example = VqaExample | SnliExample | Nlvr2Example | RetrievalExample | PretrainExample;
 
 export interface ExampleOf {
   vqa: VqaExample;
   snli: SnliExample;
   nlvr2: Nlvr2Example;
   irtr: RetrievalExample;
+  pretrain: PretrainExample;
 }
 
 /** A random-access list of examples of one task. */

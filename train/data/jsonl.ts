@@ -4,7 +4,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { BridgeTowerError } from '../../common/errors.js';
 import { fileError, rowError, show } from './data-error.js';
 import type { FineTuneTask } from '../tasks.js';
-import type { ExampleOf, ImageSource, Nlvr2Example, RetrievalExample, RowRef, SnliExample, VqaExample } from './examples.js';
+import type { ExampleOf, ImageSource, Nlvr2Example, PretrainExample, RetrievalExample, RowRef, SnliExample, VqaExample } from './examples.js';
 import { labelIndexOf, NLVR2_LABELS, snliLabel, vqaSoftTargets } from './labels.js';
 
 /**
@@ -191,6 +191,10 @@ const PARSERS: { readonly [T in FineTuneTask]: (r: LineReader) => ExampleOf[T] }
     }
     const image = r.image('image');
     return { task: 'irtr', ref: r.ref, image, imageId: String(r.optionalId('image_id', r.text('image'))), captions: captions as string[] };
+  },
+  pretrain(r): PretrainExample {
+    const image = r.image('image');
+    return { task: 'pretrain', ref: r.ref, image, imageId: String(r.optionalId('image_id', r.text('image'))), caption: r.text('caption') };
   },
 };
 

@@ -23,7 +23,7 @@ export interface MlmMaskingOptions {
   seed: number;
   epoch: number;
   indices: readonly number[];
-  rates?: typeof UPSTREAM_MLM_MASKING;
+  rates?: { readonly probability: number; readonly toMask: number; readonly randomOfRest: number };
 }
 
 export interface MaskedText {

@@ -2,8 +2,10 @@ import { BridgeTowerError } from '../../common/errors.js';
 import { describeRow, type Dataset } from '../data/examples.js';
 import type { FineTuneTask } from '../tasks.js';
 import { classifyDataset, exampleAt, type ClassifiedTask, type ClassPrediction } from './classify.js';
-import { EvaluationRuntime, type RuntimeOptions } from './evaluation-runtime.js';
+import { checkBundleHeads, EvaluationRuntime, type RuntimeOptions } from './evaluation-runtime.js';
+import { readBundleConfig } from '../../bundle/config.js';
 import { accuracy, vqaScore } from './metrics.js';
+import { predictPretrain, pretrainMetrics, type PretrainPredictions } from './pretrain.js';
 import { defaultTopK, rankRetrieval, type RetrievalRanking, type StageProgress } from './retrieval.js';
 
 /**
@@ -25,11 +27,13 @@ export interface EvaluationOptions extends RuntimeOptions {
   /** Retrieval: ITC candidates re-ranked by ITM per image and per text (default 256 for data whose name says coco, else 128, as upstream's k_test). */
   topK?: number;
   onProgress?: (progress: EvaluationProgress) => void;
+  /** Pre-training: the share of caption tokens masked for MLM accuracy (default upstream's 0.15). */
+  mlmProbability?: number;
 }
 
 export const DEFAULT_BATCH_SIZE = 32;
 
-export type Predictions = { [T in ClassifiedTask]: { task: T; examples: ClassPrediction[] } }[ClassifiedTask] | ({ task: 'irtr' } & RetrievalRanking);
+export type Predictions = { [T in ClassifiedTask]: { task: T; examples: ClassPrediction[] } }[ClassifiedTask] | ({ task: 'irtr' } & RetrievalRanking) | PretrainPredictions;
 
 export type PredictionsOf<T extends FineTuneTask> = Extract<Predictions, { task: T }>;
 
@@ -50,8 +54,13 @@ export async function predictDataset(bundleDir: string, dataset: Dataset, option
   const topK = options.topK ?? defaultTopK(dataset.source);
   if (!(Number.isInteger(topK) && topK > 0)) throw new BridgeTowerError('E_USAGE', `top-k must be a positive integer, got ${topK}`);
   if (dataset.size === 0) throw new BridgeTowerError('E_DATA', `${dataset.source} holds no examples`, { source: dataset.source });
-  const runtime = await EvaluationRuntime.open(bundleDir, dataset.task, options);
   const progress = (stage: string, done: number, total: number) => options.onProgress?.({ stage, done, total });
+  const evaluation = EVALUATIONS[dataset.task] as unknown as TaskEvaluation<FineTuneTask>;
+  if (evaluation.predictFromBundle) {
+    checkBundleHeads(bundleDir, readBundleConfig(bundleDir), dataset.task);
+    return evaluation.predictFromBundle(bundleDir, dataset, { ...options, batchSize, progress });
+  }
+  const runtime = await EvaluationRuntime.open(bundleDir, dataset.task, options);
   try {
     return await (EVALUATIONS[dataset.task] as unknown as TaskEvaluation<FineTuneTask>).predict(runtime, dataset, { batchSize, topK, progress });
   } finally {
@@ -72,6 +81,8 @@ export function scorePredictions(dataset: Dataset, predictions: Predictions): { 
 
 /** Per task: how the bundle's predictions are made, and how they are scored against the data's labels. */
 interface TaskEvaluation<T extends FineTuneTask> {
+  /** A task scored by graphs of its own rather than the split inference graphs (pre-training: its objective's forward). */
+  predictFromBundle?(bundleDir: string, dataset: Dataset<T>, options: RuntimeOptions & { batchSize: number; progress: StageProgress; mlmProbability?: number }): Promise<PredictionsOf<T>>;
   predict(runtime: EvaluationRuntime, dataset: Dataset<T>, options: { batchSize: number; topK: number; progress: StageProgress }): Promise<PredictionsOf<T>>;
   score(dataset: Dataset<T>, predictions: PredictionsOf<T>): { metrics: Record<string, number>; count: number };
 }
@@ -89,6 +100,11 @@ const EVALUATIONS: { [T in FineTuneTask]: TaskEvaluation<T> } = {
   irtr: {
     predict: async (runtime, dataset, options) => ({ task: 'irtr', ...(await rankRetrieval(runtime, dataset, options)) }),
     score: (_, ranking) => ({ metrics: ranking.recall, count: ranking.imageToText.length }),
+  },
+  pretrain: {
+    predictFromBundle: predictPretrain,
+    predict: () => Promise.reject(new BridgeTowerError('E_INTERNAL', 'pre-training evaluation runs from the bundle')),
+    score: (_, predictions) => pretrainMetrics(predictions),
   },
 };
 

@@ -85,6 +85,10 @@ const WRITERS: { [T in FineTuneTask]: PredictionWriter<T> } = {
       })),
     ];
   }),
+  // Pre-training: per caption, the ITM pairing and answer and each masked token's original and predicted id.
+  pretrain: lines((dataset, { examples }) =>
+    examples.map((p) => ({ index: p.index, image_id: dataset.get(p.index).imageId, caption: dataset.get(p.index).caption, itm_label: p.itmLabel, itm_predicted: p.itmPredicted, masked: p.masked })),
+  ),
 };
 
 function lines<T extends FineTuneTask>(records: (dataset: Dataset<T>, predictions: PredictionsOf<T>) => object[]): PredictionWriter<T> {
