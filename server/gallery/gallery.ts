@@ -142,7 +142,11 @@ export class Gallery {
   private startSync(): Promise<void> {
     const pass = (async () => {
       for (;;) {
-        const changes = await this.store.changesSince(this.cursor, CHANGE_PAGE);
+        const { changes, pruned } = await this.store.changesSince(this.cursor, CHANGE_PAGE);
+        if (pruned) {
+          await this.reload();
+          continue;
+        }
         for (const change of changes) {
           this.apply(change.id, change.item);
           this.cursor = change.seq;
@@ -155,6 +159,26 @@ export class Gallery {
     });
     this.running = running;
     return running;
+  }
+
+  /**
+   * The log was pruned past the cursor (this replica was out of touch for longer than the
+   * retention): the missed changes are unknown, so every item is read again and whatever the
+   * snapshot lacks is removed. In place: unchanged items are no-ops for the index, so an HNSW
+   * graph survives the reload.
+   */
+  private async reload(): Promise<void> {
+    const seen = new Set<string>();
+    const cursor = await this.store.scan((item) => {
+      seen.add(item.id);
+      this.apply(item.id, item);
+    });
+    const gone = [...this.hashOf.keys()].filter((id) => !seen.has(id));
+    for (const id of gone) this.apply(id, undefined);
+    this.options.warn?.(
+      `the gallery of '${this.bundle}' fell behind the change log of ${this.store.location} (cursor ${this.cursor}, pruned past it): reloaded ${seen.size} item(s), ${gone.length} removed`,
+    );
+    this.cursor = cursor;
   }
 
   private async backgroundSync(): Promise<void> {
