@@ -10,7 +10,8 @@
  * what a gallery holds), each point center + noise, normalized. Queries are fresh draws of the
  * same mixture. Recall@k: the share of the exact top-k ids the index returns, averaged.
  */
-import { cpus, totalmem } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { cpus, loadavg as osLoadavg, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import { VectorIndex } from '../server/gallery/vector-index.js';
 
@@ -24,7 +25,8 @@ const { values: args } = parseArgs({
     noise: { type: 'string', default: '0.6' },
     m: { type: 'string', default: '16' },
     'ef-construction': { type: 'string', default: '100' },
-    ef: { type: 'string', default: '256' },
+    /** Comma-separated: every ef is measured on the same graph and queries. */
+    ef: { type: 'string', default: '128,256,384,512' },
   },
 });
 
@@ -74,11 +76,12 @@ async function itcBench(): Promise<void> {
   const n = num('n');
   const dim = num('dim');
   const k = num('k');
+  const efs = String(args.ef).split(',').map(Number);
   const draw = mixture(dim, num('clusters'), num('noise'), 7);
   console.log(`\n## ITC candidate search: ${n.toLocaleString('en')} × ${dim}-d, top-${k}, ${num('clusters')} clusters, noise ${num('noise')}`);
-  console.log(`HNSW M=${num('m')} efConstruction=${num('ef-construction')} ef=${num('ef')}`);
+  console.log(`HNSW M=${num('m')} efConstruction=${num('ef-construction')}; ef swept over ${efs.join(', ')}; load ${loadavg()}`);
 
-  const index = new VectorIndex(dim, { annThreshold: n, m: num('m'), efConstruction: num('ef-construction'), efSearch: num('ef') });
+  const index = new VectorIndex(dim, { annThreshold: n, m: num('m'), efConstruction: num('ef-construction') });
   let start = performance.now();
   for (let i = 0; i < n - 1; i++) index.upsert(`img-${i}`, draw());
   const loadS = (performance.now() - start) / 1000;
@@ -89,33 +92,46 @@ async function itcBench(): Promise<void> {
     const now = performance.now();
     if (now - lastReport > 60_000) {
       lastReport = now;
-      console.log(`  … building HNSW, ${((now - start) / 1000).toFixed(0)} s so far`);
+      console.log(`  … building HNSW, ${((now - start) / 1000).toFixed(0)} s so far, load ${loadavg()}`);
     }
   }, 5_000);
   await index.whenBuilt();
   clearInterval(progress);
   const buildS = (performance.now() - start) / 1000;
-  console.log(`flat load ${loadS.toFixed(1)} s; HNSW build ${buildS.toFixed(1)} s (${((buildS * 1e6) / n).toFixed(0)} µs per vector, single thread)`);
+  console.log(`flat load ${loadS.toFixed(1)} s; HNSW build ${buildS.toFixed(1)} s (${((buildS * 1e6) / n).toFixed(0)} µs per vector, single thread); load ${loadavg()}`);
 
+  // Contenders strictly alternated per query (the machine is shared): exact, then every ef, the
+  // order rotated each query so no contender always runs first after the exact scan.
   const queries = Array.from({ length: num('queries') }, draw);
   const exact: number[] = [];
-  const ann: number[] = [];
-  let recall = 0;
-  for (const query of queries) {
+  const ann = efs.map(() => [] as number[]);
+  const recall = efs.map(() => 0);
+  for (const [q, query] of queries.entries()) {
     let t = performance.now();
     const truth = index.exactNearest(query, k);
     exact.push(performance.now() - t);
-    t = performance.now();
-    const found = index.nearest(query, k);
-    ann.push(performance.now() - t);
-    const ids = new Set(found.map((hit) => hit.id));
-    recall += truth.filter((hit) => ids.has(hit.id)).length / truth.length;
+    for (let j = 0; j < efs.length; j++) {
+      const e = (j + q) % efs.length;
+      t = performance.now();
+      const found = index.approximateNearest(query, k, efs[e]);
+      ann[e]!.push(performance.now() - t);
+      const ids = new Set(found.map((hit) => hit.id));
+      recall[e]! += truth.filter((hit) => ids.has(hit.id)).length / truth.length;
+    }
   }
+  const exactP50 = percentile([...exact].sort((a, b) => a - b), 50);
   console.log(latency('exact scan', exact));
-  console.log(latency('HNSW', ann));
-  console.log(`HNSW recall@${k} against exact: ${(recall / queries.length).toFixed(4)}`);
-  console.log(`process RSS ${(process.memoryUsage().rss / 2 ** 30).toFixed(2)} GiB`);
+  for (const [e, ef] of efs.entries()) {
+    const p50 = percentile([...ann[e]!].sort((a, b) => a - b), 50);
+    console.log(`${latency(`HNSW ef ${ef}`, ann[e]!)}   recall@${k} ${(recall[e]! / queries.length).toFixed(4)}   ${(exactP50 / p50).toFixed(1)}× faster than exact at p50`);
+  }
+  console.log(`process RSS ${(process.memoryUsage().rss / 2 ** 30).toFixed(2)} GiB; load ${loadavg()}`);
 }
 
-console.log(`# bench/gallery.ts — ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`);
+function loadavg(): string {
+  return osLoadavg().map((x) => x.toFixed(2)).join(' ');
+}
+
+const flags = [...new Set(readFileSync('/proc/cpuinfo', 'utf8').match(/\b(avx2|avx512f|avx512_vnni|avx_vnni)\b/g) ?? [])].sort();
+console.log(`# bench/gallery.ts — ${cpus()[0]?.model ?? 'unknown CPU'} (${flags.join(' ')}), ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`);
 await itcBench();
