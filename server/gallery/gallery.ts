@@ -1,12 +1,14 @@
 import { BridgeTowerError } from '../../common/errors.js';
 import type { ImageEncoding, SearchableGallery } from '../model-service.js';
-import { ImageCache } from '../scheduling/image-cache.js';
+import { ImageCache, type CacheStorage } from '../scheduling/image-cache.js';
 import { validateGalleryId, validateMetadata, type GalleryStore, type ListPage, type StoredItem } from './gallery-store.js';
 import { DEFAULT_INDEX_OPTIONS, VectorIndex, type Metadata, type MetadataFilter, type Neighbor, type VectorIndexOptions } from './vector-index.js';
 
 export interface GalleryOptions {
   /** Byte budget of the image-encoder outputs kept for re-ranking (--gallery-cache-mb). */
   cacheMb: number;
+  /** How the cache holds encodings (--gallery-cache-dtype); float32 unless said. */
+  cacheStorage?: CacheStorage;
   index?: VectorIndexOptions;
   /** How often the change log is read besides NOTIFY wake-ups and searches (ms). */
   pollMs?: number;
@@ -46,7 +48,7 @@ export class Gallery {
     readonly store: GalleryStore,
     private readonly options: GalleryOptions,
   ) {
-    this.cache = ImageCache.fromMegabytes(options.cacheMb);
+    this.cache = ImageCache.fromMegabytes(options.cacheMb, undefined, options.cacheStorage);
     this.poller = setInterval(() => void this.backgroundSync(), options.pollMs ?? DEFAULT_POLL_MS);
     this.poller.unref();
   }
