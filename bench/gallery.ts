@@ -14,6 +14,7 @@ import { readFileSync } from 'node:fs';
 import { cpus, loadavg as osLoadavg, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import { VectorIndex } from '../server/gallery/vector-index.js';
+import { itcMixture, recallOf } from '../test/helpers/itc-mixture.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -32,37 +33,6 @@ const { values: args } = parseArgs({
 
 const num = (name: keyof typeof args): number => Number(args[name]);
 
-/** A seeded generator (mulberry32) and standard normals from it (Box–Muller). */
-function random(seed: number): { uniform(): number; normal(): number } {
-  let state = seed >>> 0;
-  const uniform = (): number => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return { uniform, normal: () => Math.sqrt(-2 * Math.log(uniform() || 1e-12)) * Math.cos(2 * Math.PI * uniform()) };
-}
-
-function normalize(v: Float32Array): Float32Array {
-  let norm = 0;
-  for (const x of v) norm += x * x;
-  norm = Math.sqrt(norm);
-  for (let i = 0; i < v.length; i++) v[i]! /= norm;
-  return v;
-}
-
-function mixture(dim: number, clusters: number, noise: number, seed: number): () => Float32Array {
-  const rng = random(seed);
-  const centers = Array.from({ length: clusters }, () => normalize(Float32Array.from({ length: dim }, () => rng.normal())));
-  const sigma = noise / Math.sqrt(dim);
-  return () => {
-    const center = centers[Math.floor(rng.uniform() * clusters)]!;
-    return normalize(Float32Array.from(center, (c) => c + sigma * rng.normal()));
-  };
-}
-
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
@@ -77,7 +47,7 @@ async function itcBench(): Promise<void> {
   const dim = num('dim');
   const k = num('k');
   const efs = String(args.ef).split(',').map(Number);
-  const draw = mixture(dim, num('clusters'), num('noise'), 7);
+  const draw = itcMixture(dim, num('clusters'), num('noise'), 7);
   console.log(`\n## ITC candidate search: ${n.toLocaleString('en')} × ${dim}-d, top-${k}, ${num('clusters')} clusters, noise ${num('noise')}`);
   console.log(`HNSW M=${num('m')} efConstruction=${num('ef-construction')}; ef swept over ${efs.join(', ')}; load ${loadavg()}`);
 
@@ -115,8 +85,7 @@ async function itcBench(): Promise<void> {
       t = performance.now();
       const found = index.approximateNearest(query, k, efs[e]);
       ann[e]!.push(performance.now() - t);
-      const ids = new Set(found.map((hit) => hit.id));
-      recall[e]! += truth.filter((hit) => ids.has(hit.id)).length / truth.length;
+      recall[e]! += recallOf(truth, found);
     }
   }
   const exactP50 = percentile([...exact].sort((a, b) => a - b), 50);

@@ -26,7 +26,12 @@ export interface VectorIndexOptions {
   efPerK?: number;
 }
 
-export const DEFAULT_INDEX_OPTIONS = { annThreshold: 50_000, m: 16, efConstruction: 128, efSearch: 256, efPerK: 2 } as const;
+/**
+ * Chosen by bench/gallery.ts (docs/PERFORMANCE.md): on clustered 256-d features, recall@128 at
+ * M 16 needs ef ≈ 4k (0.965 at 100,000 items; ef 2k gives 0.93); M 24 reaches it at a smaller
+ * ef but builds about twice as slowly, and building is what a 1M gallery waits for.
+ */
+export const DEFAULT_INDEX_OPTIONS = { annThreshold: 50_000, m: 16, efConstruction: 128, efSearch: 128, efPerK: 4 } as const;
 
 /** The HNSW search breadth for top-`k` under `options`: max(efSearch, ⌈efPerK·k⌉). */
 export function searchBreadth(k: number, options: Pick<Required<VectorIndexOptions>, 'efSearch' | 'efPerK'>): number {
