@@ -14,7 +14,7 @@
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg as osLoadavg, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
-import { VectorIndex } from '../server/gallery/vector-index.js';
+import { DEFAULT_INDEX_OPTIONS, VectorIndex } from '../server/gallery/vector-index.js';
 import { itcMixture, recallOf } from '../test/helpers/itc-mixture.js';
 
 const { values: args } = parseArgs({
@@ -25,10 +25,11 @@ const { values: args } = parseArgs({
     queries: { type: 'string', default: '200' },
     clusters: { type: 'string', default: '2000' },
     noise: { type: 'string', default: '0.6' },
-    m: { type: 'string', default: '16' },
-    'ef-construction': { type: 'string', default: '100' },
+    // The server's defaults (DEFAULT_INDEX_OPTIONS).
+    m: { type: 'string', default: String(DEFAULT_INDEX_OPTIONS.m) },
+    'ef-construction': { type: 'string', default: String(DEFAULT_INDEX_OPTIONS.efConstruction) },
     /** Comma-separated: every ef is measured on the same graph and queries. */
-    ef: { type: 'string', default: '128,256,384,512' },
+    ef: { type: 'string', default: '256,384,512,768' },
     /** Only the exact scan (no HNSW build): the 1M-item figures a loaded machine can still afford. */
     'exact-only': { type: 'boolean', default: false },
   },
