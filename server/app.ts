@@ -181,7 +181,7 @@ async function openGalleries(options: ServerOptions, bundles: ReadonlyArray<{ se
 }
 
 function galleryOptions(options: ServerOptions, app: FastifyInstance): GalleryOptions {
-  return { cacheMb: options.galleryCacheMb, index: { annThreshold: options.galleryAnnThreshold }, warn: (message) => app.log.warn(message) };
+  return { cacheMb: options.galleryCacheMb, cacheStorage: options.galleryCacheDtype, index: { annThreshold: options.galleryAnnThreshold }, warn: (message) => app.log.warn(message) };
 }
 
 function galleryLookup(galleries: Map<ModelService, Gallery>): (service: ModelService) => GalleryLike {

@@ -1,5 +1,6 @@
 import type { Device, RuntimeOptions } from '../runtime/session.js';
 import type { ItcFormat } from './gallery/itc-codec.js';
+import type { CacheStorage } from './scheduling/image-cache.js';
 
 /** Every `bridgetower serve` setting, with the CLI flag of each; defaults in `DEFAULT_SERVER_OPTIONS`. */
 export interface ServerOptions extends Pick<RuntimeOptions, 'threads'> {
@@ -24,6 +25,8 @@ export interface ServerOptions extends Pick<RuntimeOptions, 'threads'> {
   gallery?: string;
   /** Byte budget of the image-encoder outputs kept for re-ranking gallery candidates (--gallery-cache-mb). */
   galleryCacheMb: number;
+  /** How that cache holds the encodings (--gallery-cache-dtype): float32, or float16 in half the bytes. */
+  galleryCacheDtype: CacheStorage;
   /** How ITC features are stored (--gallery-itc): float32, or int8 with a per-vector scale. */
   galleryItc: ItcFormat;
   /** From this many items on, candidate search uses the HNSW index (--gallery-ann-threshold). */
@@ -54,6 +57,7 @@ export const DEFAULT_SERVER_OPTIONS: Omit<ServerOptions, 'bundles'> = {
   cacheMb: 256,
   dataDir: './data',
   galleryCacheMb: 512,
+  galleryCacheDtype: 'float32',
   galleryItc: 'float32',
   galleryAnnThreshold: 50_000,
   auth: 'writes',

@@ -2,6 +2,7 @@ import { BridgeTowerError } from '../../common/errors.js';
 import { DEFAULT_BUNDLE_ROOT } from '../../bundle/bundle-folders.js';
 import { readBundleConfig } from '../../bundle/config.js';
 import { ITC_FORMATS } from '../../server/gallery/itc-codec.js';
+import { CACHE_STORAGES } from '../../server/scheduling/image-cache.js';
 import { DEFAULT_SERVER_OPTIONS, type ServerOptions } from '../../server/options.js';
 import { startServer } from '../../server/start.js';
 import { defaultBundles } from '../default-bundles.js';
@@ -33,6 +34,7 @@ Options:
   --gallery <url>            gallery backend: sqlite:<path> (default: <data-dir>/gallery.sqlite), postgres://<user>@<host>/<db>
                              (shared by replicas; ?host=/run/postgresql for a unix socket) or memory:
   --gallery-cache-mb <n>     budget of image encodings kept for re-ranking search candidates (default ${DEFAULT_SERVER_OPTIONS.galleryCacheMb})
+  --gallery-cache-dtype float32|float16 how that cache holds encodings: float16 takes half the bytes, re-ranking scores within 1e-3 (default ${DEFAULT_SERVER_OPTIONS.galleryCacheDtype})
   --gallery-itc float32|int8 how gallery ITC features are stored (default ${DEFAULT_SERVER_OPTIONS.galleryItc})
   --gallery-ann-threshold <n> items from which search uses the HNSW index instead of an exact scan (default ${DEFAULT_SERVER_OPTIONS.galleryAnnThreshold})
   --api-key <key>            bearer token (or the BRIDGETOWER_API_KEY environment variable, which keeps it out of ps)
@@ -60,6 +62,7 @@ Examples:
     'data-dir': { type: 'string' },
     gallery: { type: 'string' },
     'gallery-cache-mb': { type: 'string' },
+    'gallery-cache-dtype': { type: 'string' },
     'gallery-itc': { type: 'string' },
     'gallery-ann-threshold': { type: 'string' },
     'api-key': { type: 'string' },
@@ -117,6 +120,7 @@ export function serverOptionsFromFlags(values: Record<string, string | undefined
     dataDir: values['data-dir'] ?? d.dataDir,
     ...(values.gallery !== undefined ? { gallery: values.gallery } : {}),
     galleryCacheMb: int('gallery-cache-mb', d.galleryCacheMb, 0),
+    galleryCacheDtype: choice('gallery-cache-dtype', CACHE_STORAGES, d.galleryCacheDtype),
     galleryItc: choice('gallery-itc', ITC_FORMATS, d.galleryItc),
     galleryAnnThreshold: int('gallery-ann-threshold', d.galleryAnnThreshold, 1),
     ...(apiKey !== undefined ? { apiKey } : {}),

@@ -33,6 +33,19 @@ export interface Change {
   item: StoredItem | undefined;
 }
 
+/** What `changesSince` read: the changes, or (`pruned`) the news that some of them are gone. */
+export interface ChangePage {
+  changes: Change[];
+  /**
+   * The log no longer holds every change after the cursor: entries up to a later seq were pruned
+   * (PostgreSQL keeps `changeRetentionMs`). The reader must reload everything with `scan`.
+   */
+  pruned: boolean;
+}
+
+/** How long PostgreSQL keeps change-log entries: a replica out of touch for longer reloads the gallery. */
+export const DEFAULT_CHANGE_RETENTION_MS = 24 * 3600_000;
+
 export interface ListPage {
   /** Items with ids after this one (ids sort by code unit); the first page without it. */
   after?: string;
@@ -58,8 +71,8 @@ export interface GalleryStore {
   list(page: ListPage): Promise<{ items: StoredItem[]; total: number }>;
   /** Every item, to `each`, as of one consistent snapshot; resolves to the change-log cursor of that snapshot. */
   scan(each: (item: StoredItem) => void): Promise<number>;
-  /** Changes after `cursor`, oldest first, at most `limit`. */
-  changesSince(cursor: number, limit: number): Promise<Change[]>;
+  /** Changes after `cursor`, oldest first, at most `limit`; `pruned` when some are no longer kept. */
+  changesSince(cursor: number, limit: number): Promise<ChangePage>;
   /** Calls `wake` when another process may have written (PostgreSQL LISTEN); absent: the log is polled. */
   watch?(wake: () => void): void;
   close(): Promise<void>;
@@ -81,6 +94,8 @@ export interface GalleryStoreOptions {
   /** How ITC features are stored: float32 (1 KB for 256-d) or int8 with a per-vector scale (256 B). */
   itcFormat: ItcFormat;
   logger: GalleryLogger;
+  /** PostgreSQL: change-log entries older than this are pruned (default DEFAULT_CHANGE_RETENTION_MS). */
+  changeRetentionMs?: number;
 }
 
 type Opener = (location: string, options: GalleryStoreOptions) => Promise<GalleryStore>;

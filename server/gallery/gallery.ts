@@ -1,12 +1,14 @@
 import { BridgeTowerError } from '../../common/errors.js';
 import type { ImageEncoding, SearchableGallery } from '../model-service.js';
-import { ImageCache } from '../scheduling/image-cache.js';
+import { ImageCache, type CacheStorage } from '../scheduling/image-cache.js';
 import { validateGalleryId, validateMetadata, type GalleryStore, type ListPage, type StoredItem } from './gallery-store.js';
 import { DEFAULT_INDEX_OPTIONS, VectorIndex, type Metadata, type MetadataFilter, type Neighbor, type VectorIndexOptions } from './vector-index.js';
 
 export interface GalleryOptions {
   /** Byte budget of the image-encoder outputs kept for re-ranking (--gallery-cache-mb). */
   cacheMb: number;
+  /** How the cache holds encodings (--gallery-cache-dtype); float32 unless said. */
+  cacheStorage?: CacheStorage;
   index?: VectorIndexOptions;
   /** How often the change log is read besides NOTIFY wake-ups and searches (ms). */
   pollMs?: number;
@@ -46,7 +48,7 @@ export class Gallery {
     readonly store: GalleryStore,
     private readonly options: GalleryOptions,
   ) {
-    this.cache = ImageCache.fromMegabytes(options.cacheMb);
+    this.cache = ImageCache.fromMegabytes(options.cacheMb, undefined, options.cacheStorage);
     this.poller = setInterval(() => void this.backgroundSync(), options.pollMs ?? DEFAULT_POLL_MS);
     this.poller.unref();
   }
@@ -142,7 +144,11 @@ export class Gallery {
   private startSync(): Promise<void> {
     const pass = (async () => {
       for (;;) {
-        const changes = await this.store.changesSince(this.cursor, CHANGE_PAGE);
+        const { changes, pruned } = await this.store.changesSince(this.cursor, CHANGE_PAGE);
+        if (pruned) {
+          await this.reload();
+          continue;
+        }
         for (const change of changes) {
           this.apply(change.id, change.item);
           this.cursor = change.seq;
@@ -155,6 +161,26 @@ export class Gallery {
     });
     this.running = running;
     return running;
+  }
+
+  /**
+   * The log was pruned past the cursor (this replica was out of touch for longer than the
+   * retention): the missed changes are unknown, so every item is read again and whatever the
+   * snapshot lacks is removed. In place: unchanged items are no-ops for the index, so an HNSW
+   * graph survives the reload.
+   */
+  private async reload(): Promise<void> {
+    const seen = new Set<string>();
+    const cursor = await this.store.scan((item) => {
+      seen.add(item.id);
+      this.apply(item.id, item);
+    });
+    const gone = [...this.hashOf.keys()].filter((id) => !seen.has(id));
+    for (const id of gone) this.apply(id, undefined);
+    this.options.warn?.(
+      `the gallery of '${this.bundle}' fell behind the change log of ${this.store.location} (cursor ${this.cursor}, pruned past it): reloaded ${seen.size} item(s), ${gone.length} removed`,
+    );
+    this.cursor = cursor;
   }
 
   private async backgroundSync(): Promise<void> {

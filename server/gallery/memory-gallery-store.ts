@@ -1,4 +1,4 @@
-import { dimensionMismatch, type Change, type GalleryStore, type ItemInput, type ListPage, type StoredItem } from './gallery-store.js';
+import { dimensionMismatch, type Change, type ChangePage, type GalleryStore, type ItemInput, type ListPage, type StoredItem } from './gallery-store.js';
 
 /**
  * A gallery store in this process's memory (`--gallery memory:`, and the servers tests build
@@ -59,11 +59,13 @@ export class MemoryGalleryStore implements GalleryStore {
     return this.changes.at(-1)?.seq ?? 0;
   }
 
-  async changesSince(cursor: number, limit: number): Promise<Change[]> {
-    return this.changes
+  async changesSince(cursor: number, limit: number): Promise<ChangePage> {
+    const changes = this.changes
       .filter((change) => change.seq > cursor)
       .slice(0, limit)
       .map((change) => ({ ...change, item: this.items.get(change.id) }));
+    // One process, gone with it: nothing is ever pruned.
+    return { changes, pruned: false };
   }
 
   async close(): Promise<void> {}

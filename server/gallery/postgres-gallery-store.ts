@@ -2,10 +2,11 @@ import pg from 'pg';
 import { BridgeTowerError } from '../../common/errors.js';
 import { decodeItc, encodeItc, storedDim } from './itc-codec.js';
 import {
+  DEFAULT_CHANGE_RETENTION_MS,
   dimensionMismatch,
   redactLocation,
   staleGalleryWarning,
-  type Change,
+  type ChangePage,
   type GalleryStore,
   type GalleryStoreOptions,
   type ItemInput,
@@ -19,6 +20,8 @@ const CHANNEL = 'bridgetower_gallery';
 /** Advisory-lock namespace of gallery writes: one writer per gallery at a time, so change-log order is commit order. */
 const WRITE_LOCK = 0x6274_6731;
 const LISTEN_RETRY_MS = 1000;
+/** A replica prunes its gallery's change log after a write at most this often (one indexed DELETE). */
+const PRUNE_EVERY_MS = 60_000;
 
 interface ItemRow {
   id: string;
@@ -45,6 +48,8 @@ export class PostgresGalleryStore implements GalleryStore {
   private closed = false;
   private listener: pg.Client | undefined;
   private listenTimer: NodeJS.Timeout | undefined;
+  private lastPrune = 0;
+  private pruning: Promise<unknown> | undefined;
 
   private constructor(
     private readonly pool: pg.Pool,
@@ -92,17 +97,20 @@ export class PostgresGalleryStore implements GalleryStore {
       return rows[0]!;
     });
     this.itcDim = item.itc.length;
+    this.schedulePrune();
     return this.toItem(row);
   }
 
   async delete(id: string): Promise<boolean> {
-    return this.transaction('delete an item', async (client) => {
+    const removed = await this.transaction('delete an item', async (client) => {
       const { rows } = await client.query<{ hash: Buffer }>('DELETE FROM gallery_items WHERE gallery = $1 AND id = $2 RETURNING hash', [this.gallery, id]);
       if (!rows[0]) return false;
       await this.dropUnusedImage(client, rows[0].hash);
       await this.logChange(client, id);
       return true;
     });
+    if (removed) this.schedulePrune();
+    return removed;
   }
 
   async get(id: string): Promise<StoredItem | undefined> {
@@ -135,8 +143,16 @@ export class PostgresGalleryStore implements GalleryStore {
       'load the gallery',
       async (client) => {
         // This gallery's own maximum: the sequence is shared by every gallery, and only one
-        // gallery's writes are ordered by its lock.
-        const cursor = Number((await client.query<{ seq: string | null }>('SELECT max(seq) AS seq FROM gallery_changes WHERE gallery = $1', [this.gallery])).rows[0]!.seq ?? 0);
+        // gallery's writes are ordered by its lock. Never below where the log was cut: a
+        // pruned-empty log must not read as "behind" again right after this reload.
+        const cursor = Number(
+          (
+            await client.query<{ seq: string }>(
+              'SELECT greatest(pruned_through, (SELECT coalesce(max(seq), 0) FROM gallery_changes WHERE gallery = $1)) AS seq FROM galleries WHERE id = $1',
+              [this.gallery],
+            )
+          ).rows[0]!.seq,
+        );
         let after = '';
         for (;;) {
           const { rows } = await client.query<ItemRow>(`SELECT ${ITEM_COLUMNS} FROM gallery_items WHERE gallery = $1 AND id > $2 COLLATE "C" ORDER BY id COLLATE "C" LIMIT 10000`, [this.gallery, after]);
@@ -149,15 +165,43 @@ export class PostgresGalleryStore implements GalleryStore {
     );
   }
 
-  async changesSince(cursor: number, limit: number): Promise<Change[]> {
-    const { rows } = await this.query<ItemRow & { seq: string; change_id: string }>(
+  async changesSince(cursor: number, limit: number): Promise<ChangePage> {
+    // One statement, one snapshot: the cut and the entries after the cursor agree (a prune
+    // committing in between cannot hide entries without also showing its cut).
+    const { rows } = await this.query<ItemRow & { pruned_through: string; seq: string | null; change_id: string }>(
       'read the change log',
-      `SELECT c.seq, c.id AS change_id, i.id, i.hash, i.itc, i.itc_scale, i.metadata, i.created_at, i.updated_at
-       FROM gallery_changes c LEFT JOIN gallery_items i ON i.gallery = c.gallery AND i.id = c.id
-       WHERE c.gallery = $1 AND c.seq > $2 ORDER BY c.seq LIMIT $3`,
+      `SELECT g.pruned_through, x.* FROM galleries g LEFT JOIN LATERAL (
+         SELECT c.seq, c.id AS change_id, i.id, i.hash, i.itc, i.itc_scale, i.metadata, i.created_at, i.updated_at
+         FROM gallery_changes c LEFT JOIN gallery_items i ON i.gallery = c.gallery AND i.id = c.id
+         WHERE c.gallery = g.id AND c.seq > $2 ORDER BY c.seq LIMIT $3) x ON true
+       WHERE g.id = $1`,
       [this.gallery, cursor, limit],
     );
-    return rows.map((row) => ({ seq: Number(row.seq), id: row.change_id, item: row.id === null ? undefined : this.toItem(row) }));
+    if (rows[0] && cursor < Number(rows[0].pruned_through)) return { changes: [], pruned: true };
+    const changes = rows
+      .filter((row) => row.seq !== null)
+      .map((row) => ({ seq: Number(row.seq), id: row.change_id, item: row.id === null ? undefined : this.toItem(row) }));
+    return { changes, pruned: false };
+  }
+
+  /**
+   * Deletes this gallery's change-log entries older than the retention window (all of them up to
+   * the newest such entry: a prefix of the log, so a cursor is either past the cut or knows it is
+   * behind) and records the cut in `galleries.pruned_through`. Under the write lock: no write
+   * can slip a lower seq in meanwhile. Resolves to the number of entries deleted.
+   */
+  async pruneChanges(retentionMs = this.options.changeRetentionMs ?? DEFAULT_CHANGE_RETENTION_MS): Promise<number> {
+    return this.transaction('prune the change log', async (client) => {
+      const { rows } = await client.query<{ horizon: string | null }>(
+        "SELECT max(seq) AS horizon FROM gallery_changes WHERE gallery = $1 AND at < clock_timestamp() - $2 * interval '1 millisecond'",
+        [this.gallery, retentionMs],
+      );
+      const horizon = rows[0]!.horizon;
+      if (horizon === null) return 0;
+      const deleted = await client.query('DELETE FROM gallery_changes WHERE gallery = $1 AND seq <= $2', [this.gallery, horizon]);
+      await client.query('UPDATE galleries SET pruned_through = greatest(pruned_through, $2) WHERE id = $1', [this.gallery, horizon]);
+      return deleted.rowCount ?? 0;
+    });
   }
 
   /** LISTENs on its own connection, reconnecting after a database restart; `wake` is also called on every reconnect (changes may have been missed). */
@@ -188,10 +232,21 @@ export class PostgresGalleryStore implements GalleryStore {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    await this.pruning;
     this.closed = true;
     clearTimeout(this.listenTimer);
     await this.listener?.end().catch(() => {});
     await this.pool.end();
+  }
+
+  /** After a write, at most every PRUNE_EVERY_MS per process; a failure only waits for the next try. */
+  private schedulePrune(): void {
+    const now = Date.now();
+    if (this.pruning || now - this.lastPrune < PRUNE_EVERY_MS) return;
+    this.lastPrune = now;
+    this.pruning = this.pruneChanges()
+      .catch((error: Error) => this.options.logger.warn(`the change log of the gallery of '${this.bundle}' was not pruned (retried after the next write in a minute): ${error.message}`))
+      .finally(() => (this.pruning = undefined));
   }
 
   private async dropUnusedImage(client: pg.PoolClient, hash: Buffer): Promise<void> {

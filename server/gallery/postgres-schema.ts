@@ -45,6 +45,15 @@ CREATE TABLE gallery_changes (
 );
 CREATE INDEX gallery_changes_by_gallery ON gallery_changes (gallery, seq);`,
   },
+  {
+    // The change log is pruned (PostgresGalleryStore.pruneChanges): entries carry their time,
+    // and a gallery remembers up to which seq its log was cut, so that a replica whose cursor is
+    // older knows it missed changes and reloads instead of silently diverging.
+    version: 2,
+    sql: `
+ALTER TABLE gallery_changes ADD COLUMN at timestamptz NOT NULL DEFAULT clock_timestamp();
+ALTER TABLE galleries ADD COLUMN pruned_through bigint NOT NULL DEFAULT 0;`,
+  },
 ];
 export const POSTGRES_SCHEMA_VERSION = MIGRATIONS.at(-1)!.version;
 

@@ -6,7 +6,7 @@ import { decodeItc, encodeItc, storedDim } from './itc-codec.js';
 import {
   dimensionMismatch,
   staleGalleryWarning,
-  type Change,
+  type ChangePage,
   type GalleryStore,
   type GalleryStoreOptions,
   type ItemInput,
@@ -65,6 +65,14 @@ CREATE TABLE gallery_changes (
 );
 CREATE INDEX gallery_changes_by_gallery ON gallery_changes (gallery, seq);`,
   },
+  {
+    // The log keeps one entry per id, its latest (see SqliteGalleryStore.logChange): this index
+    // finds the superseded one, and the DELETE compacts a log written before.
+    version: 3,
+    sql: `
+CREATE INDEX gallery_changes_by_id ON gallery_changes (gallery, id);
+DELETE FROM gallery_changes WHERE seq NOT IN (SELECT max(seq) FROM gallery_changes GROUP BY gallery, id);`,
+  },
 ];
 const SCHEMA_VERSION = MIGRATIONS.at(-1)!.version;
 
@@ -106,6 +114,7 @@ export class SqliteGalleryStore implements GalleryStore {
         'DELETE FROM gallery_images WHERE gallery = ? AND hash = ? AND NOT EXISTS (SELECT 1 FROM gallery_items WHERE gallery = ? AND hash = ?)',
       ),
       logChange: db.prepare<[number, string]>('INSERT INTO gallery_changes (gallery, id) VALUES (?, ?)'),
+      dropSuperseded: db.prepare<[number, string, number]>('DELETE FROM gallery_changes WHERE gallery = ? AND id = ? AND seq < ?'),
       setDim: db.prepare<[number, number]>('UPDATE galleries SET itc_dim = ? WHERE id = ?'),
       image: db.prepare<[number, string], { hash: Buffer; bytes: Buffer }>(
         'SELECT i.hash, m.bytes FROM gallery_items i JOIN gallery_images m ON m.gallery = i.gallery AND m.hash = i.hash WHERE i.gallery = ? AND i.id = ?',
@@ -151,7 +160,7 @@ export class SqliteGalleryStore implements GalleryStore {
       this.sql.upsert.run(this.gallery, item.id, hash, Buffer.from(itc.bytes), itc.scale, metadata, now, now);
       if (previous && !previous.equals(hash)) this.sql.dropUnusedImage.run(this.gallery, previous, this.gallery, previous);
       if (this.itcDim === 0) this.sql.setDim.run(item.itc.length, this.gallery);
-      this.sql.logChange.run(this.gallery, item.id);
+      this.logChange(item.id);
     });
     write.immediate();
     this.itcDim = item.itc.length;
@@ -165,7 +174,7 @@ export class SqliteGalleryStore implements GalleryStore {
       if (!previous) return false;
       this.sql.remove.run(this.gallery, id);
       this.sql.dropUnusedImage.run(this.gallery, previous, this.gallery, previous);
-      this.sql.logChange.run(this.gallery, id);
+      this.logChange(id);
       return true;
     });
     return remove.immediate();
@@ -201,7 +210,7 @@ export class SqliteGalleryStore implements GalleryStore {
     return read.deferred();
   }
 
-  async changesSince(cursor: number, limit: number): Promise<Change[]> {
+  async changesSince(cursor: number, limit: number): Promise<ChangePage> {
     this.assertOpen();
     const read = this.db.transaction(() =>
       this.sql.changes.all(this.gallery, cursor, limit).map(({ seq, id }) => {
@@ -209,13 +218,25 @@ export class SqliteGalleryStore implements GalleryStore {
         return { seq, id, item: row && this.toItem(row) };
       }),
     );
-    return read.deferred();
+    // Compaction removes only superseded entries, never the news itself: nothing is lost.
+    return { changes: read.deferred(), pruned: false };
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.db.close();
+  }
+
+  /**
+   * Appends `id` to the log and drops its earlier entries, so the log holds one entry per id ever
+   * written (the live items and the ids deleted since), not one per write. That is safe for every
+   * reader: an entry says "read this id's current state", and a cursor before the dropped entry
+   * is also before the new one, which says the same thing.
+   */
+  private logChange(id: string): void {
+    const seq = Number(this.sql.logChange.run(this.gallery, id).lastInsertRowid);
+    this.sql.dropSuperseded.run(this.gallery, id, seq);
   }
 
   private toItem(row: ItemRow): StoredItem {

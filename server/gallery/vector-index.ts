@@ -20,11 +20,23 @@ export interface VectorIndexOptions {
   /** HNSW graph degree and build breadth (hnswlib's M and efConstruction). */
   m?: number;
   efConstruction?: number;
-  /** Search breadth: at least this, and never less than k (hnswlib's ef). */
+  /** Search breadth: at least this (hnswlib's ef)… */
   efSearch?: number;
+  /** …and at least this many times k: recall@k at a fixed ef falls as k grows towards it. */
+  efPerK?: number;
 }
 
-export const DEFAULT_INDEX_OPTIONS = { annThreshold: 50_000, m: 16, efConstruction: 128, efSearch: 256 } as const;
+/**
+ * Chosen by bench/gallery.ts (docs/PERFORMANCE.md): on clustered 256-d features, recall@128 at
+ * M 16 needs ef ≈ 4k (0.965 at 100,000 items; ef 2k gives 0.93); M 24 reaches it at a smaller
+ * ef but builds about twice as slowly, and building is what a 1M gallery waits for.
+ */
+export const DEFAULT_INDEX_OPTIONS = { annThreshold: 50_000, m: 16, efConstruction: 128, efSearch: 128, efPerK: 4 } as const;
+
+/** The HNSW search breadth for top-`k` under `options`: max(efSearch, ⌈efPerK·k⌉). */
+export function searchBreadth(k: number, options: Pick<Required<VectorIndexOptions>, 'efSearch' | 'efPerK'>): number {
+  return Math.max(options.efSearch, Math.ceil(options.efPerK * k), k);
+}
 
 /** How many points the background build adds before letting requests run. */
 const BUILD_SLICE = 256;
@@ -84,6 +96,8 @@ export class VectorIndex {
       throw new BridgeTowerError('E_INTERNAL', `item '${id}' has an ITC feature of ${vector.length} values; the index holds ${this.dim}`);
     }
     let slot = this.slotOf.get(id);
+    // A reload or a replica reading its own write back: re-adding to the HNSW graph would cost as much as an insert.
+    if (slot !== undefined && this.holds(slot, id, vector, metadata)) return;
     if (slot === undefined) {
       slot = this.ids.length;
       this.grow(slot + 1);
@@ -146,10 +160,19 @@ export class VectorIndex {
     await this.building;
   }
 
-  private annNearest(query: Float32Array, k: number): Neighbor[] {
+  /**
+   * Top-k from the HNSW graph at search breadth `ef` (default: `searchBreadth`), whatever the
+   * threshold: what benches and recall tests compare with `exactNearest`. Needs a built graph.
+   */
+  approximateNearest(query: Float32Array, k: number, ef?: number): Neighbor[] {
+    if (!this.annReady) throw new BridgeTowerError('E_INTERNAL', `the HNSW graph is not built (${this.size} items, threshold ${this.options.annThreshold}): await whenBuilt() above the threshold`);
+    return this.annNearest(query, k, ef);
+  }
+
+  private annNearest(query: Float32Array, k: number, ef?: number): Neighbor[] {
     const ann = this.ann!;
     const n = Math.min(k, this.inAnn.size);
-    ann.setEf(Math.max(this.options.efSearch, n));
+    ann.setEf(Math.max(ef ?? searchBreadth(n, this.options), n));
     const { neighbors, distances } = ann.searchKnn(Array.from(query), n);
     // hnswlib's inner-product distance is 1 − dot.
     return neighbors.map((label, i) => ({ id: this.idOfLabel[label]!, similarity: 1 - distances[i]! }));
@@ -188,6 +211,12 @@ export class VectorIndex {
       list?.delete(id);
       if (list?.size === 0) this.postings.delete(k);
     }
+  }
+
+  private holds(slot: number, id: string, vector: Float32Array, metadata: Metadata): boolean {
+    const base = slot * this.dim;
+    for (let j = 0; j < this.dim; j++) if (this.vectors[base + j] !== vector[j]) return false;
+    return JSON.stringify(this.metadataOf.get(id)) === JSON.stringify(metadata);
   }
 
   private grow(slots: number): void {

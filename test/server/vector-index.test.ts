@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { VectorIndex } from '../../server/gallery/vector-index.js';
+import { DEFAULT_INDEX_OPTIONS, VectorIndex, searchBreadth } from '../../server/gallery/vector-index.js';
+import { itcMixture, recallOf } from '../helpers/itc-mixture.js';
 
 /** A unit vector that depends on `seed` (deterministic). */
 function unit(seed: number, dim = 32): Float32Array {
@@ -68,6 +69,32 @@ describe('the vector index', () => {
     index.upsert('i13', unit(13), { parity: 'even' });
     assert.ok(!index.nearest(unit(3), 50, { parity: 'odd', group: 3 }).some((h) => h.id === 'i13'));
     assert.deepEqual(index.nearest(unit(3), 5, { parity: 'none' }), []);
+  });
+
+  it('with the default HNSW settings, recall@k against exact search is at least 0.95 for k = 10 and k = 128', async () => {
+    // BASE-shaped features (256-d) in clusters, as bench/gallery.ts draws them, small enough
+    // (4 per cluster) that a top-128 spans many clusters: at ef = k this graph finds only ≈ 0.89
+    // of it. The threshold lowered so that this small gallery is searched through the graph.
+    const draw = itcMixture(256, 1000, 0.6, 11);
+    const index = new VectorIndex(256, { annThreshold: 3000 });
+    for (let i = 0; i < 4000; i++) index.upsert(`img-${i}`, draw());
+    await index.whenBuilt();
+    assert.equal(index.approximate, true);
+    for (const k of [10, 128]) {
+      let recall = 0;
+      const queries = 20;
+      for (let q = 0; q < queries; q++) {
+        const query = draw();
+        recall += recallOf(index.exactNearest(query, k), index.nearest(query, k));
+      }
+      assert.ok(recall / queries >= 0.95, `recall@${k} ${(recall / queries).toFixed(3)} at ef ${searchBreadth(k, DEFAULT_INDEX_OPTIONS)}`);
+    }
+  });
+
+  it('the search breadth grows with k: ef = max(efSearch, efPerK · k)', () => {
+    assert.equal(searchBreadth(10, { efSearch: 128, efPerK: 4 }), 128);
+    assert.equal(searchBreadth(128, { efSearch: 128, efPerK: 4 }), 512);
+    assert.equal(searchBreadth(50, { efSearch: 16, efPerK: 0 }), 50, 'never below k');
   });
 
   it('a query of another dimension is a usage error that says which', () => {
