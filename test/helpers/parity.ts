@@ -151,6 +151,20 @@ export function relativeL2(actual: ArrayLike<number>, expected: ArrayLike<number
   return norm === 0 ? (diff === 0 ? 0 : Infinity) : Math.sqrt(diff / norm);
 }
 
+/** The relative L2 with the norms it came from and the largest element difference, for failure messages. */
+export function l2Comparison(actual: ArrayLike<number>, expected: ArrayLike<number>): { rel: number; diff: number; ref: number; maxAbs: number } {
+  let diff = 0;
+  let ref = 0;
+  let maxAbs = 0;
+  for (let i = 0; i < expected.length; i++) {
+    const d = actual[i]! - expected[i]!;
+    diff += d * d;
+    ref += expected[i]! * expected[i]!;
+    maxAbs = Math.max(maxAbs, Math.abs(d));
+  }
+  return { rel: Math.sqrt(diff) / Math.sqrt(ref), diff: Math.sqrt(diff), ref: Math.sqrt(ref), maxAbs };
+}
+
 export type Metric = 'max-abs' | 'relative-l2';
 export type Comparison = { graph: string; output: string; metric?: Metric; tolerance: number };
 

@@ -6,6 +6,7 @@ import { convertCheckpoint } from '../../convert/convert-checkpoint.js';
 import { readSafetensors, toFloat64Array } from '../../bundle/safetensors/read-safetensors.js';
 import { batchFromRaw, computeGradients } from '../../train/gradient-step.js';
 import { buildTrainingGraph } from '../../train/training-graph.js';
+import { l2Comparison } from '../helpers/parity.js';
 import { sharedFixture } from '../helpers/shared-fixtures.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
@@ -20,18 +21,6 @@ const GRAD_TOLERANCE = 1e-4;
 const ZERO_TOLERANCE = 1e-6;
 const PAD = 1;
 
-function relL2(actual: ArrayLike<number>, expected: ArrayLike<number>): { rel: number; diff: number; ref: number; maxAbs: number } {
-  let diff = 0;
-  let ref = 0;
-  let maxAbs = 0;
-  for (let i = 0; i < expected.length; i++) {
-    const d = actual[i]! - expected[i]!;
-    diff += d * d;
-    ref += expected[i]! * expected[i]!;
-    maxAbs = Math.max(maxAbs, Math.abs(d));
-  }
-  return { rel: Math.sqrt(diff) / Math.sqrt(ref), diff: Math.sqrt(diff), ref: Math.sqrt(ref), maxAbs };
-}
 
 for (const task of ['vqa', 'snli'] as const) {
   describe(`training graph parity: ${task}`, () => {
@@ -64,7 +53,7 @@ for (const task of ['vqa', 'snli'] as const) {
       const lossRel = Math.abs(loss - expectedLoss) / Math.abs(expectedLoss);
       report.push(`loss ${loss} vs ${expectedLoss}: rel ${lossRel.toExponential(2)}`);
       if (!(lossRel <= LOSS_TOLERANCE)) failures.push(`loss: relative error ${lossRel} > ${LOSS_TOLERANCE}`);
-      const logits = relL2(got('logits'), ref(`${task}_logits`));
+      const logits = l2Comparison(got('logits'), ref(`${task}_logits`));
       report.push(`logits (info): rel L2 ${logits.rel.toExponential(2)}`);
 
       const gradNames = [...golden.keys()].filter((n) => n.startsWith('grad.'));
@@ -73,7 +62,7 @@ for (const task of ['vqa', 'snli'] as const) {
         const expected = ref(name);
         const actual = got(name);
         assert.equal(actual.length, expected.length, `${name}: ${actual.length} elements, upstream ${expected.length}`);
-        const e = relL2(actual, expected);
+        const e = l2Comparison(actual, expected);
         if (e.ref === 0) {
           report.push(`${name}: reference zero, max abs ${e.maxAbs.toExponential(2)}`);
           if (!(e.maxAbs <= ZERO_TOLERANCE)) failures.push(`${name}: reference is zero, max abs ${e.maxAbs} > ${ZERO_TOLERANCE}`);

@@ -10,6 +10,7 @@ import { batchFromRaw, GradientStep } from '../../train/gradient-step.js';
 import { AdamWRunner } from '../../train/optimizer/adamw-runner.js';
 import { groupOf, type OptimizerHyperParameters } from '../../train/optimizer/parameter-groups.js';
 import { buildTrainingGraph, type TrainingGraph } from '../../train/training-graph.js';
+import { l2Comparison } from '../helpers/parity.js';
 import { sharedFixture } from '../helpers/shared-fixtures.js';
 
 /**
@@ -35,18 +36,6 @@ interface TrainJson {
   batch: { mlm: { mask_token_id: number; rows: { masked_positions: number[] }[] } };
 }
 
-function relL2(actual: ArrayLike<number>, expected: ArrayLike<number>) {
-  let diff = 0;
-  let ref = 0;
-  let maxAbs = 0;
-  for (let i = 0; i < expected.length; i++) {
-    const d = actual[i]! - expected[i]!;
-    diff += d * d;
-    ref += expected[i]! * expected[i]!;
-    maxAbs = Math.max(maxAbs, Math.abs(d));
-  }
-  return { rel: Math.sqrt(diff) / Math.sqrt(ref), ref: Math.sqrt(ref), maxAbs };
-}
 
 function fixtures(t: { skip(message?: string): void }) {
   const file = (name: string) => sharedFixture(t, 'fixtures', 'bridgetower-tiny', name);
@@ -107,14 +96,14 @@ describe('pre-training objective parity (MLM + ITM, train_pt)', () => {
     scalar('itm_loss', (results.reports.get('itm_loss')!.data as Float32Array)[0]!);
 
     // ITM logits, and the MLM logits at the masked positions (upstream stores every position).
-    const itm = relL2(results.logits.data as Float32Array, f.get('itm_logits'));
+    const itm = l2Comparison(results.logits.data as Float32Array, f.get('itm_logits'));
     if (!(itm.maxAbs <= 1e-4)) failures.push(`itm_logits: max abs ${itm.maxAbs}`);
     const mlmLogits = results.reports.get('mlm_logits')!;
     const masked = f.json.batch.mlm.rows.flatMap((row, b) => row.masked_positions.map((p) => b * 40 + p));
     assert.deepEqual(mlmLogits.dims, [masked.length, 1000], 'MLM logits only at the masked positions');
     const all = f.get('mlm_logits');
     const expectedRows = Float32Array.from(masked.flatMap((at) => Array.from(all.subarray(at * 1000, (at + 1) * 1000))));
-    const mlm = relL2(mlmLogits.data as Float32Array, expectedRows);
+    const mlm = l2Comparison(mlmLogits.data as Float32Array, expectedRows);
     report.push(`itm_logits max abs ${itm.maxAbs.toExponential(2)}; mlm_logits (masked rows) max abs ${mlm.maxAbs.toExponential(2)}`);
     if (!(mlm.maxAbs <= 1e-4)) failures.push(`mlm_logits at masked positions: max abs ${mlm.maxAbs}`);
 
@@ -125,7 +114,7 @@ describe('pre-training objective parity (MLM + ITM, train_pt)', () => {
       const actual = results.gradients.get(name.slice('grad.'.length));
       assert.ok(actual, `no gradient for ${name}`);
       assert.equal(actual.length, expected.length, `${name}: ${actual.length} elements, upstream ${expected.length}`);
-      const e = relL2(actual, expected);
+      const e = l2Comparison(actual, expected);
       if (e.ref === 0) {
         if (!(e.maxAbs <= ZERO_TOLERANCE)) failures.push(`${name}: reference is zero, max abs ${e.maxAbs}`);
       } else {
