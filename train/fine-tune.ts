@@ -19,7 +19,7 @@ import { linearSchedule, lrFactor, totalOptimizerSteps } from './optimizer/sched
 import type { Recipe } from './recipes.js';
 import { Rng } from './rng.js';
 import { writeTrainedBundle, type FineTuneProvenance } from './trained-bundle.js';
-import { FINE_TUNE_TASKS, type FineTuneTask } from './tasks.js';
+import { FINE_TUNE_TASK_NAMES, FINE_TUNE_TASKS, type FineTuneTask } from './tasks.js';
 import { buildTrainingGraph } from './training-graph.js';
 import type { TrainSubset } from './train-subsets.js';
 import type { RuntimeOptions } from '../runtime/session.js';
@@ -335,7 +335,15 @@ function validate(options: FineTuneOptions, recipe: Recipe, microBatch: number):
   if (!(recipe.warmup >= 0)) throw new BridgeTowerError('E_USAGE', `--warmup must be ≥ 0 (a fraction of the steps, or a step count ≥ 1), got ${recipe.warmup}`);
   if (!(recipe.dropout >= 0 && recipe.dropout < 1)) throw new BridgeTowerError('E_USAGE', `--dropout must be in [0, 1), got ${recipe.dropout}`);
   if (options.mlmProbability !== undefined && !(options.mlmProbability > 0 && options.mlmProbability <= 1)) throw new BridgeTowerError('E_USAGE', `--mlm-probability must be in (0, 1], got ${options.mlmProbability}`);
-  if (options.mlmProbability !== undefined && options.task !== 'pretrain') throw new BridgeTowerError('E_USAGE', `--mlm-probability masks captions for --task pretrain; ${options.task} has no MLM objective`);
+  if (options.mlmProbability !== undefined && !masksCaptions(options.task)) {
+    const withMlm = FINE_TUNE_TASK_NAMES.filter(masksCaptions).map((t) => `--task ${t}`).join(', ');
+    throw new BridgeTowerError('E_USAGE', `--mlm-probability masks captions for ${withMlm}; ${options.task} has no MLM objective`);
+  }
   if (options.clipGradNorm !== undefined && !(options.clipGradNorm > 0)) throw new BridgeTowerError('E_USAGE', `--clip-grad-norm must be positive, got ${options.clipGradNorm}`);
   if (microBatch > recipe.batchSize) throw new BridgeTowerError('E_USAGE', `--micro-batch-size ${microBatch} exceeds --batch-size ${recipe.batchSize}`);
+}
+
+/** Whether the task's objective reads masked captions (an `mlm_input_ids` batch input), so `--mlm-probability` applies. */
+function masksCaptions(task: FineTuneTask): boolean {
+  return FINE_TUNE_TASKS[task].objective.extraInputs.some((input) => input.name === 'mlm_input_ids');
 }
