@@ -94,6 +94,32 @@ export const fineTuneSchema = z.strictObject({
   metrics: z.record(z.string(), finiteNumber().nullable()).optional(),
 });
 
+/** The precisions a bundle's graphs can be written in (convert --variants). */
+export const GRAPH_PRECISIONS = ['fp32', 'int8', 'fp16'] as const;
+export type GraphPrecision = (typeof GRAPH_PRECISIONS)[number];
+export const graphPrecisionSchema = z.enum(GRAPH_PRECISIONS);
+
+/** One set of graph files: a folder of the bundle, its graphs and the safetensors file their initializers are read from. */
+const graphFileSetSchema = z.strictObject({
+  /** Relative to the bundle folder, e.g. `onnx`, `onnx/int8`, `onnx/fp16`. */
+  dir: nonEmptyText(),
+  /** Graph file names in `dir`, the same names in every variant. */
+  files: z.array(nonEmptyText()),
+  /** The safetensors file (relative to `dir`) holding the graphs' initializers. */
+  weights: nonEmptyText(),
+  /** Bytes of the graph files and their weights file together. */
+  bytes: nonNegativeInt(),
+});
+
+export const graphVariantSchema = graphFileSetSchema.extend({
+  /**
+   * int8 only: the same graphs with unsigned (u8) weights, for CPUs without AVX-512-VNNI / AVX-VNNI,
+   * where ONNX Runtime's u8×s8 AVX2 kernel can saturate (runtime picks it by the CPU's flags).
+   */
+  u8: graphFileSetSchema.optional(),
+});
+export type GraphVariant = z.infer<typeof graphVariantSchema>;
+
 export const bundleConfigSchema = z.strictObject({
   format: z.literal(BUNDLE_FORMAT),
   format_version: positiveInt().max(BUNDLE_FORMAT_VERSION),
@@ -105,7 +131,19 @@ export const bundleConfigSchema = z.strictObject({
   labels: text().nullable(),
   weights: z.strictObject({ file: nonEmptyText(), dtype: z.enum(['float32', 'float16']), tensors: nonNegativeInt(), parameters: nonNegativeInt() }),
   /** The ONNX graphs in `onnx/` (their initializers live in `onnx/model.safetensors`, a hard link to the weights). */
-  graphs: z.strictObject({ dir: nonEmptyText(), files: z.array(nonEmptyText()), weights: z.enum(['hard link', 'copy']), optimized: flag() }).optional(),
+  graphs: z
+    .strictObject({
+      dir: nonEmptyText(),
+      files: z.array(nonEmptyText()),
+      weights: z.enum(['hard link', 'copy']),
+      optimized: flag(),
+      /**
+       * Precision variants of the same graphs (bundle/graph-variants.ts); absent in bundles written
+       * before variants existed, which hold one variant: `dir`/`files` at the weights' dtype.
+       */
+      variants: z.partialRecord(graphPrecisionSchema, graphVariantSchema).optional(),
+    })
+    .optional(),
   provenance: z.strictObject({
     source_kind: text(),
     sources: z.array(sourceFileSchema),
