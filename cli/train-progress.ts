@@ -29,7 +29,9 @@ export function trainProgress(enabled: boolean): { event(e: TrainEvent): void; s
         process.stderr.write(`${line}${e.step ? `; resuming after step ${e.step}` : ''}\n`);
         bar?.start(total, e.step, { loss: '-', lr: '-', rate: '-' });
       } else if (e.type === 'step') {
-        const values = { loss: e.loss.toFixed(4), lr: e.lr.toExponential(2), rate: e.samplesPerSecond.toFixed(1) };
+        // Summed objectives show their terms beside the loss: "0.8123 (mlm_loss 0.61, itm_loss 0.20)".
+        const terms = e.terms ? ` (${Object.entries(e.terms).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')})` : '';
+        const values = { loss: `${e.loss.toFixed(4)}${terms}`, lr: e.lr.toExponential(2), rate: e.samplesPerSecond.toFixed(1) };
         if (bar) bar.update(e.step, values);
         else if (e.step % every === 0 || e.step === total) process.stderr.write(`step ${e.step}/${total} epoch ${e.epoch + 1} loss ${values.loss} lr ${values.lr} ${values.rate} samples/s\n`);
       } else if (e.type === 'eval') {

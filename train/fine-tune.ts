@@ -187,6 +187,9 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
 
     const grads = new Float32Array(layout.total);
     let stepLoss = 0;
+    // The objective's scalar loss terms (graph outputs `report.<name>`), summed as the loss is.
+    const termNames = FINE_TUNE_TASKS[options.task].objective.reports ?? [];
+    const stepTerms = new Map<string, number>(termNames.map((name) => [name, 0]));
     let stepSamples = 0;
     let stepStarted = Date.now();
     while (state.epoch < recipe.epochs && state.step < totalSteps) {
@@ -207,6 +210,7 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
         if (!Number.isFinite(out.loss)) diverged(options, emit, state, `the loss is ${out.loss}`, indices.map((i) => items[i]!));
         for (const slot of layout.slots) addScaled(grads, out.gradients.get(slot.name)!, slot.offset, 1 / accumulation);
         stepLoss += out.loss / accumulation;
+        for (const name of termNames) stepTerms.set(name, stepTerms.get(name)! + (out.reports.get(name)!.data as Float32Array)[0]! / accumulation);
         stepSamples += batch.size;
         state.position++;
         // Lightning steps after `accumulation` micro-batches, and at the end of the epoch.
@@ -221,9 +225,11 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
         state.step++;
         state.samples += stepSamples;
         const seconds = (Date.now() - stepStarted) / 1000;
-        const record = { step: state.step, epoch: state.epoch, loss: stepLoss, lr: recipe.learningRate * factor, gradNorm, samplesPerSecond: stepSamples / Math.max(seconds, 1e-9), seconds };
+        const terms = termNames.length > 0 ? { terms: Object.fromEntries(stepTerms) } : {};
+        const record = { step: state.step, epoch: state.epoch, loss: stepLoss, ...terms, lr: recipe.learningRate * factor, gradNorm, samplesPerSecond: stepSamples / Math.max(seconds, 1e-9), seconds };
         emit({ type: 'step', ...record });
         stepLoss = 0;
+        for (const name of termNames) stepTerms.set(name, 0);
         stepSamples = 0;
         stepStarted = Date.now();
 

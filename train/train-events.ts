@@ -11,7 +11,11 @@ export type TrainEventBody =
   | { type: 'start'; totalSteps: number; warmupSteps: number; accumulation: number; microBatchesPerEpoch: number; step: number; examples: number; parameters: number }
   | { type: 'resume'; step: number; from: string }
   | { type: 'warning'; message: string }
-  | { type: 'step'; step: number; epoch: number; loss: number; lr: number; gradNorm: number; samplesPerSecond: number; seconds: number }
+  /**
+   * An optimizer step. `terms`: the loss's terms where the objective sums several (pre-training's
+   * `mlm_loss`, `itm_loss`), averaged over the step's micro-batches as `loss` is; absent otherwise.
+   */
+  | { type: 'step'; step: number; epoch: number; loss: number; terms?: Record<string, number>; lr: number; gradNorm: number; samplesPerSecond: number; seconds: number }
   | { type: 'eval'; step: number; metrics: Record<string, number>; best: boolean }
   /**
    * A checkpoint was saved: `kept` are the steps whose checkpoints remain (the newest

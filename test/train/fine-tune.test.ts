@@ -61,6 +61,7 @@ describe('fine-tune runs', () => {
     assert.equal(result.step, 6);
     const steps = events.filter((e): e is Extract<TrainEvent, { type: 'step' }> => e.type === 'step');
     assert.deepEqual(steps.map((s) => s.step), [1, 2, 3, 4, 5, 6]);
+    assert.ok(steps.every((s) => s.terms === undefined), 'VQA has one loss term: step events carry no terms');
     // 6 steps, warmup int(6 × 0.5) = 3: the first update uses lr 0, as upstream's LambdaLR.
     assert.deepEqual(steps.map((s) => s.lr), [0, 1 / 3, 2 / 3, 1, 2 / 3, 1 / 3].map((f) => 1e-4 * f));
     const config = readBundleConfig(out) as ReturnType<typeof readBundleConfig> & { fine_tune?: { step: number; task: string } };

@@ -42,8 +42,15 @@ describe('pre-training: the result is a pre-trained bundle', () => {
       assert.ok(metrics.mlm_accuracy! >= 0 && metrics.mlm_accuracy! <= 100 && metrics.itm_accuracy! >= 0 && metrics.itm_accuracy! <= 100);
       assert.ok(metrics.masked_tokens! > 0, 'the dev captions got no masked token');
     }
-    const steps = events.filter((e) => e.type === 'step').map((e) => (e as { loss: number }).loss);
+    const stepEvents = events.filter((e) => e.type === 'step') as Array<{ loss: number; terms?: Record<string, number> }>;
+    const steps = stepEvents.map((e) => e.loss);
     assert.equal(steps.length, 2);
+    // Each step reports the objective's two terms, and the loss is their sum (float32 graph outputs).
+    for (const e of stepEvents) {
+      assert.deepEqual(Object.keys(e.terms ?? {}).sort(), ['itm_loss', 'mlm_loss']);
+      assert.ok(e.terms!.mlm_loss! > 0 && e.terms!.itm_loss! > 0, JSON.stringify(e.terms));
+      assert.ok(Math.abs(e.terms!.mlm_loss! + e.terms!.itm_loss! - e.loss) <= 1e-5 * e.loss, `${JSON.stringify(e.terms)} do not sum to ${e.loss}`);
+    }
 
     // The pre-trained heads are kept: the bundle still has (and serves) MLM and ITM.
     const config = readBundleConfig(out);
