@@ -3,11 +3,10 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import pg from 'pg';
 import { Gallery } from '../../server/gallery/gallery.js';
 import { openGalleryStore, type GalleryStore, type GalleryStoreOptions } from '../../server/gallery/gallery-store.js';
 import type { PostgresGalleryStore } from '../../server/gallery/postgres-gallery-store.js';
-import { throwawayPostgres } from '../helpers/postgres.js';
+import { throwawayPostgres, withClient } from '../helpers/postgres.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 /**
@@ -34,16 +33,6 @@ function item(id: string, seed: number, metadata: Record<string, unknown> = {}) 
 let skipReason = 'no PostgreSQL server';
 const cluster = await throwawayPostgres({ after: (fn) => after(fn), skip: (message) => (skipReason = message ?? skipReason) });
 let databases = 0;
-
-async function withClient<T>(location: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: location });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
 
 /** A fresh database of the throwaway cluster. */
 async function freshDatabase(): Promise<string> {

@@ -3,11 +3,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import pg from 'pg';
 import { BridgeTowerError } from '../../common/errors.js';
 import { Gallery } from '../../server/gallery/gallery.js';
 import { openGalleryStore, type GalleryStore, type GalleryStoreOptions } from '../../server/gallery/gallery-store.js';
-import { throwawayPostgres } from '../helpers/postgres.js';
+import { throwawayPostgres, withClient } from '../helpers/postgres.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 const FINGERPRINT = 'a'.repeat(64);
@@ -87,16 +86,6 @@ const postgres: Backend = {
   },
 };
 const pending: string[] = [];
-
-async function withClient<T>(location: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: location });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
 
 /** Creates the databases `postgres.location` named since the last call. */
 async function createPending(): Promise<void> {
