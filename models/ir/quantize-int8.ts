@@ -6,7 +6,8 @@ import { U8_WEIGHT_ZERO_POINT } from './weight-derivations.js';
  * The int8 rewrite of a float32 graph: every MatMul whose second input is a kernel-layout weight
  * (`<weight>#kernel`, an initializer — models/ir/builder.ts `kernel`) becomes an integer product;
  * MatMuls of two activations (attention scores and context), LayerNorm, softmax, embeddings and
- * everything else stay float32, and so do the graph's inputs and outputs.
+ * everything else stay float32, and so do the graph's inputs and outputs. The heads' final layers
+ * are quantized too: keeping them in float32 did not measurably help (docs/onnx.md).
  *
  * Weights: symmetric int8 per output column, scales computed at export (`#s8`, `#scale`).
  * Activations: quantized per ROW (each token of each example: its own min/max → u8 scale and zero
@@ -28,8 +29,6 @@ export interface QuantizeOptions {
    * CPUs without VNNI, whose AVX2 u8×s8 kernel adds pairs of products in int16 and can saturate.
    */
   weightType: 's8' | 'u8';
-  /** Kernels (by weight name, without `#kernel`) to leave in float32. */
-  keep?: (weight: string) => boolean;
 }
 
 const KERNEL_SUFFIX = '#kernel';
@@ -51,9 +50,7 @@ export function quantizeWeightMatMuls(graph: Graph, options: QuantizeOptions): G
   const initializers = new Set(graph.initializers.map((i) => i.name));
   return GraphBuilder.rewrite(graph, { weights: options.weights, prefix: 'q8_' }, (node, b) => {
     if (!isWeightMatMul(node, initializers)) return false;
-    const kernel = node.inputs[1]!;
-    if (options.keep?.(kernelWeightOf(kernel)!)) return false;
-    integerMatMul(b, b.value(node.inputs[0]!), kernel, options.weightType, node.outputs[0]!);
+    integerMatMul(b, b.value(node.inputs[0]!), node.inputs[1]!, options.weightType, node.outputs[0]!);
     return true;
   });
 }
