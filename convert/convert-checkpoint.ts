@@ -54,6 +54,8 @@ export interface ConvertSummary {
   parameters: number;
   dtype: string;
   image_size: number;
+  /** The graph precisions written (none with graphs: false). */
+  variants: GraphPrecision[];
   sources: BundleConfig['provenance']['sources'];
   warnings: string[];
 }
@@ -155,6 +157,7 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
       parameters: written.parameters,
       dtype: outputDtype,
       image_size: architecture.vision.image_size,
+      variants: Object.keys(config.graphs?.variants ?? {}) as GraphPrecision[],
       sources: written.sources,
       warnings,
     };

@@ -1,5 +1,6 @@
 import { copyFileSync, linkSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { BridgeTowerError } from '../../common/errors.js';
 import type { BridgeTowerArchitecture } from '../../bundle/architecture.js';
 import { BUNDLE_FILES, type GraphPrecision, type GraphVariant } from '../../bundle/config.js';
 import { GraphBuilder, type GraphFeatures } from '../ir/builder.js';
@@ -108,7 +109,8 @@ export function exportGraphs(bundleDir: string, arch: BridgeTowerArchitecture, w
   const variants: Partial<Record<GraphPrecision, GraphVariant>> = {};
   let first: { graphs: ExportedGraph[]; dir: string } | undefined;
   for (const precision of precisions) {
-    const sets = PRECISION_SETS[precision];
+    const sets = Object.hasOwn(PRECISION_SETS, precision) ? PRECISION_SETS[precision] : undefined;
+    if (!sets) throw new BridgeTowerError('E_USAGE', `unknown graph precision '${precision}': the precisions are ${Object.keys(PRECISION_SETS).join(', ')}`, { precision });
     const main = writeSet(variantDir(precision, weightPrecision), sets.main);
     first ??= { graphs: main.exported, dir: main.fileSet.dir };
     variants[precision] = { ...main.fileSet, ...(sets.u8 ? { u8: writeSet(U8_DIR, sets.u8).fileSet } : {}) };
