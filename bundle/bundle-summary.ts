@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { BUNDLE_FILES, type BundleConfig, type FineTuneProvenance, type PreprocessingConfig } from './config.js';
+import { BUNDLE_FILES, type BundleConfig, type FineTuneProvenance, type GraphPrecision, type PreprocessingConfig } from './config.js';
+import { graphVariants } from './graph-variants.js';
 import { readLabels } from './labels.js';
 import type { TaskName } from './tasks.js';
 
@@ -17,7 +18,7 @@ export interface BundleSummary {
   tokenizer: string | null;
   /** The graph files in onnx/ that config.json lists, with their sizes (a missing one has `bytes: null`). */
   graphs: Array<{ file: string; bytes: number | null }>;
-  /** The initializer file the graphs share (onnx/model.safetensors), how it was written and its size. */
+  /** onnx/model.safetensors: the canonical weights beside the graphs (training graphs read them there), how it was written and its size. */
   graphWeights: { file: string; bytes: number | null; written_as: 'hard link' | 'copy' } | null;
   /** Files in onnx/ that config.json does not list (left by another tool, or by a newer bridgetower-node). */
   unlistedGraphFiles: string[];
@@ -44,15 +45,17 @@ export interface TaskSummary {
 }
 
 /**
- * One precision the bundle's graphs exist in. Today every bundle has exactly one, its weight dtype
- * in onnx/; precision variants (e.g. int8 graphs) are listed here as further rows by
- * `listVariants`, the one place that knows where they live.
+ * One precision the bundle's graphs exist in (bundle/graph-variants.ts): its folder, how many of
+ * its graph files are on disk and the bytes of those and of its weights file; int8's u8-weight set
+ * (for CPUs without VNNI) as `u8`. A bundle converted before variants existed has one row, its
+ * weight dtype's graphs in onnx/.
  */
 export interface VariantSummary {
-  precision: string;
+  precision: GraphPrecision;
   dir: string;
   files: number;
   bytes: number;
+  u8?: { dir: string; files: number; bytes: number };
 }
 
 /** How many label names `inspect` prints per task. */
@@ -84,7 +87,7 @@ export function summarizeBundle(dir: string, config: BundleConfig): BundleSummar
     graphWeights: config.graphs
       ? { file: `${config.graphs.dir}/${BUNDLE_FILES.weights}`, bytes: fileBytes(join(graphDir, BUNDLE_FILES.weights)), written_as: config.graphs.weights }
       : null,
-    unlistedGraphFiles: onDisk.filter((f) => !listed.includes(f) && f !== BUNDLE_FILES.weights).sort(),
+    unlistedGraphFiles: onDisk.filter((f) => !listed.includes(f) && !knownGraphEntries(config).has(f)).sort(),
     variants: listVariants(dir, config),
     provenance: {
       source_kind: provenance.source_kind,
@@ -98,17 +101,31 @@ export function summarizeBundle(dir: string, config: BundleConfig): BundleSummar
   };
 }
 
-/**
- * The precisions the bundle's graphs exist in. The graphs config.json lists (onnx/) compute in the
- * weight dtype. Precision variants written next to them (another precision's graph folder) are
- * added here as further rows, so `inspect` shows them without changing.
- */
+/** The precisions the bundle's graphs exist in, with sizes measured on disk. */
 export function listVariants(dir: string, config: BundleConfig): VariantSummary[] {
-  if (!config.graphs) return [];
-  const graphDir = join(dir, config.graphs.dir);
-  const files = config.graphs.files.filter((f) => existsSync(join(graphDir, f)));
-  const bytes = [...files, BUNDLE_FILES.weights].reduce((sum, f) => sum + (fileBytes(join(graphDir, f)) ?? 0), 0);
-  return [{ precision: config.weights.dtype, dir: config.graphs.dir, files: files.length, bytes }];
+  const measure = (set: { dir: string; files: readonly string[]; weights: string }) => {
+    const files = set.files.filter((f) => existsSync(join(dir, set.dir, f)));
+    const bytes = [...files, set.weights].reduce((sum, f) => sum + (fileBytes(join(dir, set.dir, f)) ?? 0), 0);
+    return { dir: set.dir, files: files.length, bytes };
+  };
+  return Object.entries(graphVariants(config)).map(([precision, v]) => ({
+    precision: precision as GraphPrecision,
+    ...measure(v),
+    ...(v.u8 ? { u8: measure(v.u8) } : {}),
+  }));
+}
+
+/** What onnx/ may hold besides its listed graphs: the canonical weights link, variant weights files and variant folders. */
+function knownGraphEntries(config: BundleConfig): Set<string> {
+  const known = new Set<string>([BUNDLE_FILES.weights]);
+  const graphsDir = config.graphs?.dir ?? BUNDLE_FILES.onnxDir;
+  for (const v of Object.values(graphVariants(config))) {
+    for (const set of [v, ...(v.u8 ? [v.u8] : [])]) {
+      if (set.dir === graphsDir) known.add(set.weights);
+      else if (set.dir.startsWith(`${graphsDir}/`)) known.add(set.dir.slice(graphsDir.length + 1).split('/')[0]!);
+    }
+  }
+  return known;
 }
 
 function fileBytes(path: string): number | null {

@@ -1,3 +1,4 @@
+import { BridgeTowerError } from '../common/errors.js';
 import { BUNDLE_FILES, GRAPH_PRECISIONS, type BundleConfig, type GraphPrecision, type GraphVariant } from './config.js';
 
 /** The precision a bundle's own weights compute in (config.weights.dtype). */
@@ -30,4 +31,23 @@ export function graphVariants(config: Pick<BundleConfig, 'graphs' | 'weights'>):
 /** The precisions a bundle's graphs exist in, in GRAPH_PRECISIONS order. */
 export function availablePrecisions(config: Pick<BundleConfig, 'graphs' | 'weights'>): GraphPrecision[] {
   return Object.keys(graphVariants(config)) as GraphPrecision[];
+}
+
+/** What `convert` writes without `--variants`: the weights' own precision, and int8 for CPUs. */
+export function defaultVariants(weights: GraphPrecision): GraphPrecision[] {
+  return GRAPH_PRECISIONS.filter((p) => p === weights || p === 'int8');
+}
+
+/**
+ * `--variants fp32,int8,fp16` as precisions, in GRAPH_PRECISIONS order without repeats; an
+ * unknown or empty list is E_USAGE naming the allowed values.
+ */
+export function parseVariants(text: string, flag = '--variants'): GraphPrecision[] {
+  const given = text.split(',').map((v) => v.trim()).filter((v) => v !== '');
+  const unknown = given.filter((v) => !(GRAPH_PRECISIONS as readonly string[]).includes(v));
+  if (given.length === 0 || unknown.length > 0) {
+    const what = given.length === 0 ? 'names no precision' : `has ${unknown.map((v) => `'${v}'`).join(', ')}`;
+    throw new BridgeTowerError('E_USAGE', `${flag} ${JSON.stringify(text)} ${what}: give a comma-separated list of ${GRAPH_PRECISIONS.join(', ')} (e.g. ${flag} fp32,int8)`, { given: text, allowed: GRAPH_PRECISIONS });
+  }
+  return GRAPH_PRECISIONS.filter((p) => given.includes(p));
 }

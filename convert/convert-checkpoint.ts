@@ -7,7 +7,8 @@ import { detectArchitecture } from './detect-architecture.js';
 import { requiredTensors } from '../bundle/expected-tensors.js';
 import { readTextConfigFile, type TextConfigFacts } from '../bundle/text-configs.js';
 import { buildFolderAtomically } from '../bundle/atomic-dir.js';
-import { BUNDLE_FILES, BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, writeBundleConfig, type BundleConfig, type BundleTaskConfig, type PreprocessingConfig } from '../bundle/config.js';
+import { BUNDLE_FILES, BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, writeBundleConfig, type BundleConfig, type BundleTaskConfig, type GraphPrecision, type PreprocessingConfig } from '../bundle/config.js';
+import { defaultVariants } from '../bundle/graph-variants.js';
 import { readHfPreprocessing } from './huggingface/read-hf-processor.js';
 import { readHfFolderTokenizer } from './huggingface/read-hf-tokenizer.js';
 import { writeWeights, type PlannedTensor } from './write-weights.js';
@@ -40,6 +41,8 @@ export interface ConvertOptions {
   graphs?: boolean;
   /** Use ONNX Runtime's fused MultiHeadAttention kernel in the graphs. */
   optimize?: boolean;
+  /** Graph precisions to write (default: the weights' own precision and int8; docs/onnx.md). */
+  variants?: readonly GraphPrecision[];
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -51,6 +54,8 @@ export interface ConvertSummary {
   parameters: number;
   dtype: string;
   image_size: number;
+  /** The graph precisions written (none with graphs: false). */
+  variants: GraphPrecision[];
   sources: BundleConfig['provenance']['sources'];
   warnings: string[];
 }
@@ -130,11 +135,15 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
     };
     if (options.graphs !== false) {
       const optimized = options.optimize ?? DEFAULT_OPTIMIZE;
-      const exported = exportGraphs(dir, architecture, BUNDLE_FILES.weights, outputDtype === 'float16' ? 'float16' : 'float32', {
+      // `--dtype fp16` weights compute as the fp16 variant; float32 ones as fp32.
+      const weightPrecision: GraphPrecision = options.dtype ?? 'fp32';
+      const exported = exportGraphs(dir, architecture, BUNDLE_FILES.weights, {
         producerVersion: VERSION,
         features: { fusedAttention: optimized },
+        weightPrecision,
+        variants: options.variants ?? defaultVariants(weightPrecision),
       });
-      config.graphs = { dir: BUNDLE_FILES.onnxDir, files: exported.graphs.map((g) => g.file), weights: exported.linked ? 'hard link' : 'copy', optimized };
+      config.graphs = { dir: exported.dir, files: exported.graphs.map((g) => g.file), weights: exported.linked ? 'hard link' : 'copy', optimized, variants: exported.variants };
       if (!exported.linked) warnings.push('the file system cannot hard-link: onnx/model.safetensors is a copy of the weights (twice the space)');
     }
     writeBundleConfig(dir, config);
@@ -148,6 +157,7 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
       parameters: written.parameters,
       dtype: outputDtype,
       image_size: architecture.vision.image_size,
+      variants: Object.keys(config.graphs?.variants ?? {}) as GraphPrecision[],
       sources: written.sources,
       warnings,
     };

@@ -6,6 +6,7 @@ import { openSafetensors } from '../bundle/safetensors/read-safetensors.js';
 import { SafetensorsWriter } from '../bundle/safetensors/write-safetensors.js';
 import { readTensorBytes } from '../bundle/tensors/read-tensor.js';
 import { exportGraphs } from '../models/bridgetower/export-graphs.js';
+import { availablePrecisions, weightPrecision } from '../bundle/graph-variants.js';
 import type { FlatLayout } from './flat-parameters.js';
 
 export type { FineTuneProvenance } from '../bundle/config.js';
@@ -49,8 +50,14 @@ export function writeTrainedBundle(dir: string, name: string, source: string, la
     fine_tune: provenance,
   };
   if (sourceConfig.graphs) {
-    const exported = exportGraphs(dir, sourceConfig.architecture, BUNDLE_FILES.weights, 'float32', { producerVersion: VERSION, features: { fusedAttention: sourceConfig.graphs.optimized } });
-    config.graphs = { ...sourceConfig.graphs, files: exported.graphs.map((g) => g.file), weights: exported.linked ? 'hard link' : 'copy' };
+    // The same precision variants as the source bundle (one, fp32, for a bundle that predates them).
+    const exported = exportGraphs(dir, sourceConfig.architecture, BUNDLE_FILES.weights, {
+      producerVersion: VERSION,
+      features: { fusedAttention: sourceConfig.graphs.optimized },
+      weightPrecision: weightPrecision(sourceConfig),
+      variants: availablePrecisions(sourceConfig),
+    });
+    config.graphs = { ...sourceConfig.graphs, dir: exported.dir, files: exported.graphs.map((g) => g.file), weights: exported.linked ? 'hard link' : 'copy', variants: exported.variants };
   }
   writeBundleConfig(dir, config);
 }

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { BridgeTowerError } from '../../common/errors.js';
 import { DEFAULT_BUNDLE_ROOT } from '../../bundle/bundle-folders.js';
 import { convertCheckpoint } from '../../convert/convert-checkpoint.js';
+import { parseVariants } from '../../bundle/graph-variants.js';
 import { byteProgress } from '../progress.js';
 import type { Command } from '../run-command.js';
 
@@ -22,6 +23,8 @@ Options:
   --text-config <path>   RoBERTa config.json (heads, LayerNorm eps) when the text encoder is not roberta-base/large
   --image-size <n>       resize the positional embedding for this resolution (bicubic, as upstream)
   --dtype fp32|fp16      weight and compute dtype of the bundle and its graphs (default fp32)
+  --variants <list>      graph precisions to write, comma-separated from fp32, int8, fp16 (default: the
+                         --dtype precision and int8); int8 and fp16 graphs go to onnx/int8/, onnx/fp16/
   --optimize             graphs use ONNX Runtime's fused MultiHeadAttention kernel
   --no-optimize          plain ONNX attention (MatMul/Softmax/MatMul); see docs/onnx.md for the default
   --no-graphs            write the weights only, no ONNX graphs
@@ -34,6 +37,7 @@ Examples:
   convert-ckpt BridgeTower_ftfpt_base_vqav2.ckpt --tokenizer roberta-base/ --labels vqa_labels.json
   convert-ckpt BridgeTower_ftfpt_base_snlive.ckpt --tokenizer vocab.json,merges.txt --out ${DEFAULT_BUNDLE_ROOT}/snli
   convert-ckpt ./bridgetower-base-itm-mlm --dtype fp16 --out ${DEFAULT_BUNDLE_ROOT}/itm-fp16
+  convert-ckpt BridgeTower_ftfpt_base_vqav2.ckpt --variants fp32,int8,fp16 --out ${DEFAULT_BUNDLE_ROOT}/vqa
 `,
   options: {
     out: { type: 'string' },
@@ -42,6 +46,7 @@ Examples:
     'text-config': { type: 'string' },
     'image-size': { type: 'string' },
     dtype: { type: 'string' },
+    variants: { type: 'string' },
     name: { type: 'string' },
     force: { type: 'boolean' },
     optimize: { type: 'boolean' },
@@ -55,6 +60,7 @@ Examples:
     if (values.optimize && values['no-optimize']) throw new BridgeTowerError('E_USAGE', '--optimize and --no-optimize contradict each other');
     const dtype = values.dtype ?? 'fp32';
     if (dtype !== 'fp32' && dtype !== 'fp16') throw new BridgeTowerError('E_USAGE', `--dtype must be fp32 or fp16, got '${dtype}'`);
+    const variants = values.variants === undefined ? undefined : parseVariants(values.variants);
     const imageSize = values['image-size'] === undefined ? undefined : Number(values['image-size']);
     if (imageSize !== undefined && !(Number.isInteger(imageSize) && imageSize > 0)) {
       throw new BridgeTowerError('E_USAGE', `--image-size must be a positive integer, got '${values['image-size']}'`);
@@ -70,6 +76,7 @@ Examples:
         textConfig: values['text-config'],
         imageSize,
         dtype,
+        ...(variants ? { variants } : {}),
         name: values.name,
         force: values.force ?? false,
         graphs: !values['no-graphs'],
@@ -86,6 +93,7 @@ Examples:
         `  tasks:      ${summary.tasks.join(', ') || '(none)'}`,
         `  tensors:    ${summary.tensors} (${(summary.parameters / 1e6).toFixed(2)} M parameters, ${summary.dtype})`,
         `  image size: ${summary.image_size}`,
+        ...(summary.variants.length ? [`  graphs:     ${summary.variants.join(', ')}`] : []),
         ...summary.sources.map((s) => `  source:     ${s.file} (${(s.bytes / 1e6).toFixed(1)} MB, sha256 ${s.sha256.slice(0, 16)}…)`),
         ...summary.warnings.map((w) => `  warning:    ${w}`),
       ];

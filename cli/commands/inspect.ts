@@ -79,12 +79,15 @@ function formatBundle(b: BundleSummary): string[] {
     '  graphs:',
   );
   for (const g of b.graphs) lines.push(`    ${g.file.padEnd(22)} ${g.bytes === null ? 'MISSING' : formatBytes(g.bytes)}`);
-  if (b.graphWeights) lines.push(`    ${b.graphWeights.file.padEnd(22)} ${b.graphWeights.bytes === null ? 'MISSING' : formatBytes(b.graphWeights.bytes)} (initializers, ${b.graphWeights.written_as} of the weights)`);
+  if (b.graphWeights) lines.push(`    ${b.graphWeights.file.padEnd(22)} ${b.graphWeights.bytes === null ? 'MISSING' : formatBytes(b.graphWeights.bytes)} (canonical weights for training graphs, ${b.graphWeights.written_as})`);
   if (b.graphs.length === 0) lines.push('    (none: weights only; convert without --no-graphs to serve or run it)');
   for (const f of b.unlistedGraphFiles) lines.push(`    ${f.padEnd(22)} (not listed in config.json)`);
-  // Precision variants: one row per precision the graphs exist in (the weight dtype's onnx/ today).
+  // Precision variants: one row per precision the graphs exist in (serve --precision picks one).
   lines.push('  variants:');
-  for (const v of b.variants) lines.push(`    ${v.precision.padEnd(8)} ${v.dir}/, ${v.files} graphs, ${formatBytes(v.bytes)}`);
+  for (const v of b.variants) {
+    lines.push(`    ${v.precision.padEnd(8)} ${v.dir}/, ${v.files} graphs, ${formatBytes(v.bytes)}`);
+    if (v.u8) lines.push(`    ${''.padEnd(8)} ${v.u8.dir}/, ${v.u8.files} graphs, ${formatBytes(v.u8.bytes)} (u8 weights, for CPUs without VNNI)`);
+  }
   if (b.variants.length === 0) lines.push('    (none)');
   const pv = b.provenance;
   lines.push(`  provenance:  ${pv.source_kind}, converted by ${pv.converter} at ${pv.converted_at}${pv.ignored ? `, ${pv.ignored} source entries ignored` : ''}`);

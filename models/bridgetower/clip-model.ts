@@ -14,10 +14,18 @@ import { layerNorm, linear, quickGelu } from '../layers/basic.js';
 /** `nn.MultiheadAttention` with packed `in_proj_weight` [3W, W] (rows q; k; v) and `out_proj`. */
 function multiheadAttention(s: Scope, x: Value, width: number, heads: number): Value {
   const b = s.builder;
-  const [wq, wk, wv] = b.node('Split', [s.weight('in_proj_weight'), b.ints([width, width, width])], { axis: 0 }, { outputs: 3 });
-  const [bq, bk, bv] = b.node('Split', [s.weight('in_proj_bias'), b.ints([width, width, width])], { axis: 0 }, { outputs: 3 });
-  const project = (w: Value, bias: Value) => b.op('Add', [b.op('MatMul', [x, b.op('Transpose', [w], { perm: [1, 0] })]), bias]);
-  const context = scaledDotProductAttention(s, project(wq!, bq!), project(wk!, bk!), project(wv!, bv!), { hidden: width, heads }, undefined, { scaleQuery: true });
+  const project = (w: Value, bias: Value) => b.op('Add', [b.op('MatMul', [x, w]), bias]);
+  let q: Value, k: Value, v: Value;
+  if (b.derivesWeights) {
+    // Exported graphs: q, k, v kernels and biases are separate tensors prepared at export.
+    [q, k, v] = (['q', 'k', 'v'] as const).map((part) => project(s.kernel('in_proj_weight', part), s.weight(`in_proj_bias#${part}`))) as [Value, Value, Value];
+  } else {
+    const [wq, wk, wv] = b.node('Split', [s.weight('in_proj_weight'), b.ints([width, width, width])], { axis: 0 }, { outputs: 3 });
+    const [bq, bk, bv] = b.node('Split', [s.weight('in_proj_bias'), b.ints([width, width, width])], { axis: 0 }, { outputs: 3 });
+    const t = (w: Value) => b.op('Transpose', [w], { perm: [1, 0] });
+    [q, k, v] = [project(t(wq!), bq!), project(t(wk!), bk!), project(t(wv!), bv!)];
+  }
+  const context = scaledDotProductAttention(s, q, k, v, { hidden: width, heads }, undefined, { scaleQuery: true });
   return linear(s.scope('out_proj'), context);
 }
 

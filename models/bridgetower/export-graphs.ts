@@ -1,10 +1,13 @@
 import { copyFileSync, linkSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { BridgeTowerError } from '../../common/errors.js';
 import type { BridgeTowerArchitecture } from '../../bundle/architecture.js';
+import { BUNDLE_FILES, type GraphPrecision, type GraphVariant } from '../../bundle/config.js';
 import { GraphBuilder, type GraphFeatures } from '../ir/builder.js';
-import type { ElemType } from '../ir/graph.js';
+import type { ElemType, Graph } from '../ir/graph.js';
+import { GraphWeightSet } from '../ir/graph-weights.js';
+import { quantizeWeightMatMuls } from '../ir/quantize-int8.js';
 import { serializeModel } from '../ir/serialize.js';
-import { safetensorsWeightSource } from '../ir/weights.js';
 import { GRAPHS } from './graphs.js';
 
 export interface ExportedGraph {
@@ -13,33 +16,107 @@ export interface ExportedGraph {
   nodes: number;
 }
 
+/** The file of every graph set that holds the tensors its graphs read (models/ir/graph-weights.ts). */
+export const GRAPH_WEIGHTS_FILE = 'graph-weights.safetensors';
+
+/** How one graph set of a precision is made: the float dtype its graphs compute in and, for int8, the weight type. */
+interface GraphSetSpec {
+  floatType: ElemType;
+  quantize?: 's8' | 'u8';
+}
+
 /**
- * Writes every graph the architecture supports into `<bundle>/onnx/`. Initializers are external
- * data in `onnx/model.safetensors`, a hard link to the bundle's weights: ONNX Runtime refuses
- * external data outside the model's folder, and a hard link costs no space. Where the file
- * system cannot link, the weights are copied (and take twice the space).
+ * Every precision a bundle's graphs can be exported in, as one table: the main set and, for int8,
+ * the u8-weight set for CPUs without VNNI (bundle/config.ts `u8`). Folders: the precision of the
+ * bundle's own weights in `onnx/` (where runtimes that predate variants look), any other in
+ * `onnx/<precision>/`, int8's u8 set in `onnx/int8-u8/`.
  */
-export function exportGraphs(
-  bundleDir: string,
-  arch: BridgeTowerArchitecture,
-  weightsFile: string,
-  dtype: ElemType,
-  options: { producerVersion: string; features?: GraphFeatures },
-): { graphs: ExportedGraph[]; linked: boolean } {
-  const onnxDir = join(bundleDir, 'onnx');
+const PRECISION_SETS: Readonly<Record<GraphPrecision, { main: GraphSetSpec; u8?: GraphSetSpec }>> = {
+  fp32: { main: { floatType: 'float32' } },
+  fp16: { main: { floatType: 'float16' } },
+  int8: { main: { floatType: 'float32', quantize: 's8' }, u8: { floatType: 'float32', quantize: 'u8' } },
+};
+
+export function variantDir(precision: GraphPrecision, weightPrecision: GraphPrecision): string {
+  return precision === weightPrecision ? BUNDLE_FILES.onnxDir : `${BUNDLE_FILES.onnxDir}/${precision}`;
+}
+
+const U8_DIR = `${BUNDLE_FILES.onnxDir}/int8-u8`;
+
+export interface ExportOptions {
+  producerVersion: string;
+  features?: GraphFeatures;
+  /** Precisions to write (default: the weights' own). */
+  variants?: readonly GraphPrecision[];
+  /** The precision of the bundle's weights (fp16 for `--dtype fp16` bundles). */
+  weightPrecision?: GraphPrecision;
+}
+
+export interface ExportResult {
+  /** The graphs of the first variant written (config.graphs.dir / files). */
+  graphs: ExportedGraph[];
+  dir: string;
+  /** Whether onnx/model.safetensors (the canonical weights, for training graphs) is a hard link. */
+  linked: boolean;
+  variants: Partial<Record<GraphPrecision, GraphVariant>>;
+}
+
+/**
+ * Writes every graph the architecture supports, in each requested precision, into the bundle.
+ * Each graph is built once per float dtype (an int8 set is the float32 graphs rewritten), and
+ * each set stores the tensors its graphs read once in its own GRAPH_WEIGHTS_FILE, in the layout
+ * the kernels take. `onnx/model.safetensors` stays a hard link to the canonical weights (a copy
+ * where the file system cannot link): training graphs read them from there.
+ */
+export function exportGraphs(bundleDir: string, arch: BridgeTowerArchitecture, weightsFile: string, options: ExportOptions): ExportResult {
+  const weightPrecision = options.weightPrecision ?? 'fp32';
+  const precisions = options.variants ?? [weightPrecision];
+  const canonical = join(bundleDir, weightsFile);
+  const onnxDir = join(bundleDir, BUNDLE_FILES.onnxDir);
   mkdirSync(onnxDir, { recursive: true });
-  const linked = linkOrCopy(join(bundleDir, weightsFile), join(onnxDir, weightsFile));
-  const weights = safetensorsWeightSource(join(onnxDir, weightsFile), onnxDir);
-  const graphs: ExportedGraph[] = [];
-  for (const spec of GRAPHS.filter((g) => g.available(arch))) {
-    const builder = new GraphBuilder(spec.file.replace(/\.onnx$/, ''), weights, options.features);
-    spec.build(builder, { arch, dtype });
-    const graph = builder.build(spec.description);
-    const bytes = serializeModel(graph, { 'bridgetower.graph': spec.file }, options.producerVersion);
-    writeFileSync(join(onnxDir, spec.file), bytes);
-    graphs.push({ file: spec.file, bytes: bytes.length, nodes: graph.nodes.length });
+  const linked = linkOrCopy(canonical, join(onnxDir, weightsFile));
+  const specs = GRAPHS.filter((g) => g.available(arch));
+  const floatGraphs = new Map<ElemType, Graph[]>();
+  const built = (floatType: ElemType, weights: GraphWeightSet) => {
+    let graphs = floatGraphs.get(floatType);
+    if (!graphs) {
+      graphs = specs.map((spec) => {
+        const b = new GraphBuilder(spec.file.replace(/\.onnx$/, ''), weights, options.features);
+        spec.build(b, { arch, dtype: floatType });
+        return b.build(spec.description);
+      });
+      floatGraphs.set(floatType, graphs);
+    }
+    return graphs;
+  };
+  const writeSet = (dir: string, set: GraphSetSpec) => {
+    mkdirSync(join(bundleDir, dir), { recursive: true });
+    const weights = new GraphWeightSet(canonical, GRAPH_WEIGHTS_FILE, set.floatType);
+    // Graphs built against another set of the same float dtype read the same names: the weights of
+    // this set serve them as well (write() places whatever they reference).
+    let graphs = built(set.floatType, weights);
+    if (set.quantize) graphs = graphs.map((g) => quantizeWeightMatMuls(g, { weights, weightType: set.quantize! }));
+    const placed = weights.write(join(bundleDir, dir, GRAPH_WEIGHTS_FILE), graphs, { producer: `bridgetower-node ${options.producerVersion}` });
+    const exported = placed.graphs.map((graph, i) => {
+      const file = specs[i]!.file;
+      const bytes = serializeModel(graph, { 'bridgetower.graph': file }, options.producerVersion);
+      writeFileSync(join(bundleDir, dir, file), bytes);
+      return { file, bytes: bytes.length, nodes: graph.nodes.length };
+    });
+    const fileSet = { dir, files: exported.map((g) => g.file), weights: GRAPH_WEIGHTS_FILE, bytes: placed.bytes + exported.reduce((sum, g) => sum + g.bytes, 0) };
+    return { exported, fileSet };
+  };
+  const variants: Partial<Record<GraphPrecision, GraphVariant>> = {};
+  let first: { graphs: ExportedGraph[]; dir: string } | undefined;
+  for (const precision of precisions) {
+    const sets = Object.hasOwn(PRECISION_SETS, precision) ? PRECISION_SETS[precision] : undefined;
+    if (!sets) throw new BridgeTowerError('E_USAGE', `unknown graph precision '${precision}': the precisions are ${Object.keys(PRECISION_SETS).join(', ')}`, { precision });
+    const main = writeSet(variantDir(precision, weightPrecision), sets.main);
+    first ??= { graphs: main.exported, dir: main.fileSet.dir };
+    variants[precision] = { ...main.fileSet, ...(sets.u8 ? { u8: writeSet(U8_DIR, sets.u8).fileSet } : {}) };
   }
-  return { graphs, linked };
+  if (!first) throw new Error('internal error: exportGraphs needs at least one precision');
+  return { ...first, linked, variants };
 }
 
 function linkOrCopy(from: string, to: string): boolean {

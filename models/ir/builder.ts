@@ -9,6 +9,12 @@ import { isOpName, OPS, type OpName, type OpSpec } from './ops.js';
 export interface WeightSource {
   /** dtype, shape and byte range of a weight, or undefined if the bundle lacks it. */
   lookup(name: string): { dtype: ElemType; shape: readonly number[]; external: ExternalData } | undefined;
+  /**
+   * Whether the source also serves tensors derived from its weights at export
+   * (models/ir/weight-derivations.ts: `w#kernel`, the kernel-layout copy of a Linear weight).
+   * Exported graph sets do; a training graph reads the bundle's canonical tensors as they are.
+   */
+  readonly derives?: boolean;
 }
 
 export interface GraphFeatures {
@@ -95,6 +101,29 @@ export class GraphBuilder {
     return b;
   }
 
+  /**
+   * A copy of `graph` in which `replace` may emit other nodes in place of a node (returning true;
+   * the last emitted node must produce the node's output under its name). Initializers no node
+   * reads any more are dropped. New names carry `options.prefix`, so they never meet the graph's.
+   */
+  static rewrite(graph: Graph, options: ExtendOptions, replace: (node: Node, b: GraphBuilder) => boolean): Graph {
+    const b = new GraphBuilder(graph.name, options.weights ?? NO_WEIGHTS, options.features, options.prefix);
+    b.baseOpsets = graph.opsets;
+    b.baseDocString = graph.docString;
+    for (const init of graph.initializers) {
+      b.initializers.set(init.name, init);
+      if (init.dtype === 'int64' && init.data) b.constantValues.set(init.name, Array.from(new BigInt64Array(init.data.slice().buffer), Number));
+      b.register({ name: init.name, dtype: init.dtype, shape: init.dims });
+    }
+    for (const v of graph.inputs) b.inputs.push(b.register(v));
+    for (const node of graph.nodes) if (!replace(node, b)) b.replay(node);
+    for (const v of graph.valueInfo) if (b.values.has(v.name)) b.refineShape(b.value(v.name), v.shape);
+    b.outputs.push(...graph.outputs);
+    const built = b.build();
+    const read = new Set([...built.nodes.flatMap((n) => n.inputs), ...built.outputs.map((o) => o.name)]);
+    return { ...built, initializers: built.initializers.filter((i) => read.has(i.name)) };
+  }
+
   scope(prefix: string): Scope {
     return new Scope(this, prefix);
   }
@@ -122,6 +151,23 @@ export class GraphBuilder {
     }
     this.initializers.set(name, { name, dtype: found.dtype, dims: found.shape, external: found.external });
     return this.register({ name, dtype: found.dtype, shape: found.shape });
+  }
+
+  /**
+   * A Linear weight [out, in] as the [in, out] matrix `MatMul(x, W)` takes (`part`: one third of a
+   * packed [3·out, in] weight, `nn.MultiheadAttention`'s q, k or v rows). Exported graphs read a copy
+   * prepared at export in that layout (`<name>#kernel`), so the weight reaches its MatMul directly and
+   * a quantization pass finds it; graphs built on canonical tensors (training) transpose in the graph.
+   */
+  kernel(name: string, part?: 'q' | 'k' | 'v'): Value {
+    if (this.weights.derives) return this.weight([name, ...(part ? [part] : []), 'kernel'].join('#'));
+    if (part) throw new BridgeTowerError('E_INTERNAL', `graph '${this.name}': a part of '${name}' needs a weight source that derives tensors`, { weight: name });
+    return this.op('Transpose', [this.weight(name)], { perm: [1, 0] });
+  }
+
+  /** Whether `kernel()` reads prepared copies (exported graph sets) rather than transposing in the graph. */
+  get derivesWeights(): boolean {
+    return this.weights.derives === true;
   }
 
   hasWeight(name: string): boolean {
@@ -297,6 +343,11 @@ export class Scope {
 
   weight(name: string): Value {
     return this.builder.weight(this.path(name));
+  }
+
+  /** `GraphBuilder.kernel` of `<prefix>.name`. */
+  kernel(name: string, part?: 'q' | 'k' | 'v'): Value {
+    return this.builder.kernel(this.path(name), part);
   }
 
   has(name: string): boolean {

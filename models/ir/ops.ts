@@ -68,6 +68,11 @@ export const OPS = {
   ReduceMean: onnx(R.firstDtype, R.reduce, 'rule'),
   ReduceL2: onnx(R.firstDtype, R.reduce, 'rule'),
   ReduceProd: onnx(R.firstDtype, R.reduce, 'none'),
+  // int8 graphs (models/ir/quantize-int8.ts): per-row activation ranges, rounding, integer products.
+  ReduceMax: onnx(R.firstDtype, R.reduce, 'none'),
+  ReduceMin: onnx(R.firstDtype, R.reduce, 'none'),
+  Round: unary('zero'),
+  MatMulInteger: onnx(R.always('int32'), R.matMul, 'none'),
   CumSum: unary('none'),
   ArgMax: onnx(R.always('int64'), R.argMax, 'zero'),
   // Layout: shapes, gathers and scatters.

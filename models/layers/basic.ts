@@ -2,14 +2,16 @@ import { float, type Scope } from '../ir/builder.js';
 import type { Value } from '../ir/graph.js';
 
 /**
- * The building blocks every module uses, each mirroring one PyTorch module. Weights keep PyTorch's
- * layout (Linear weight [out, in]); the Transpose on a constant is folded by ONNX Runtime at load.
+ * The building blocks every module uses, each mirroring one PyTorch module. Weights are named as in
+ * PyTorch; a Linear weight reaches its MatMul as the [in, out] kernel (`Scope.kernel`: a copy
+ * prepared at export in exported graphs, a Transpose of the canonical [out, in] tensor in training
+ * graphs).
  */
 
 /** `nn.Linear`: x · Wᵀ + b. */
 export function linear(s: Scope, x: Value, options: { bias?: boolean } = {}): Value {
   const b = s.builder;
-  const y = b.op('MatMul', [x, b.op('Transpose', [s.weight('weight')], { perm: [1, 0] })]);
+  const y = b.op('MatMul', [x, s.kernel('weight')]);
   return options.bias === false ? y : b.op('Add', [y, s.weight('bias')]);
 }
 

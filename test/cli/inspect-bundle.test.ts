@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { runCli } from '../helpers/run-cli.js';
@@ -46,8 +46,14 @@ describe('inspect <bundle>', () => {
     for (const g of bundle.graphs) assert.equal(g.bytes, statSync(join(out, 'onnx', g.file)).size, g.file);
     assert.equal(bundle.graphWeights.bytes, statSync(join(out, 'onnx', 'model.safetensors')).size);
     assert.deepEqual(bundle.unlistedGraphFiles, []);
-    const graphBytes = bundle.graphs.reduce((s: number, g: { bytes: number }) => s + g.bytes, 0) + bundle.graphWeights.bytes;
-    assert.deepEqual(bundle.variants, [{ precision: 'float32', dir: 'onnx', files: bundle.graphs.length, bytes: graphBytes }]);
+    // Default variants: fp32 in onnx/, int8 in onnx/int8/ with its u8-weight set in onnx/int8-u8/,
+    // each measured on disk: its graph files and its own graph-weights.safetensors.
+    const names = bundle.graphs.map((g: { file: string }) => g.file);
+    const onDisk = (dir: string) => [...names, 'graph-weights.safetensors'].reduce((s: number, f: string) => s + statSync(join(out, dir, f)).size, 0);
+    assert.deepEqual(bundle.variants, [
+      { precision: 'fp32', dir: 'onnx', files: names.length, bytes: onDisk('onnx') },
+      { precision: 'int8', dir: 'onnx/int8', files: names.length, bytes: onDisk('onnx/int8'), u8: { dir: 'onnx/int8-u8', files: names.length, bytes: onDisk('onnx/int8-u8') } },
+    ]);
 
     const source = readFileSync(ckpt);
     assert.equal(bundle.provenance.source_kind, 'lightning-ckpt');
@@ -61,8 +67,22 @@ describe('inspect <bundle>', () => {
     assert.match(result.stdout, /vqa +head vqa, text ≤ 50 tokens, 16 labels: "answer 0", "answer 1", "answer 2", "answer 3", "answer 4", …/);
     assert.match(result.stdout, /image: +64×64, resize square, bicubic, mean \[0\.48145466/);
     assert.match(result.stdout, /vqa\.onnx +\d/);
-    assert.match(result.stdout, /variants:\n +float32 +onnx\/, \d+ graphs/);
+    assert.match(result.stdout, /variants:\n +fp32 +onnx\/, \d+ graphs, [\d.]+ [KMG]iB\n +int8 +onnx\/int8\/, \d+ graphs, [\d.]+ [KMG]iB\n +onnx\/int8-u8\/, \d+ graphs, [\d.]+ [KMG]iB \(u8 weights/);
     assert.match(result.stdout, /provenance: +lightning-ckpt, converted by bridgetower-node/);
+  });
+
+  it('a bundle converted before precision variants (no graphs.variants in config.json) lists one variant: its onnx/ graphs at the weight dtype', (t) => {
+    const { out } = convertTiny(t, ['--variants', 'fp32']);
+    const configPath = join(out, 'config.json');
+    const config = JSON.parse(readFileSync(configPath, 'utf8'));
+    delete config.graphs.variants;
+    writeFileSync(configPath, JSON.stringify(config));
+    rmSync(join(out, 'onnx', 'graph-weights.safetensors'));
+    const result = runCli(['inspect', out, '--json']);
+    assert.equal(result.code, 0, result.stderr);
+    const { bundle } = JSON.parse(result.stdout);
+    const graphBytes = bundle.graphs.reduce((s: number, g: { bytes: number }) => s + g.bytes, 0) + statSync(join(out, 'onnx', 'model.safetensors')).size;
+    assert.deepEqual(bundle.variants, [{ precision: 'fp32', dir: 'onnx', files: bundle.graphs.length, bytes: graphBytes }]);
   });
 
   it('a bundle converted with --no-graphs and --dtype fp16 lists no graphs and no variants', (t) => {

@@ -68,6 +68,10 @@ describe('fine-tune runs', () => {
     assert.equal(config.fine_tune?.step, 6);
     assert.equal(config.fine_tune?.task, 'vqa');
     assert.ok(existsSync(join(out, 'onnx', 'vqa.onnx')));
+    // The output bundle has the source bundle's precision variants, exported from the trained weights.
+    const sourceVariants = readBundleConfig(bundle).graphs!.variants!;
+    assert.deepEqual(Object.keys(config.graphs!.variants!), Object.keys(sourceVariants));
+    for (const v of Object.values(config.graphs!.variants!)) assert.ok(existsSync(join(out, v.dir, 'vqa.onnx')), `${v.dir}/vqa.onnx`);
     assert.deepEqual(listCheckpoints(out).map((c) => c.step), [5, 6], 'keeps the newest --keep-checkpoints');
     const log = readFileSync(join(out, LOG_FILE), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as TrainEvent);
     assert.deepEqual(log, events, 'the log holds exactly the events the listener got');
