@@ -40,25 +40,43 @@ export async function buildVariantBundle(out: string, precisions: readonly Build
     const convert = (dir: string, dtype: BuildablePrecision) => convertCheckpoint({ checkpoint, out: dir, tokenizer, labels, textConfig, dtype, name: 'variant-test' });
 
     await convert(out, 'fp32');
-    const config = readBundleConfig(out);
-    const files = config.graphs!.files;
-    const variants: Partial<Record<GraphPrecision, GraphVariant>> = {};
     for (const precision of precisions) {
-      const dir = VARIANT_DIRS[precision];
-      if (precision !== 'fp32') {
-        const converted = join(work, precision);
-        await convert(converted, precision);
-        mkdirSync(join(out, dir), { recursive: true });
-        // The graphs' external data names their weights file relative to the graph: copy both together.
-        for (const name of [...files, BUNDLE_FILES.weights]) cpSync(join(converted, BUNDLE_FILES.onnxDir, name), join(out, dir, name));
-      }
-      variants[precision] = { dir, files, weights: BUNDLE_FILES.weights, bytes: folderBytes(join(out, dir), [...files, BUNDLE_FILES.weights]) };
+      if (precision !== 'fp32') await addConvertedVariant(out, precision, (dir) => convert(dir, precision), work);
     }
-    writeBundleConfig(out, { ...config, graphs: { ...config.graphs!, variants } });
+    if (precisions.includes('fp32')) listVariant(out, 'fp32');
     return out;
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
+}
+
+/**
+ * Adds a precision variant to a converted bundle: `convert(dir)` converts the bundle's checkpoint
+ * again at that precision into `dir` (a folder under `work`), whose `onnx/` graphs and their
+ * weights file are copied into the variant's folder and listed in config.json (with fp32's own
+ * entry, so that the bundle lists both). The benches use it for full-size bundles too.
+ */
+export async function addConvertedVariant(bundleDir: string, precision: BuildablePrecision, convert: (dir: string) => Promise<unknown>, work: string): Promise<void> {
+  const converted = join(work, `variant-${precision}`);
+  rmSync(converted, { recursive: true, force: true });
+  await convert(converted);
+  const files = readBundleConfig(bundleDir).graphs!.files;
+  const dir = VARIANT_DIRS[precision];
+  mkdirSync(join(bundleDir, dir), { recursive: true });
+  // The graphs' external data names their weights file relative to the graph: copy both together.
+  for (const name of [...files, BUNDLE_FILES.weights]) cpSync(join(converted, BUNDLE_FILES.onnxDir, name), join(bundleDir, dir, name));
+  rmSync(converted, { recursive: true, force: true });
+  listVariant(bundleDir, 'fp32');
+  listVariant(bundleDir, precision);
+}
+
+/** Lists a variant folder already in place in config.json's `graphs.variants`. */
+function listVariant(bundleDir: string, precision: GraphPrecision): void {
+  const config = readBundleConfig(bundleDir);
+  const files = config.graphs!.files;
+  const dir = VARIANT_DIRS[precision];
+  const variant: GraphVariant = { dir, files, weights: BUNDLE_FILES.weights, bytes: folderBytes(join(bundleDir, dir), [...files, BUNDLE_FILES.weights]) };
+  writeBundleConfig(bundleDir, { ...config, graphs: { ...config.graphs!, variants: { ...config.graphs!.variants, [precision]: variant } } });
 }
 
 function folderBytes(dir: string, names: readonly string[]): number {
