@@ -8,6 +8,7 @@
  *   node --import tsx bench/infer.ts --sizes 384 --batches 1 --reps 5
  *   node --import tsx bench/infer.ts --keep                   # keep checkpoint + bundles in bench/out/infer
  *   node --import tsx bench/infer.ts --fresh                  # rebuild them even if cached
+ *   node --import tsx bench/infer.ts --precision fp32,int8 --bundle <dir>  # precision variants (bench/precision-variants.ts)
  *
  * Configurations: 576 px is BridgeTower_ftfpt_base_vqav2's resolution; 384 px is the resolution of
  * the SNLI-VE / NLVR2 / retrieval fine-tunes (same BASE shapes, the positional embedding resized by
@@ -29,13 +30,14 @@ import { convertCheckpoint } from '../convert/convert-checkpoint.js';
 import { GraphBuilder } from '../models/ir/builder.js';
 import { serializeModel } from '../models/ir/serialize.js';
 import { openGraph } from '../runtime/session.js';
+import { addConvertedVariant } from '../test/helpers/variant-bundle.js';
 import { baseVqaArchitecture, writeBaseCheckpoint } from './base-checkpoint.js';
 import { timedWithContention } from './cpu-contention.js';
 import { vqaFlopsPerSample, type ModelFlops } from './model-flops.js';
+import { benchPrecisions, parsePrecisions } from './precision-variants.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const CHECKPOINT_SIZE = 576;
-const VOCAB = 50265;
 const FIRST_REAL_ID = 3; // <s>, <pad>, </s> are 0..2
 type Mode = 'plain' | 'optimized';
 type ModeSetup = { level: 'disabled' | 'all'; fusedGraphs: boolean };
@@ -56,6 +58,10 @@ const { values: args } = parseArgs({
     'no-profile': { type: 'boolean', default: false },
     // ort: ONNX Runtime optimizations off vs on (same graphs); fused: plain vs --optimize graphs (both 'all').
     compare: { type: 'string', default: 'ort' },
+    // Precision variants instead of optimization modes: two or more of fp32, int8, fp16, the baseline first.
+    precision: { type: 'string' },
+    // With --precision: an existing bundle holding those variants (its image size is the only size).
+    bundle: { type: 'string' },
   },
 });
 
@@ -150,7 +156,7 @@ function pseudoRandom(seed: number): () => number {
 function modelInputs(arch: BridgeTowerArchitecture, batch: number): Feeds {
   const next = pseudoRandom(batch * 7 + arch.vision.image_size);
   const tokens = batch * textLen;
-  const ids = BigInt64Array.from({ length: tokens }, () => BigInt(FIRST_REAL_ID + Math.floor(next() * (VOCAB - FIRST_REAL_ID))));
+  const ids = BigInt64Array.from({ length: tokens }, () => BigInt(FIRST_REAL_ID + Math.floor(next() * (arch.text.vocab_size - FIRST_REAL_ID))));
   const size = arch.vision.image_size;
   const pixels = Float32Array.from({ length: batch * 3 * size * size }, () => (next() - 0.5) * 4);
   return {
@@ -356,6 +362,35 @@ function flopsLine(config: string, f: ModelFlops): string {
 const configName = (size: number) => (size === CHECKPOINT_SIZE ? `VQA ${size} px` : `${size} px`);
 const configTitle = (size: number) => (size === CHECKPOINT_SIZE ? `VQA at ${size} px (VQAv2 fine-tune resolution)` : size === 384 ? '384 px (the SNLI-VE, NLVR2 and retrieval resolution; same BASE shapes)' : `${size} px`);
 
+/**
+ * --precision: the variants of each size's bundle (or of --bundle), alternated. Without --bundle,
+ * infer.ts's BASE bundle gets an fp16 variant from the same checkpoint converted with --dtype fp16.
+ */
+async function mainPrecisions(): Promise<void> {
+  const precisions = parsePrecisions(args.precision!);
+  mkdirSync(outDir, { recursive: true });
+  const configs = [];
+  if (args.bundle) {
+    const arch = (JSON.parse(readFileSync(join(args.bundle, 'config.json'), 'utf8')) as { architecture: BridgeTowerArchitecture }).architecture;
+    configs.push({ name: `${arch.vision.image_size} px`, dir: args.bundle, arch });
+  } else {
+    for (const size of sizes) {
+      const arch = await prepareBundle(size);
+      const dir = bundleDir(size);
+      const has = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')).graphs?.variants ?? {};
+      if (precisions.includes('fp16') && !has.fp16) {
+        const started = performance.now();
+        await addConvertedVariant(dir, 'fp16', (out) => convertCheckpoint({ checkpoint, out, force: true, imageSize: size, dtype: 'fp16' }), outDir);
+        log(`added the fp16 variant to ${dir} in ${seconds(performance.now() - started)} s`);
+      }
+      configs.push({ name: configName(size), dir, arch });
+    }
+  }
+  const command = `node --import tsx bench/infer.ts${process.argv.length > 2 ? ` ${process.argv.slice(2).join(' ')}` : ''}`;
+  console.log(await benchPrecisions({ precisions, configs, batches, reps, budgetS, inputs: modelInputs, log, command }));
+  if (!args.keep && !args.bundle) rmSync(outDir, { recursive: true, force: true });
+}
+
 async function main(): Promise<void> {
   const wallStarted = performance.now();
   mkdirSync(outDir, { recursive: true });
@@ -405,4 +440,4 @@ async function main(): Promise<void> {
   if (!args.keep) rmSync(outDir, { recursive: true, force: true });
 }
 
-await main();
+await (args.precision ? mainPrecisions() : main());

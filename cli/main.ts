@@ -14,6 +14,7 @@ import { predictCommand } from './commands/predict.js';
 import { embedCommand } from './commands/embed.js';
 import { fineTuneCommand } from './commands/fine-tune.js';
 import { fillMaskCommand } from './commands/fill-mask.js';
+import { compareVariantsCommand } from './commands/compare-variants.js';
 import { runCommand, type Command } from './run-command.js';
 import { didYouMean } from './suggest.js';
 import { VERSION } from '../common/version.js';
@@ -34,6 +35,7 @@ export const COMMANDS: Record<string, Command> = {
   predict: predictCommand,
   embed: embedCommand,
   'fill-mask': fillMaskCommand,
+  'compare-variants': compareVariantsCommand,
   'fine-tune': fineTuneCommand,
 };
 

@@ -35,6 +35,8 @@ export type EmbedResponse = {
   embedding: Array<number>;
   /** The model that answered. */
   model: string;
+  /** The precision variant of the model's graphs that answered: fp32, int8 or fp16 (serve --precision; docs/precision.md). */
+  precision: "fp32" | "int8" | "fp16";
 } | {
   /** one L2-normalised embedding per input, in request order */
   embeddings: Array<Array<number>>;
@@ -44,6 +46,8 @@ export type EmbedResponse = {
   kind: Array<"text" | "image" | "pair">;
   /** The model that answered. */
   model: string;
+  /** The precision variant of the model's graphs that answered: fp32, int8 or fp16 (serve --precision; docs/precision.md). */
+  precision: "fp32" | "int8" | "fp16";
 };
 
 export type EntailmentRequest = {
@@ -65,6 +69,8 @@ export type EntailmentResponse = {
   };
   /** The model that answered. */
   model: string;
+  /** The precision variant of the model's graphs that answered: fp32, int8 or fp16 (serve --precision; docs/precision.md). */
+  precision: "fp32" | "int8" | "fp16";
 };
 
 /** Every 4xx and 5xx answer. 503 E_OVERLOADED comes with a Retry-After header. */
@@ -102,6 +108,8 @@ export type FillMaskResponse = {
   }>>;
   /** The model that answered. */
   model: string;
+  /** The precision variant of the model's graphs that answered: fp32, int8 or fp16 (serve --precision; docs/precision.md). */
+  precision: "fp32" | "int8" | "fp16";
 };
 
 export type GalleryBatchRequest = {
@@ -135,6 +143,8 @@ export type GalleryBatchResponse = {
   failed: number;
   /** The model that answered. */
   model: string;
+  /** The precision variant of the model's graphs that answered: fp32, int8 or fp16 (serve --precision; docs/precision.md). */
+  precision: "fp32" | "int8" | "fp16";
 };
 
 export type GalleryDeleteResponse = {
@@ -142,6 +152,8 @@ export type GalleryDeleteResponse = {
   deleted: true;
   /** The model that answered. */
   model: string;
+  /** The precision variant of the model's graphs that answered: fp32, int8 or fp16 (serve --precision; docs/precision.md). */
+  precision: "fp32" | "int8" | "fp16";
 };
 
 export type GalleryItem = {
@@ -168,6 +180,8 @@ export type GalleryItemResponse = {
   updated_at: string;
   /** The model that answered. */
   model: string;
+  /** The precision variant of the model's graphs that answered: fp32, int8 or fp16 (serve --precision; docs/precision.md). */
+  precision: "fp32" | "int8" | "fp16";
 };
 
 export type GalleryListResponse = {
@@ -178,6 +192,8 @@ export type GalleryListResponse = {
   next?: string;
   /** The model that answered. */
   model: string;
+  /** The precision variant of the model's graphs that answered: fp32, int8 or fp16 (serve --precision; docs/precision.md). */
+  precision: "fp32" | "int8" | "fp16";
 };
 
 export type GalleryPutRequest = {
@@ -197,6 +213,8 @@ export type GalleryPutResponse = {
   hash: string;
   /** The model that answered. */
   model: string;
+  /** The precision variant of the model's graphs that answered: fp32, int8 or fp16 (serve --precision; docs/precision.md). */
+  precision: "fp32" | "int8" | "fp16";
 };
 
 export type HealthResponse = {
@@ -220,8 +238,12 @@ export type InfoResponse = {
     };
     /** side of the square image the model sees, in pixels */
     image_size: number;
-    /** dtype of the weights */
-    precision: "float32" | "float16";
+    /** The precision variant of the model's graphs that answered: fp32, int8 or fp16 (serve --precision; docs/precision.md). */
+    precision: "fp32" | "int8" | "fp16";
+    /** int8 only: the weight set in use, s8, or u8 on CPUs without AVX-512-VNNI / AVX-VNNI (BRIDGETOWER_INT8_WEIGHTS overrides; docs/precision.md). */
+    int8_weights?: "s8" | "u8";
+    /** dtype of the bundle's canonical weights (model.safetensors) */
+    weights_dtype: "float32" | "float16";
   }>;
   /** largest batch a stage runs (--max-batch) */
   max_batch: number;
@@ -253,6 +275,8 @@ export type ItmResponse = {
   scores: Array<number>;
   /** The model that answered. */
   model: string;
+  /** The precision variant of the model's graphs that answered: fp32, int8 or fp16 (serve --precision; docs/precision.md). */
+  precision: "fp32" | "int8" | "fp16";
 };
 
 export type Nlvr2Request = {
@@ -270,6 +294,8 @@ export type Nlvr2Response = {
   score: number;
   /** The model that answered. */
   model: string;
+  /** The precision variant of the model's graphs that answered: fp32, int8 or fp16 (serve --precision; docs/precision.md). */
+  precision: "fp32" | "int8" | "fp16";
 };
 
 export type OpenAiEmbeddingsRequest = {
@@ -327,6 +353,10 @@ export type ReadyResponse = {
     name: string;
     tasks: Array<string>;
     demo: boolean;
+    /** The precision variant of the model's graphs that answered: fp32, int8 or fp16 (serve --precision; docs/precision.md). */
+    precision: "fp32" | "int8" | "fp16";
+    /** int8 only: the weight set in use, s8, or u8 on CPUs without AVX-512-VNNI / AVX-VNNI (BRIDGETOWER_INT8_WEIGHTS overrides; docs/precision.md). */
+    int8_weights?: "s8" | "u8";
   }>;
 };
 
@@ -364,6 +394,8 @@ export type SearchResponse = {
   reencoded: number;
   /** The model that answered. */
   model: string;
+  /** The precision variant of the model's graphs that answered: fp32, int8 or fp16 (serve --precision; docs/precision.md). */
+  precision: "fp32" | "int8" | "fp16";
 };
 
 export type VqaRequest = {
@@ -385,6 +417,8 @@ export type VqaResponse = {
   }>;
   /** The model that answered. */
   model: string;
+  /** The precision variant of the model's graphs that answered: fp32, int8 or fp16 (serve --precision; docs/precision.md). */
+  precision: "fp32" | "int8" | "fp16";
 };
 
 /** Every route: its body and 200 schema names (null: none, or not JSON), its error schema, its query and path parameters. */

@@ -8,13 +8,14 @@ import { BundleModel, type ModelInfo } from './bundle-model.js';
 import { directStages } from './direct-stages.js';
 import { loadImage, type ImageInput, type LoadedImage } from './image-input.js';
 import { MemoryGallery } from './memory-gallery.js';
-import { resolvePrecision, type Precision } from './precision.js';
+import type { Int8Weights } from '../runtime/cpu-int8.js';
+import { servedPrecision, type Precision, type ServedPrecision } from './precision.js';
 import { TaskPipeline, type ModelStages, type SearchHit } from './task-pipeline.js';
 
 export interface LoadOptions {
   /** 'cuda' falls back to the CPU, reported through `onWarning` (default 'cpu'). */
   device?: Device;
-  /** Graph precision; 'auto' (default) is the bundle's own (see docs/library.md). */
+  /** Graph precision variant; 'auto' (default): int8 on the CPU, fp16 on CUDA, else what the bundle has (docs/precision.md). */
   precision?: Precision;
   /** ONNX Runtime intra-op threads (default: one per core). */
   threads?: number;
@@ -22,6 +23,8 @@ export interface LoadOptions {
   maxBatch?: number;
   /** Where a CUDA fallback is reported (default: stderr). */
   onWarning?: (message: string) => void;
+  /** Where the precision chosen, and why, is said (default: nowhere; `model.precisionSummary` has it). */
+  onInfo?: (message: string) => void;
 }
 
 /** What `embed` takes: a text, an image, or both (a pair: needs Hugging Face's itc_cross_modal_head). */
@@ -54,8 +57,12 @@ export class BridgeTower {
   readonly info: ModelInfo;
   /** The execution provider the sessions run on (after a CUDA fallback: 'cpu'). */
   readonly device: Device;
-  /** The precision the graphs were opened in. */
+  /** The precision variant the graphs were opened in. */
   readonly precision: Exclude<Precision, 'auto'>;
+  /** int8 only: the weight set opened (s8; u8 on CPUs without VNNI). */
+  readonly int8Weights: Int8Weights | undefined;
+  /** The precision, the int8 weight set, and why each (what `onInfo` was told). */
+  readonly precisionSummary: string;
   private readonly pipeline: TaskPipeline<LoadedImage>;
   private disposed = false;
 
@@ -64,7 +71,7 @@ export class BridgeTower {
     model: BundleModel,
     private readonly runner: GraphRunner,
     private readonly stages: ModelStages<LoadedImage>,
-    precision: Exclude<Precision, 'auto'>,
+    served: ServedPrecision,
   ) {
     this.pipeline = new TaskPipeline(model, stages);
     this.name = model.name;
@@ -72,7 +79,9 @@ export class BridgeTower {
     this.tasks = model.tasks;
     this.info = model.info;
     this.device = runner.provider;
-    this.precision = precision;
+    this.precision = served.precision;
+    this.int8Weights = served.graphs.int8Weights;
+    this.precisionSummary = served.summary;
   }
 
   /** Opens the bundle's graphs (those its tasks need) in a worker thread and warms them up. */
@@ -82,14 +91,15 @@ export class BridgeTower {
     if (options.threads !== undefined && !(Number.isInteger(options.threads) && options.threads >= 1)) throw new BridgeTowerError('E_USAGE', `threads must be a positive integer, got ${options.threads}`);
     if (options.device !== undefined && options.device !== 'cpu' && options.device !== 'cuda') throw new BridgeTowerError('E_USAGE', `device must be 'cpu' or 'cuda', got '${String(options.device)}'`);
     const model = BundleModel.open(bundleDir);
-    const precision = resolvePrecision(model.preprocessor.config, options.precision);
+    const served = servedPrecision(bundleDir, model.preprocessor.config, options.precision, options.device ?? 'cpu');
+    options.onInfo?.(`bundle '${model.name}': ${served.summary}`);
     const runner = await GraphRunner.open(bundleDir, model.graphs, {
       device: options.device ?? 'cpu',
-      precision,
+      graphs: served.graphs,
       ...(options.threads ? { threads: options.threads } : {}),
       ...(options.onWarning ? { warn: options.onWarning } : {}),
     });
-    return new BridgeTower(bundleDir, model, runner, directStages(runner, model, maxBatch), precision);
+    return new BridgeTower(bundleDir, model, runner, directStages(runner, model, maxBatch), served);
   }
 
   /** VQA: the top `topK` (default 5) answers, best first, score σ(logit). Arrays: one answer list per (image, question). */

@@ -19,8 +19,8 @@ export interface ModelInfo {
   maxTextTokens: Partial<Record<TaskName, number>>;
   /** Side of the square image the model sees, in pixels. */
   imageSize: number;
-  /** dtype of the weights. */
-  precision: 'float32' | 'float16';
+  /** dtype of the bundle's canonical weights (model.safetensors); the graphs' precision is the variant served. */
+  weightsDtype: 'float32' | 'float16';
 }
 
 /**
@@ -67,7 +67,7 @@ export class BundleModel {
       ...(arch.heads.itc ? { embeddingDim: arch.heads.itc.dim } : {}),
       maxTextTokens: Object.fromEntries(this.tasks.map((task) => [task, config.tasks[task]!.max_text_len])),
       imageSize: config.preprocessing.image_size,
-      precision: config.weights.dtype,
+      weightsDtype: config.weights.dtype,
     };
     this.labels = readLabels(bundleDir, config.labels);
     this.temperature = this.tasks.includes('itc') ? readTemperature(join(bundleDir, config.weights.file)) : undefined;

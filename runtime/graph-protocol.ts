@@ -1,3 +1,4 @@
+import type { GraphSet } from './graph-set.js';
 import type { Device, RuntimeOptions } from './session.js';
 
 /**
@@ -16,8 +17,10 @@ export interface WireTensor {
 
 export type Tensors = Record<string, WireTensor>;
 
-export interface WorkerConfig extends Pick<RuntimeOptions, 'threads' | 'precision'> {
+export interface WorkerConfig extends Pick<RuntimeOptions, 'threads'> {
   bundleDir: string;
+  /** The precision variant's files, resolved on the main thread (runtime/graph-set.ts). */
+  set: GraphSet;
   /** Graph names without `.onnx` (text_encoder, fusion, head_vqa, …). */
   graphs: string[];
   device: Device;

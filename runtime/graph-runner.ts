@@ -1,13 +1,18 @@
 import { Worker } from 'node:worker_threads';
 import { BridgeTowerError, ERROR_CODES, type ErrorCode } from '../common/errors.js';
+import { graphSet, type GraphSet } from './graph-set.js';
 import { reportCudaFallback, type RuntimeOptions } from './session.js';
 import type { Device } from './session.js';
 import { transferables, type FromWorker, type GraphSignature, type Tensors, type ToWorker, type WireError, type WorkerConfig } from './graph-protocol.js';
 
 export type { GraphSignature, TensorType, Tensors, WireTensor } from './graph-protocol.js';
 
-/** Device and threads of the worker's sessions; a CUDA fallback is reported through `warn`. */
-export type GraphRunnerOptions = Pick<RuntimeOptions, 'device' | 'threads' | 'warn' | 'precision'>;
+/**
+ * Device, threads and precision variant of the worker's sessions; a CUDA fallback is reported
+ * through `warn`. `graphs` is the variant's files when the caller has resolved them already
+ * (else they are resolved here from `precision`: runtime/graph-set.ts).
+ */
+export type GraphRunnerOptions = Pick<RuntimeOptions, 'device' | 'threads' | 'warn' | 'precision'> & { graphs?: GraphSet };
 
 /** How long close() waits for the worker to release its sessions before terminating it. */
 const CLOSE_GRACE_MS = 10_000;
@@ -39,6 +44,8 @@ export class GraphRunner {
     readonly fallbackReason: string | undefined,
     /** Inputs and outputs of every open graph. */
     readonly signatures: Readonly<Record<string, GraphSignature>>,
+    /** The precision variant (and int8 weight set) the graphs were read from. */
+    readonly graphs: GraphSet,
   ) {
     worker.on('message', (message: FromWorker) => this.onMessage(message));
     worker.on('error', (error) => this.fail(new BridgeTowerError('E_BUNDLE', `the ONNX Runtime worker failed: ${error.message}`)));
@@ -46,9 +53,10 @@ export class GraphRunner {
     worker.unref(); // referenced only while runs are pending: an idle runner does not keep the process alive
   }
 
-  /** Starts the worker, opens and warms up each graph (`<bundle>/onnx/<graph>.onnx`). */
+  /** Starts the worker, opens and warms up each graph (`<variant dir>/<graph>.onnx`: runtime/graph-set.ts). */
   static async open(bundleDir: string, graphs: readonly string[], options: GraphRunnerOptions = {}): Promise<GraphRunner> {
-    const config: WorkerConfig = { bundleDir, graphs: [...graphs], device: options.device ?? 'cpu', ...(options.threads ? { threads: options.threads } : {}), ...(options.precision ? { precision: options.precision } : {}) };
+    const set = options.graphs ?? graphSet(bundleDir, options.precision);
+    const config: WorkerConfig = { bundleDir, set, graphs: [...graphs], device: options.device ?? 'cpu', ...(options.threads ? { threads: options.threads } : {}) };
     const worker = startWorker(config);
     let settle!: { resolve: (ready: Extract<FromWorker, { type: 'ready' }>) => void; reject: (error: unknown) => void };
     const opened = new Promise<Extract<FromWorker, { type: 'ready' }>>((resolve, reject) => (settle = { resolve, reject }));
@@ -70,7 +78,7 @@ export class GraphRunner {
       worker.off('message', onMessage).off('error', onError).off('exit', onExit);
     }
     if (ready.fellBack) reportCudaFallback(`bundle '${bundleDir}'`, ready.fallbackReason ?? 'no reason given', options.warn);
-    return new GraphRunner(worker, ready.provider, ready.fellBack, ready.fallbackReason, ready.signatures);
+    return new GraphRunner(worker, ready.provider, ready.fellBack, ready.fallbackReason, ready.signatures, set);
   }
 
   /**

@@ -7,7 +7,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
 import { BridgeTowerError } from '../common/errors.js';
-import { openGraph, type Device } from './session.js';
+import { openGraphIn, type Device } from './session.js';
 import { transferables, type FromWorker, type GraphSignature, type Tensors, type ToWorker, type WireError, type WorkerConfig } from './graph-protocol.js';
 
 const port = parentPort;
@@ -39,7 +39,7 @@ async function openAll(): Promise<{ provider: Device; fallbackReason?: string }>
   let fallbackReason: string | undefined;
   for (const graph of config.graphs) {
     // Once CUDA has been refused, the remaining graphs go straight to the CPU.
-    const opened = await openGraph(config.bundleDir, graph, { device: provider, ...(config.threads ? { threads: config.threads } : {}), ...(config.precision ? { precision: config.precision } : {}) });
+    const opened = await openGraphIn(config.set, config.bundleDir, graph, { device: provider, ...(config.threads ? { threads: config.threads } : {}) });
     if (opened.fallbackReason) fallbackReason = opened.fallbackReason;
     provider = opened.provider;
     sessions.set(graph, opened.session);

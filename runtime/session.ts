@@ -2,8 +2,10 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { BridgeTowerError } from '../common/errors.js';
+import type { GraphPrecision } from '../bundle/config.js';
 import type { DType } from '../bundle/tensors/dtype.js';
 import { ELEMENT_TYPES, elemTypeFromBundle, elemTypeFromOrt } from '../models/ir/element-types.js';
+import { checkGraphSet, graphSet, type GraphSet } from './graph-set.js';
 
 export type Device = 'cpu' | 'cuda';
 
@@ -24,11 +26,11 @@ export interface RuntimeOptions {
   /** Where a CUDA fallback is reported (default: a warning on stderr). */
   warn?: (message: string) => void;
   /**
-   * Which precision variant of a bundle's graphs to open ('fp32', 'fp16', 'int8'). Opaque here
-   * for now: every bundle has one variant, its own dtype, which the library checks this against
-   * (library/precision.ts); bundle precision variants will pick their graph files by it.
+   * Which precision variant of a bundle's graphs to open (its folder: runtime/graph-set.ts; int8
+   * also picks its weight set by the CPU's flags). Undefined: the bundle's `onnx/` graphs, as
+   * before variants existed. The library chooses it (library/precision.ts, 'auto' included).
    */
-  precision?: string;
+  precision?: GraphPrecision;
 }
 
 /** A session and the execution provider it ended up on. */
@@ -77,20 +79,29 @@ export function reportCudaFallback(what: string, reason: string, warn: (message:
   warn(`${what}: CUDA was asked for but is unavailable (${reason}); running on the CPU. Install onnxruntime-node's CUDA binaries (docs/deploy.md) or use --device cpu`);
 }
 
-/** Opens one graph of a bundle (`<bundle>/onnx/<graph>`), with `openSession`'s device policy. */
+/** Opens one graph of a bundle (`<variant dir>/<graph>.onnx`, `onnx/` without a precision), with `openSession`'s device policy. */
 export async function openGraph(bundleDir: string, graph: string, options: RuntimeOptions = {}): Promise<OpenedSession> {
-  const file = join(bundleDir, 'onnx', graph.endsWith('.onnx') ? graph : `${graph}.onnx`);
+  return openGraphIn(graphSet(bundleDir, options.precision), bundleDir, graph, options);
+}
+
+/** Opens one graph of an already resolved graph set (a runner resolves it once for all its graphs). */
+export async function openGraphIn(set: GraphSet, bundleDir: string, graph: string, options: RuntimeOptions = {}): Promise<OpenedSession> {
+  const file = join(set.dir, graph.endsWith('.onnx') ? graph : `${graph}.onnx`);
   if (!existsSync(file)) {
-    const graphs = graphNames(bundleDir);
-    const has = graphs.length ? `its graphs are ${graphs.join(', ')}` : 'it has no onnx/ graphs at all';
+    const graphs = graphNamesIn(set.dir);
+    const has = graphs.length ? `its ${set.precision ?? ''}${set.precision ? ' ' : ''}graphs are ${graphs.join(', ')}` : `${set.dir} holds no graphs at all`;
     throw new BridgeTowerError('E_BUNDLE', `bundle '${bundleDir}' has no graph '${graph}' (${file}): ${has}; convert-ckpt writes one per head the checkpoint has`, { file, graphs });
   }
+  checkGraphSet(set, bundleDir);
   return openSession(file, options);
 }
 
 /** The graphs a bundle holds, by the name `openGraph` takes (file names without `.onnx`). */
-export function graphNames(bundleDir: string): string[] {
-  const dir = join(bundleDir, 'onnx');
+export function graphNames(bundleDir: string, precision?: GraphPrecision): string[] {
+  return graphNamesIn(graphSet(bundleDir, precision).dir);
+}
+
+function graphNamesIn(dir: string): string[] {
   if (!existsSync(dir)) return [];
   return readdirSync(dir).filter((name) => name.endsWith('.onnx')).map((name) => name.slice(0, -'.onnx'.length)).sort();
 }

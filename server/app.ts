@@ -114,7 +114,8 @@ export async function buildServer(options: ServerOptions, deps: ServerDeps = {})
 
     app.addHook('onClose', async () => closeAll(owned));
     for (const service of services) {
-      app.log.info(`bundle '${service.name}' serves ${registry.routesOf(service).map((route) => (route === 'retrieval' ? '/gallery/{id}, /search' : `/${route}`)).join(', ')}`);
+      const precision = `${service.precision}${service.int8Weights ? `, ${service.int8Weights} weights` : ''}`;
+      app.log.info(`bundle '${service.name}' (${precision}) serves ${registry.routesOf(service).map((route) => (route === 'retrieval' ? '/gallery/{id}, /search' : `/${route}`)).join(', ')}`);
       if (service.isDemo) warnDemo(app, registry.label(service));
     }
     await app.ready();
@@ -150,7 +151,9 @@ async function openBundles(
   for (const [i, dir] of options.bundles.entries()) {
     const started = Date.now();
     app.log.info(`loading bundle ${i + 1}/${total}: ${dir}`);
-    const service = await open(dir, options, metrics);
+    // The runtime's lines (execution provider, precision and why) go to the server's log.
+    const withLog = { ...options, log: (level: 'info' | 'warn', message: string) => app.log[level](message) };
+    const service = await open(dir, withLog, metrics);
     owned.unshift(service);
     opened.push({ service, dir });
     app.log.info(`loaded bundle ${i + 1}/${total} '${service.name}' (${service.tasks.join(', ') || 'no heads'}) in ${((Date.now() - started) / 1000).toFixed(1)} s`);

@@ -15,6 +15,7 @@ export const METRIC_NAMES = {
   cacheHits: `${PREFIX}image_cache_hits_total`,
   cacheMisses: `${PREFIX}image_cache_misses_total`,
   executionProvider: `${PREFIX}execution_provider`,
+  graphPrecision: `${PREFIX}graph_precision`,
 } as const;
 
 /**
@@ -34,6 +35,7 @@ export class ServerMetrics implements RuntimeMetrics {
   private readonly cacheHits: Counter;
   private readonly cacheMisses: Counter;
   private readonly provider: Gauge<'model' | 'provider' | 'fell_back'>;
+  private readonly precision: Gauge<'model' | 'precision' | 'int8_weights'>;
 
   constructor(options: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -79,6 +81,12 @@ export class ServerMetrics implements RuntimeMetrics {
       labelNames: ['model', 'provider', 'fell_back'],
       registers,
     });
+    this.precision = new Gauge({
+      name: METRIC_NAMES.graphPrecision,
+      help: '1 for the precision variant each model\'s graphs run in (fp32, int8, fp16); int8_weights is s8, or u8 on CPUs without VNNI ("" for other precisions)',
+      labelNames: ['model', 'precision', 'int8_weights'],
+      registers,
+    });
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: PREFIX });
   }
 
@@ -115,6 +123,10 @@ export class ServerMetrics implements RuntimeMetrics {
 
   executionProvider(bundle: string, provider: string, fellBack: boolean): void {
     this.provider.set({ model: bundle, provider, fell_back: String(fellBack) }, 1);
+  }
+
+  graphPrecision(bundle: string, precision: string, int8Weights: string | undefined): void {
+    this.precision.set({ model: bundle, precision, int8_weights: int8Weights ?? '' }, 1);
   }
 
   /** The text exposition for `GET /metrics`. */

@@ -72,6 +72,11 @@ export class ModelRegistry {
     throw new HttpError('E_MODEL_REQUIRED', `several served models can answer this route: name one in the "model" field (${listSome(candidates.map((s) => JSON.stringify(s.name)))})`);
   }
 
+  /** What every answer says of the model that produced it (schemas/fields.ts ANSWERED_BY): its label and precision variant. */
+  answeredBy(service: ModelService): { model: string; precision: ModelService['precision'] } {
+    return { model: this.label(service), precision: service.precision };
+  }
+
   /** The name an answer's `model` field carries: a demo bundle's always says its answers are meaningless. */
   label(service: ModelService): string {
     return service.isDemo && !service.name.includes(DEMO_WARNING) ? `${service.name} (${DEMO_WARNING})` : service.name;

@@ -1,4 +1,6 @@
+import type { GraphPrecision } from '../bundle/config.js';
 import type { TaskName } from '../bundle/tasks.js';
+import type { Int8Weights } from '../runtime/cpu-int8.js';
 
 /**
  * What the HTTP layer asks of a served bundle. The runtime (`server/scheduling/` on `runtime/`) implements it on
@@ -43,6 +45,10 @@ export interface ModelService {
   readonly isDemo: boolean;
   readonly tasks: readonly TaskName[];
   readonly info: ModelInfo;
+  /** The precision variant its graphs are opened in (library/precision.ts; `--precision`). */
+  readonly precision: GraphPrecision;
+  /** int8 only: the weight set opened (s8; u8 on CPUs without VNNI: runtime/cpu-int8.ts). */
+  readonly int8Weights?: Int8Weights;
   /** Resolves when every session is loaded and warmed up. */
   ready(): Promise<void>;
 

@@ -1,3 +1,4 @@
+import type { Precision } from '../library/precision.js';
 import type { Device, RuntimeOptions } from '../runtime/session.js';
 import type { ItcFormat } from './gallery/itc-codec.js';
 import type { CacheStorage } from './scheduling/image-cache.js';
@@ -9,6 +10,8 @@ export interface ServerOptions extends Pick<RuntimeOptions, 'threads'> {
   host: string; // --host
   port: number; // --port
   device: Device; // --device cpu|cuda
+  /** Graph precision variant (--precision fp32|int8|fp16|auto): auto = int8 on the CPU, fp16 on CUDA, else what each bundle has. */
+  precision: Precision;
   /** Largest batch a stage runs (--max-batch). */
   maxBatch: number;
   /** How long a stage waits to fill a batch (--max-delay-ms). */
@@ -50,6 +53,7 @@ export const DEFAULT_SERVER_OPTIONS: Omit<ServerOptions, 'bundles'> = {
   host: '0.0.0.0',
   port: 8080,
   device: 'cpu',
+  precision: 'auto',
   maxBatch: 8,
   maxDelayMs: 5,
   maxQueue: 64,

@@ -15,6 +15,8 @@ export interface RuntimeMetrics {
   cache(hit: boolean): void;
   /** The execution provider a bundle's sessions run on (`cuda` or `cpu`), and whether CUDA was asked for but unavailable. */
   executionProvider(bundle: string, provider: string, fellBack: boolean): void;
+  /** The precision variant a bundle's graphs were opened in, and for int8 the weight set (s8, or u8 without VNNI). */
+  graphPrecision(bundle: string, precision: string, int8Weights: string | undefined): void;
 }
 
 export const NO_METRICS: RuntimeMetrics = {
@@ -24,4 +26,5 @@ export const NO_METRICS: RuntimeMetrics = {
   queueDepth() {},
   cache() {},
   executionProvider() {},
+  graphPrecision() {},
 };

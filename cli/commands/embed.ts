@@ -3,6 +3,7 @@ import { BundleService } from '../../server/scheduling/bundle-service.js';
 import { bulkEmbed, imageItems, pairItems, textItems, type BulkItem, type Skipped } from '../bulk-embed.js';
 import { EMBEDDING_FORMATS, openEmbeddingOutput } from '../embed-output/output-formats.js';
 import { itemProgress } from '../progress.js';
+import { PRECISION_OPTION, precisionFlag, precisionUsage } from '../precision-option.js';
 import type { Command } from '../run-command.js';
 
 export const embedCommand: Command = {
@@ -36,6 +37,7 @@ Options:
   --batch-size <n>     items per batch (default 32)
   --device <d>         cpu (default), cuda, …
   --threads <n>        ONNX Runtime intra-op threads
+${precisionUsage(23)}
   --json               print the summary as JSON (no progress bar)
 
 Examples:
@@ -54,6 +56,7 @@ Examples:
     'batch-size': { type: 'string', default: '32' },
     device: { type: 'string', default: 'cpu' },
     threads: { type: 'string' },
+    ...PRECISION_OPTION,
     json: { type: 'boolean', default: false },
   },
   async run({ values }) {
@@ -69,7 +72,8 @@ Examples:
     const items: BulkItem[] = source === 'images' ? imageItems(values.images) : source === 'pairs' ? pairItems(values.pairs, skipped) : textItems(values.texts, skipped);
 
     const threads = values.threads === undefined ? undefined : Number(values.threads);
-    const service = await BundleService.open(values.bundle, { device: values.device, ...(threads ? { threads } : {}), maxBatch: batchSize, maxDelayMs: 1, maxQueue: 4, cacheMb: 0 });
+    // The service resolves auto for the device (BundleService logs the choice).
+    const service = await BundleService.open(values.bundle, { device: values.device, precision: precisionFlag(values.precision), ...(threads ? { threads } : {}), maxBatch: batchSize, maxDelayMs: 1, maxQueue: 4, cacheMb: 0 });
     const progress = itemProgress('embedding', !values.json);
     let summary;
     let output;

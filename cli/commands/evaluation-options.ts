@@ -3,6 +3,7 @@ import { openEvaluationDataset } from '../../library/evaluation-data.js';
 import type { Dataset } from '../../train/data/examples.js';
 import type { EvaluationOptions } from '../../train/evaluate/evaluate.js';
 import { FINE_TUNE_TASK_NAMES, type FineTuneTask } from '../../train/tasks.js';
+import { commandPrecision, PRECISION_OPTION, precisionUsage } from '../precision-option.js';
 import type { Command } from '../run-command.js';
 
 /** The options `evaluate` and `predict` share, parsed and checked once. */
@@ -16,6 +17,7 @@ export const EVALUATION_OPTIONS: Command['options'] = {
   'top-k': { type: 'string' },
   threads: { type: 'string' },
   device: { type: 'string' },
+  ...PRECISION_OPTION,
   json: { type: 'boolean' },
 };
 
@@ -29,6 +31,7 @@ export const EVALUATION_OPTIONS_USAGE = `
                          (default 256 when the data file name says coco, else 128, as upstream's k_test)
   --threads <n>          ONNX Runtime intra-op threads (default: one per core)
   --device cpu|cuda      where the sessions run (default cpu)
+${precisionUsage(24)}
   --json                 print a machine-readable result instead of text`;
 
 export interface EvaluationArgs {
@@ -48,7 +51,7 @@ export function parseEvaluationArgs(values: Record<string, any>, positionals: st
   if (!FINE_TUNE_TASK_NAMES.includes(task)) throw new BridgeTowerError('E_USAGE', `--task must be one of ${FINE_TUNE_TASK_NAMES.join(', ')}, got '${values.task}'`);
   const device = values.device ?? 'cpu';
   if (device !== 'cpu' && device !== 'cuda') throw new BridgeTowerError('E_USAGE', `--device must be cpu or cuda, got '${device}'`);
-  const options: EvaluationOptions = { device };
+  const options: EvaluationOptions = { device, precision: commandPrecision(values.bundle, values.precision, device) };
   const batchSize = positiveInteger(values, 'batch-size');
   const topK = positiveInteger(values, 'top-k');
   const threads = positiveInteger(values, 'threads');

@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { BridgeTowerError } from '../../common/errors.js';
 import { BundlePreprocessor } from '../../preprocess/bundle-preprocessor.js';
 import { fillMaskPredictions, maskPositions, type FillMaskPrediction } from '../../runtime/fill-mask.js';
-import { openGraph, toOrtTensor } from '../../runtime/session.js';
+import { openGraph, toOrtTensor, type RuntimeOptions } from '../../runtime/session.js';
+import { commandPrecision, PRECISION_OPTION, precisionUsage } from '../precision-option.js';
 import type { Command } from '../run-command.js';
 
 export const fillMaskCommand: Command = {
@@ -22,12 +23,13 @@ Options:
   --text <text>      the text, with one or more <mask> where a word is to be predicted
   --top-k <n>        predictions per mask, 1 to 100 (default 5)
   --device cpu|cuda  ONNX Runtime execution provider (default cpu)
+${precisionUsage(20)}
   --json             machine-readable output
 
 Example:
   bridgetower fill-mask bundles/pt-base --image cat.jpg --text "a <mask> on a sofa"
 `,
-  options: { image: { type: 'string' }, text: { type: 'string' }, 'top-k': { type: 'string' }, device: { type: 'string' }, json: { type: 'boolean' } },
+  options: { image: { type: 'string' }, text: { type: 'string' }, 'top-k': { type: 'string' }, device: { type: 'string' }, ...PRECISION_OPTION, json: { type: 'boolean' } },
   async run({ values, positionals }) {
     const [bundle, ...extra] = positionals;
     if (!bundle || extra.length > 0) throw new BridgeTowerError('E_USAGE', 'expected exactly one <bundle> folder; see --help');
@@ -46,7 +48,7 @@ Example:
     } catch (error) {
       throw new BridgeTowerError('E_IO', `cannot read image '${values.image}': ${(error as Error).message}`, { path: values.image });
     }
-    const masks = await fillMaskWithGraph(bundle, { image, text, topK }, { device });
+    const masks = await fillMaskWithGraph(bundle, { image, text, topK }, { device, precision: commandPrecision(bundle, values.precision, device) });
     if (values.json) {
       process.stdout.write(`${JSON.stringify({ masks }, null, 2)}\n`);
       return;
@@ -66,7 +68,7 @@ Example:
 export async function fillMaskWithGraph(
   bundleDir: string,
   input: { image: Uint8Array; text: string; topK: number },
-  options: { device?: 'cpu' | 'cuda'; threads?: number } = {},
+  options: Pick<RuntimeOptions, 'device' | 'threads' | 'precision'> = {},
 ): Promise<FillMaskPrediction[][]> {
   const pre = BundlePreprocessor.open(bundleDir);
   if (!pre.config.tasks.mlm) {

@@ -3,6 +3,7 @@ import { DEFAULT_BUNDLE_ROOT } from '../../bundle/bundle-folders.js';
 import { readBundleConfig } from '../../bundle/config.js';
 import { ITC_FORMATS } from '../../server/gallery/itc-codec.js';
 import { CACHE_STORAGES } from '../../server/scheduling/image-cache.js';
+import { PRECISIONS } from '../../library/precision.js';
 import { DEFAULT_SERVER_OPTIONS, type ServerOptions } from '../../server/options.js';
 import { startServer } from '../../server/start.js';
 import { defaultBundles } from '../default-bundles.js';
@@ -24,6 +25,8 @@ Options:
   --host <addr>              address to listen on (default ${DEFAULT_SERVER_OPTIONS.host})
   --port <n>                 port (default ${DEFAULT_SERVER_OPTIONS.port})
   --device cpu|cuda          where the sessions run (default ${DEFAULT_SERVER_OPTIONS.device}; cuda falls back to cpu, with a warning)
+  --precision fp32|int8|fp16|auto which precision variant of each bundle's graphs to serve (default ${DEFAULT_SERVER_OPTIONS.precision}:
+                             int8 on cpu, fp16 on cuda, else what the bundle has; docs/precision.md)
   --max-batch <n>            largest batch a stage runs (default ${DEFAULT_SERVER_OPTIONS.maxBatch})
   --max-delay-ms <ms>        how long a stage waits to fill a batch (default ${DEFAULT_SERVER_OPTIONS.maxDelayMs})
   --max-queue <n>            requests admitted and not yet answered; past it 503 + Retry-After (default ${DEFAULT_SERVER_OPTIONS.maxQueue})
@@ -53,6 +56,7 @@ Examples:
     host: { type: 'string' },
     port: { type: 'string' },
     device: { type: 'string' },
+    precision: { type: 'string' },
     'max-batch': { type: 'string' },
     'max-delay-ms': { type: 'string' },
     'max-queue': { type: 'string' },
@@ -111,6 +115,7 @@ export function serverOptionsFromFlags(values: Record<string, string | undefined
     host: values.host ?? d.host,
     port: int('port', d.port, 0, 65_535),
     device: choice('device', ['cpu', 'cuda'] as const, d.device),
+    precision: choice('precision', PRECISIONS, d.precision),
     maxBatch: int('max-batch', d.maxBatch, 1, 1024),
     maxDelayMs: int('max-delay-ms', d.maxDelayMs, 0, 60_000),
     maxQueue: int('max-queue', d.maxQueue, 1),

@@ -33,7 +33,7 @@ export const embedRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, cont
       const service = registry.select('embed', body.model);
       if (!('inputs' in body)) {
         const embedding = 'text' in body ? await service.embedText(body.text, requestContext(context)) : await service.embedImage(image(body.image, 'image'), requestContext(context));
-        return { embedding: Array.from(embedding), model: registry.label(service) };
+        return { embedding: Array.from(embedding), ...registry.answeredBy(service) };
       }
       if (!body.normalize) {
         throw new HttpError('E_INVALID_FIELDS', 'normalize: only true is accepted: the bundle L2-normalises embeddings inside its graph, as transformers does; omit the field');
@@ -41,7 +41,7 @@ export const embedRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, cont
       const field = (i: number) => `inputs[${i}]`;
       const items = embedInputs(body.inputs, image, field);
       const embeddings = await embedAll(registry, service, items, requestContext(context), field);
-      return { embeddings: embeddings.map((e) => Array.from(e)), dims: embeddings[0]!.length, kind: items.map(kindOf), model: registry.label(service) };
+      return { embeddings: embeddings.map((e) => Array.from(e)), dims: embeddings[0]!.length, kind: items.map(kindOf), ...registry.answeredBy(service) };
     },
   );
 };

@@ -68,7 +68,7 @@ export const galleryRoutes: FastifyPluginAsyncZod<GalleryRouteContext> = async (
     async (request) => {
       const service = registry.select('retrieval', requestedModel(request));
       const stored = await addImage(service, { id: request.params.id, image: request.body.image, metadata: request.body.metadata }, requestContext(context));
-      return { id: stored.id, hash: stored.hash, model: registry.label(service) };
+      return { id: stored.id, hash: stored.hash, ...registry.answeredBy(service) };
     },
   );
 
@@ -95,7 +95,7 @@ export const galleryRoutes: FastifyPluginAsyncZod<GalleryRouteContext> = async (
         return { id, ok: false as const, error: itemError(outcome.reason, context.maxImageBytes) };
       });
       const added = results.filter((r) => r.ok).length;
-      return { results, added, failed: results.length - added, model: registry.label(service) };
+      return { results, added, failed: results.length - added, ...registry.answeredBy(service) };
     },
   );
 
@@ -115,7 +115,7 @@ export const galleryRoutes: FastifyPluginAsyncZod<GalleryRouteContext> = async (
       const service = registry.select('retrieval', model);
       const { items, total } = await context.galleryOf(service).list({ limit: limit + 1, ...(after ? { after } : {}) });
       const page = items.slice(0, limit);
-      return { items: page.map(itemView), total, ...(items.length > limit ? { next: page.at(-1)!.id } : {}), model: registry.label(service) };
+      return { items: page.map(itemView), total, ...(items.length > limit ? { next: page.at(-1)!.id } : {}), ...registry.answeredBy(service) };
     },
   );
 
@@ -135,7 +135,7 @@ export const galleryRoutes: FastifyPluginAsyncZod<GalleryRouteContext> = async (
       const service = registry.select('retrieval', request.query.model);
       const item = await context.galleryOf(service).get(request.params.id);
       if (!item) throw new HttpError('E_NOT_IN_GALLERY', `the gallery of '${service.name}' has no image '${request.params.id}'`);
-      return { ...itemView(item), model: registry.label(service) };
+      return { ...itemView(item), ...registry.answeredBy(service) };
     },
   );
 
@@ -157,7 +157,7 @@ export const galleryRoutes: FastifyPluginAsyncZod<GalleryRouteContext> = async (
       if (!(await context.galleryOf(service).delete(request.params.id))) {
         throw new HttpError('E_NOT_IN_GALLERY', `the gallery of '${service.name}' has no image '${request.params.id}'`);
       }
-      return { id: request.params.id, deleted: true as const, model: registry.label(service) };
+      return { id: request.params.id, deleted: true as const, ...registry.answeredBy(service) };
     },
   );
 
@@ -183,12 +183,12 @@ export const galleryRoutes: FastifyPluginAsyncZod<GalleryRouteContext> = async (
       const session = context.galleryOf(service).session(encodeWith(service, ctx), filter);
       if (text !== undefined) {
         const results = await service.search({ text, k, candidates, rerank, gallery: session }, ctx);
-        return { results, query: 'text' as const, reranked: rerank && service.tasks.includes('itm'), reencoded: session.reencoded, model: registry.label(service) };
+        return { results, query: 'text' as const, reranked: rerank && service.tasks.includes('itm'), reencoded: session.reencoded, ...registry.answeredBy(service) };
       }
       const query = await service.embedImage(decodeImage(image!, 'image', context.maxImageBytes), ctx);
       const found = await session.nearest(query, k);
       const results = found.map(({ id, similarity }) => ({ id, score: similarity, itc: similarity }));
-      return { results, query: 'image' as const, reranked: false, reencoded: 0, model: registry.label(service) };
+      return { results, query: 'image' as const, reranked: false, reencoded: 0, ...registry.answeredBy(service) };
     },
   );
 };

@@ -3,6 +3,7 @@ import { VERSION } from '../../common/version.js';
 import { readDemoPage } from '../demo/demo-page.js';
 import type { ServerMetrics } from '../metrics.js';
 import type { ModelRegistry } from '../model-registry.js';
+import type { ModelService } from '../model-service.js';
 import type { ServerOptions } from '../options.js';
 import { ErrorBody, HttpError } from '../schemas/errors.js';
 import { HealthResponse, InfoResponse, ReadyResponse } from '../schemas/operations.js';
@@ -36,6 +37,11 @@ class Readiness {
     }
     if (this.loading.size > 0) throw new HttpError('E_NOT_READY', `still loading: ${[...this.loading].map((n) => `'${n}'`).join(', ')}`);
   }
+}
+
+/** A model's precision fields in /info and /readyz: the variant, and for int8 its weight set. */
+function precisionOf(service: ModelService): { precision: ModelService['precision']; int8_weights?: 's8' | 'u8' } {
+  return { precision: service.precision, ...(service.int8Weights ? { int8_weights: service.int8Weights } : {}) };
 }
 
 /** Probes, metrics and the demo page. */
@@ -92,7 +98,8 @@ export const operationRoutes: FastifyPluginAsyncZod<OperationRouteContext> = asy
         ...(service.info.embeddingDim !== undefined ? { embedding_dim: service.info.embeddingDim } : {}),
         max_text_tokens: service.info.maxTextTokens,
         image_size: service.info.imageSize,
-        precision: service.info.precision,
+        ...precisionOf(service),
+        weights_dtype: service.info.weightsDtype,
       })),
       max_batch: serving.maxBatch,
       max_delay_ms: serving.maxDelayMs,
@@ -114,7 +121,7 @@ export const operationRoutes: FastifyPluginAsyncZod<OperationRouteContext> = asy
     },
     async () => {
       readiness.check();
-      return { status: 'ready' as const, models: registry.services.map((s) => ({ name: registry.label(s), tasks: [...s.tasks], demo: s.isDemo })) };
+      return { status: 'ready' as const, models: registry.services.map((s) => ({ name: registry.label(s), tasks: [...s.tasks], demo: s.isDemo, ...precisionOf(s) })) };
     },
   );
 

@@ -36,7 +36,7 @@ export const taskRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, conte
       const body = request.body;
       const service = registry.select('vqa', body.model);
       const answers = await service.vqa({ image: image(body.image, 'image'), question: body.question, topK: body.top_k }, requestContext(context));
-      return { answers, model: registry.label(service) };
+      return { answers, ...registry.answeredBy(service) };
     },
   );
 
@@ -55,7 +55,7 @@ export const taskRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, conte
       const body = request.body;
       const service = registry.select('entailment', body.model);
       const result = await service.entailment({ image: image(body.image, 'image'), hypothesis: body.hypothesis }, requestContext(context));
-      return { ...result, model: registry.label(service) };
+      return { ...result, ...registry.answeredBy(service) };
     },
   );
 
@@ -75,7 +75,7 @@ export const taskRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, conte
       const service = registry.select('nlvr2', body.model);
       const [left, right] = body.images.map((value, i) => image(value, `images[${i}]`));
       const result = await service.nlvr2({ left: left!, right: right!, statement: body.statement }, requestContext(context));
-      return { ...result, model: registry.label(service) };
+      return { ...result, ...registry.answeredBy(service) };
     },
   );
 
@@ -101,7 +101,7 @@ export const taskRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, conte
         pairs = body.images.map((value, i) => ({ image: image(value, `images[${i}]`), text: body.text }));
       }
       const scores = await service.itm({ pairs }, requestContext(context));
-      return { scores, model: registry.label(service) };
+      return { scores, ...registry.answeredBy(service) };
     },
   );
 
@@ -121,7 +121,7 @@ export const taskRoutes: FastifyPluginAsyncZod<RouteContext> = async (app, conte
       const body = request.body;
       const service = registry.select('fill-mask', body.model);
       const masks = await service.fillMask({ image: image(body.image, 'image'), text: body.text, topK: body.top_k }, requestContext(context));
-      return { masks, model: registry.label(service) };
+      return { masks, ...registry.answeredBy(service) };
     },
   );
 };

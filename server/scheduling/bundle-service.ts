@@ -1,5 +1,8 @@
 import type { TaskName } from '../../bundle/tasks.js';
+import type { GraphPrecision } from '../../bundle/config.js';
 import { BundleModel } from '../../library/bundle-model.js';
+import { servedPrecision } from '../../library/precision.js';
+import type { Int8Weights } from '../../runtime/cpu-int8.js';
 import { STAGE_RUNS, type FusionItem, type TokenItem } from '../../library/stage-runs.js';
 import { TaskPipeline, type ModelStages } from '../../library/task-pipeline.js';
 import type { ImageEmbeds, TextEncoding } from '../../runtime/graph-batches.js';
@@ -12,7 +15,7 @@ import { DynamicBatcher } from './dynamic-batcher.js';
 import { checkDeadline, DeadlineError } from './errors.js';
 import { ImageCache, imageHash } from './image-cache.js';
 
-export type BundleServiceOptions = Pick<ServerOptions, 'device' | 'threads' | 'maxBatch' | 'maxDelayMs' | 'maxQueue' | 'cacheMb'> & {
+export type BundleServiceOptions = Pick<ServerOptions, 'device' | 'threads' | 'maxBatch' | 'maxDelayMs' | 'maxQueue' | 'cacheMb'> & Partial<Pick<ServerOptions, 'precision'>> & {
   /** Where the runtime says which execution provider it uses (default: warnings to stderr). */
   log?: (level: 'info' | 'warn', message: string) => void;
 };
@@ -34,6 +37,8 @@ export class BundleService implements ModelService {
   readonly tasks: readonly TaskName[];
   readonly embedsPairs: boolean;
   readonly info: ModelInfo;
+  readonly precision: GraphPrecision;
+  readonly int8Weights: Int8Weights | undefined;
   readonly cache: ImageCache;
   private readonly pipeline: TaskPipeline<Uint8Array>;
   private readonly admission: Admission;
@@ -66,9 +71,15 @@ export class BundleService implements ModelService {
     this.admission = new Admission(options.maxQueue, metrics);
 
     const log = options.log ?? ((level, message) => level === 'warn' && process.stderr.write(`${message}\n`));
-    this.runner = GraphRunner.open(bundleDir, model.graphs, { device: options.device, ...(options.threads ? { threads: options.threads } : {}), warn: (message) => log('warn', message) });
+    // Chosen here, before the worker starts: /info says it while the sessions still load.
+    const served = servedPrecision(bundleDir, model.preprocessor.config, options.precision, options.device);
+    this.precision = served.precision;
+    this.int8Weights = served.graphs.int8Weights;
+    log('info', `bundle '${this.name}': ${served.summary}`);
+    this.runner = GraphRunner.open(bundleDir, model.graphs, { device: options.device, graphs: served.graphs, ...(options.threads ? { threads: options.threads } : {}), warn: (message) => log('warn', message) });
     this.loaded = this.runner.then((runner) => {
       metrics.executionProvider(this.name, runner.provider, runner.fellBack);
+      metrics.graphPrecision(this.name, this.precision, this.int8Weights);
       if (!runner.fellBack) log('info', `bundle '${this.name}': ONNX Runtime sessions on ${runner.provider}`);
     });
     this.loaded.catch(() => {}); // surfaced by ready() and by every request

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ImageInput, MAX_PAIRS, ModelField, ModelName, Text } from './fields.js';
+import { ImageInput, MAX_PAIRS, ModelField, ANSWERED_BY, Text } from './fields.js';
 
 /**
  * /embed and the OpenAI-compatible /v1/embeddings and /v1/models: one declaration validates,
@@ -40,12 +40,12 @@ export const EmbedRequest = z
 
 export const EmbedResponse = z
   .union([
-    z.object({ embedding: z.array(z.number()).meta({ description: 'the normalized ITC feature' }), model: ModelName }),
+    z.object({ embedding: z.array(z.number()).meta({ description: 'the normalized ITC feature' }), ...ANSWERED_BY }),
     z.object({
       embeddings: z.array(z.array(z.number())).meta({ description: 'one L2-normalised embedding per input, in request order' }),
       dims: z.number().int().meta({ description: 'length of every embedding' }),
       kind: z.array(z.enum(EMBED_KINDS)).meta({ description: 'what each input was: text, image or pair' }),
-      model: ModelName,
+      ...ANSWERED_BY,
     }),
   ])
   .meta({ id: 'EmbedResponse', description: '{embedding} for a single {image} or {text}; {embeddings, dims, kind} for {inputs}.' });

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { GRAPH_PRECISIONS } from '../../bundle/config.js';
 
 /** Most image-text pairs one /itm request may score (it is also the multipart file-count limit). */
 export const MAX_PAIRS = 64;
@@ -36,3 +37,17 @@ export const ModelField = z
 
 /** Every answer names the model that produced it; the demo's name says its answers are meaningless. */
 export const ModelName = z.string().meta({ description: 'The model that answered.' });
+
+/** The precision variant of a model's graphs (docs/precision.md). */
+export const GraphPrecisionName = z.enum(GRAPH_PRECISIONS).meta({ description: "The precision variant of the model's graphs that answered: fp32, int8 or fp16 (serve --precision; docs/precision.md)." });
+
+/** The int8 weight set a model runs (int8 only). */
+export const Int8WeightsName = z
+  .enum(['s8', 'u8'])
+  .meta({ description: 'int8 only: the weight set in use, s8, or u8 on CPUs without AVX-512-VNNI / AVX-VNNI (BRIDGETOWER_INT8_WEIGHTS overrides; docs/precision.md).' });
+
+/**
+ * The fields every answer carries about the model that produced it: its name and the precision
+ * variant it ran in. Spread into each response schema; `ModelRegistry#answeredBy` fills them.
+ */
+export const ANSWERED_BY = { model: ModelName, precision: GraphPrecisionName };

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { MAX_METADATA_BYTES, validateGalleryId } from '../gallery/gallery-store.js';
-import { ImageInput, ModelField, ModelName, Text } from './fields.js';
+import { ImageInput, ModelField, ANSWERED_BY, Text } from './fields.js';
 
 /** Most items one POST /gallery:batch may add. */
 export const MAX_BATCH_ITEMS = 32;
@@ -49,13 +49,13 @@ export const GalleryParams = z.object({ id: GalleryId });
 export const GalleryPutRequest = z.strictObject({ image: ImageInput, metadata: Metadata.optional(), model: ModelField }).meta({ id: 'GalleryPutRequest' });
 
 export const GalleryPutResponse = z
-  .object({ id: z.string(), hash: z.string().meta({ description: "sha256 of the image's bytes" }), model: ModelName })
+  .object({ id: z.string(), hash: z.string().meta({ description: "sha256 of the image's bytes" }), ...ANSWERED_BY })
   .meta({ id: 'GalleryPutResponse' });
 
 export const GalleryModelQuery = z.strictObject({ model: ModelField });
 export const GalleryDeleteQuery = GalleryModelQuery;
 
-export const GalleryDeleteResponse = z.object({ id: z.string(), deleted: z.literal(true), model: ModelName }).meta({ id: 'GalleryDeleteResponse' });
+export const GalleryDeleteResponse = z.object({ id: z.string(), deleted: z.literal(true), ...ANSWERED_BY }).meta({ id: 'GalleryDeleteResponse' });
 
 export const GalleryItem = z
   .object({
@@ -67,7 +67,7 @@ export const GalleryItem = z
   })
   .meta({ id: 'GalleryItem' });
 
-export const GalleryItemResponse = GalleryItem.extend({ model: ModelName }).meta({ id: 'GalleryItemResponse' });
+export const GalleryItemResponse = GalleryItem.extend({ ...ANSWERED_BY }).meta({ id: 'GalleryItemResponse' });
 
 export const GalleryListQuery = z.strictObject({
   model: ModelField,
@@ -80,7 +80,7 @@ export const GalleryListResponse = z
     items: z.array(GalleryItem),
     total: z.number().int().meta({ description: 'Items in the gallery.' }),
     next: z.string().optional().meta({ description: 'Pass as `after` for the next page; absent on the last page.' }),
-    model: ModelName,
+    ...ANSWERED_BY,
   })
   .meta({ id: 'GalleryListResponse' });
 
@@ -101,7 +101,7 @@ export const GalleryBatchResponse = z
     ),
     added: z.number().int(),
     failed: z.number().int(),
-    model: ModelName,
+    ...ANSWERED_BY,
   })
   .meta({ id: 'GalleryBatchResponse' });
 
@@ -132,6 +132,6 @@ export const SearchResponse = z
     query: z.enum(['text', 'image']),
     reranked: z.boolean().meta({ description: 'Whether the ITM head re-ranked the candidates.' }),
     reencoded: z.number().int().meta({ description: 'Candidates whose encoding was not cached: their stored image was encoded again.' }),
-    model: ModelName,
+    ...ANSWERED_BY,
   })
   .meta({ id: 'SearchResponse' });

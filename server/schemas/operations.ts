@@ -1,11 +1,12 @@
 import { z } from 'zod';
+import { GraphPrecisionName, Int8WeightsName } from './fields.js';
 
 export const HealthResponse = z.object({ status: z.literal('ok') }).meta({ id: 'HealthResponse' });
 
 export const ReadyResponse = z
   .object({
     status: z.literal('ready'),
-    models: z.array(z.object({ name: z.string(), tasks: z.array(z.string()), demo: z.boolean() })),
+    models: z.array(z.object({ name: z.string(), tasks: z.array(z.string()), demo: z.boolean(), precision: GraphPrecisionName, int8_weights: Int8WeightsName.optional() })),
   })
   .meta({ id: 'ReadyResponse' });
 
@@ -21,7 +22,9 @@ export const InfoResponse = z
         embedding_dim: z.number().int().optional().meta({ description: 'length of the embedding /embed answers (absent without ITC heads)' }),
         max_text_tokens: z.record(z.string(), z.number().int()).meta({ description: 'tokens per text by task, <s> and </s> included; longer texts are truncated' }),
         image_size: z.number().int().meta({ description: 'side of the square image the model sees, in pixels' }),
-        precision: z.enum(['float32', 'float16']).meta({ description: 'dtype of the weights' }),
+        precision: GraphPrecisionName,
+        int8_weights: Int8WeightsName.optional(),
+        weights_dtype: z.enum(['float32', 'float16']).meta({ description: "dtype of the bundle's canonical weights (model.safetensors)" }),
       }),
     ),
     max_batch: z.number().int().meta({ description: 'largest batch a stage runs (--max-batch)' }),

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ImageInput, MAX_PAIRS, ModelField, ModelName, Text } from './fields.js';
+import { ImageInput, MAX_PAIRS, ModelField, ANSWERED_BY, Text } from './fields.js';
 
 /** Request and response of each task route: one declaration validates, serializes and documents it. */
 
@@ -15,7 +15,7 @@ export const VqaRequest = z
 export const VqaResponse = z
   .object({
     answers: z.array(z.object({ answer: z.string(), score: z.number().meta({ description: "sigmoid of the answer's logit" }) })),
-    model: ModelName,
+    ...ANSWERED_BY,
   })
   .meta({ id: 'VqaResponse' });
 
@@ -27,7 +27,7 @@ export const EntailmentResponse = z
   .object({
     label: z.enum(['entailment', 'neutral', 'contradiction']),
     scores: z.object({ entailment: z.number(), neutral: z.number(), contradiction: z.number() }).meta({ description: 'softmax over the three classes' }),
-    model: ModelName,
+    ...ANSWERED_BY,
   })
   .meta({ id: 'EntailmentResponse' });
 
@@ -40,7 +40,7 @@ export const Nlvr2Request = z
   .meta({ id: 'Nlvr2Request' });
 
 export const Nlvr2Response = z
-  .object({ answer: z.boolean(), score: z.number().meta({ description: 'softmax probability of `answer`' }), model: ModelName })
+  .object({ answer: z.boolean(), score: z.number().meta({ description: 'softmax probability of `answer`' }), ...ANSWERED_BY })
   .meta({ id: 'Nlvr2Response' });
 
 const Texts = z.array(Text('A text to match.')).min(1).max(MAX_PAIRS);
@@ -53,7 +53,7 @@ export const ItmRequest = z
   .meta({ id: 'ItmRequest', description: 'One image against several texts, or several images against one text.' });
 
 export const ItmResponse = z
-  .object({ scores: z.array(z.number()).meta({ description: 'match probability (softmax) of each pair, in request order' }), model: ModelName })
+  .object({ scores: z.array(z.number()).meta({ description: 'match probability (softmax) of each pair, in request order' }), ...ANSWERED_BY })
   .meta({ id: 'ItmResponse' });
 
 /** The token fill-mask predicts, as the texts write it (roberta-base's mask token). */
@@ -80,6 +80,6 @@ const FillMaskPrediction = z.object({
 export const FillMaskResponse = z
   .object({
     masks: z.array(z.array(FillMaskPrediction)).meta({ description: "one list per <mask>, in text order, each in Hugging Face's fill-mask pipeline shape" }),
-    model: ModelName,
+    ...ANSWERED_BY,
   })
   .meta({ id: 'FillMaskResponse' });

@@ -20,6 +20,7 @@ const COMMAND_PAGES: Record<string, string> = {
   serve: 'server.md',
   evaluate: 'evaluation.md',
   predict: 'evaluation.md',
+  'compare-variants': 'precision.md',
 };
 
 /** Words of the project's own working notes that a reader of the docs cannot look up. */

@@ -88,7 +88,8 @@ function standInDemoModel(): ModelService {
     name: DEMO_MODEL,
     isDemo: true,
     tasks: ['vqa', 'snli', 'itm', 'itc'],
-    info: { hiddenSize: 32, embeddingDim: 8, maxTextTokens: { vqa: 40, snli: 40, itm: 40, itc: 40 }, imageSize: 64, precision: 'float32' },
+    info: { hiddenSize: 32, embeddingDim: 8, maxTextTokens: { vqa: 40, snli: 40, itm: 40, itc: 40 }, imageSize: 64, weightsDtype: 'float32' },
+    precision: 'fp32',
     ready: async () => {},
     vqa: async (input) => {
       image(input.image);

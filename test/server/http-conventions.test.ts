@@ -48,13 +48,15 @@ describe('GET /health', () => {
 describe('GET /info', () => {
   it("says each model's sizes, text length, image size and precision, and the batching limits", async (t) => {
     const services = [new FakeModelService('alpha', ['vqa']), new FakeModelService('beta', ['itm', 'itc'], true)];
-    services[0]!.info.precision = 'float16';
+    services[0]!.info.weightsDtype = 'float16';
+    services[0]!.precision = 'int8';
+    services[0]!.int8Weights = 'u8';
     const { app } = await fakeServer(t, { services, server: { maxBatch: 16, maxQueue: 99 } });
     const response = await app.inject({ method: 'GET', url: '/info' });
     assert.equal(response.statusCode, 200);
     const body = response.json();
     assert.match(body.version, /^\d+\.\d+\.\d+/);
-    assert.deepEqual(body.models[0], { name: 'alpha', demo: false, tasks: ['vqa'], hidden_size: 32, embedding_dim: 3, max_text_tokens: { vqa: 40 }, image_size: 64, precision: 'float16' });
+    assert.deepEqual(body.models[0], { name: 'alpha', demo: false, tasks: ['vqa'], hidden_size: 32, embedding_dim: 3, max_text_tokens: { vqa: 40 }, image_size: 64, precision: 'int8', int8_weights: 'u8', weights_dtype: 'float16' });
     assert.equal(body.models[1].name, 'beta (random weights: answers are meaningless)');
     assert.deepEqual(body.models[1].max_text_tokens, { itm: 40, itc: 40 });
     assert.equal(body.max_batch, 16);

@@ -36,6 +36,7 @@ describe('POST /embed with a batch of inputs', () => {
       dims: 3,
       kind: ['text', 'image', 'pair'],
       model: 'fake',
+      precision: 'fp32',
     });
     assert.deepEqual(service.calls.map((c) => c.method), ['embed'], 'the batch is one request to the model');
   });
@@ -70,7 +71,7 @@ describe('POST /embed with a batch of inputs', () => {
 
   it('the single {text} and {image} bodies keep their answer', async (t) => {
     const { app } = await fakeServer(t);
-    assert.deepEqual((await app.inject({ method: 'POST', url: '/embed', payload: { text: 'four' } })).json(), { embedding: [4, 0.5, -0.25], model: 'fake' });
+    assert.deepEqual((await app.inject({ method: 'POST', url: '/embed', payload: { text: 'four' } })).json(), { embedding: [4, 0.5, -0.25], model: 'fake', precision: 'fp32' });
   });
 });
 

@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { TestContext } from 'node:test';
 import type { FastifyInstance } from 'fastify';
+import type { GraphPrecision } from '../../bundle/config.js';
 import type { TaskName } from '../../bundle/tasks.js';
+import type { Int8Weights } from '../../runtime/cpu-int8.js';
 import { buildServer, type GalleryLike } from '../../server/app.js';
 import type { ServerMetrics } from '../../server/metrics.js';
 import { Gallery } from '../../server/gallery/gallery.js';
@@ -31,6 +33,9 @@ export class FakeModelService implements ModelService {
 
   /** Sizes of the tiny test models, so that /info has something to report. */
   readonly info: ModelInfo;
+  /** The precision variant it claims to serve (tests set it). */
+  precision: GraphPrecision = 'fp32';
+  int8Weights: Int8Weights | undefined;
 
   constructor(
     readonly name = 'fake',
@@ -39,7 +44,7 @@ export class FakeModelService implements ModelService {
     readiness: Promise<void> = Promise.resolve(),
   ) {
     this.readiness = readiness;
-    this.info = { hiddenSize: 32, embeddingDim: 3, maxTextTokens: Object.fromEntries(tasks.map((task) => [task, 40])), imageSize: 64, precision: 'float32' };
+    this.info = { hiddenSize: 32, embeddingDim: 3, maxTextTokens: Object.fromEntries(tasks.map((task) => [task, 40])), imageSize: 64, weightsDtype: 'float32' };
   }
 
   /** The next call rejects with `error`. */

@@ -87,6 +87,8 @@ describe('probes', () => {
   it('/readyz answers 503 until every model is ready, then 200 with the models', async (t) => {
     let ready!: () => void;
     const slow = new FakeModelService('slow', ['vqa'], false, new Promise<void>((resolve) => (ready = resolve)));
+    slow.precision = 'int8';
+    slow.int8Weights = 's8';
     const { app } = await fakeServer(t, { services: [new FakeModelService('quick', ['itm']), slow] });
     const before = await app.inject({ method: 'GET', url: '/readyz' });
     assert.equal(before.statusCode, 503);
@@ -99,8 +101,8 @@ describe('probes', () => {
     assert.deepEqual(after.json(), {
       status: 'ready',
       models: [
-        { name: 'quick', tasks: ['itm'], demo: false },
-        { name: 'slow', tasks: ['vqa'], demo: false },
+        { name: 'quick', tasks: ['itm'], demo: false, precision: 'fp32' },
+        { name: 'slow', tasks: ['vqa'], demo: false, precision: 'int8', int8_weights: 's8' },
       ],
     });
   });
@@ -139,7 +141,7 @@ describe('/metrics', () => {
     assert.match(body, /bridgetower_http_request_duration_seconds_count\{route="\/vqa",method="POST"\} 2/);
   });
 
-  it("shows what the runtime reports: batches, queue times and depth, cache, execution provider", async (t) => {
+  it("shows what the runtime reports: batches, queue times and depth, cache, execution provider, graph precision", async (t) => {
     const metrics = new ServerMetrics({ processMetrics: false });
     const { app } = await fakeServer(t, { metrics });
     metrics.batch('vqa', 'fusion_vqa', 4);
@@ -150,6 +152,8 @@ describe('/metrics', () => {
     metrics.cache(false);
     metrics.cache(false);
     metrics.executionProvider('fake', 'cpu', true);
+    metrics.graphPrecision('fake', 'int8', 'u8');
+    metrics.graphPrecision('other', 'fp16', undefined);
     const body = (await app.inject({ method: 'GET', url: '/metrics' })).body;
     assert.match(body, /bridgetower_batch_size_bucket\{le="4",model="vqa",stage="fusion_vqa"\} 1/);
     assert.match(body, /bridgetower_batch_size_bucket\{le="2",model="vqa",stage="fusion_vqa"\} 0/);
@@ -160,6 +164,8 @@ describe('/metrics', () => {
     assert.match(body, /bridgetower_image_cache_hits_total 1/);
     assert.match(body, /bridgetower_image_cache_misses_total 2/);
     assert.match(body, /bridgetower_execution_provider\{model="fake",provider="cpu",fell_back="true"\} 1/);
+    assert.match(body, /bridgetower_graph_precision\{model="fake",precision="int8",int8_weights="u8"\} 1/);
+    assert.match(body, /bridgetower_graph_precision\{model="other",precision="fp16",int8_weights=""\} 1/);
   });
 
   it("shows each retrieval model's gallery size as PUT and DELETE change it", async (t) => {

@@ -95,7 +95,7 @@ describe("what only Node's HTTP parser and Fastify's router see answers in the e
     await gallery.put({ id: 'kept', image: new Uint8Array([1, 2, 3]), encoding: { hash: 'h', itc: Float32Array.from([1]), embeds: Float32Array.from([1]) } });
     const response = await fetch(`${server.url}/gallery/kept`, { method: 'DELETE', headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` } });
     assert.equal(response.status, 200, await response.clone().text());
-    assert.deepEqual(await response.json(), { id: 'kept', deleted: true, model: 'fake' });
+    assert.deepEqual(await response.json(), { id: 'kept', deleted: true, model: 'fake', precision: 'fp32' });
   });
 
   it('an empty body with a JSON Content-Type on a route that needs a body is still a 400 that says so', async () => {

@@ -17,6 +17,7 @@ describe('task routes answer JSON requests', () => {
         { answer: 'answer 2 to 11 chars', score: 0.25 },
       ],
       model: 'fake',
+      precision: 'fp32',
     });
     const call = service.calls[0]!;
     assert.equal(call.method, 'vqa');
@@ -55,7 +56,7 @@ describe('task routes answer JSON requests', () => {
     const { app, service } = await fakeServer(t);
     const response = await app.inject({ method: 'POST', url: '/entailment', payload: { image: B64, hypothesis: 'a cat sleeps' } });
     assert.equal(response.statusCode, 200);
-    assert.deepEqual(response.json(), { label: 'neutral', scores: { entailment: 0.25, neutral: 0.5, contradiction: 0.25 }, model: 'fake' });
+    assert.deepEqual(response.json(), { label: 'neutral', scores: { entailment: 0.25, neutral: 0.5, contradiction: 0.25 }, model: 'fake', precision: 'fp32' });
     assert.deepEqual(service.calls[0]!.input, { image: IMAGE, hypothesis: 'a cat sleeps' });
   });
 
@@ -65,7 +66,7 @@ describe('task routes answer JSON requests', () => {
     const right = fakeImage(10, 3);
     const response = await app.inject({ method: 'POST', url: '/nlvr2', payload: { images: [left.toString('base64'), right.toString('base64')], statement: 'two dogs' } });
     assert.equal(response.statusCode, 200);
-    assert.deepEqual(response.json(), { answer: true, score: 0.75, model: 'fake' });
+    assert.deepEqual(response.json(), { answer: true, score: 0.75, model: 'fake', precision: 'fp32' });
     assert.deepEqual(service.calls[0]!.input, { left, right, statement: 'two dogs' });
   });
 
@@ -90,9 +91,9 @@ describe('task routes answer JSON requests', () => {
   it('POST /embed embeds a text or an image as a plain array of numbers', async (t) => {
     const { app, service } = await fakeServer(t);
     const text = await app.inject({ method: 'POST', url: '/embed', payload: { text: 'four' } });
-    assert.deepEqual(text.json(), { embedding: [4, 0.5, -0.25], model: 'fake' });
+    assert.deepEqual(text.json(), { embedding: [4, 0.5, -0.25], model: 'fake', precision: 'fp32' });
     const image = await app.inject({ method: 'POST', url: '/embed', payload: { image: B64 } });
-    assert.deepEqual(image.json(), { embedding: [12, -0.5, 0.25], model: 'fake' });
+    assert.deepEqual(image.json(), { embedding: [12, -0.5, 0.25], model: 'fake', precision: 'fp32' });
     assert.deepEqual(service.calls.map((c) => c.method), ['embedText', 'embedImage']);
   });
 });
@@ -118,7 +119,7 @@ describe('the gallery routes', () => {
     }
     const response = await app.inject({ method: 'POST', url: '/search', payload: { text: 'a big one', k: 2 } });
     assert.equal(response.statusCode, 200);
-    assert.deepEqual(response.json(), { results: [{ id: 'large', score: 5, itc: 50 }, { id: 'medium', score: 2, itc: 20 }], query: 'text', reranked: true, reencoded: 0, model: 'fake' });
+    assert.deepEqual(response.json(), { results: [{ id: 'large', score: 5, itc: 50 }, { id: 'medium', score: 2, itc: 20 }], query: 'text', reranked: true, reencoded: 0, model: 'fake', precision: 'fp32' });
     const search = service.calls.find((c) => c.method === 'search')!.input as { k: number; candidates: number; rerank: boolean };
     assert.equal(search.k, 2);
     assert.equal(search.candidates, 128);
@@ -129,7 +130,7 @@ describe('the gallery routes', () => {
     const { app } = await fakeServer(t);
     const response = await app.inject({ method: 'POST', url: '/search', payload: { text: 'anything' } });
     assert.equal(response.statusCode, 200);
-    assert.deepEqual(response.json(), { results: [], query: 'text', reranked: true, reencoded: 0, model: 'fake' });
+    assert.deepEqual(response.json(), { results: [], query: 'text', reranked: true, reencoded: 0, model: 'fake', precision: 'fp32' });
   });
 
   it('DELETE /gallery/:id removes the image, and answers 404 when it is not there', async (t) => {
@@ -138,7 +139,7 @@ describe('the gallery routes', () => {
     await app.inject({ method: 'PUT', url: '/gallery/dog', payload: { image: B64 } });
     const removed = await app.inject({ method: 'DELETE', url: '/gallery/dog' });
     assert.equal(removed.statusCode, 200);
-    assert.deepEqual(removed.json(), { id: 'dog', deleted: true, model: 'fake' });
+    assert.deepEqual(removed.json(), { id: 'dog', deleted: true, model: 'fake', precision: 'fp32' });
     assert.equal((await gallery.list({ limit: 10 })).total, 0);
     const again = await app.inject({ method: 'DELETE', url: '/gallery/dog' });
     assert.equal(again.statusCode, 404);

@@ -137,6 +137,7 @@ describe('DynamicBatcher', () => {
       queueDepth() {},
       cache() {},
       executionProvider() {},
+      graphPrecision() {},
     };
     const slowRun = async (items: number[]) => {
       await new Promise((resolve) => setTimeout(resolve, 20));

@@ -36,7 +36,7 @@ async function png(seed: number, width = 72, height = 56): Promise<Uint8Array> {
 
 /** A RuntimeMetrics that keeps everything it is told. */
 function recorder() {
-  const seen = { batches: [] as Array<[string, number]>, models: new Set<string>(), depths: [] as number[], cache: [] as boolean[], providers: [] as Array<[string, string, boolean]> };
+  const seen = { batches: [] as Array<[string, number]>, models: new Set<string>(), depths: [] as number[], cache: [] as boolean[], providers: [] as Array<[string, string, boolean]>, precisions: [] as Array<[string, string, string | undefined]> };
   const metrics: RuntimeMetrics = {
     batch: (model, stage, size) => {
       seen.models.add(model);
@@ -47,6 +47,7 @@ function recorder() {
     queueDepth: (depth) => seen.depths.push(depth),
     cache: (hit) => seen.cache.push(hit),
     executionProvider: (name, provider, fellBack) => seen.providers.push([name, provider, fellBack]),
+    graphPrecision: (name, precision, int8Weights) => seen.precisions.push([name, precision, int8Weights]),
   };
   const items = (stage: string) => seen.batches.filter(([s]) => s === stage).reduce((sum, [, n]) => sum + n, 0);
   return { metrics, seen, items };
