@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import sharp from 'sharp';
 import { SNLI_VE_LABELS } from '../../bundle/labels.js';
+import { BridgeTowerError } from '../../common/errors.js';
 import { DEMO_VQA_LABELS } from '../../convert/demo/demo-architecture.js';
 import { buildServer } from '../../server/app.js';
 import { ServerMetrics } from '../../server/metrics.js';
@@ -123,6 +124,17 @@ for (const precision of BUILDABLE_PRECISIONS) {
     });
   });
 }
+
+describe('serve --precision on a bundle without that variant', () => {
+  it('refuses to start, naming the variants the bundle has and --variants', async () => {
+    const only = join(root, 'fp32-only');
+    await buildVariantBundle(only, ['fp32']);
+    await assert.rejects(
+      buildServer(testOptions({ bundles: [only], precision: 'fp16', dataDir: join(root, 'data-refused') })),
+      (e: unknown) => e instanceof BridgeTowerError && e.code === 'E_USAGE' && /has fp32 graphs only, not fp16: use --precision fp32 or auto, or .*--variants fp32,fp16/.test(e.message),
+    );
+  });
+});
 
 describe('the variants compute the same model', () => {
   it('fp16 answers differ from fp32 (other graphs ran) by under 1e-2 relative L2 (the fp16 parity bound)', () => {
