@@ -13,8 +13,11 @@ import { buildVariantBundle } from '../helpers/variant-bundle.js';
 
 const root = tempDir({ after });
 const bundle = join(root, 'variants');
+/** fp32 + fp16 only: what a bundle without int8 graphs does. */
+const noInt8 = join(root, 'no-int8');
 before(async () => {
   await buildVariantBundle(bundle);
+  await buildVariantBundle(noInt8, ['fp32', 'fp16']);
   mkdirSync(join(root, 'images'));
   for (let i = 0; i < 3; i++) {
     await sharp({ create: { width: 40 + 8 * i, height: 36, channels: 3, background: { r: 60 * i, g: 200 - 50 * i, b: 90 } } }).png().toFile(join(root, 'images', `${i}.png`));
@@ -22,12 +25,12 @@ before(async () => {
 });
 
 /** head_snli's logits for the same cls_feats, from run-graph at `precision`. */
-function headLogits(precision: string): { code: number; stderr: string; logits?: Float32Array } {
+function headLogits(precision: string, dir = bundle): { code: number; stderr: string; logits?: Float32Array } {
   const inputs = join(root, 'cls.safetensors');
   const feats = Float32Array.from({ length: 2 * 128 }, (_, i) => Math.sin(i * 0.37));
   writeSafetensors(inputs, [{ name: 'cls_feats', dtype: 'float32', shape: [2, 128], data: new Uint8Array(feats.buffer) }]);
   const out = join(root, `logits-${precision}.safetensors`);
-  const run = runCli(['run-graph', bundle, 'head_snli', '--precision', precision, '--inputs', inputs, '--out', out]);
+  const run = runCli(['run-graph', dir, 'head_snli', '--precision', precision, '--inputs', inputs, '--out', out]);
   if (run.code !== 0) return run;
   const logits = readSafetensors(out).get('logits')!;
   return { ...run, logits: toFloat32(logits.dtype, logits.data) };
@@ -44,13 +47,13 @@ describe('--precision', () => {
   });
 
   it('a precision the bundle lacks is a usage error naming the ones it has', () => {
-    const run = headLogits('int8');
+    const run = headLogits('int8', noInt8);
     assert.equal(run.code, 2);
     assert.match(run.stderr, /has fp32, fp16 graphs only, not int8: use --precision fp32\|fp16 or auto, or .*--variants fp32,fp16,int8/);
   });
 
   it('auto on the CPU notes on stderr that it fell back from int8', () => {
-    const run = headLogits('auto');
+    const run = headLogits('auto', noInt8);
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stderr, /note: auto on cpu: fp32, because the bundle has no int8 graphs/);
   });
