@@ -92,7 +92,9 @@ export class BridgeTower {
     if (options.device !== undefined && options.device !== 'cpu' && options.device !== 'cuda') throw new BridgeTowerError('E_USAGE', `device must be 'cpu' or 'cuda', got '${String(options.device)}'`);
     const model = BundleModel.open(bundleDir);
     const served = servedPrecision(bundleDir, model.preprocessor.config, options.precision, options.device ?? 'cpu');
-    options.onInfo?.(`bundle '${model.name}': ${served.summary}`);
+    const said = `bundle '${model.name}': ${served.summary}`;
+    if (served.graphs.int8MaySaturate) (options.onWarning ?? ((m: string) => process.stderr.write(`warning: ${m}\n`)))(said);
+    else options.onInfo?.(said);
     const runner = await GraphRunner.open(bundleDir, model.graphs, {
       device: options.device ?? 'cpu',
       graphs: served.graphs,

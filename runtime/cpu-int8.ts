@@ -19,6 +19,8 @@ export interface Int8WeightChoice {
   weights: Int8Weights;
   /** Why: which flag, the override, or why the flags could not be read; logged at session start. */
   reason: string;
+  /** s8 weights on an x86 CPU without VNNI (no u8 set to take instead): products may saturate; said as a warning. */
+  maySaturate?: true;
 }
 
 /** The flags of the first processor in /proc/cpuinfo; undefined where there is no such file (not Linux). */
@@ -70,6 +72,6 @@ export function chooseInt8Weights(hasU8: boolean, env: NodeJS.ProcessEnv = proce
   if (!flags) return { weights: hasU8 ? 'u8' : 's8', reason: `CPU flags unknown (no /proc/cpuinfo)${hasU8 ? ', u8 is the safe choice' : '; the bundle has no u8 set'}` };
   const exact = EXACT_INT8_FLAGS.find((flag) => flags.has(flag));
   if (exact) return { weights: 's8', reason: `the CPU has ${exact}` };
-  if (!hasU8) return { weights: 's8', reason: `the CPU has neither ${EXACT_INT8_FLAGS.join(' nor ')}, and the bundle has no u8 set: u8×s8 products may saturate (convert again with --variants including int8 for the u8 set)` };
+  if (!hasU8) return { weights: 's8', maySaturate: true, reason: `the CPU has neither ${EXACT_INT8_FLAGS.join(' nor ')}, and the bundle has no u8 set: u8×s8 products may saturate (convert again with --variants including int8 for the u8 set)` };
   return { weights: 'u8', reason: `the CPU has neither ${EXACT_INT8_FLAGS.join(' nor ')} (AVX2's u8×s8 kernel can saturate)` };
 }

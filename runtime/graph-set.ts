@@ -16,6 +16,8 @@ export interface GraphSet {
   /** int8 only: the weight set opened (s8, or u8 on CPUs without VNNI) and why. */
   int8Weights?: Int8Weights;
   int8Reason?: string;
+  /** int8 s8 weights on a CPU whose kernels can saturate them (runtime/cpu-int8.ts). */
+  int8MaySaturate?: true;
 }
 
 /**
@@ -39,7 +41,14 @@ export function graphSet(bundleDir: string, precision?: GraphPrecision, env: Nod
   if (precision !== 'int8') return { precision, dir: join(bundleDir, variant.dir), weights: join(bundleDir, variant.dir, variant.weights) };
   const choice = chooseInt8Weights(variant.u8 !== undefined, env);
   const files = choice.weights === 'u8' ? variant.u8! : variant;
-  return { precision, dir: join(bundleDir, files.dir), weights: join(bundleDir, files.dir, files.weights), int8Weights: choice.weights, int8Reason: choice.reason };
+  return {
+    precision,
+    dir: join(bundleDir, files.dir),
+    weights: join(bundleDir, files.dir, files.weights),
+    int8Weights: choice.weights,
+    int8Reason: choice.reason,
+    ...(choice.maySaturate ? { int8MaySaturate: true as const } : {}),
+  };
 }
 
 /** Refuses a graph set whose weights file is missing, before ONNX Runtime fails on it less clearly. */

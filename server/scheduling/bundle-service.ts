@@ -75,7 +75,7 @@ export class BundleService implements ModelService {
     const served = servedPrecision(bundleDir, model.preprocessor.config, options.precision, options.device);
     this.precision = served.precision;
     this.int8Weights = served.graphs.int8Weights;
-    log('info', `bundle '${this.name}': ${served.summary}`);
+    log(served.graphs.int8MaySaturate ? 'warn' : 'info', `bundle '${this.name}': ${served.summary}`);
     this.runner = GraphRunner.open(bundleDir, model.graphs, { device: options.device, graphs: served.graphs, ...(options.threads ? { threads: options.threads } : {}), warn: (message) => log('warn', message) });
     this.loaded = this.runner.then((runner) => {
       metrics.executionProvider(this.name, runner.provider, runner.fellBack);

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ImageInput, MAX_PAIRS, ModelField, ANSWERED_BY, Text } from './fields.js';
+import { ANSWERED_BY, ImageInput, MAX_PAIRS, ModelField, Text } from './fields.js';
 
 /**
  * /embed and the OpenAI-compatible /v1/embeddings and /v1/models: one declaration validates,

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { MAX_METADATA_BYTES, validateGalleryId } from '../gallery/gallery-store.js';
-import { ImageInput, ModelField, ANSWERED_BY, Text } from './fields.js';
+import { ANSWERED_BY, ImageInput, ModelField, Text } from './fields.js';
 
 /** Most items one POST /gallery:batch may add. */
 export const MAX_BATCH_ITEMS = 32;

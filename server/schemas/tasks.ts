@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ImageInput, MAX_PAIRS, ModelField, ANSWERED_BY, Text } from './fields.js';
+import { ANSWERED_BY, ImageInput, MAX_PAIRS, ModelField, Text } from './fields.js';
 
 /** Request and response of each task route: one declaration validates, serializes and documents it. */
 

@@ -8,7 +8,12 @@ import { BridgeTower } from '../../library/index.js';
 import { syntheticExamples } from '../../library/synthetic-examples.js';
 import { runCli } from '../helpers/run-cli.js';
 import { tempDir } from '../helpers/temp-dir.js';
-import { buildVariantBundle } from '../helpers/variant-bundle.js';
+import { buildVariantBundle, BUILDABLE_PRECISIONS, type BuildablePrecision } from '../helpers/variant-bundle.js';
+
+type Lower = Exclude<BuildablePrecision, 'fp32'>;
+const LOWER = BUILDABLE_PRECISIONS.filter((p): p is Lower => p !== 'fp32');
+/** The relative L2 each variant's outputs must stay under: fp16's parity bound; int8's fidelity target. */
+const RELATIVE_L2_BOUND: Readonly<Record<Lower, number>> = { fp16: 1e-2 };
 
 const root = tempDir({ after });
 const bundle = join(root, 'variants');
@@ -25,7 +30,7 @@ interface Report {
 }
 
 /** VQA logits, recovered from the library's answers (score = σ(logit)), in label order: computed apart from compare-variants. */
-async function vqaLogits(precision: 'fp32' | 'fp16', count: number): Promise<number[][]> {
+async function vqaLogits(precision: BuildablePrecision, count: number): Promise<number[][]> {
   const model = await BridgeTower.load(bundle, { threads: 1, precision });
   try {
     const examples = syntheticExamples(count, 1);
@@ -40,38 +45,42 @@ async function vqaLogits(precision: 'fp32' | 'fp16', count: number): Promise<num
 }
 
 describe('bridgetower compare-variants', () => {
-  it('on the fp32 + fp16 bundle, reports fp16 against fp32 per task; the VQA figures match an independent computation', async () => {
+  it(`on the ${BUILDABLE_PRECISIONS.join(' + ')} bundle, reports each variant against fp32 per task; the VQA figures match an independent computation`, async () => {
     const run = runCli(['compare-variants', bundle, '--synthetic', '4', '--json']);
     assert.equal(run.code, 0, run.stderr);
     const report = JSON.parse(run.stdout) as Report;
     assert.equal(report.examples, 4);
     assert.equal(report.source, 'synthetic, seed 1');
-    assert.deepEqual(report.variants.map((v) => v.precision), ['fp16']);
-    const tasks = report.variants[0]!.tasks;
-    assert.deepEqual(tasks.map((t) => t.task).sort(), ['itc', 'itm', 'nlvr2', 'snli', 'vqa']);
-    for (const t of tasks) assert.ok(t.relativeL2 > 0 && t.relativeL2 < 1e-2, `${t.task}: fp16 relative L2 ${t.relativeL2} within the fp16 bound (and not 0: fp16 graphs ran)`);
+    assert.deepEqual(report.variants.map((v) => v.precision), LOWER);
+    const fp32 = await vqaLogits('fp32', 4);
+    for (const variant of report.variants) {
+      const precision = variant.precision as Lower;
+      const tasks = variant.tasks;
+      assert.deepEqual(tasks.map((t) => t.task).sort(), ['itc', 'itm', 'nlvr2', 'snli', 'vqa']);
+      for (const t of tasks) assert.ok(t.relativeL2 > 0 && t.relativeL2 < RELATIVE_L2_BOUND[precision], `${precision} ${t.task}: relative L2 ${t.relativeL2} within ${RELATIVE_L2_BOUND[precision]} (and not 0: its graphs ran)`);
 
-    const [fp32, fp16] = [await vqaLogits('fp32', 4), await vqaLogits('fp16', 4)];
-    const flat = (rows: number[][]) => rows.flat();
-    const diff = flat(fp32).map((x, i) => x - flat(fp16)[i]!);
-    const relativeL2 = Math.hypot(...diff) / Math.hypot(...flat(fp32));
-    const maxAbsDiff = Math.max(...diff.map(Math.abs));
-    const argmax = (row: number[]) => row.indexOf(Math.max(...row));
-    const top1 = fp32.filter((row, i) => argmax(row) === argmax(fp16[i]!)).length / fp32.length;
-    const vqa = tasks.find((t) => t.task === 'vqa')!;
-    assert.equal(vqa.rows, 4);
-    assert.equal(vqa.width, DEMO_VQA_LABELS.length);
-    // σ and its inverse in float64 cost ~1e-12; the rest is the same float32 logits.
-    assert.ok(Math.abs(vqa.relativeL2 - relativeL2) <= 1e-6 * relativeL2 + 1e-9, `relative L2 ${vqa.relativeL2} vs ${relativeL2}`);
-    assert.ok(Math.abs(vqa.maxAbsDiff - maxAbsDiff) <= 1e-6, `max abs diff ${vqa.maxAbsDiff} vs ${maxAbsDiff}`);
-    assert.equal(vqa.top1, top1);
+      const lower = await vqaLogits(precision, 4);
+      const flat = (rows: number[][]) => rows.flat();
+      const diff = flat(fp32).map((x, i) => x - flat(lower)[i]!);
+      const relativeL2 = Math.hypot(...diff) / Math.hypot(...flat(fp32));
+      const maxAbsDiff = Math.max(...diff.map(Math.abs));
+      const argmax = (row: number[]) => row.indexOf(Math.max(...row));
+      const top1 = fp32.filter((row, i) => argmax(row) === argmax(lower[i]!)).length / fp32.length;
+      const vqa = tasks.find((t) => t.task === 'vqa')!;
+      assert.equal(vqa.rows, 4);
+      assert.equal(vqa.width, DEMO_VQA_LABELS.length);
+      // σ and its inverse in float64 cost ~1e-12; the rest is the same float32 logits.
+      assert.ok(Math.abs(vqa.relativeL2 - relativeL2) <= 1e-6 * relativeL2 + 1e-9, `${precision}: relative L2 ${vqa.relativeL2} vs ${relativeL2}`);
+      assert.ok(Math.abs(vqa.maxAbsDiff - maxAbsDiff) <= 1e-6, `${precision}: max abs diff ${vqa.maxAbsDiff} vs ${maxAbsDiff}`);
+      assert.equal(vqa.top1, top1);
+    }
   });
 
   it('prints a table per variant, with sizes and every task', () => {
     const run = runCli(['compare-variants', bundle, '--synthetic', '2']);
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /2 examples \(synthetic, seed 1\), each variant against fp32/);
-    assert.match(run.stdout, /^fp16, .* \(0\.\d\d× fp32\):$/m);
+    for (const precision of LOWER) assert.match(run.stdout, new RegExp(`^${precision}(?: \\([su]8 weights\\))?, .* \\(\\d\\.\\d\\d× fp32\\):$`, 'm'));
     assert.match(run.stdout, /task +output +rows×width +max abs diff +rel\. L2 +top-1 +top-5/);
     for (const task of ['vqa', 'snli', 'nlvr2', 'itm', 'itc']) assert.match(run.stdout, new RegExp(`^  ${task} `, 'm'));
   });

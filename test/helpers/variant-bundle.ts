@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { BUNDLE_FILES, readBundleConfig, writeBundleConfig, type GraphPrecision, type GraphVariant } from '../../bundle/config.js';
 import { writeSafetensors } from '../../bundle/safetensors/write-safetensors.js';
 import { buildByteLevelDemoTokenizer } from '../../bundle/tokenizer-json.js';
+import { graphVariants } from '../../bundle/graph-variants.js';
 import { convertCheckpoint } from '../../convert/convert-checkpoint.js';
 import { demoArchitecture, DEMO_VQA_LABELS } from '../../convert/demo/demo-architecture.js';
 import { randomStateDict } from '../../convert/demo/random-weights.js';
@@ -17,6 +18,9 @@ export const VARIANT_DIRS: Readonly<Record<GraphPrecision, string>> = { fp32: 'o
  */
 export const BUILDABLE_PRECISIONS = ['fp32', 'fp16'] as const satisfies readonly GraphPrecision[];
 export type BuildablePrecision = (typeof BUILDABLE_PRECISIONS)[number];
+
+/** The `--dtype` that makes a precision's graphs without a variant-writing converter (int8 has none). */
+const DTYPE_OF: Partial<Record<GraphPrecision, 'fp32' | 'fp16'>> = { fp32: 'fp32', fp16: 'fp16' };
 
 /**
  * A demo-architecture bundle (every head, random weights of `seed`) whose config lists one graph
@@ -37,13 +41,22 @@ export async function buildVariantBundle(out: string, precisions: readonly Build
     const tokenizer = join(work, 'tokenizer.json');
     writeFileSync(tokenizer, JSON.stringify(buildByteLevelDemoTokenizer()));
     const textConfig = { num_attention_heads: arch.text.num_heads, layer_norm_eps: arch.text.layer_norm_eps, source: 'the demo architecture' };
-    const convert = (dir: string, dtype: BuildablePrecision) => convertCheckpoint({ checkpoint, out: dir, tokenizer, labels, textConfig, dtype, name: 'variant-test' });
+    const convert = (dir: string, precision: BuildablePrecision) => {
+      const dtype = DTYPE_OF[precision];
+      if (!dtype) throw new Error(`${precision} graphs come only from a converter that writes variants (convert --variants)`);
+      return convertCheckpoint({ checkpoint, out: dir, tokenizer, labels, textConfig, dtype, name: 'variant-test' });
+    };
 
-    await convert(out, 'fp32');
+    // A converter that writes variants itself (convert --variants) makes them all in one go; it
+    // is asked through an untyped field so that this helper builds before and after it exists.
+    const variantsOption = { variants: [...precisions] } as object;
+    await convertCheckpoint({ checkpoint, out, tokenizer, labels, textConfig, dtype: 'fp32', name: 'variant-test', ...variantsOption });
+    if (sameSet(Object.keys(readBundleConfig(out).graphs?.variants ?? {}), precisions)) return out;
+    // Else (today): fp32 from that conversion, each other precision converted with --dtype and copied in.
     for (const precision of precisions) {
       if (precision !== 'fp32') await addConvertedVariant(out, precision, (dir) => convert(dir, precision), work);
     }
-    if (precisions.includes('fp32')) listVariant(out, 'fp32');
+    if (!readBundleConfig(out).graphs!.variants) listVariant(out, 'fp32');
     return out;
   } finally {
     rmSync(work, { recursive: true, force: true });
@@ -56,18 +69,24 @@ export async function buildVariantBundle(out: string, precisions: readonly Build
  * weights file are copied into the variant's folder and listed in config.json (with fp32's own
  * entry, so that the bundle lists both). The benches use it for full-size bundles too.
  */
-export async function addConvertedVariant(bundleDir: string, precision: BuildablePrecision, convert: (dir: string) => Promise<unknown>, work: string): Promise<void> {
+export async function addConvertedVariant(bundleDir: string, precision: GraphPrecision, convert: (dir: string) => Promise<unknown>, work: string): Promise<void> {
   const converted = join(work, `variant-${precision}`);
   rmSync(converted, { recursive: true, force: true });
   await convert(converted);
-  const files = readBundleConfig(bundleDir).graphs!.files;
+  // The conversion's own graphs of that precision: its `onnx/` (one variant), or the folder its variants list names.
+  const source = graphVariants(readBundleConfig(converted))[precision];
+  if (!source) throw new Error(`converting at ${precision} wrote no ${precision} graphs`);
   const dir = VARIANT_DIRS[precision];
   mkdirSync(join(bundleDir, dir), { recursive: true });
   // The graphs' external data names their weights file relative to the graph: copy both together.
-  for (const name of [...files, BUNDLE_FILES.weights]) cpSync(join(converted, BUNDLE_FILES.onnxDir, name), join(bundleDir, dir, name));
+  for (const name of [...source.files, source.weights]) cpSync(join(converted, source.dir, name), join(bundleDir, dir, name));
   rmSync(converted, { recursive: true, force: true });
-  listVariant(bundleDir, 'fp32');
-  listVariant(bundleDir, precision);
+  if (!graphVariants(readBundleConfig(bundleDir)).fp32) throw new Error(`${bundleDir} has no fp32 graphs to add ${precision} beside`);
+  // A bundle from before variants lists none: list its fp32 graphs first, with their size.
+  if (!readBundleConfig(bundleDir).graphs!.variants) listVariant(bundleDir, 'fp32');
+  const config = readBundleConfig(bundleDir);
+  const variants = { ...graphVariants(config), [precision]: { dir, files: source.files, weights: source.weights, bytes: folderBytes(join(bundleDir, dir), [...source.files, source.weights]) } };
+  writeBundleConfig(bundleDir, { ...config, graphs: { ...config.graphs!, variants } });
 }
 
 /** Lists a variant folder already in place in config.json's `graphs.variants`. */
@@ -77,6 +96,10 @@ function listVariant(bundleDir: string, precision: GraphPrecision): void {
   const dir = VARIANT_DIRS[precision];
   const variant: GraphVariant = { dir, files, weights: BUNDLE_FILES.weights, bytes: folderBytes(join(bundleDir, dir), [...files, BUNDLE_FILES.weights]) };
   writeBundleConfig(bundleDir, { ...config, graphs: { ...config.graphs!, variants: { ...config.graphs!.variants, [precision]: variant } } });
+}
+
+function sameSet(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x) => b.includes(x));
 }
 
 function folderBytes(dir: string, names: readonly string[]): number {

@@ -65,7 +65,7 @@ describe('BridgeTower, the library model object, on the demo bundle', () => {
     assert.deepEqual([...model.tasks], info.tasks);
     assert.equal(model.info.hiddenSize, info.hidden_size);
     assert.equal(model.info.embeddingDim, info.embedding_dim);
-    assert.equal(model.precision, 'fp32');
+    assert.equal(model.precision, info.precision);
     assert.equal(model.device, 'cpu');
   });
 
@@ -135,7 +135,7 @@ describe('BridgeTower, the library model object, on the demo bundle', () => {
     await assert.rejects(model.itm([red, blue], ['only one text']), usage(/2 images but 1 texts/));
     await assert.rejects(model.vqa(join(dir, 'missing.png'), 'q'), (e: unknown) => e instanceof BridgeTowerError && e.code === 'E_IO' && /no image file/.test(e.message));
     await assert.rejects(model.vqa({ data: new Uint8Array(5), width: 2, height: 2 }, 'q'), usage(/width × height × 3/));
-    await assert.rejects(BridgeTower.load(bundle, { precision: 'int8' }), usage(/has fp32 graphs only/));
+    await assert.rejects(BridgeTower.load(bundle, { precision: 'fp16' }), usage(/graphs only, not fp16/));
     await assert.rejects(BridgeTower.load(bundle, { precision: 'fp8' as never }), usage(/precision must be one of/));
   });
 

@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import sharp from 'sharp';
 import { SNLI_VE_LABELS } from '../../bundle/labels.js';
+import { BridgeTowerError } from '../../common/errors.js';
 import { DEMO_VQA_LABELS } from '../../convert/demo/demo-architecture.js';
 import { buildServer } from '../../server/app.js';
 import { ServerMetrics } from '../../server/metrics.js';
@@ -71,12 +72,14 @@ for (const precision of BUILDABLE_PRECISIONS) {
     it(`/readyz, /info and /metrics say ${precision}`, async () => {
       const ready = (await app.inject({ method: 'GET', url: '/readyz' })).json();
       assert.equal(ready.models[0].precision, precision);
-      assert.equal(ready.models[0].int8_weights, undefined);
+      // int8 names its weight set (s8, or u8 on CPUs without VNNI); the others have none.
+      assert.equal(ready.models[0].int8_weights !== undefined, (precision as string) === 'int8');
       const info = (await app.inject({ method: 'GET', url: '/info' })).json();
       assert.equal(info.models[0].precision, precision);
+      assert.equal(info.models[0].int8_weights, ready.models[0].int8_weights);
       assert.equal(info.models[0].weights_dtype, 'float32');
       const scraped = (await app.inject({ method: 'GET', url: '/metrics' })).body;
-      assert.match(scraped, new RegExp(`bridgetower_graph_precision\\{model="variant-test",precision="${precision}",int8_weights=""\\} 1`));
+      assert.match(scraped, new RegExp(`bridgetower_graph_precision\\{model="variant-test",precision="${precision}",int8_weights="${ready.models[0].int8_weights ?? ''}"\\} 1`));
     });
 
     it('answers /vqa and /entailment with the bundle’s labels, best first, naming the precision', async () => {
@@ -123,6 +126,17 @@ for (const precision of BUILDABLE_PRECISIONS) {
     });
   });
 }
+
+describe('serve --precision on a bundle without that variant', () => {
+  it('refuses to start, naming the variants the bundle has and --variants', async () => {
+    const only = join(root, 'fp32-only');
+    await buildVariantBundle(only, ['fp32']);
+    await assert.rejects(
+      buildServer(testOptions({ bundles: [only], precision: 'fp16', dataDir: join(root, 'data-refused') })),
+      (e: unknown) => e instanceof BridgeTowerError && e.code === 'E_USAGE' && /has fp32 graphs only, not fp16: use --precision fp32 or auto, or .*--variants fp32,fp16/.test(e.message),
+    );
+  });
+});
 
 describe('the variants compute the same model', () => {
   it('fp16 answers differ from fp32 (other graphs ran) by under 1e-2 relative L2 (the fp16 parity bound)', () => {

@@ -31,6 +31,7 @@ describe('serve flags', () => {
         host: '127.0.0.1',
         port: '9000',
         device: 'cuda',
+        precision: 'int8',
         'max-batch': '16',
         'max-delay-ms': '2',
         'max-queue': '128',
@@ -58,6 +59,7 @@ describe('serve flags', () => {
       host: '127.0.0.1',
       port: 9000,
       device: 'cuda',
+      precision: 'int8',
       maxBatch: 16,
       maxDelayMs: 2,
       maxQueue: 128,
@@ -103,6 +105,7 @@ describe('serve flags', () => {
     assert.throws(() => serverOptionsFromFlags({ port: 'http' }, [], {}), usage(/--port must be a whole number from 0 to 65535, got 'http'/));
     assert.throws(() => serverOptionsFromFlags({ port: '70000' }, [], {}), usage(/--port/));
     assert.throws(() => serverOptionsFromFlags({ device: 'tpu' }, [], {}), usage(/--device must be cpu or cuda, got 'tpu'/));
+    assert.throws(() => serverOptionsFromFlags({ precision: 'fp8' }, [], {}), usage(/--precision must be fp32 or int8 or fp16 or auto, got 'fp8'/));
     assert.throws(() => serverOptionsFromFlags({ auth: 'none' }, [], {}), usage(/--auth must be writes or all/));
     assert.throws(() => serverOptionsFromFlags({ 'gallery-itc': 'fp16' }, [], {}), usage(/--gallery-itc must be float32 or int8, got 'fp16'/));
     assert.throws(() => serverOptionsFromFlags({ 'max-batch': '0' }, [], {}), usage(/--max-batch/));

@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { BridgeTowerError } from '../../common/errors.js';
-import { chooseInt8Weights, INT8_WEIGHTS_ENV, readCpuFlags } from '../../runtime/cpu-int8.js';
+import { chooseInt8Weights, EXACT_INT8_FLAGS, INT8_WEIGHTS_ENV, readCpuFlags } from '../../runtime/cpu-int8.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 const flags = (...names: string[]) => new Set(['fpu', 'sse2', 'avx2', ...names]);
@@ -14,13 +14,14 @@ describe('the int8 weight set follows the CPU: s8 where u8×s8 products are exac
     ['AVX-512-VNNI', flags('avx512f', 'avx512_vnni'), true, 's8', /avx512_vnni/],
     ['AVX-VNNI', flags('avx_vnni'), true, 's8', /avx_vnni/],
     ['AVX2 only', flags(), true, 'u8', /neither avx512_vnni nor avx_vnni.*saturate/],
-    ['AVX2 only, no u8 set in the bundle', flags(), false, 's8', /no u8 set.*may saturate/],
+    ['AVX2 only, no u8 set in the bundle (a warning)', flags(), false, 's8', /no u8 set.*may saturate/],
   ];
   for (const [name, cpu, hasU8, expected, reason] of CASES) {
     it(`${name} → ${expected}`, () => {
       const choice = chooseInt8Weights(hasU8, {}, { flags: cpu, arch: 'x64' });
       assert.equal(choice.weights, expected);
       assert.match(choice.reason, reason);
+      assert.equal(choice.maySaturate === true, expected === 's8' && !EXACT_INT8_FLAGS.some((f) => cpu.has(f)));
     });
   }
 

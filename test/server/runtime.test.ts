@@ -35,7 +35,8 @@ before(async () => {
   for (const graph of ['text_encoder', 'image_encoder', 'fusion', 'head_vqa', 'head_snli', 'head_itm', 'head_nlvr2', 'vqa']) {
     sessions.set(graph, (await openGraph(bundle, graph)).session);
   }
-  service = await BundleService.open(bundle, { device: 'cpu', maxBatch: 4, maxDelayMs: 2, maxQueue: 64, cacheMb: 16 });
+  // fp32: the answers are checked against the fp32 graphs (onnx/) run directly.
+  service = await BundleService.open(bundle, { device: 'cpu', precision: 'fp32', maxBatch: 4, maxDelayMs: 2, maxQueue: 64, cacheMb: 16 });
 });
 after(async () => {
   await service?.close();

@@ -46,7 +46,8 @@ before(async () => {
   await buildDemoBundle(bundle);
   labels = (JSON.parse(readFileSync(join(bundle, 'labels.json'), 'utf8')) as { vqa: string[] }).vqa;
   for (let i = 0; i < 6; i++) images.push(await image(i));
-  service = await BundleService.open(bundle, { device: 'cpu', maxBatch: 4, maxDelayMs: 1, maxQueue: 256, cacheMb: 16, log: () => {} });
+  // fp32, the precision evaluateBundle runs without one: the two are compared.
+  service = await BundleService.open(bundle, { device: 'cpu', precision: 'fp32', maxBatch: 4, maxDelayMs: 1, maxQueue: 256, cacheMb: 16, log: () => {} });
 });
 
 after(async () => {

@@ -87,7 +87,7 @@ describe('bridgetower evaluate and predict', () => {
 
   it('evaluate --json prints the VQA score evaluateBundle computes on the same file', async () => {
     const data = writeJsonl('vqa_dev.jsonl', [0, 1, 2, 3].map((i) => ({ image: `${i}.png`, question: `question ${i}?`, question_id: 100 + i, answers: [answers[i]!, answers[i]!, answers[i + 1]!] })));
-    const result = runCli(['evaluate', '--bundle', bundle, '--task', 'vqa', '--data', data, '--images', join(dir, 'images'), '--batch-size', '3', '--json']);
+    const result = runCli(['evaluate', '--bundle', bundle, '--task', 'vqa', '--data', data, '--images', join(dir, 'images'), '--batch-size', '3', '--precision', 'fp32', '--json']);
     assert.equal(result.code, 0, result.stderr);
     const printed = JSON.parse(result.stdout);
     const expected = await evaluateBundle(bundle, await openDataset(data, 'vqa', { images: join(dir, 'images'), labels: answers }));
@@ -98,7 +98,8 @@ describe('bridgetower evaluate and predict', () => {
 
   it('evaluate prints retrieval recall as text, with the top-k it used', async () => {
     const data = writeJsonl('f30k_test.jsonl', [0, 1, 2].map((i) => ({ image: `images/${i}.png`, image_id: `${i}.jpg`, captions: [`caption ${i}a`, `caption ${i}b`] })));
-    const result = runCli(['evaluate', '--bundle', bundle, '--task', 'irtr', '--data', data]);
+    // --precision fp32: evaluateBundle below runs the fp32 graphs (the CLI's auto would take int8 where the bundle has it).
+    const result = runCli(['evaluate', '--bundle', bundle, '--task', 'irtr', '--data', data, '--precision', 'fp32']);
     assert.equal(result.code, 0, result.stderr);
     const expected = await evaluateBundle(bundle, await openDataset(data, 'irtr'));
     assert.match(result.stdout, /^irtr on .*f30k_test\.jsonl: 3 images, top-k 128$/m);
