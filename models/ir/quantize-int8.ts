@@ -55,21 +55,32 @@ export function quantizeWeightMatMuls(graph: Graph, options: QuantizeOptions): G
   });
 }
 
-/** x · W for W = `kernel`, through per-row u8 activations and int8 weights; the result is named `output`. */
+/**
+ * x · W for W = `kernel`, through per-row u8 activations and int8 weights; the result is named
+ * `output`. Rows are the flattened leading dims ([batch·tokens, K]), so that QuantizeLinear's
+ * per-axis form quantizes each row with its own scale and zero point in one kernel.
+ */
 function integerMatMul(b: GraphBuilder, x: Value, kernel: string, weightType: 's8' | 'u8', output: string): Value {
+  const [k, n] = b.value(kernel).shape as [number, number];
+  const flat = x.shape?.length === 2;
+  const rows = flat ? x : b.op('Reshape', [x, b.ints([-1, k])]); // [M, K]
   const zero = b.scalar(0);
-  const row = { axes: [-1], keepdims: 1 };
+  const perRow = { axes: [1], keepdims: 0 };
   // The row's range, widened to hold 0 so that 0 is exact (padding, ReLU-like zeros).
-  const hi = b.op('Max', [b.op('ReduceMax', [x], row), zero]);
-  const lo = b.op('Min', [b.op('ReduceMin', [x], row), zero]);
-  const scale = b.op('Max', [b.op('Div', [b.op('Sub', [hi, lo]), b.scalar(255)]), b.scalar(MIN_SCALE)]); // [..., 1]
-  const zeroPoint = b.op('Round', [b.op('Div', [b.op('Neg', [lo]), scale])]); // in [0, 255]
-  const levels = b.op('Add', [b.op('Round', [b.op('Div', [x, scale])]), zeroPoint]);
-  const quantized = b.cast(b.op('Min', [b.op('Max', [levels, zero]), b.scalar(255)]), 'uint8');
+  const hi = b.op('Max', [b.op('ReduceMax', [rows], perRow), zero]);
+  const lo = b.op('Min', [b.op('ReduceMin', [rows], perRow), zero]);
+  const scale = b.op('Max', [b.op('Div', [b.op('Sub', [hi, lo]), b.scalar(255)]), b.scalar(MIN_SCALE)]); // [M]
+  const zeroPoint = b.op('Round', [b.op('Div', [b.op('Neg', [lo]), scale])]); // [M], in [0, 255]
+  const quantized = b.op('QuantizeLinear', [rows, scale, b.cast(zeroPoint, 'uint8')], { axis: 0 });
   const product =
     weightType === 's8'
       ? b.op('MatMulInteger', [quantized, b.weight(`${kernel}#s8`)])
       : b.op('MatMulInteger', [quantized, b.weight(`${kernel}#u8`), undefined, b.constant([U8_WEIGHT_ZERO_POINT], 'uint8', [], 'weight_zero_point')]);
-  const corrected = b.op('Sub', [b.cast(product, 'float32'), b.op('Mul', [zeroPoint, b.weight(`${kernel}#colsum`)])]);
-  return b.node('Mul', [b.op('Mul', [corrected, scale]), b.weight(`${kernel}#scale`)], {}, { outputName: output })[0]!;
+  const column = (v: Value) => b.op('Unsqueeze', [v, b.ints([1])]); // [M] → [M, 1]
+  const corrected = b.op('Sub', [b.cast(product, 'float32'), b.op('Mul', [column(zeroPoint), b.weight(`${kernel}#colsum`)])]);
+  const scaled = b.op('Mul', [b.op('Mul', [corrected, column(scale)]), b.weight(`${kernel}#scale`)]); // [M, N]
+  if (flat) return b.node('Identity', [scaled], {}, { outputName: output })[0]!;
+  const leading = b.op('Slice', [b.op('Shape', [x]), b.ints([0]), b.ints([-1])]);
+  const y = b.node('Reshape', [scaled, b.op('Concat', [leading, b.ints([n])], { axis: 0 })], {}, { outputName: output })[0]!;
+  return b.refineShape(y, [...x.shape!.slice(0, -1), n]);
 }
