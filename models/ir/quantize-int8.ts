@@ -9,7 +9,8 @@ import { U8_WEIGHT_ZERO_POINT } from './weight-derivations.js';
  * everything else stay float32, and so do the graph's inputs and outputs. The heads' final layers
  * are quantized too: keeping them in float32 did not measurably help (docs/onnx.md).
  *
- * Weights: symmetric int8 per output column, scales computed at export (`#s8`, `#scale`).
+ * Weights: symmetric int8 per output column, scales computed at export (`#s8`, `#scale`; u8 set:
+ * `#s8#u8`).
  * Activations: quantized per ROW (each token of each example: its own min/max → u8 scale and zero
  * point), never per tensor. ONNX's DynamicQuantizeLinear and com.microsoft's DynamicQuantizeMatMul
  * take one scale for the whole batch, so a row's result would depend on the other rows and a
@@ -18,11 +19,11 @@ import { U8_WEIGHT_ZERO_POINT } from './weight-derivations.js';
  *
  *   a · W ≈ s_row · s_col · (MatMulInteger(a_q, W_s8) − zp_row · Σₖ W_s8[k, ·])
  *
- * where the column sums (`#colsum`) are computed at export. The integer product is exact, so
+ * where the column sums (`#s8#colsum`) are computed at export. The integer product is exact, so
  * batching changes nothing. docs/onnx.md records the measurements behind this choice.
  */
 export interface QuantizeOptions {
-  /** The set's weights file, which derives `#s8`/`#u8`, `#scale`, `#colsum` from each kernel. */
+  /** The set's weights file, which derives `#s8` (`#s8#u8`), `#scale`, `#s8#colsum` from each kernel. */
   weights: WeightSource;
   /**
    * 's8': signed weights (the VNNI kernels' u8×s8). 'u8': weights + 128 with zero point 128, for
@@ -75,9 +76,9 @@ function integerMatMul(b: GraphBuilder, x: Value, kernel: string, weightType: 's
   const product =
     weightType === 's8'
       ? b.op('MatMulInteger', [quantized, b.weight(`${kernel}#s8`)])
-      : b.op('MatMulInteger', [quantized, b.weight(`${kernel}#u8`), undefined, b.constant([U8_WEIGHT_ZERO_POINT], 'uint8', [], 'weight_zero_point')]);
+      : b.op('MatMulInteger', [quantized, b.weight(`${kernel}#s8#u8`), undefined, b.constant([U8_WEIGHT_ZERO_POINT], 'uint8', [], 'weight_zero_point')]);
   const column = (v: Value) => b.op('Unsqueeze', [v, b.ints([1])]); // [M] → [M, 1]
-  const corrected = b.op('Sub', [b.cast(product, 'float32'), b.op('Mul', [column(zeroPoint), b.weight(`${kernel}#colsum`)])]);
+  const corrected = b.op('Sub', [b.cast(product, 'float32'), b.op('Mul', [column(zeroPoint), b.weight(`${kernel}#s8#colsum`)])]);
   const scaled = b.op('Mul', [b.op('Mul', [corrected, column(scale)]), b.weight(`${kernel}#scale`)]); // [M, N]
   if (flat) return b.node('Identity', [scaled], {}, { outputName: output })[0]!;
   const leading = b.op('Slice', [b.op('Shape', [x]), b.ints([0]), b.ints([-1])]);
