@@ -4,7 +4,7 @@ import type { ElemType } from './element-types.js';
 /**
  * Tensors the graphs read that are not in the bundle's canonical model.safetensors but derived
  * from one of its tensors at export, one row per kind. A derived tensor is named
- * `<canonical>#<step>#<step>…` (`…attn.in_proj_weight#q#kernel#s8`, `…#kernel#s8#colsum`): each step applies to the
+ * `<canonical>#<step>#<step>…` (`…attn.in_proj_weight#q#kernel#s8`, `…#kernel#s8#u8`): each step applies to the
  * result of the previous one, so the name says exactly how the bytes were made and a graph file
  * can be traced back to the upstream parameter. The canonical file keeps upstream's layout.
  */
@@ -136,19 +136,6 @@ const DERIVATIONS: Readonly<Record<string, Derivation>> = {
       const out = new Uint8Array(q.length);
       for (let i = 0; i < q.length; i++) out[i] = q[i]! + U8_WEIGHT_ZERO_POINT;
       return { dtype: 'uint8', shape: v.shape, data: out };
-    },
-  },
-  /** Of `#s8` values: Σₖ s8[k, n], the zero-point correction of per-row activation quantization (`zp_row ⊗ colsum`). */
-  colsum: {
-    takes: 'int8',
-    kind: 'float32',
-    shape: (s) => [matrix(s, 'colsum')[1]],
-    compute: (v) => {
-      const [rows, cols] = matrix(v.shape, 'colsum');
-      const q = asInt8(v, 'colsum');
-      const sums = new Float32Array(cols);
-      for (let r = 0; r < rows; r++) for (let c = 0, i = r * cols; c < cols; c++, i++) sums[c] = sums[c]! + q[i]!;
-      return { dtype: 'float', shape: [cols], data: sums };
     },
   },
 };
