@@ -78,6 +78,8 @@ export const OPS = {
   // Per-tensor activation quantization fused with the product: measured against the per-row path
   // (bench/precision-graphs.ts); the int8 graphs do not use it (it breaks batching invariance).
   DynamicQuantizeMatMul: { domain: MS_DOMAIN, dtype: R.firstDtype, shape: R.matMul, gradient: 'none' as const },
+  // (A_q − a_zp) · (B_q − b_zp) · a_scale · b_scale in one kernel, float32 out (the scales' dtype).
+  MatMulIntegerToFloat: { domain: MS_DOMAIN, dtype: R.always('float32'), shape: R.matMul, gradient: 'none' as const },
   CumSum: unary('none'),
   ArgMax: onnx(R.always('int64'), R.argMax, 'zero'),
   // Layout: shapes, gathers and scatters.

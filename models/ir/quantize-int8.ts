@@ -109,10 +109,10 @@ function integerMatMul(b: GraphBuilder, c: Shared, x: Value, kernel: string, wei
     const levels = b.op('Add', [b.op('Round', [b.op('Div', [x, scale])]), c.scalar(ACTIVATION_ZERO_POINT)]);
     return { quantized: b.cast(levels, 'uint8'), scale };
   });
-  const zeroPoint = c.u8(ACTIVATION_ZERO_POINT);
-  const product =
-    weightType === 's8'
-      ? b.op('MatMulInteger', [a.quantized, b.weight(`${kernel}#s8`), zeroPoint])
-      : b.op('MatMulInteger', [a.quantized, b.weight(`${kernel}#s8#u8`), zeroPoint, c.u8(U8_WEIGHT_ZERO_POINT)]);
-  return b.node('Mul', [b.op('Mul', [b.cast(product, 'float32'), a.scale]), b.weight(`${kernel}#scale`)], {}, { outputName: output })[0]!;
+  // com.microsoft MatMulIntegerToFloat: the integer product, its zero points and the weights'
+  // column scales in one kernel (a_scale 1: the row scale follows, MatMulIntegerToFloat's own
+  // a_scale is per tensor or per column of x only).
+  const weight = weightType === 's8' ? b.weight(`${kernel}#s8`) : b.weight(`${kernel}#s8#u8`);
+  const product = b.op('MatMulIntegerToFloat', [a.quantized, weight, c.scalar(1), b.weight(`${kernel}#scale`), c.u8(ACTIVATION_ZERO_POINT), weightType === 'u8' ? c.u8(U8_WEIGHT_ZERO_POINT) : undefined]);
+  return b.node('Mul', [product, a.scale], {}, { outputName: output })[0]!;
 }
