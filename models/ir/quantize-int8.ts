@@ -16,7 +16,7 @@ import { U8_WEIGHT_ZERO_POINT } from './weight-derivations.js';
  * request alone would differ from the same request inside a batch (the server's batching
  * invariance). Per row, with s_row = max|x_row| / 127 and x_q = round(x / s_row) + 128:
  *
- *   x · W ≈ s_row · s_col · MatMulInteger(x_q, W_s8, zero point 128)
+ *   x · W ≈ s_row · MatMulIntegerToFloat(x_q, W_s8, 1, s_col, zero point 128)
  *
  * The integer product is exact, so batching changes nothing. A min/max (asymmetric) row range with
  * its own zero point per row was tried first: MatMulInteger takes only a scalar activation zero
@@ -98,8 +98,8 @@ class Shared {
 /**
  * x · W for W = `kernel`, through per-row u8 activations and int8 weights; the result is named
  * `output`. Each row (last axis) gets its own scale max|x|/127 and the fixed zero point 128, so the
- * zero-point correction is MatMulInteger's own (a scalar zero point, its common fast path) and no
- * reshape is needed: every op broadcasts over [..., K].
+ * zero-point correction is the integer kernel's own (a scalar zero point, its common fast path) and
+ * no reshape is needed: every op broadcasts over [..., K].
  */
 function integerMatMul(b: GraphBuilder, c: Shared, x: Value, kernel: string, weightType: 's8' | 'u8', output: string): Value {
   const a = c.activation(x, () => {
