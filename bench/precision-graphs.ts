@@ -93,7 +93,7 @@ const log = (line: string) => {
 async function micro(): Promise<void> {
   const dir = join(here, 'out', 'precision-micro');
   mkdirSync(dir, { recursive: true });
-  log('\nOne Linear layer (x [M, K] · Wᵀ + b), median ms of 20 alternated runs:\n\n| M×K→N | fp32 MatMul | per-row MatMulInteger | per-tensor DynamicQuantizeMatMul | per-row / fp32 | per-tensor / fp32 | others |\n| --- | --- | --- | --- | --- | --- | --- |');
+  log('\nOne Linear layer (x [M, K] · Wᵀ + b), median ms of 20 alternated runs:\n\n| M×K→N | fp32 MatMul | per-row (int8 graphs) | per-tensor DynamicQuantizeMatMul | per-row / fp32 | per-tensor / fp32 | others |\n| --- | --- | --- | --- | --- | --- | --- |');
   for (const [m, k, n] of [[40, 64, 64], [40, 768, 768], [577, 768, 768], [577, 768, 3072], [4616, 768, 768]] as const) {
     let seed = m * 31 + n;
     const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32 - 0.5) * 0.1;
