@@ -38,7 +38,7 @@ const KERNEL_SUFFIX = '#kernel';
 /** Activations: round(x / scale) + 128 with scale = max|x| / 127 per row. */
 const ACTIVATION_RANGE = 127;
 const ACTIVATION_ZERO_POINT = 128;
-/** Keeps an all-zero row's scale positive (its quantized values are then all the zero point, 0). */
+/** Keeps an all-zero row's scale positive (its quantized values are then all the zero point 128, i.e. 0). */
 const MIN_SCALE = 1e-30;
 
 /** The weight name of a kernel-layout initializer, or undefined for any other input. */
