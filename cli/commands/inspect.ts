@@ -82,7 +82,7 @@ function formatBundle(b: BundleSummary): string[] {
   if (b.graphWeights) lines.push(`    ${b.graphWeights.file.padEnd(22)} ${b.graphWeights.bytes === null ? 'MISSING' : formatBytes(b.graphWeights.bytes)} (canonical weights for training graphs, ${b.graphWeights.written_as})`);
   if (b.graphs.length === 0) lines.push('    (none: weights only; convert without --no-graphs to serve or run it)');
   for (const f of b.unlistedGraphFiles) lines.push(`    ${f.padEnd(22)} (not listed in config.json)`);
-  // Precision variants: one row per precision the graphs exist in (serve --precision picks one).
+  // Precision variants: one row per precision the graphs exist in (the server picks one of them).
   lines.push('  variants:');
   for (const v of b.variants) {
     lines.push(`    ${v.precision.padEnd(8)} ${v.dir}/, ${v.files} graphs, ${formatBytes(v.bytes)}`);

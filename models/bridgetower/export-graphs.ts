@@ -89,32 +89,37 @@ export function exportGraphs(bundleDir: string, arch: BridgeTowerArchitecture, w
     }
     return graphs;
   };
-  const writeSet = (dir: string, set: GraphSetSpec) => {
+  // Every set's graphs first, then all weights files in one pass over the canonical tensors.
+  const jobs: Array<{ dir: string; set: GraphWeightSet; graphs: Graph[] }> = [];
+  const addSet = (dir: string, spec: GraphSetSpec) => {
     mkdirSync(join(bundleDir, dir), { recursive: true });
-    const weights = new GraphWeightSet(canonical, GRAPH_WEIGHTS_FILE, set.floatType);
+    const weights = new GraphWeightSet(canonical, GRAPH_WEIGHTS_FILE, spec.floatType);
     // Graphs built against another set of the same float dtype read the same names: the weights of
-    // this set serve them as well (write() places whatever they reference).
-    let graphs = built(set.floatType, weights);
-    if (set.quantize) graphs = graphs.map((g) => quantizeWeightMatMuls(g, { weights, weightType: set.quantize! }));
-    const placed = weights.write(join(bundleDir, dir, GRAPH_WEIGHTS_FILE), graphs, { producer: `bridgetower-node ${options.producerVersion}` });
-    const exported = placed.graphs.map((graph, i) => {
-      const file = specs[i]!.file;
-      const bytes = serializeModel(graph, { 'bridgetower.graph': file }, options.producerVersion);
-      writeFileSync(join(bundleDir, dir, file), bytes);
-      return { file, bytes: bytes.length, nodes: graph.nodes.length };
-    });
-    const fileSet = { dir, files: exported.map((g) => g.file), weights: GRAPH_WEIGHTS_FILE, bytes: placed.bytes + exported.reduce((sum, g) => sum + g.bytes, 0) };
-    return { exported, fileSet };
+    // this set serve them as well (writeAll places whatever they reference).
+    let graphs = built(spec.floatType, weights);
+    if (spec.quantize) graphs = graphs.map((g) => quantizeWeightMatMuls(g, { weights, weightType: spec.quantize! }));
+    jobs.push({ dir, set: weights, graphs });
+    return jobs.length - 1;
   };
-  const variants: Partial<Record<GraphPrecision, GraphVariant>> = {};
-  let first: { graphs: ExportedGraph[]; dir: string } | undefined;
+  const planned: Array<{ precision: GraphPrecision; main: number; u8?: number }> = [];
   for (const precision of precisions) {
     const sets = Object.hasOwn(PRECISION_SETS, precision) ? PRECISION_SETS[precision] : undefined;
     if (!sets) throw new BridgeTowerError('E_USAGE', `unknown graph precision '${precision}': the precisions are ${Object.keys(PRECISION_SETS).join(', ')}`, { precision });
-    const main = writeSet(variantDir(precision, weightPrecision), sets.main);
-    first ??= { graphs: main.exported, dir: main.fileSet.dir };
-    variants[precision] = { ...main.fileSet, ...(sets.u8 ? { u8: writeSet(U8_DIR, sets.u8).fileSet } : {}) };
+    planned.push({ precision, main: addSet(variantDir(precision, weightPrecision), sets.main), ...(sets.u8 ? { u8: addSet(U8_DIR, sets.u8) } : {}) });
   }
+  const written = GraphWeightSet.writeAll(jobs.map((j) => ({ set: j.set, path: join(bundleDir, j.dir, GRAPH_WEIGHTS_FILE), graphs: j.graphs, metadata: { producer: `bridgetower-node ${options.producerVersion}` } })));
+  const fileSets = jobs.map((job, i) => {
+    const exported = written[i]!.graphs.map((graph, g) => {
+      const file = specs[g]!.file;
+      const bytes = serializeModel(graph, { 'bridgetower.graph': file }, options.producerVersion);
+      writeFileSync(join(bundleDir, job.dir, file), bytes);
+      return { file, bytes: bytes.length, nodes: graph.nodes.length };
+    });
+    return { exported, fileSet: { dir: job.dir, files: exported.map((e) => e.file), weights: GRAPH_WEIGHTS_FILE, bytes: written[i]!.bytes + exported.reduce((sum, e) => sum + e.bytes, 0) } };
+  });
+  const variants: Partial<Record<GraphPrecision, GraphVariant>> = {};
+  for (const p of planned) variants[p.precision] = { ...fileSets[p.main]!.fileSet, ...(p.u8 !== undefined ? { u8: fileSets[p.u8]!.fileSet } : {}) };
+  const first = planned[0] && { graphs: fileSets[planned[0].main]!.exported, dir: fileSets[planned[0].main]!.fileSet.dir };
   if (!first) throw new Error('internal error: exportGraphs needs at least one precision');
   return { ...first, linked, variants };
 }

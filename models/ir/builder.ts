@@ -86,17 +86,7 @@ export class GraphBuilder {
 
   /** A builder that appends to `graph`: its inputs, initializers, nodes and outputs, every value re-inferred. */
   static extend(graph: Graph, options: ExtendOptions = {}): GraphBuilder {
-    const b = new GraphBuilder(graph.name, options.weights ?? NO_WEIGHTS, options.features, options.prefix);
-    b.baseOpsets = graph.opsets;
-    b.baseDocString = graph.docString;
-    for (const init of graph.initializers) {
-      b.initializers.set(init.name, init);
-      if (init.dtype === 'int64' && init.data) b.constantValues.set(init.name, Array.from(new BigInt64Array(init.data.slice().buffer), Number));
-      b.register({ name: init.name, dtype: init.dtype, shape: init.dims });
-    }
-    for (const v of graph.inputs) b.inputs.push(b.register(v));
-    for (const node of graph.nodes) b.replay(node);
-    for (const v of graph.valueInfo) if (b.values.has(v.name)) b.refineShape(b.value(v.name), v.shape);
+    const b = GraphBuilder.replaying(graph, options, () => false);
     for (const name of options.outputs ?? graph.outputs.map((o) => o.name)) b.outputs.push(graph.outputs.find((o) => o.name === name) ?? b.value(name));
     return b;
   }
@@ -107,6 +97,15 @@ export class GraphBuilder {
    * reads any more are dropped. New names carry `options.prefix`, so they never meet the graph's.
    */
   static rewrite(graph: Graph, options: ExtendOptions, replace: (node: Node, b: GraphBuilder) => boolean): Graph {
+    const b = GraphBuilder.replaying(graph, options, replace);
+    b.outputs.push(...graph.outputs);
+    const built = b.build();
+    const read = new Set([...built.nodes.flatMap((n) => n.inputs), ...built.outputs.map((o) => o.name)]);
+    return { ...built, initializers: built.initializers.filter((i) => read.has(i.name)) };
+  }
+
+  /** A builder holding `graph`'s initializers, inputs and nodes (each offered to `replace` first), values re-inferred; no outputs yet. */
+  private static replaying(graph: Graph, options: ExtendOptions, replace: (node: Node, b: GraphBuilder) => boolean): GraphBuilder {
     const b = new GraphBuilder(graph.name, options.weights ?? NO_WEIGHTS, options.features, options.prefix);
     b.baseOpsets = graph.opsets;
     b.baseDocString = graph.docString;
@@ -118,10 +117,7 @@ export class GraphBuilder {
     for (const v of graph.inputs) b.inputs.push(b.register(v));
     for (const node of graph.nodes) if (!replace(node, b)) b.replay(node);
     for (const v of graph.valueInfo) if (b.values.has(v.name)) b.refineShape(b.value(v.name), v.shape);
-    b.outputs.push(...graph.outputs);
-    const built = b.build();
-    const read = new Set([...built.nodes.flatMap((n) => n.inputs), ...built.outputs.map((o) => o.name)]);
-    return { ...built, initializers: built.initializers.filter((i) => read.has(i.name)) };
+    return b;
   }
 
   scope(prefix: string): Scope {

@@ -56,11 +56,59 @@ export class GraphWeightSet implements WeightSource {
   }
 
   /**
-   * Writes the tensors `graphs` reference from this set into `path` (sorted by name, so tensors
-   * derived from one canonical tensor are computed together) and returns the graphs with their
-   * initializers placed in it, plus the file's size.
+   * Writes the tensors `graphs` reference from this set into `path` and returns the graphs with
+   * their initializers placed in it, plus the file's size. `GraphWeightSet.writeAll` writes several
+   * sets at once.
    */
-  write(path: string, graphs: readonly Graph[], metadata: Record<string, string> = {}): { graphs: Graph[]; bytes: number; tensors: number } {
+  write(path: string, graphs: readonly Graph[], metadata: Record<string, string> = {}): WrittenSet {
+    return GraphWeightSet.writeAll([{ set: this, path, graphs, metadata }])[0]!;
+  }
+
+  /**
+   * Writes several sets built on the same canonical file in one pass over it: each canonical tensor
+   * is read once and each derivation computed once (`w#kernel` for the fp32 set, then `#s8` of it
+   * for the int8 set and `#s8#u8` for the u8 set), whichever sets need them. Tensors are sorted by
+   * canonical name, then by full name, in every file. On any error every file is removed.
+   */
+  static writeAll(jobs: ReadonlyArray<{ set: GraphWeightSet; path: string; graphs: readonly Graph[]; metadata?: Record<string, string> }>): WrittenSet[] {
+    const canonicalPath = jobs[0]?.set.canonicalPath;
+    if (jobs.some((j) => j.set.canonicalPath !== canonicalPath)) throw new BridgeTowerError('E_INTERNAL', 'GraphWeightSet.writeAll: the sets derive from different canonical files');
+    const plans = jobs.map((job) => job.set.plan(job.path, job.graphs, job.metadata ?? {}));
+    const writers: SafetensorsWriter[] = [];
+    const fd = canonicalPath === undefined ? undefined : openSync(canonicalPath, 'r');
+    try {
+      for (const p of plans) writers.push(new SafetensorsWriter(p.path, p.entries, p.metadata));
+      const bases = [...new Set(plans.flatMap((p) => p.entries.map((e) => parseDerivedName(e.name).base)))].sort();
+      const next = plans.map(() => 0);
+      for (const base of bases) {
+        const view = jobs[0]!.set.canonical.tensors.get(base)!;
+        const raw = readTensorBytes(fd!, view);
+        const cache = new Map<string, DerivedValues>();
+        let floats: DerivedValues | undefined;
+        plans.forEach((p, i) => {
+          for (let entry = p.entries[next[i]!]; entry && parseDerivedName(entry.name).base === base; entry = p.entries[++next[i]!]) {
+            if (!entry.name.includes('#')) {
+              writers[i]!.write(entry.name, DTYPES[view.dtype].isFloat && view.dtype !== entry.dtype ? convertFloatBytes(view.dtype, entry.dtype, raw) : raw);
+              continue;
+            }
+            floats ??= { dtype: 'float', shape: view.shape, data: toFloat32(view.dtype, raw) };
+            const values = computeDerived(entry.name, floats, (k) => cache.get(k), (k, v) => cache.set(k, v));
+            writers[i]!.write(entry.name, encodeValues(values, entry.dtype, entry.name));
+          }
+        });
+      }
+      for (const w of writers) w.close();
+    } catch (error) {
+      for (const w of writers) w.abort();
+      throw error;
+    } finally {
+      if (fd !== undefined) closeSync(fd);
+    }
+    return plans.map((p) => p.result);
+  }
+
+  /** The file's tensor list (sorted), header size and each initializer's place; the graphs pointed at it. */
+  private plan(path: string, graphs: readonly Graph[], metadata: Record<string, string>) {
     const used = new Map<string, Initializer>();
     for (const g of graphs) for (const init of g.initializers) if (init.external?.location === this.fileName) used.set(init.name, init);
     const entries: SafetensorsEntry[] = [...used.values()]
@@ -73,7 +121,6 @@ export class GraphWeightSet implements WeightSource {
       placed.set(e.name, { offset, length: byteLengths[i]! });
       offset += byteLengths[i]!;
     });
-    this.writeTensors(path, entries, metadata);
     const bound = graphs.map((g) => ({
       ...g,
       initializers: g.initializers.map((init) => {
@@ -81,39 +128,15 @@ export class GraphWeightSet implements WeightSource {
         return at ? { ...init, external: { location: this.fileName, ...at } } : init;
       }),
     }));
-    return { graphs: bound, bytes: offset, tensors: entries.length };
+    return { path, entries, metadata, result: { graphs: bound, bytes: offset, tensors: entries.length } };
   }
+}
 
-  private writeTensors(path: string, entries: readonly SafetensorsEntry[], metadata: Record<string, string>): void {
-    const writer = new SafetensorsWriter(path, entries, metadata);
-    const fd = openSync(this.canonicalPath, 'r');
-    // Values of the current canonical tensor and of its derived prefixes (`w#kernel` for `w#kernel#s8`).
-    let cacheBase = '';
-    let cache = new Map<string, DerivedValues>();
-    try {
-      for (const entry of entries) {
-        const { base, steps } = parseDerivedName(entry.name);
-        const view = this.canonical.tensors.get(base)!;
-        const raw = readTensorBytes(fd, view);
-        if (steps.length === 0) {
-          writer.write(entry.name, DTYPES[view.dtype].isFloat && view.dtype !== entry.dtype ? convertFloatBytes(view.dtype, entry.dtype, raw) : raw);
-          continue;
-        }
-        if (base !== cacheBase) {
-          cacheBase = base;
-          cache = new Map();
-        }
-        const values = computeDerived(entry.name, { dtype: 'float', shape: view.shape, data: toFloat32(view.dtype, raw) }, (p) => cache.get(p), (p, v) => cache.set(p, v));
-        writer.write(entry.name, encodeValues(values, entry.dtype, entry.name));
-      }
-      writer.close();
-    } catch (error) {
-      writer.abort();
-      throw error;
-    } finally {
-      closeSync(fd);
-    }
-  }
+export interface WrittenSet {
+  graphs: Graph[];
+  /** Size of the weights file. */
+  bytes: number;
+  tensors: number;
 }
 
 function encodeValues(v: DerivedValues, dtype: string, name: string): Uint8Array {

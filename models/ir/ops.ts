@@ -72,7 +72,14 @@ export const OPS = {
   ReduceMax: onnx(R.firstDtype, R.reduce, 'none'),
   ReduceMin: onnx(R.firstDtype, R.reduce, 'none'),
   Round: unary('zero'),
+  // dtype of the zero point (uint8 here); per-axis scales quantize each row on its own.
+  QuantizeLinear: onnx((ctx) => ctx.inputs[2]?.dtype ?? 'uint8', R.same, 'none'),
   MatMulInteger: onnx(R.always('int32'), R.matMul, 'none'),
+  // Per-tensor activation quantization fused with the product: measured against the per-row path
+  // (bench/precision-graphs.ts); the int8 graphs do not use it (it breaks batching invariance).
+  DynamicQuantizeMatMul: { domain: MS_DOMAIN, dtype: R.firstDtype, shape: R.matMul, gradient: 'none' as const },
+  // (A_q − a_zp) · (B_q − b_zp) · a_scale · b_scale in one kernel, float32 out (the scales' dtype).
+  MatMulIntegerToFloat: { domain: MS_DOMAIN, dtype: R.always('float32'), shape: R.matMul, gradient: 'none' as const },
   CumSum: unary('none'),
   ArgMax: onnx(R.always('int64'), R.argMax, 'zero'),
   // Layout: shapes, gathers and scatters.

@@ -4,7 +4,7 @@ import type { ElemType } from './element-types.js';
 /**
  * Tensors the graphs read that are not in the bundle's canonical model.safetensors but derived
  * from one of its tensors at export, one row per kind. A derived tensor is named
- * `<canonical>#<step>#<step>…` (`…attn.in_proj_weight#q#kernel#s8`): each step applies to the
+ * `<canonical>#<step>#<step>…` (`…attn.in_proj_weight#q#kernel#s8`, `…#kernel#s8#u8`): each step applies to the
  * result of the previous one, so the name says exactly how the bytes were made and a graph file
  * can be traced back to the upstream parameter. The canonical file keeps upstream's layout.
  */
@@ -23,6 +23,8 @@ export interface DerivedValues {
 export type DerivedKind = 'float' | 'float32' | 'int8' | 'uint8';
 
 interface Derivation {
+  /** What the step reads: float values, or the int8 values of an `s8` step. */
+  takes?: 'int8';
   /** Output shape from the input shape; throws on an input the step cannot take. */
   shape(input: readonly number[]): number[];
   kind: DerivedKind;
@@ -46,12 +48,19 @@ function asFloat(v: DerivedValues, step: string): Float32Array {
   return v.data as Float32Array;
 }
 
-/** `nn.Linear` weight [out, in] → the [in, out] matrix MatMul(x, W) takes. */
+/** `nn.Linear` weight [out, in] → the [in, out] matrix MatMul(x, W) takes (in 32×32 tiles, for the cache). */
 function transpose(v: DerivedValues): DerivedValues {
   const [rows, cols] = matrix(v.shape, 'kernel');
   const from = asFloat(v, 'kernel');
   const out = new Float32Array(from.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = from[r * cols + c]!;
+  const TILE = 32;
+  for (let r0 = 0; r0 < rows; r0 += TILE) {
+    const r1 = Math.min(rows, r0 + TILE);
+    for (let c0 = 0; c0 < cols; c0 += TILE) {
+      const c1 = Math.min(cols, c0 + TILE);
+      for (let r = r0; r < r1; r++) for (let c = c0; c < c1; c++) out[c * rows + r] = from[r * cols + c]!;
+    }
+  }
   return { dtype: 'float', shape: [cols, rows], data: out };
 }
 
@@ -70,7 +79,12 @@ function columnScales(v: DerivedValues): Float32Array {
   const [rows, cols] = matrix(v.shape, 'scale');
   const w = asFloat(v, 'scale');
   const scales = new Float32Array(cols);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) scales[c] = Math.max(scales[c]!, Math.abs(w[r * cols + c]!));
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0, i = r * cols; c < cols; c++, i++) {
+      const a = w[i]! < 0 ? -w[i]! : w[i]!;
+      if (a > scales[c]!) scales[c] = a;
+    }
+  }
   for (let c = 0; c < cols; c++) scales[c] = scales[c]! > 0 ? scales[c]! / INT8_RANGE : 1;
   return scales;
 }
@@ -81,9 +95,17 @@ function quantizeS8(v: DerivedValues): Int8Array {
   const scales = columnScales(v);
   const q = new Int8Array(w.length);
   for (let r = 0; r < rows; r++) {
-    for (let c = 0; c < cols; c++) q[r * cols + c] = Math.max(-INT8_RANGE, Math.min(INT8_RANGE, Math.round(w[r * cols + c]! / scales[c]!)));
+    for (let c = 0, i = r * cols; c < cols; c++, i++) {
+      const level = Math.round(w[i]! / scales[c]!);
+      q[i] = level > INT8_RANGE ? INT8_RANGE : level < -INT8_RANGE ? -INT8_RANGE : level;
+    }
   }
   return q;
+}
+
+function asInt8(v: DerivedValues, step: string): Int8Array {
+  if (v.dtype !== 'int8') throw new Error(`step '${step}' needs int8 values (after 's8'), got ${v.dtype}`);
+  return v.data as Int8Array;
 }
 
 const DERIVATIONS: Readonly<Record<string, Derivation>> = {
@@ -101,25 +123,19 @@ const DERIVATIONS: Readonly<Record<string, Derivation>> = {
       },
     ]),
   ),
-  /** Symmetric per-output-channel int8 weights of a kernel; `#scale` dequantizes them. */
+  /** Symmetric per-output-column int8 weights of a kernel; `#scale` of the kernel dequantizes them. */
   s8: { kind: 'int8', shape: (s) => [...matrix(s, 's8')], compute: (v) => ({ dtype: 'int8', shape: v.shape, data: quantizeS8(v) }) },
-  /** The same weights + 128 as uint8 (zero point 128): CPUs without VNNI (docs/onnx.md). */
+  scale: { kind: 'float32', shape: (s) => [matrix(s, 'scale')[1]], compute: (v) => ({ dtype: 'float', shape: [v.shape[1]!], data: columnScales(v) }) },
+  /** Of `#s8` values: the same + 128 as uint8 (zero point 128), for CPUs without VNNI (docs/onnx.md). */
   u8: {
+    takes: 'int8',
     kind: 'uint8',
     shape: (s) => [...matrix(s, 'u8')],
-    compute: (v) => ({ dtype: 'uint8', shape: v.shape, data: Uint8Array.from(quantizeS8(v), (q) => q + U8_WEIGHT_ZERO_POINT) }),
-  },
-  scale: { kind: 'float32', shape: (s) => [matrix(s, 'scale')[1]], compute: (v) => ({ dtype: 'float', shape: [v.shape[1]!], data: columnScales(v) }) },
-  /** Σₖ s8[k, n]: the zero-point correction of per-row activation quantization (`zp_row ⊗ colsum`). */
-  colsum: {
-    kind: 'float32',
-    shape: (s) => [matrix(s, 'colsum')[1]],
     compute: (v) => {
-      const [rows, cols] = matrix(v.shape, 'colsum');
-      const q = quantizeS8(v);
-      const sums = new Float32Array(cols);
-      for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) sums[c] = sums[c]! + q[r * cols + c]!;
-      return { dtype: 'float', shape: [cols], data: sums };
+      const q = asInt8(v, 'u8');
+      const out = new Uint8Array(q.length);
+      for (let i = 0; i < q.length; i++) out[i] = q[i]! + U8_WEIGHT_ZERO_POINT;
+      return { dtype: 'uint8', shape: v.shape, data: out };
     },
   },
 };
@@ -148,8 +164,9 @@ export function derivedShape(name: string, baseShape: readonly number[], baseIsF
   if (!baseIsFloat) throw new BridgeTowerError('E_INTERNAL', `derived weight '${name}': only float weights are derived`, { weight: name });
   let kind: DerivedKind = 'float';
   for (const step of steps) {
-    if (kind !== 'float') throw new BridgeTowerError('E_INTERNAL', `derived weight '${name}': step '${step}' needs float values, got ${kind}`, { weight: name, step });
     const d = derivation(name, step);
+    const takes = d.takes ?? 'float';
+    if (kind !== takes) throw new BridgeTowerError('E_INTERNAL', `derived weight '${name}': step '${step}' needs ${takes} values, got ${kind}`, { weight: name, step });
     try {
       shape = d.shape(shape);
     } catch (error) {
