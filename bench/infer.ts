@@ -30,7 +30,8 @@ import { convertCheckpoint } from '../convert/convert-checkpoint.js';
 import { GraphBuilder } from '../models/ir/builder.js';
 import { serializeModel } from '../models/ir/serialize.js';
 import { openGraph } from '../runtime/session.js';
-import { addConvertedVariant } from '../test/helpers/variant-bundle.js';
+import { graphVariants } from '../bundle/graph-variants.js';
+import { readBundleConfig } from '../bundle/config.js';
 import { baseVqaArchitecture, writeBaseCheckpoint } from './base-checkpoint.js';
 import { timedWithContention } from './cpu-contention.js';
 import { vqaFlopsPerSample, type ModelFlops } from './model-flops.js';
@@ -364,7 +365,7 @@ const configTitle = (size: number) => (size === CHECKPOINT_SIZE ? `VQA at ${size
 
 /**
  * --precision: the variants of each size's bundle (or of --bundle), alternated. Without --bundle,
- * infer.ts's BASE bundle gets an fp16 variant from the same checkpoint converted with --dtype fp16.
+ * infer.ts's BASE bundle is converted again with --variants when it lacks a precision asked for.
  */
 async function mainPrecisions(): Promise<void> {
   const precisions = parsePrecisions(args.precision!);
@@ -377,11 +378,13 @@ async function mainPrecisions(): Promise<void> {
     for (const size of sizes) {
       const arch = await prepareBundle(size);
       const dir = bundleDir(size);
-      const has = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')).graphs?.variants ?? {};
-      if (precisions.includes('fp16') && !has.fp16) {
+      const has = graphVariants(readBundleConfig(dir));
+      const missing = precisions.filter((p) => !has[p]);
+      if (missing.length > 0) {
+        // The default conversion writes fp32 + int8: converted again with every variant asked for.
         const started = performance.now();
-        await addConvertedVariant(dir, 'fp16', (out) => convertCheckpoint({ checkpoint, out, force: true, imageSize: size, dtype: 'fp16' }), outDir);
-        log(`added the fp16 variant to ${dir} in ${seconds(performance.now() - started)} s`);
+        await convertCheckpoint({ checkpoint, out: dir, force: true, imageSize: size, variants: [...new Set(['fp32' as const, ...precisions])] });
+        log(`converted ${dir} again with ${missing.join(', ')} in ${seconds(performance.now() - started)} s`);
       }
       configs.push({ name: configName(size), dir, arch });
     }

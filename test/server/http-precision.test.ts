@@ -16,16 +16,16 @@ import { testOptions } from './http-fakes.js';
  * Serving a precision variant changes how the numbers are computed, not what the server answers in
  * kind: every variant answers with the bundle's labels, best first, says its precision everywhere
  * (/readyz, /info, /metrics, each answer), and a request inside a shared batch gets the answer it
- * gets alone. The bundle has real fp32 and fp16 graphs (test/helpers/variant-bundle.ts); int8
- * joins BUILDABLE_PRECISIONS when the converter writes it.
+ * gets alone. The bundle has real fp32, int8 and fp16 graphs (test/helpers/variant-bundle.ts).
  */
 
 /**
  * Batching invariance, per precision: how far a score (a probability in [0, 1]) may move when the
  * request shares its batch. fp32: rounding of a different GEMM blocking. fp16: two fp16 ulps at 1.0
- * (2 × 2⁻¹⁰), the rounding of half-precision sums in another order.
+ * (2 × 2⁻¹⁰), the rounding of half-precision sums in another order. int8: activations are
+ * quantized per row, so a row's integers do not depend on its batch; what remains is fp32 rounding.
  */
-const BATCH_TOLERANCE: Readonly<Record<BuildablePrecision, number>> = { fp32: 1e-5, fp16: 2e-3 };
+const BATCH_TOLERANCE: Readonly<Record<BuildablePrecision, number>> = { fp32: 1e-5, int8: 1e-5, fp16: 2e-3 };
 
 const root = tempDir({ after });
 const bundle = join(root, 'variants');
