@@ -147,7 +147,7 @@ describe("converting a Hugging Face folder uses the folder's own tokenizer and i
     if (!dir || !goldens || !image || !all) return;
     const out = join(tempDir(t), 'bundle');
     await convertCheckpoint({ checkpoint: dir, out });
-    const service = await BundleService.open(out, { device: 'cpu', maxBatch: 4, maxDelayMs: 1, maxQueue: 8, cacheMb: 16, log: () => {} });
+    const service = await BundleService.open(out, { device: 'cpu', precision: 'fp32', maxBatch: 4, maxDelayMs: 1, maxQueue: 8, cacheMb: 16, log: () => {} });
     try {
       const [probability] = await service.itm({ pairs: [{ image: readFileSync(image), text: all['astronaut.jpg']!.caption }] }, { deadline: Date.now() + 10 * 60_000 });
       const logits = dense(loadFixture(goldens), 'astronaut.jpg.logits').data;

@@ -51,7 +51,7 @@ async function serve(t: TestContext): Promise<Served | undefined> {
   const bundle = await bundleFor(t, [...HF, 'mlm'], { tokenizer });
   if (!bundle) return undefined;
   served ??= (async () => {
-    const service = await BundleService.open(bundle, { device: 'cpu', maxBatch: 4, maxDelayMs: 2, maxQueue: 64, cacheMb: 16 });
+    const service = await BundleService.open(bundle, { device: 'cpu', precision: 'fp32', maxBatch: 4, maxDelayMs: 2, maxQueue: 64, cacheMb: 16 });
     const app = await buildServer(testOptions(), { services: [service], gallery: await memoryGallery() });
     return { bundle, app, service, goldens: loadFixture(goldens), cases: JSON.parse(readFileSync(cases, 'utf8')).cases };
   })();

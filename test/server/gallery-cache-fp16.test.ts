@@ -52,7 +52,7 @@ describe('a float16 re-ranking cache', () => {
     it(`${name}: ITM re-ranking scores stay within 1e-3 of the float32 cache's`, async (t) => {
       const bundle = await make(t);
       if (!bundle) return;
-      const service = await BundleService.open(bundle, { device: 'cpu', maxBatch: 4, maxDelayMs: 1, maxQueue: 64, cacheMb: 0 });
+      const service = await BundleService.open(bundle, { device: 'cpu', precision: 'fp32', maxBatch: 4, maxDelayMs: 1, maxQueue: 64, cacheMb: 0 });
       t.after(() => service.close());
       const images = await Promise.all([21, 22, 23, 24, 25, 26].map((seed) => png(seed)));
       const encodings = await Promise.all(images.map((image) => service.encodeImage(image, FAR)));

@@ -47,7 +47,7 @@ function server(t: TestContext): Promise<Served | undefined> {
       images.set(name, new Uint8Array(readFileSync(path)));
     }
     // A long batching window, so that a batch request's items share the stages' runs.
-    const service = await BundleService.open(bundle, { device: 'cpu', maxBatch: 8, maxDelayMs: 25, maxQueue: 64, cacheMb: 16 });
+    const service = await BundleService.open(bundle, { device: 'cpu', precision: 'fp32', maxBatch: 8, maxDelayMs: 25, maxQueue: 64, cacheMb: 16 });
     const app = await buildServer(testOptions(), { services: [service] });
     return { app, service, bundle, images };
   })();
