@@ -105,8 +105,11 @@ function integerMatMul(b: GraphBuilder, c: Shared, x: Value, kernel: string, wei
   const a = c.activation(x, () => {
     const absMax = b.op('ReduceMax', [b.op('Abs', [x])], { axes: [-1], keepdims: 1 }); // [..., 1]
     const scale = b.op('Max', [b.op('Div', [absMax, c.scalar(ACTIVATION_RANGE)]), c.scalar(MIN_SCALE)]);
-    // |x / scale| ≤ 127, so + 128 lies in [1, 255]: no clipping needed.
-    const levels = b.op('Add', [b.op('Round', [b.op('Div', [x, scale])]), c.scalar(ACTIVATION_ZERO_POINT)]);
+    // One division per row ([..., 1]), then a product per value: x / scale costs a Div pass.
+    const inverse = b.op('Div', [c.scalar(1), scale]);
+    // |x / scale| ≤ 127, so x / scale + 128.5 lies in [1.5, 255.5]: Cast's truncation of a positive
+    // value is round-half-up of x / scale + 128, with no Round pass and no clipping needed.
+    const levels = b.op('Add', [b.op('Mul', [x, inverse]), c.scalar(ACTIVATION_ZERO_POINT + 0.5)]);
     return { quantized: b.cast(levels, 'uint8'), scale };
   });
   // com.microsoft MatMulIntegerToFloat: the integer product, its zero points and the weights'
