@@ -2,6 +2,7 @@ import ort from 'onnxruntime-node';
 import { openSession, reportCudaFallback, type RuntimeOptions } from '../../runtime/session.js';
 import { serializeModel } from '../../models/ir/serialize.js';
 import { buildAdamWGraph } from './adamw.js';
+import { jsAdamW } from './adamw-js.js';
 import { WasmAdamW } from './adamw-wasm.js';
 
 /**
@@ -36,6 +37,10 @@ export const ADAMW_ENGINES = {
       const kernel = WasmAdamW.open(options.chunk ? { chunk: options.chunk } : {});
       return { update: (...a) => kernel.update(...a), release: async () => {} };
     },
+  },
+  js: {
+    description: 'a plain typed-array loop, one element at a time (Math.fround after every operation)',
+    open: async (): Promise<AdamWEngine> => ({ update: jsAdamW, release: async () => {} }),
   },
   ort: {
     description: 'the AdamW ONNX graph run by ONNX Runtime in chunks (the reference; follows --device)',
