@@ -186,6 +186,10 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
     if (pendingEval) await evaluate(pendingEval);
 
     const grads = new Float32Array(layout.total);
+    // One optimizer step per micro-batch: ONNX Runtime writes the gradients straight into `grads`
+    // (0 + g·1 is g, so nothing changes). Otherwise each micro-batch lands in one reused buffer and
+    // is added in scaled, in the order addScaled always used.
+    const micro = accumulation === 1 ? grads : new Float32Array(layout.total);
     let stepLoss = 0;
     let stepSamples = 0;
     let stepStarted = Date.now();
@@ -201,11 +205,11 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
           // Read by pre-training only (masks, ITM labels, false images drawn from the training set).
           pretraining: { seed, epoch: state.epoch, indices, pool: train as Dataset<'pretrain'>, ...mlmRate },
         });
-        const micro = state.epoch * microPerEpoch + state.position;
-        const feeds = { ...batch.tensors, ...negativeNoise(training, batch.tensors, seed, micro) };
-        const out = await step.run(feeds, params, layout, Rng.derive(seed, 'dropout', micro).nextUint32() >>> 1);
+        const microIndex = state.epoch * microPerEpoch + state.position;
+        const feeds = { ...batch.tensors, ...negativeNoise(training, batch.tensors, seed, microIndex) };
+        const out = await step.run(feeds, params, layout, Rng.derive(seed, 'dropout', microIndex).nextUint32() >>> 1, micro);
         if (!Number.isFinite(out.loss)) diverged(options, emit, state, `the loss is ${out.loss}`, indices.map((i) => items[i]!));
-        for (const slot of layout.slots) addScaled(grads, out.gradients.get(slot.name)!, slot.offset, 1 / accumulation);
+        if (micro !== grads) addScaled(grads, micro, 0, 1 / accumulation);
         stepLoss += out.loss / accumulation;
         stepSamples += batch.size;
         state.position++;

@@ -164,7 +164,7 @@ function zeroRow(b: GraphBuilder, g: Value, table: TrainableParameter, index: nu
 }
 
 /** Device and threads of a training session (`runtime/session.ts` holds the device policy). */
-export type SessionChoice = Pick<RuntimeOptions, 'device' | 'threads' | 'warn'>;
+export type SessionChoice = Pick<RuntimeOptions, 'device' | 'threads' | 'warn' | 'memoryPattern'>;
 
 /**
  * Opens an ONNX Runtime session on a training graph. External data must sit beside the model
@@ -174,8 +174,9 @@ export async function openTrainingSession(training: { graph: Graph; graphDir: st
   const file = join(training.graphDir, `.train-${training.graph.name}-${process.pid}-${Date.now()}.onnx`);
   writeFileSync(file, serializeModel(training.graph, { 'bridgetower.graph': `${training.graph.name}.onnx` }));
   try {
-    // Training graphs keep ONNX Runtime's default optimization level.
-    const opened = await openSession(file, { ...options, optimization: 'all' });
+    // Training graphs keep ONNX Runtime's default optimization level; memory-pattern planning is
+    // off unless asked for (RuntimeOptions.memoryPattern: it makes step 2 need more than step 1).
+    const opened = await openSession(file, { ...options, optimization: 'all', memoryPattern: options.memoryPattern ?? false });
     if (opened.fallbackReason) reportCudaFallback(`training graph '${training.graph.name}'`, opened.fallbackReason, options.warn);
     return opened.session;
   } finally {
