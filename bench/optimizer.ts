@@ -87,6 +87,8 @@ async function main(): Promise<void> {
       const x = Math.sin(i) * 1e-2;
       b.param[i] = x;
       b.grad[i] = x * 1e-3;
+      // Every buffer written once, so no contender pays the first touch of a page.
+      b.m[i] = x * 1e-4;
       b.v[i] = x * x * 1e-6;
     }
     return b;
