@@ -11,6 +11,7 @@ import { openSession, reportCudaFallback, type RuntimeOptions } from '../runtime
 import { openSafetensors } from '../bundle/safetensors/read-safetensors.js';
 import { safetensorsWeightSource } from '../models/ir/weights.js';
 import { appendGradients, reachingLoss } from './autodiff/backward.js';
+import { layerSegments } from './autodiff/recompute.js';
 import { TASKS } from '../bundle/tasks.js';
 import { FINE_TUNE_TASKS, type FineTuneTask } from './tasks.js';
 import { isTrainable, type TrainSubset } from './train-subsets.js';
@@ -27,7 +28,15 @@ export interface TrainingGraphOptions {
    * bundle initializer. Pre-training's evaluation runs it, so dev batches score exactly what trains.
    */
   forwardOnly?: boolean;
+  /**
+   * 'layers': the backward pass recomputes each encoder / cross-modal layer's forward instead of
+   * keeping its intermediates (train/autodiff/recompute.ts); gradients are the same.
+   */
+  recompute?: RecomputeMode;
 }
+
+export const RECOMPUTE_MODES = ['none', 'layers'] as const;
+export type RecomputeMode = (typeof RECOMPUTE_MODES)[number];
 
 export interface TrainableParameter {
   name: string;
@@ -110,7 +119,7 @@ export function buildTrainingGraph(bundleDir: string, task: TrainingTask, option
   const used = reachingLoss(forward, 'loss', selected.map((i) => i.name));
   const trainable = selected.filter((i) => used.has(i.name));
   const parameters = trainable.map((i) => ({ name: i.name, shape: [...i.dims], size: i.dims.reduce((a, d) => a * d, 1) }));
-  const graph = withGradients(forward, parameters, arch.text.pad_token_id);
+  const graph = withGradients(forward, parameters, arch.text.pad_token_id, options.recompute ?? 'none');
   return {
     graph,
     task,
@@ -144,10 +153,13 @@ function bundleFloatTensors(path: string): string[] {
  * order) and `grad.<name>` outputs after `loss` and `logits`. The padding row of the embedding
  * tables gets a zero gradient, as `nn.Embedding(padding_idx=…)` in PyTorch.
  */
-function withGradients(forward: Graph, parameters: readonly TrainableParameter[], padIndex: number): Graph {
+function withGradients(forward: Graph, parameters: readonly TrainableParameter[], padIndex: number, recompute: RecomputeMode): Graph {
   const b = GraphBuilder.extend(forward, { prefix: 'grad_' });
-  b.initializersAsInputs(new Set(parameters.map((p) => p.name)));
-  const gradients = appendGradients(b, 'loss', parameters.map((p) => p.name));
+  const inputs = new Set(parameters.map((p) => p.name));
+  b.initializersAsInputs(inputs);
+  const initializers = new Set(forward.initializers.map((i) => i.name).filter((name) => !inputs.has(name)));
+  const layers = recompute === 'layers' ? { segments: layerSegments(forward.nodes), isInitializer: (name: string) => initializers.has(name) } : undefined;
+  const gradients = appendGradients(b, 'loss', parameters.map((p) => p.name), undefined, layers);
   for (const p of parameters) {
     const g = gradients.get(p.name)!;
     b.output(PADDED_EMBEDDINGS.includes(p.name) ? zeroRow(b, g, p, padIndex) : g, `grad.${p.name}`, p.shape);

@@ -21,7 +21,7 @@ import { GradientStep, type BatchTensors } from '../../train/gradient-step.js';
 import { estimateTrainingMemory, type MemoryEstimate } from '../../train/memory-model.js';
 import { AdamWRunner } from '../../train/optimizer/adamw-runner.js';
 import { FINE_TUNE_TASKS } from '../../train/tasks.js';
-import { buildTrainingGraph } from '../../train/training-graph.js';
+import { buildTrainingGraph, type RecomputeMode } from '../../train/training-graph.js';
 import type { TrainSubset } from '../../train/train-subsets.js';
 
 export interface ProbeOptions {
@@ -33,6 +33,8 @@ export interface ProbeOptions {
   memoryPattern: boolean;
   outputs: 'allocated' | 'allocated-gc' | 'into';
   threads?: number;
+  /** Activation recomputation in the training graph (default none). */
+  recompute?: RecomputeMode;
 }
 
 export interface ProbeStep {
@@ -73,7 +75,7 @@ export function vqaBatch(batch: number, textLength: number, imageSize: number, n
 async function main(o: ProbeOptions): Promise<void> {
   const print = (line: object) => process.stdout.write(`${JSON.stringify(line)}\n`);
   const baseline = rss();
-  const training = buildTrainingGraph(o.bundle, 'vqa', { train: o.train, dropout: 0 });
+  const training = buildTrainingGraph(o.bundle, 'vqa', { train: o.train, dropout: 0, recompute: o.recompute ?? 'none' });
   const layout = new FlatLayout(training.parameters, FINE_TUNE_TASKS.vqa.recipe);
   const params = layout.readFromBundle(o.bundle);
   const grads = new Float32Array(layout.total);
