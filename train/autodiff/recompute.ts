@@ -13,7 +13,7 @@ function castTarget(node: Node): ElemType {
 /**
  * Activation recomputation (checkpointing) per encoder / cross-modal layer: the backward pass of a
  * layer recomputes the layer's forward from its inputs instead of keeping its intermediates alive
- * from the forward pass (`--recompute layers`, docs/fine-tune.md "Memory"). Only the layers'
+ * from the forward pass (docs/fine-tune.md "Memory"). Only the layers'
  * boundaries stay alive between forward and backward.
  *
  * A layer is found by its weights: the forward nodes that lie between the layer's weight readers
