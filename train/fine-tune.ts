@@ -20,7 +20,8 @@ import type { Recipe } from './recipes.js';
 import { Rng } from './rng.js';
 import { writeTrainedBundle, type FineTuneProvenance } from './trained-bundle.js';
 import { FINE_TUNE_TASK_NAMES, FINE_TUNE_TASKS, type FineTuneTask } from './tasks.js';
-import { buildTrainingGraph } from './training-graph.js';
+import { buildTrainingGraph, RECOMPUTE_MODES, type RecomputeMode, type TrainingGraph } from './training-graph.js';
+import { availableMemoryBytes, estimateTrainingMemory, type StepShape } from './memory-model.js';
 import type { TrainSubset } from './train-subsets.js';
 import type { RuntimeOptions } from '../runtime/session.js';
 import { eventRecorder, LOG_FILE, type TrainEvent, type TrainEventBody } from './train-events.js';
@@ -63,6 +64,11 @@ export interface FineTuneOptions extends Partial<Recipe>, Pick<RuntimeOptions, '
   evalBatchSize?: number;
   /** Pre-training: the share of caption tokens picked for MLM (upstream's `mlm_prob`, 0.15). */
   mlmProbability?: number;
+  /**
+   * Activation recomputation per layer: 'auto' (default) turns it on, with a warning, when the
+   * modelled step peak (train/memory-model.ts) exceeds the memory available.
+   */
+  recompute?: RecomputeChoice;
   /** Each event as it is appended to train-log.jsonl. */
   onEvent?: (event: TrainEvent) => void;
   /**
@@ -116,8 +122,12 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
   };
   const mlmRate = options.mlmProbability !== undefined ? { mlmProbability: options.mlmProbability } : {};
 
-  const training = buildTrainingGraph(options.bundle, options.task, { train: subset, dropout: recipe.dropout });
-  const layout = new FlatLayout(training.parameters, recipe);
+  const plain = buildTrainingGraph(options.bundle, options.task, { train: subset, dropout: recipe.dropout });
+  const layout = new FlatLayout(plain.parameters, recipe);
+  const recompute = chooseRecompute(options.recompute ?? 'auto', plain, layout, { batch: microBatch, textLength: Math.min(UPSTREAM_TEXT_LENGTH, config.architecture.text.max_position_embeddings - 2), accumulation }, emit);
+  const training = recompute === 'layers' ? buildTrainingGraph(options.bundle, options.task, { train: subset, dropout: recipe.dropout, recompute }) : plain;
+  // Recomputed gradients differ in the last bits: a resumed run must make the same choice (absent = none, as older checkpoints).
+  if (recompute === 'layers') Object.assign(fingerprint, { recompute });
   const session = { ...(options.device ? { device: options.device } : {}), ...(options.threads ? { threads: options.threads } : {}) };
   const step = await GradientStep.open(training, session);
   const adamw = await AdamWRunner.open(layout, session);
@@ -343,6 +353,7 @@ function validate(options: FineTuneOptions, recipe: Recipe, microBatch: number):
     const withMlm = FINE_TUNE_TASK_NAMES.filter(masksCaptions).map((t) => `--task ${t}`).join(', ');
     throw new BridgeTowerError('E_USAGE', `--mlm-probability masks captions for ${withMlm}; ${options.task} has no MLM objective`);
   }
+  if (options.recompute !== undefined && !RECOMPUTE_CHOICES.includes(options.recompute)) throw new BridgeTowerError('E_USAGE', `--recompute must be one of ${RECOMPUTE_CHOICES.join(', ')}, got '${options.recompute}'`);
   if (options.clipGradNorm !== undefined && !(options.clipGradNorm > 0)) throw new BridgeTowerError('E_USAGE', `--clip-grad-norm must be positive, got ${options.clipGradNorm}`);
   if (microBatch > recipe.batchSize) throw new BridgeTowerError('E_USAGE', `--micro-batch-size ${microBatch} exceeds --batch-size ${recipe.batchSize}`);
 }
@@ -350,4 +361,23 @@ function validate(options: FineTuneOptions, recipe: Recipe, microBatch: number):
 /** Whether the task's objective reads masked captions (an `mlm_input_ids` batch input), so `--mlm-probability` applies. */
 function masksCaptions(task: FineTuneTask): boolean {
   return FINE_TUNE_TASKS[task].objective.extraInputs.some((input) => input.name === 'mlm_input_ids');
+}
+
+export const RECOMPUTE_CHOICES = ['auto', ...RECOMPUTE_MODES] as const;
+export type RecomputeChoice = (typeof RECOMPUTE_CHOICES)[number];
+/** Upstream's caption length (max_text_len 50): the text length the memory estimate assumes. */
+const UPSTREAM_TEXT_LENGTH = 50;
+
+/**
+ * 'auto': recompute the layers' activations when the modelled peak of a plain step exceeds the
+ * memory available now, and say so (a warning event); otherwise what was asked for.
+ */
+function chooseRecompute(choice: RecomputeChoice, plain: TrainingGraph, layout: FlatLayout, shape: StepShape, emit: (body: TrainEventBody) => void): RecomputeMode {
+  if (choice !== 'auto') return choice;
+  const estimate = estimateTrainingMemory(plain, layout, shape);
+  const available = availableMemoryBytes();
+  if (estimate.total <= available) return 'none';
+  const gb = (bytes: number) => `${(bytes / 1e9).toFixed(1)} GB`;
+  emit({ type: 'warning', message: `a training step needs about ${gb(estimate.total)} (parameters, moments and gradients ${gb(estimate.parameters + estimate.moments + estimate.gradients)}, activations ${gb(estimate.activations)} at micro-batch ${shape.batch}) and ${gb(available)} is available: recomputing each layer's activations in the backward pass (--recompute layers; --recompute none to turn it off, or lower --micro-batch-size)` });
+  return 'layers';
 }

@@ -60,6 +60,8 @@ export interface TrainingGraph {
   /** Whether the graph has the int64 `dropout_seed` input. */
   dropout: boolean;
   numLabels: number;
+  /** Whether the backward pass recomputes the layers' forward (TrainingGraphOptions.recompute). */
+  recompute?: RecomputeMode;
 }
 
 /** Graph outputs an objective reports beside the loss are named `report.<name>`. */
@@ -130,6 +132,7 @@ export function buildTrainingGraph(bundleDir: string, task: TrainingTask, option
     reports: Object.keys(reports),
     dropout: dropoutFeature !== undefined,
     numLabels,
+    recompute: options.recompute ?? 'none',
   };
 }
 
@@ -182,13 +185,17 @@ export type SessionChoice = Pick<RuntimeOptions, 'device' | 'threads' | 'warn' |
  * Opens an ONNX Runtime session on a training graph. External data must sit beside the model
  * file, so the serialized graph is written into `graphDir` for the time the session loads.
  */
-export async function openTrainingSession(training: { graph: Graph; graphDir: string }, options: SessionChoice = {}): Promise<ort.InferenceSession> {
+export async function openTrainingSession(training: { graph: Graph; graphDir: string; recompute?: RecomputeMode }, options: SessionChoice = {}): Promise<ort.InferenceSession> {
   const file = join(training.graphDir, `.train-${training.graph.name}-${process.pid}-${Date.now()}.onnx`);
   writeFileSync(file, serializeModel(training.graph, { 'bridgetower.graph': `${training.graph.name}.onnx` }));
   try {
     // Training graphs keep ONNX Runtime's default optimization level; memory-pattern planning is
     // off unless asked for (RuntimeOptions.memoryPattern: it makes step 2 need more than step 1).
-    const opened = await openSession(file, { ...options, optimization: 'all', memoryPattern: options.memoryPattern ?? false });
+    // A recomputing graph opens unoptimized: at any optimization level ONNX Runtime ran it with the
+    // forward's intermediates kept (small model, micro-batch 16: 1.0 GB peak either way; 0.77 GB
+    // unoptimized, docs/PERFORMANCE.md "Step memory"), for a reason not yet isolated.
+    const optimization = training.recompute === 'layers' ? 'disabled' : 'all';
+    const opened = await openSession(file, { ...options, optimization, memoryPattern: options.memoryPattern ?? false });
     if (opened.fallbackReason) reportCudaFallback(`training graph '${training.graph.name}'`, opened.fallbackReason, options.warn);
     return opened.session;
   } finally {
