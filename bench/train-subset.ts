@@ -8,7 +8,7 @@ import { GradientStep, type BatchTensors } from '../train/gradient-step.js';
 import type { AdamWEngineName } from '../train/optimizer/adamw-engines.js';
 import { AdamWRunner } from '../train/optimizer/adamw-runner.js';
 import { FINE_TUNE_TASKS } from '../train/tasks.js';
-import { buildTrainingGraph } from '../train/training-graph.js';
+import { buildTrainingGraph, type RecomputeMode } from '../train/training-graph.js';
 import type { TrainSubset } from '../train/train-subsets.js';
 import { timedWithContention } from './cpu-contention.js';
 
@@ -39,6 +39,8 @@ export interface SubsetOptions {
   memoryPattern: boolean;
   /** Let ONNX Runtime allocate every gradient output and add it into the flat buffer (before); else it writes them there (the trainer). */
   allocatedOutputs: boolean;
+  /** Activation recomputation in the training graph (fine-tune's --recompute layers). */
+  recompute: RecomputeMode;
   /** Collect garbage after every step, outside the timing (see bench/train.ts, `--gc`). */
   collectBetweenSteps: boolean;
   /** Dropout rate of the training graph (fine-tune's default 0.1; 0 to see what the masks cost). */
@@ -159,7 +161,7 @@ export async function measureSubset(options: SubsetOptions, report: (partial: Su
   };
 
   let started = performance.now();
-  const training = buildTrainingGraph(options.bundle, 'vqa', { train: subset, dropout: options.dropout });
+  const training = buildTrainingGraph(options.bundle, 'vqa', { train: subset, dropout: options.dropout, recompute: options.recompute });
   r.buildMs = since(started);
   const layout = new FlatLayout(training.parameters, FINE_TUNE_TASKS.vqa.recipe);
   Object.assign(r, { tensors: training.parameters.length, parameters: layout.total, groups: layout.groups.map((g) => g.size), graphNodes: training.graph.nodes.length });

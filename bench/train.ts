@@ -10,6 +10,7 @@
  *   npm run bench:train -- --adamw-engine ort --adamw-chunk 16   # the reference AdamW graph over 16 M values a run (default chunk 4.19 M)
  *   npm run bench:train -- --compare-adamw                # also time one update with the ONNX Runtime reference engine
  *   npm run bench:train -- --memory-pattern --allocated-outputs   # the training session as it was before (step-2 growth)
+ *   npm run bench:train -- --subsets all --batch 4 --recompute layers   # activation recomputation per layer
  *   npm run bench:train -- --batch 2 --gc                 # smaller micro-batch; collect garbage between steps
  *   npm run bench:train -- --subsets heads --batch 2 --dropout 0   # what the dropout masks cost
  *   npm run bench:train -- --json                         # the results as JSON instead of markdown
@@ -35,6 +36,7 @@ import { FINE_TUNE_TASKS } from '../train/tasks.js';
 import { readBundleConfig } from '../bundle/config.js';
 import { convertCheckpoint } from '../convert/convert-checkpoint.js';
 import { TRAIN_SUBSETS, type TrainSubset } from '../train/train-subsets.js';
+import { RECOMPUTE_MODES, type RecomputeMode } from '../train/training-graph.js';
 import { baseVqaArchitecture, writeBaseCheckpoint } from './base-checkpoint.js';
 import { vqaFlopsPerSample } from './model-flops.js';
 import { jsonReport, markdownReport, type Outcome, type RunContext } from './train-report.js';
@@ -60,6 +62,7 @@ const { values: args } = parseArgs({
     'compare-adamw': { type: 'boolean', default: false },
     'memory-pattern': { type: 'boolean', default: false },
     'allocated-outputs': { type: 'boolean', default: false },
+    recompute: { type: 'string', default: 'none' },
     'max-rss-gb': { type: 'string' },
     bundle: { type: 'string' },
     keep: { type: 'boolean', default: false },
@@ -89,7 +92,9 @@ const pcieGBps = positive('pcie-gbps', args['pcie-gbps'], false);
 const adamwChunkM = positive('adamw-chunk', args['adamw-chunk'], false);
 const adamwEngine = args['adamw-engine'] as AdamWEngineName;
 if (!ADAMW_ENGINE_NAMES.includes(adamwEngine)) throw new BridgeTowerError('E_USAGE', `--adamw-engine '${adamwEngine}' must be one of ${ADAMW_ENGINE_NAMES.join(', ')}`);
-const sessionFlags = [...(args['memory-pattern'] ? ['--memory-pattern'] : []), ...(args['allocated-outputs'] ? ['--allocated-outputs'] : []), ...(args['compare-adamw'] ? ['--compare-adamw'] : [])];
+const recompute = args.recompute as RecomputeMode;
+if (!RECOMPUTE_MODES.includes(recompute)) throw new BridgeTowerError('E_USAGE', `--recompute '${recompute}' must be one of ${RECOMPUTE_MODES.join(', ')}`);
+const sessionFlags = ['--recompute', recompute, ...(args['memory-pattern'] ? ['--memory-pattern'] : []), ...(args['allocated-outputs'] ? ['--allocated-outputs'] : []), ...(args['compare-adamw'] ? ['--compare-adamw'] : [])];
 const dropout = Number(args.dropout);
 if (!(dropout >= 0 && dropout < 1)) throw new BridgeTowerError('E_USAGE', `--dropout must be in [0, 1), got '${args.dropout}'`);
 const subsets = args.subsets.split(',').map((s) => s.trim()) as TrainSubset[];
@@ -157,7 +162,7 @@ function runChild(subset: TrainSubset, maxRssBytes: number): Promise<Outcome> {
 
 async function main(): Promise<void> {
   if (args.child) {
-    const options = { bundle: bundleDir, subset: args.child as TrainSubset, batch, textLength, warmup, steps, budgetS, adamwChunk: Math.round(adamwChunkM * 1e6), adamwEngine, compareAdamW: args['compare-adamw'] === true, memoryPattern: args['memory-pattern'] === true, allocatedOutputs: args['allocated-outputs'] === true, collectBetweenSteps: args.gc === true, dropout, ...(threads ? { threads } : {}) };
+    const options = { bundle: bundleDir, subset: args.child as TrainSubset, batch, textLength, warmup, steps, budgetS, adamwChunk: Math.round(adamwChunkM * 1e6), adamwEngine, compareAdamW: args['compare-adamw'] === true, memoryPattern: args['memory-pattern'] === true, allocatedOutputs: args['allocated-outputs'] === true, recompute, collectBetweenSteps: args.gc === true, dropout, ...(threads ? { threads } : {}) };
     await measureSubset(options, (partial) => process.stdout.write(`${JSON.stringify(partial)}\n`));
     return;
   }
