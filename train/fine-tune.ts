@@ -140,7 +140,8 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
       const latest = listCheckpoints(options.out).at(-1);
       if (!latest) throw new BridgeTowerError('E_RESUME', `--resume: '${options.out}' holds no complete checkpoint (${join(options.out, 'checkpoints')}): drop --resume to start a new run there (with --force if the folder is not empty)`);
       const loaded = loadCheckpoint(latest.dir, layout);
-      const differences = Object.keys(fingerprint).filter((k) => JSON.stringify((fingerprint as Record<string, unknown>)[k]) !== JSON.stringify(loaded.state.fingerprint[k]));
+      // Both sides' keys: a choice recorded only when it is not the default (recompute) still counts.
+      const differences = [...new Set([...Object.keys(fingerprint), ...Object.keys(loaded.state.fingerprint)])].filter((k) => JSON.stringify((fingerprint as Record<string, unknown>)[k]) !== JSON.stringify(loaded.state.fingerprint[k]));
       if (differences.length) throw new BridgeTowerError('E_RESUME', `--resume: ${latest.dir} was saved by a different run (${differences.map((k) => `${k}: ${JSON.stringify(loaded.state.fingerprint[k])} then, ${JSON.stringify((fingerprint as Record<string, unknown>)[k])} now`).join('; ')})`);
       const { evalPending, ...rest } = loaded.state;
       ({ params } = loaded);

@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { readBundleConfig } from '../../bundle/config.js';
 import { buildDemoBundle } from '../../convert/demo/demo-bundle.js';
+import type { BridgeTowerError } from '../../common/errors.js';
+import { fineTune, type TrainEvent } from '../../train/fine-tune.js';
 import { layerSegments } from '../../train/autodiff/recompute.js';
 import { FlatLayout } from '../../train/flat-parameters.js';
 import { GradientStep } from '../../train/gradient-step.js';
@@ -10,6 +12,7 @@ import { estimateTrainingMemory } from '../../train/memory-model.js';
 import { FINE_TUNE_TASKS } from '../../train/tasks.js';
 import { buildTrainingGraph } from '../../train/training-graph.js';
 import { l2Comparison } from '../helpers/parity.js';
+import { writeColorVqa } from '../helpers/synthetic-colors.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { vqaBatch } from '../helpers/training-memory-probe.js';
 
@@ -91,5 +94,20 @@ describe('activation recomputation per layer', () => {
     const after = estimateTrainingMemory(layered, layout, shape).activations;
     t.diagnostic(`modelled activation peak: ${(before / 1e6).toFixed(1)} MB plain, ${(after / 1e6).toFixed(1)} MB recomputed`);
     assert.ok(after < before, 'recomputation lowers the modelled activation peak');
+  });
+
+  it('fine-tune --recompute layers trains; resuming it with another choice is refused, naming recompute', async (t) => {
+    const root = tempDir(t);
+    const bundle = join(root, 'demo');
+    await buildDemoBundle(bundle);
+    const train = await writeColorVqa(join(root, 'data'), 'train', 8, 3);
+    const out = join(root, 'out');
+    const events: TrainEvent[] = [];
+    const run = { bundle, task: 'vqa' as const, train, out, batchSize: 4, microBatchSize: 4, epochs: 1, seed: 7, threads: 1 };
+    const result = await fineTune({ ...run, recompute: 'layers', onEvent: (e) => events.push(e) });
+    assert.equal(result.step, 2);
+    assert.ok(events.filter((e) => e.type === 'step').every((e) => e.type === 'step' && Number.isFinite(e.loss)));
+    await assert.rejects(fineTune({ ...run, recompute: 'none', resume: true }), (e: BridgeTowerError) => e.code === 'E_RESUME' && /recompute/.test(e.message));
+    await assert.rejects(fineTune({ ...run, out: join(root, 'other'), recompute: 'sometimes' as 'layers' }), (e: BridgeTowerError) => e.code === 'E_USAGE' && /--recompute/.test(e.message));
   });
 });
