@@ -58,6 +58,8 @@ const numel = (shape: readonly number[]) => shape.reduce((a, d) => a * d, 1);
  */
 const FOLD: Partial<Record<string, (inputs: (readonly number[] | undefined)[], shapes: (readonly Dim[] | undefined)[], node: Node) => readonly number[] | undefined>> = {
   Shape: (_, [x]) => (known(x) ? x : undefined),
+  Size: (_, [x]) => (known(x) ? [numel(x)] : undefined),
+  ReduceProd: ([x], _, node) => (x && node.inputs.length === 1 && node.attributes.keepdims?.type === 'int' && node.attributes.keepdims.value === 0 ? [x.reduce((a, d) => a * d, 1)] : undefined),
   Identity: ([x]) => x,
   Cast: ([x]) => x,
   Unsqueeze: ([x]) => x,
@@ -90,6 +92,7 @@ export function boundShapes(graph: Graph, bound: Record<string, number>): { shap
     shapes.set(init.name, init.dims);
     dtypes.set(init.name, init.dtype);
     if (init.dtype === 'int64' && init.data) constants.set(init.name, Array.from(new BigInt64Array(init.data.slice().buffer), Number));
+    if (init.dtype === 'int32' && init.data) constants.set(init.name, Array.from(new Int32Array(init.data.slice().buffer)));
   }
   for (const node of graph.nodes) {
     const inputShapes = node.inputs.map((name) => (name ? shapes.get(name) : undefined));
@@ -100,6 +103,9 @@ export function boundShapes(graph: Graph, bound: Record<string, number>): { shap
       constants.set(first, folded);
       if (!known(shapes.get(first))) shapes.set(first, node.op === 'NonZero' ? [1, folded.length] : node.op === 'Reshape' ? shapes.get(first) : [folded.length]);
     }
+    // Range (dropout's element index): its length once start, limit and delta are folded.
+    const [start, limit, delta] = inputConstants;
+    if (node.op === 'Range' && start?.length === 1 && limit?.length === 1 && delta?.length === 1) shapes.set(node.outputs[0]!, [Math.max(0, Math.ceil((limit[0]! - start[0]!) / delta[0]!))]);
     if (node.outputs.every((o) => !o || known(shapes.get(o)))) continue;
     let inferred: (readonly Dim[] | undefined)[] = [];
     try {
