@@ -6,7 +6,7 @@ import { SeededRandom } from '../helpers/seeded-random.js';
 
 /**
  * Every AdamW engine computes the graph of train/optimizer/adamw.ts bit for bit: the same random
- * parameters, gradients and moments — magnitudes from 1e-9 to 1e3, where the FMA emulation's
+ * parameters, gradients and moments — magnitudes from 1e-42 (float32 subnormals) to 1e3, where the FMA emulation's
  * error terms matter — give identical param, m and v, at sizes that leave partial vectors and
  * partial chunks, in a range that starts mid-buffer.
  */
@@ -14,7 +14,8 @@ import { SeededRandom } from '../helpers/seeded-random.js';
 function state(n: number, seed: number) {
   const random = new SeededRandom(seed);
   const next = () => random.next();
-  const value = () => (next() - 0.5) * 10 ** (next() * 12 - 9);
+  // Down to float32 subnormals (below 1.2e-38): neither engine may flush them to zero.
+  const value = () => (next() - 0.5) * 10 ** (next() * 45 - 42);
   const param = Float32Array.from({ length: n }, value);
   const grad = Float32Array.from({ length: n }, value);
   const m = Float32Array.from({ length: n }, value);
