@@ -40,7 +40,7 @@ const millions = (n: number) => `${(n / 1e6).toFixed(1)} M`;
 /** Median of each part over the timed steps (the total's median is its own, not the parts' sum). */
 export function medianStep(timings: StepTiming[]): StepTiming {
   const m = (k: keyof StepTiming) => median(timings.map((t) => t[k]));
-  return { totalMs: m('totalMs'), forwardBackwardMs: m('forwardBackwardMs'), accumulateMs: m('accumulateMs'), normMs: m('normMs'), adamwMs: m('adamwMs'), zeroMs: m('zeroMs'), loss: m('loss'), othersShare: Math.max(...timings.map((t) => t.othersShare)) };
+  return { totalMs: m('totalMs'), forwardBackwardMs: m('forwardBackwardMs'), accumulateMs: m('accumulateMs'), normMs: m('normMs'), adamwMs: m('adamwMs'), zeroMs: m('zeroMs'), loss: m('loss'), othersShare: Math.max(...timings.map((t) => t.othersShare)), peakRss: Math.max(...timings.map((t) => t.peakRss)) };
 }
 
 /** ≈ FLOPs of forward + backward: backward counted as 2 × the forward FLOPs of the differentiated part. */
@@ -105,13 +105,13 @@ export function markdownReport(outcomes: Outcome[], c: RunContext): string {
 
   lines.push(
     '',
-    `Setup, AdamW and memory (peak RSS from VmHWM of the child, Node + tsx baseline included; "steps" = during the warm-up and timed steps alone). "AdamW" = one AdamWRunner update of all trainable values, its graph run over chunks of ${millions(c.adamwChunk * 1e6)} elements:`,
+    `Setup, AdamW and memory (peak RSS from VmHWM of the child, Node + tsx baseline included; "per step" = VmHWM restarted at each step's start, warm-up first). "AdamW" = one AdamWRunner update of all trainable values with the steps' engine; "reference" = the same with the ONNX Runtime graph engine over chunks of ${millions(c.adamwChunk * 1e6)} elements (--compare-adamw):`,
     '',
-    '| --train | graph nodes | optimizer groups (elements) | graph build s | read parameters s | session open s | peak RSS after open GB | AdamW s | its peak RSS GB | peak RSS, steps GB |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
-    ...started.map(({ subset, r }) => `| ${subset} | ${r.graphNodes} | ${r.groups.map(millions).join(', ')} | ${sec(r.buildMs, 1)} | ${sec(r.readParamsMs, 1)} | ${sec(r.openMs, 1)} | ${gb(r.peakRssAfterOpen)} | ${sec(r.chunkedAdamwMs)} | ${gb(r.chunkedAdamwPeakRss)} | ${gb(r.peakRssSteps)} |`),
+    '| --train | graph nodes | optimizer groups (elements) | graph build s | read parameters s | session open s | peak RSS after open GB | AdamW engine | AdamW s | its peak RSS GB | reference AdamW s (peak RSS GB) | peak RSS per step GB |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    ...started.map(({ subset, r }) => `| ${subset} | ${r.graphNodes} | ${r.groups.map(millions).join(', ')} | ${sec(r.buildMs, 1)} | ${sec(r.readParamsMs, 1)} | ${sec(r.openMs, 1)} | ${gb(r.peakRssAfterOpen)} | ${r.adamwEngine ?? '–'} | ${sec(r.chunkedAdamwMs)} | ${gb(r.chunkedAdamwPeakRss)} | ${r.referenceAdamwMs === undefined ? '–' : `${sec(r.referenceAdamwMs)} (${gb(r.referenceAdamwPeakRss)})`} | ${[...r.warmup, ...r.steps].map((t) => gb(t.peakRss)).join(', ') || gb(r.peakRssSteps)} |`),
     '',
-    `Moving the trainable values on this CPU (measured): parameters are fed as views of the flat buffer (no copy); gradients come back as fresh ONNX Runtime outputs that a JavaScript loop adds into the flat buffer; AdamW's three outputs are copied back into the flat buffers. "memcpy" = Float32Array.set of all trainable values into a warm buffer; "Identity output" = one run of an Identity graph over them (fresh output + copy + hand-over to JavaScript); median of 3 each:`,
+    `Moving the trainable values on this CPU (measured): parameters are fed as views of the flat buffer (no copy); gradients are written by ONNX Runtime into the flat gradient buffer (preallocated outputs; with --allocated-outputs they come back as fresh outputs that a JavaScript loop adds in); the default AdamW engine updates the flat buffers in place. "memcpy" = Float32Array.set of all trainable values into a warm buffer; "Identity output" = one run of an Identity graph over them (fresh output + copy + hand-over to JavaScript); median of 3 each:`,
     '',
     '| --train | trainable MB | memcpy ms (GB/s) | Identity output ms (GB/s) | gradient accumulate ms | accumulate / step | (accumulate + 3 memcpy) / step |',
     '| --- | --- | --- | --- | --- | --- | --- |',

@@ -5,9 +5,10 @@ import { GraphBuilder } from '../models/ir/builder.js';
 import { serializeModel } from '../models/ir/serialize.js';
 import { addScaled, FlatLayout, l2Norm } from '../train/flat-parameters.js';
 import { GradientStep, type BatchTensors } from '../train/gradient-step.js';
+import type { AdamWEngineName } from '../train/optimizer/adamw-engines.js';
 import { AdamWRunner } from '../train/optimizer/adamw-runner.js';
 import { FINE_TUNE_TASKS } from '../train/tasks.js';
-import { buildTrainingGraph } from '../train/training-graph.js';
+import { buildTrainingGraph, type RecomputeMode } from '../train/training-graph.js';
 import type { TrainSubset } from '../train/train-subsets.js';
 import { timedWithContention } from './cpu-contention.js';
 
@@ -28,8 +29,18 @@ export interface SubsetOptions {
   steps: number;
   /** No further timed steps once this many seconds have gone into them (at least one runs). */
   budgetS: number;
-  /** Elements per AdamW graph run (AdamWRunner's `chunk`). */
+  /** Elements per AdamW graph run (the `ort` engine's `chunk`). */
   adamwChunk: number;
+  /** The AdamW engine of the steps (train/optimizer/adamw-engines.ts). */
+  adamwEngine: AdamWEngineName;
+  /** Also time one update with the ONNX Runtime reference engine (a probe, outside the steps). */
+  compareAdamW: boolean;
+  /** ONNX Runtime's memory-pattern planning in the training session (the trainer: off). */
+  memoryPattern: boolean;
+  /** Let ONNX Runtime allocate every gradient output and add it into the flat buffer (before); else it writes them there (the trainer). */
+  allocatedOutputs: boolean;
+  /** Activation recomputation in the training graph (fine-tune's --recompute layers). */
+  recompute: RecomputeMode;
   /** Collect garbage after every step, outside the timing (see bench/train.ts, `--gc`). */
   collectBetweenSteps: boolean;
   /** Dropout rate of the training graph (fine-tune's default 0.1; 0 to see what the masks cost). */
@@ -50,6 +61,8 @@ export interface StepTiming {
   loss: number;
   /** Share of the cores other processes used during the step. */
   othersShare: number;
+  /** Peak RSS during this step alone (VmHWM restarted at its start). */
+  peakRss: number;
 }
 
 export interface SubsetResult {
@@ -75,6 +88,10 @@ export interface SubsetResult {
   chunkedAdamwMs: number;
   chunkedAdamwPeakRss: number;
   adamwChunk: number;
+  adamwEngine: AdamWEngineName;
+  /** One update with the `ort` reference engine, when compared. */
+  referenceAdamwMs?: number;
+  referenceAdamwPeakRss?: number;
   warmup: StepTiming[];
   steps: StepTiming[];
   /** The parts of the step in progress (what a run stopped mid-step got through). */
@@ -123,6 +140,11 @@ function collectGarbage(): void {
 /** Collects garbage, then restarts VmHWM from the current RSS. */
 function resetPeak(): void {
   collectGarbage();
+  restartPeak();
+}
+
+/** Restarts VmHWM from the current RSS, leaving the heap as it is (what a step finds). */
+function restartPeak(): void {
   try {
     writeFileSync('/proc/self/clear_refs', '5');
   } catch {
@@ -132,14 +154,14 @@ function resetPeak(): void {
 
 export async function measureSubset(options: SubsetOptions, report: (partial: SubsetResult) => void): Promise<SubsetResult> {
   const { subset } = options;
-  const r = { subset, stage: 'start', warmup: [], steps: [], current: {}, adamwChunk: options.adamwChunk } as unknown as SubsetResult;
+  const r = { subset, stage: 'start', warmup: [], steps: [], current: {}, adamwChunk: options.adamwChunk, adamwEngine: options.adamwEngine } as unknown as SubsetResult;
   const done = (stage: string) => {
     r.stage = stage;
     report(r);
   };
 
   let started = performance.now();
-  const training = buildTrainingGraph(options.bundle, 'vqa', { train: subset, dropout: options.dropout });
+  const training = buildTrainingGraph(options.bundle, 'vqa', { train: subset, dropout: options.dropout, recompute: options.recompute });
   r.buildMs = since(started);
   const layout = new FlatLayout(training.parameters, FINE_TUNE_TASKS.vqa.recipe);
   Object.assign(r, { tensors: training.parameters.length, parameters: layout.total, groups: layout.groups.map((g) => g.size), graphNodes: training.graph.nodes.length });
@@ -150,10 +172,10 @@ export async function measureSubset(options: SubsetOptions, report: (partial: Su
   r.readParamsMs = since(started);
   const session = options.threads ? { threads: options.threads } : {};
   started = performance.now();
-  const step = await GradientStep.open(training, session);
+  const step = await GradientStep.open(training, { ...session, memoryPattern: options.memoryPattern });
   r.openMs = since(started);
   started = performance.now();
-  const optimizer = await AdamWRunner.open(layout, { ...session, chunk: options.adamwChunk });
+  const optimizer = await AdamWRunner.open(layout, { ...session, engine: options.adamwEngine, ...(options.adamwEngine === 'ort' ? { chunk: options.adamwChunk } : {}) });
   r.adamwOpenMs = since(started);
   r.peakRssAfterOpen = peakResidentBytes();
   log(`[${subset}] session open ${(r.openMs / 1000).toFixed(1)} s, optimizer session ${(r.adamwOpenMs / 1000).toFixed(1)} s, peak RSS so far ${(r.peakRssAfterOpen / 1e9).toFixed(2)} GB`);
@@ -171,6 +193,7 @@ export async function measureSubset(options: SubsetOptions, report: (partial: Su
   resetPeak();
 
   const oneStep = async (index: number): Promise<StepTiming> => {
+    restartPeak();
     const parts: Partial<StepTiming> = (r.current = {});
     const part = async (name: 'forwardBackwardMs' | 'accumulateMs' | 'normMs' | 'adamwMs' | 'zeroMs', work: () => unknown) => {
       const t = performance.now();
@@ -181,34 +204,35 @@ export async function measureSubset(options: SubsetOptions, report: (partial: Su
     const timed = await timedWithContention(async () => {
       let gradients: Map<string, Float32Array> | undefined;
       await part('forwardBackwardMs', async () => {
-        const out = await step.run(batch, params, layout, index);
+        const out = await step.run(batch, params, layout, index, options.allocatedOutputs ? undefined : grads);
         parts.loss = out.loss;
         gradients = out.gradients;
       });
+      // With the gradients written into the flat buffer there is nothing left to add.
       await part('accumulateMs', () => {
-        for (const slot of layout.slots) addScaled(grads, gradients!.get(slot.name)!, slot.offset, 1);
+        if (options.allocatedOutputs) for (const slot of layout.slots) addScaled(grads, gradients!.get(slot.name)!, slot.offset, 1);
       });
       gradients = undefined;
       await part('normMs', () => l2Norm(grads));
       await part('adamwMs', () => optimizer.step(params, grads, 1));
       await part('zeroMs', () => grads.fill(0));
     });
-    const timing = { ...(parts as StepTiming), totalMs: timed.ms, othersShare: timed.othersShare };
+    const timing = { ...(parts as StepTiming), totalMs: timed.ms, othersShare: timed.othersShare, peakRss: peakResidentBytes() };
     r.current = {};
     if (options.collectBetweenSteps) collectGarbage();
-    log(`[${subset}] step ${index + 1}: ${(timing.totalMs / 1000).toFixed(2)} s (forward+backward ${(timing.forwardBackwardMs / 1000).toFixed(2)}, accumulate ${(timing.accumulateMs / 1000).toFixed(2)}, AdamW ${(timing.adamwMs / 1000).toFixed(2)}; loss ${timing.loss.toFixed(1)}; others used ${Math.round(100 * timed.othersShare)} % of the cores; peak RSS ${(peakResidentBytes() / 1e9).toFixed(2)} GB)`);
+    log(`[${subset}] step ${index + 1}: ${(timing.totalMs / 1000).toFixed(2)} s (forward+backward ${(timing.forwardBackwardMs / 1000).toFixed(2)}, accumulate ${(timing.accumulateMs / 1000).toFixed(2)}, AdamW ${(timing.adamwMs / 1000).toFixed(2)}; loss ${timing.loss.toFixed(1)}; others used ${Math.round(100 * timed.othersShare)} % of the cores; step peak RSS ${(timing.peakRss / 1e9).toFixed(2)} GB)`);
     return timing;
   };
 
   for (let i = 0; i < options.warmup; i++) {
     r.warmup.push(await oneStep(i));
-    r.peakRssSteps = peakResidentBytes();
+    r.peakRssSteps = Math.max(...r.warmup.map((t) => t.peakRss));
     done(`warm-up ${i + 1}`);
   }
   const timedStarted = performance.now();
   while (r.steps.length < options.steps && (r.steps.length === 0 || since(timedStarted) < options.budgetS * 1000)) {
     r.steps.push(await oneStep(options.warmup + r.steps.length));
-    r.peakRssSteps = peakResidentBytes();
+    r.peakRssSteps = Math.max(...[...r.warmup, ...r.steps].map((t) => t.peakRss));
     done(`step ${options.warmup + r.steps.length}`);
   }
   await Promise.all([step.release(), optimizer.release()]);
@@ -252,4 +276,13 @@ async function probeCosts(r: SubsetResult, layout: FlatLayout, params: Float32Ar
   r.chunkedAdamwMs = since(t);
   r.chunkedAdamwPeakRss = peakResidentBytes();
   optimizer.restore(optimizer.m, optimizer.v, 0);
+  if (options.compareAdamW && options.adamwEngine !== 'ort') {
+    const reference = await AdamWRunner.open(layout, { ...(options.threads ? { threads: options.threads } : {}), engine: 'ort', chunk: options.adamwChunk });
+    resetPeak();
+    const started = performance.now();
+    await reference.step(params, scratch, 0);
+    r.referenceAdamwMs = since(started);
+    r.referenceAdamwPeakRss = peakResidentBytes();
+    await reference.release();
+  }
 }

@@ -7,7 +7,10 @@
  *
  *   npm run bench:train                                   # --train all, cross-modal, heads; 2 timed steps each
  *   npm run bench:train -- --subsets all,heads --steps 3
- *   npm run bench:train -- --adamw-chunk 16               # AdamW graph runs over 16 M values (default: the trainer's 4.19 M)
+ *   npm run bench:train -- --adamw-engine ort --adamw-chunk 16   # the reference AdamW graph over 16 M values a run (default chunk 4.19 M)
+ *   npm run bench:train -- --compare-adamw                # also time one update with the ONNX Runtime reference engine
+ *   npm run bench:train -- --memory-pattern --allocated-outputs   # the training session as it was before (step-2 growth)
+ *   npm run bench:train -- --subsets all --batch 4 --recompute layers   # activation recomputation per layer
  *   npm run bench:train -- --batch 2 --gc                 # smaller micro-batch; collect garbage between steps
  *   npm run bench:train -- --subsets heads --batch 2 --dropout 0   # what the dropout masks cost
  *   npm run bench:train -- --json                         # the results as JSON instead of markdown
@@ -28,11 +31,12 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { BridgeTowerError } from '../common/errors.js';
-import { ADAMW_CHUNK } from '../train/optimizer/adamw-runner.js';
+import { ADAMW_CHUNK, ADAMW_ENGINE_NAMES, DEFAULT_ADAMW_ENGINE, type AdamWEngineName } from '../train/optimizer/adamw-engines.js';
 import { FINE_TUNE_TASKS } from '../train/tasks.js';
 import { readBundleConfig } from '../bundle/config.js';
 import { convertCheckpoint } from '../convert/convert-checkpoint.js';
 import { TRAIN_SUBSETS, type TrainSubset } from '../train/train-subsets.js';
+import { RECOMPUTE_MODES, type RecomputeMode } from '../train/training-graph.js';
 import { baseVqaArchitecture, writeBaseCheckpoint } from './base-checkpoint.js';
 import { vqaFlopsPerSample } from './model-flops.js';
 import { jsonReport, markdownReport, type Outcome, type RunContext } from './train-report.js';
@@ -54,6 +58,11 @@ const { values: args } = parseArgs({
     threads: { type: 'string' },
     'pcie-gbps': { type: 'string', default: '25' },
     'adamw-chunk': { type: 'string', default: String(ADAMW_CHUNK / 1e6) },
+    'adamw-engine': { type: 'string', default: DEFAULT_ADAMW_ENGINE },
+    'compare-adamw': { type: 'boolean', default: false },
+    'memory-pattern': { type: 'boolean', default: false },
+    'allocated-outputs': { type: 'boolean', default: false },
+    recompute: { type: 'string', default: 'none' },
     'max-rss-gb': { type: 'string' },
     bundle: { type: 'string' },
     keep: { type: 'boolean', default: false },
@@ -81,6 +90,11 @@ const budgetS = positive('budget-s', args['budget-s']);
 const threads = args.threads === undefined ? undefined : positive('threads', args.threads);
 const pcieGBps = positive('pcie-gbps', args['pcie-gbps'], false);
 const adamwChunkM = positive('adamw-chunk', args['adamw-chunk'], false);
+const adamwEngine = args['adamw-engine'] as AdamWEngineName;
+if (!ADAMW_ENGINE_NAMES.includes(adamwEngine)) throw new BridgeTowerError('E_USAGE', `--adamw-engine '${adamwEngine}' must be one of ${ADAMW_ENGINE_NAMES.join(', ')}`);
+const recompute = args.recompute as RecomputeMode;
+if (!RECOMPUTE_MODES.includes(recompute)) throw new BridgeTowerError('E_USAGE', `--recompute '${recompute}' must be one of ${RECOMPUTE_MODES.join(', ')}`);
+const sessionFlags = ['--recompute', recompute, ...(args['memory-pattern'] ? ['--memory-pattern'] : []), ...(args['allocated-outputs'] ? ['--allocated-outputs'] : []), ...(args['compare-adamw'] ? ['--compare-adamw'] : [])];
 const dropout = Number(args.dropout);
 if (!(dropout >= 0 && dropout < 1)) throw new BridgeTowerError('E_USAGE', `--dropout must be in [0, 1), got '${args.dropout}'`);
 const subsets = args.subsets.split(',').map((s) => s.trim()) as TrainSubset[];
@@ -114,7 +128,7 @@ async function prepareBundle(): Promise<void> {
  * kernel's OOM killer choosing among the processes of a shared machine.
  */
 function runChild(subset: TrainSubset, maxRssBytes: number): Promise<Outcome> {
-  const childArgs = ['--child', subset, '--bundle', bundleDir, '--steps', String(steps), '--warmup', String(warmup), '--batch', String(batch), '--text-len', String(textLength), '--budget-s', String(budgetS), '--adamw-chunk', String(adamwChunkM), '--dropout', String(dropout), ...(args.gc ? ['--gc'] : []), ...(threads ? ['--threads', String(threads)] : [])];
+  const childArgs = ['--child', subset, '--bundle', bundleDir, '--steps', String(steps), '--warmup', String(warmup), '--batch', String(batch), '--text-len', String(textLength), '--budget-s', String(budgetS), '--adamw-chunk', String(adamwChunkM), '--adamw-engine', adamwEngine, ...sessionFlags, '--dropout', String(dropout), ...(args.gc ? ['--gc'] : []), ...(threads ? ['--threads', String(threads)] : [])];
   const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', fileURLToPath(import.meta.url), ...childArgs], { stdio: ['ignore', 'pipe', 'inherit'] });
   let last: SubsetResult | undefined;
   let pending = '';
@@ -148,7 +162,7 @@ function runChild(subset: TrainSubset, maxRssBytes: number): Promise<Outcome> {
 
 async function main(): Promise<void> {
   if (args.child) {
-    const options = { bundle: bundleDir, subset: args.child as TrainSubset, batch, textLength, warmup, steps, budgetS, adamwChunk: Math.round(adamwChunkM * 1e6), collectBetweenSteps: args.gc === true, dropout, ...(threads ? { threads } : {}) };
+    const options = { bundle: bundleDir, subset: args.child as TrainSubset, batch, textLength, warmup, steps, budgetS, adamwChunk: Math.round(adamwChunkM * 1e6), adamwEngine, compareAdamW: args['compare-adamw'] === true, memoryPattern: args['memory-pattern'] === true, allocatedOutputs: args['allocated-outputs'] === true, recompute, collectBetweenSteps: args.gc === true, dropout, ...(threads ? { threads } : {}) };
     await measureSubset(options, (partial) => process.stdout.write(`${JSON.stringify(partial)}\n`));
     return;
   }

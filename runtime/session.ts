@@ -31,6 +31,12 @@ export interface RuntimeOptions {
    * before variants existed. The library chooses it (library/precision.ts, 'auto' included).
    */
   precision?: GraphPrecision;
+  /**
+   * ONNX Runtime's memory-pattern planning (default on). Off for training sessions: with it on, the
+   * second run allocates one block for the planned pattern beside the arena chunks of the first,
+   * and a training step's peak grows by its activations (docs/fine-tune.md, "Memory").
+   */
+  memoryPattern?: boolean;
 }
 
 /** A session and the execution provider it ended up on. */
@@ -64,6 +70,7 @@ function sessionOptions(device: Device, options: RuntimeOptions): ort.InferenceS
     executionProviders: [device],
     graphOptimizationLevel: options.optimization ?? 'all',
     ...(options.threads ? { intraOpNumThreads: options.threads } : {}),
+    ...(options.memoryPattern === false ? { enableMemPattern: false } : {}),
   };
 }
 

@@ -20,7 +20,8 @@ import type { Recipe } from './recipes.js';
 import { Rng } from './rng.js';
 import { writeTrainedBundle, type FineTuneProvenance } from './trained-bundle.js';
 import { FINE_TUNE_TASK_NAMES, FINE_TUNE_TASKS, type FineTuneTask } from './tasks.js';
-import { buildTrainingGraph } from './training-graph.js';
+import { buildTrainingGraph, RECOMPUTE_MODES, type RecomputeMode, type TrainingGraph } from './training-graph.js';
+import { availableMemoryBytes, estimateTrainingMemory, type StepShape } from './memory-model.js';
 import type { TrainSubset } from './train-subsets.js';
 import type { RuntimeOptions } from '../runtime/session.js';
 import { eventRecorder, LOG_FILE, type TrainEvent, type TrainEventBody } from './train-events.js';
@@ -63,6 +64,11 @@ export interface FineTuneOptions extends Partial<Recipe>, Pick<RuntimeOptions, '
   evalBatchSize?: number;
   /** Pre-training: the share of caption tokens picked for MLM (upstream's `mlm_prob`, 0.15). */
   mlmProbability?: number;
+  /**
+   * Activation recomputation per layer: 'auto' (default) turns it on, with a warning, when the
+   * modelled step peak (train/memory-model.ts) exceeds the memory available.
+   */
+  recompute?: RecomputeChoice;
   /** Each event as it is appended to train-log.jsonl. */
   onEvent?: (event: TrainEvent) => void;
   /**
@@ -116,8 +122,12 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
   };
   const mlmRate = options.mlmProbability !== undefined ? { mlmProbability: options.mlmProbability } : {};
 
-  const training = buildTrainingGraph(options.bundle, options.task, { train: subset, dropout: recipe.dropout });
-  const layout = new FlatLayout(training.parameters, recipe);
+  const plain = buildTrainingGraph(options.bundle, options.task, { train: subset, dropout: recipe.dropout });
+  const layout = new FlatLayout(plain.parameters, recipe);
+  const recompute = chooseRecompute(options.recompute ?? 'auto', plain, layout, { batch: microBatch, textLength: Math.min(UPSTREAM_TEXT_LENGTH, config.architecture.text.max_position_embeddings - 2), accumulation }, emit);
+  const training = recompute === 'layers' ? buildTrainingGraph(options.bundle, options.task, { train: subset, dropout: recipe.dropout, recompute }) : plain;
+  // Recomputed gradients differ in the last bits: a resumed run must make the same choice (absent = none, as older checkpoints).
+  if (recompute === 'layers') Object.assign(fingerprint, { recompute });
   const session = { ...(options.device ? { device: options.device } : {}), ...(options.threads ? { threads: options.threads } : {}) };
   const step = await GradientStep.open(training, session);
   const adamw = await AdamWRunner.open(layout, session);
@@ -130,7 +140,8 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
       const latest = listCheckpoints(options.out).at(-1);
       if (!latest) throw new BridgeTowerError('E_RESUME', `--resume: '${options.out}' holds no complete checkpoint (${join(options.out, 'checkpoints')}): drop --resume to start a new run there (with --force if the folder is not empty)`);
       const loaded = loadCheckpoint(latest.dir, layout);
-      const differences = Object.keys(fingerprint).filter((k) => JSON.stringify((fingerprint as Record<string, unknown>)[k]) !== JSON.stringify(loaded.state.fingerprint[k]));
+      // Both sides' keys: a choice recorded only when it is not the default (recompute) still counts.
+      const differences = [...new Set([...Object.keys(fingerprint), ...Object.keys(loaded.state.fingerprint)])].filter((k) => JSON.stringify((fingerprint as Record<string, unknown>)[k]) !== JSON.stringify(loaded.state.fingerprint[k]));
       if (differences.length) throw new BridgeTowerError('E_RESUME', `--resume: ${latest.dir} was saved by a different run (${differences.map((k) => `${k}: ${JSON.stringify(loaded.state.fingerprint[k])} then, ${JSON.stringify((fingerprint as Record<string, unknown>)[k])} now`).join('; ')})`);
       const { evalPending, ...rest } = loaded.state;
       ({ params } = loaded);
@@ -186,6 +197,10 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
     if (pendingEval) await evaluate(pendingEval);
 
     const grads = new Float32Array(layout.total);
+    // One optimizer step per micro-batch: ONNX Runtime writes the gradients straight into `grads`
+    // (0 + g·1 is g, so nothing changes). Otherwise each micro-batch lands in one reused buffer and
+    // is added in scaled, in the order addScaled always used.
+    const micro = accumulation === 1 ? grads : new Float32Array(layout.total);
     let stepLoss = 0;
     // The objective's scalar loss terms (graph outputs `report.<name>`), summed as the loss is.
     const termNames = FINE_TUNE_TASKS[options.task].objective.reports ?? [];
@@ -204,11 +219,11 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
           // Read by pre-training only (masks, ITM labels, false images drawn from the training set).
           pretraining: { seed, epoch: state.epoch, indices, pool: train as Dataset<'pretrain'>, ...mlmRate },
         });
-        const micro = state.epoch * microPerEpoch + state.position;
-        const feeds = { ...batch.tensors, ...negativeNoise(training, batch.tensors, seed, micro) };
-        const out = await step.run(feeds, params, layout, Rng.derive(seed, 'dropout', micro).nextUint32() >>> 1);
+        const microIndex = state.epoch * microPerEpoch + state.position;
+        const feeds = { ...batch.tensors, ...negativeNoise(training, batch.tensors, seed, microIndex) };
+        const out = await step.run(feeds, params, layout, Rng.derive(seed, 'dropout', microIndex).nextUint32() >>> 1, micro);
         if (!Number.isFinite(out.loss)) diverged(options, emit, state, `the loss is ${out.loss}`, indices.map((i) => items[i]!));
-        for (const slot of layout.slots) addScaled(grads, out.gradients.get(slot.name)!, slot.offset, 1 / accumulation);
+        if (micro !== grads) addScaled(grads, micro, 0, 1 / accumulation);
         stepLoss += out.loss / accumulation;
         for (const name of termNames) stepTerms.set(name, stepTerms.get(name)! + (out.reports.get(name)!.data as Float32Array)[0]! / accumulation);
         stepSamples += batch.size;
@@ -345,6 +360,7 @@ function validate(options: FineTuneOptions, recipe: Recipe, microBatch: number):
     const withMlm = FINE_TUNE_TASK_NAMES.filter(masksCaptions).map((t) => `--task ${t}`).join(', ');
     throw new BridgeTowerError('E_USAGE', `--mlm-probability masks captions for ${withMlm}; ${options.task} has no MLM objective`);
   }
+  if (options.recompute !== undefined && !RECOMPUTE_CHOICES.includes(options.recompute)) throw new BridgeTowerError('E_USAGE', `--recompute must be one of ${RECOMPUTE_CHOICES.join(', ')}, got '${options.recompute}'`);
   if (options.clipGradNorm !== undefined && !(options.clipGradNorm > 0)) throw new BridgeTowerError('E_USAGE', `--clip-grad-norm must be positive, got ${options.clipGradNorm}`);
   if (microBatch > recipe.batchSize) throw new BridgeTowerError('E_USAGE', `--micro-batch-size ${microBatch} exceeds --batch-size ${recipe.batchSize}`);
 }
@@ -352,4 +368,23 @@ function validate(options: FineTuneOptions, recipe: Recipe, microBatch: number):
 /** Whether the task's objective reads masked captions (an `mlm_input_ids` batch input), so `--mlm-probability` applies. */
 function masksCaptions(task: FineTuneTask): boolean {
   return FINE_TUNE_TASKS[task].objective.extraInputs.some((input) => input.name === 'mlm_input_ids');
+}
+
+export const RECOMPUTE_CHOICES = ['auto', ...RECOMPUTE_MODES] as const;
+export type RecomputeChoice = (typeof RECOMPUTE_CHOICES)[number];
+/** Upstream's caption length (max_text_len 50): the text length the memory estimate assumes. */
+const UPSTREAM_TEXT_LENGTH = 50;
+
+/**
+ * 'auto': recompute the layers' activations when the modelled peak of a plain step exceeds the
+ * memory available now, and say so (a warning event); otherwise what was asked for.
+ */
+function chooseRecompute(choice: RecomputeChoice, plain: TrainingGraph, layout: FlatLayout, shape: StepShape, emit: (body: TrainEventBody) => void): RecomputeMode {
+  if (choice !== 'auto') return choice;
+  const estimate = estimateTrainingMemory(plain, layout, shape);
+  const available = availableMemoryBytes();
+  if (estimate.total <= available) return 'none';
+  const gb = (bytes: number) => `${(bytes / 1e9).toFixed(1)} GB`;
+  emit({ type: 'warning', message: `a training step needs about ${gb(estimate.total)} (parameters, moments and gradients ${gb(estimate.parameters + estimate.moments + estimate.gradients)}, activations ${gb(estimate.activations)} at micro-batch ${shape.batch}) and ${gb(available)} is available: recomputing each layer's activations in the backward pass (--recompute layers; --recompute none to turn it off, or lower --micro-batch-size)` });
+  return 'layers';
 }

@@ -51,8 +51,11 @@ const batchAliases = (task: string, name: string): readonly string[] => (name ==
 /**
  * One forward + backward of a training graph: feeds the batch, the dropout seed and the
  * trainable parameters (views into the flat buffer, read in place), returns loss, logits and
- * gradients. The copy of parameters in and gradients out is the price of Node's binding having
- * no device-resident tensors (docs/fine-tune.md, "Devices").
+ * gradients. Given a flat gradient buffer (`into`), ONNX Runtime writes every `grad.<name>` into
+ * its slot there (preallocated outputs): no output buffer per run, nothing for the garbage
+ * collector to free before the next step, no copy (docs/fine-tune.md, "Memory"). The copy of
+ * parameters in and gradients out on a GPU is the price of Node's binding having no
+ * device-resident tensors (docs/fine-tune.md, "Devices").
  */
 export class GradientStep {
   private constructor(
@@ -64,7 +67,7 @@ export class GradientStep {
     return new GradientStep(training, await openTrainingSession(training, options));
   }
 
-  async run(batch: BatchTensors, params: Float32Array, layout: FlatLayout, dropoutSeed = 0): Promise<StepOutputs> {
+  async run(batch: BatchTensors, params: Float32Array, layout: FlatLayout, dropoutSeed = 0, into?: Float32Array): Promise<StepOutputs> {
     const feeds: Record<string, ort.Tensor> = {};
     for (const input of this.training.batchInputs) {
       const tensor = batch[input.name] ?? batchAliases(this.training.task, input.name).map((n) => batch[n]).find((t) => t !== undefined);
@@ -74,14 +77,19 @@ export class GradientStep {
     }
     if (this.training.dropout) feeds.dropout_seed = new ort.Tensor('int64', BigInt64Array.from([BigInt(dropoutSeed)]), []);
     for (const p of this.training.parameters) feeds[p.name] = new ort.Tensor('float32', layout.view(params, p.name), p.shape);
+    let fetches: Record<string, ort.Tensor | null> | undefined;
+    if (into) {
+      fetches = Object.fromEntries(this.session.outputNames.map((name) => [name, null]));
+      for (const p of this.training.parameters) fetches[`grad.${p.name}`] = new ort.Tensor('float32', layout.view(into, p.name), p.shape);
+    }
     let results: ort.InferenceSession.OnnxValueMapType;
     try {
-      results = await this.session.run(feeds);
+      results = await (fetches ? this.session.run(feeds, fetches as ort.InferenceSession.FetchesType) : this.session.run(feeds));
     } catch (error) {
       throw new BridgeTowerError('E_USAGE', `the ${this.training.task} training graph rejected the batch: ${(error as Error).message}`);
     }
     const gradients = new Map<string, Float32Array>();
-    for (const p of this.training.parameters) gradients.set(p.name, results[`grad.${p.name}`]!.data as Float32Array);
+    for (const p of this.training.parameters) gradients.set(p.name, into ? layout.view(into, p.name) : (results[`grad.${p.name}`]!.data as Float32Array));
     const reports = new Map(this.training.reports.map((name) => [name, results[`${REPORT_PREFIX}${name}`]!]));
     return { loss: (results.loss!.data as Float32Array)[0]!, logits: results.logits!, gradients, reports };
   }

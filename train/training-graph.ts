@@ -11,6 +11,7 @@ import { openSession, reportCudaFallback, type RuntimeOptions } from '../runtime
 import { openSafetensors } from '../bundle/safetensors/read-safetensors.js';
 import { safetensorsWeightSource } from '../models/ir/weights.js';
 import { appendGradients, reachingLoss } from './autodiff/backward.js';
+import { layerSegments } from './autodiff/recompute.js';
 import { TASKS } from '../bundle/tasks.js';
 import { FINE_TUNE_TASKS, type FineTuneTask } from './tasks.js';
 import { isTrainable, type TrainSubset } from './train-subsets.js';
@@ -27,7 +28,15 @@ export interface TrainingGraphOptions {
    * bundle initializer. Pre-training's evaluation runs it, so dev batches score exactly what trains.
    */
   forwardOnly?: boolean;
+  /**
+   * 'layers': the backward pass recomputes each encoder / cross-modal layer's forward instead of
+   * keeping its intermediates (train/autodiff/recompute.ts); gradients are the same.
+   */
+  recompute?: RecomputeMode;
 }
+
+export const RECOMPUTE_MODES = ['none', 'layers'] as const;
+export type RecomputeMode = (typeof RECOMPUTE_MODES)[number];
 
 export interface TrainableParameter {
   name: string;
@@ -51,6 +60,8 @@ export interface TrainingGraph {
   /** Whether the graph has the int64 `dropout_seed` input. */
   dropout: boolean;
   numLabels: number;
+  /** Whether the backward pass recomputes the layers' forward (TrainingGraphOptions.recompute). */
+  recompute?: RecomputeMode;
 }
 
 /** Graph outputs an objective reports beside the loss are named `report.<name>`. */
@@ -110,7 +121,7 @@ export function buildTrainingGraph(bundleDir: string, task: TrainingTask, option
   const used = reachingLoss(forward, 'loss', selected.map((i) => i.name));
   const trainable = selected.filter((i) => used.has(i.name));
   const parameters = trainable.map((i) => ({ name: i.name, shape: [...i.dims], size: i.dims.reduce((a, d) => a * d, 1) }));
-  const graph = withGradients(forward, parameters, arch.text.pad_token_id);
+  const graph = withGradients(forward, parameters, arch.text.pad_token_id, options.recompute ?? 'none');
   return {
     graph,
     task,
@@ -121,6 +132,7 @@ export function buildTrainingGraph(bundleDir: string, task: TrainingTask, option
     reports: Object.keys(reports),
     dropout: dropoutFeature !== undefined,
     numLabels,
+    recompute: options.recompute ?? 'none',
   };
 }
 
@@ -144,10 +156,13 @@ function bundleFloatTensors(path: string): string[] {
  * order) and `grad.<name>` outputs after `loss` and `logits`. The padding row of the embedding
  * tables gets a zero gradient, as `nn.Embedding(padding_idx=…)` in PyTorch.
  */
-function withGradients(forward: Graph, parameters: readonly TrainableParameter[], padIndex: number): Graph {
+function withGradients(forward: Graph, parameters: readonly TrainableParameter[], padIndex: number, recompute: RecomputeMode): Graph {
   const b = GraphBuilder.extend(forward, { prefix: 'grad_' });
-  b.initializersAsInputs(new Set(parameters.map((p) => p.name)));
-  const gradients = appendGradients(b, 'loss', parameters.map((p) => p.name));
+  const inputs = new Set(parameters.map((p) => p.name));
+  b.initializersAsInputs(inputs);
+  const initializers = new Set(forward.initializers.map((i) => i.name).filter((name) => !inputs.has(name)));
+  const layers = recompute === 'layers' ? { segments: layerSegments(forward.nodes), isInitializer: (name: string) => initializers.has(name) } : undefined;
+  const gradients = appendGradients(b, 'loss', parameters.map((p) => p.name), undefined, layers);
   for (const p of parameters) {
     const g = gradients.get(p.name)!;
     b.output(PADDED_EMBEDDINGS.includes(p.name) ? zeroRow(b, g, p, padIndex) : g, `grad.${p.name}`, p.shape);
@@ -164,18 +179,23 @@ function zeroRow(b: GraphBuilder, g: Value, table: TrainableParameter, index: nu
 }
 
 /** Device and threads of a training session (`runtime/session.ts` holds the device policy). */
-export type SessionChoice = Pick<RuntimeOptions, 'device' | 'threads' | 'warn'>;
+export type SessionChoice = Pick<RuntimeOptions, 'device' | 'threads' | 'warn' | 'memoryPattern'>;
 
 /**
  * Opens an ONNX Runtime session on a training graph. External data must sit beside the model
  * file, so the serialized graph is written into `graphDir` for the time the session loads.
  */
-export async function openTrainingSession(training: { graph: Graph; graphDir: string }, options: SessionChoice = {}): Promise<ort.InferenceSession> {
+export async function openTrainingSession(training: { graph: Graph; graphDir: string; recompute?: RecomputeMode }, options: SessionChoice = {}): Promise<ort.InferenceSession> {
   const file = join(training.graphDir, `.train-${training.graph.name}-${process.pid}-${Date.now()}.onnx`);
   writeFileSync(file, serializeModel(training.graph, { 'bridgetower.graph': `${training.graph.name}.onnx` }));
   try {
-    // Training graphs keep ONNX Runtime's default optimization level.
-    const opened = await openSession(file, { ...options, optimization: 'all' });
+    // Training graphs keep ONNX Runtime's default optimization level; memory-pattern planning is
+    // off unless asked for (RuntimeOptions.memoryPattern: it makes step 2 need more than step 1).
+    // A recomputing graph opens unoptimized: at any optimization level ONNX Runtime ran it with the
+    // forward's intermediates kept (small model, micro-batch 16: 1.0 GB peak either way; 0.77 GB
+    // unoptimized, docs/PERFORMANCE.md "Step memory"), for a reason not yet isolated.
+    const optimization = training.recompute === 'layers' ? 'disabled' : 'all';
+    const opened = await openSession(file, { ...options, optimization, memoryPattern: options.memoryPattern ?? false });
     if (opened.fallbackReason) reportCudaFallback(`training graph '${training.graph.name}'`, opened.fallbackReason, options.warn);
     return opened.session;
   } finally {

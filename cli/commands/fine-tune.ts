@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { BridgeTowerError } from '../../common/errors.js';
 import { plural } from '../../common/plural.js';
-import { fineTune, type FineTuneOptions } from '../../train/fine-tune.js';
+import { fineTune, type FineTuneOptions, type RecomputeChoice } from '../../train/fine-tune.js';
 import { FINE_TUNE_TASK_NAMES, FINE_TUNE_TASKS, type FineTuneTask } from '../../train/tasks.js';
 import { TRAIN_SUBSETS, type TrainSubset } from '../../train/train-subsets.js';
 import type { Command } from '../run-command.js';
@@ -68,6 +68,9 @@ Options:
                                (default min(8, batch size))
   --max-steps N                stop after N optimizer steps (the schedule spans them)
   --clip-grad-norm X           clip the global gradient norm (off by default, like upstream)
+  --recompute auto|layers|none recompute each layer's activations in the backward pass (less
+                               memory); auto (default) does when the modelled step peak exceeds
+                               the memory available, with a warning
   --seed N                     shuffling, augmentation, dropout, negatives and pre-training's
                                masks and false images (default 0)
   --no-augment                 eval preprocessing for training images too
@@ -108,6 +111,7 @@ Examples:
     resume: { type: 'boolean' },
     'no-augment': { type: 'boolean' },
     device: { type: 'string' },
+    recompute: { type: 'string' },
     json: { type: 'boolean' },
     ...Object.fromEntries(NUMBERS.map(([flag]) => [flag, { type: 'string' as const }])),
   },
@@ -140,6 +144,7 @@ Examples:
       ...(values.force ? { force: true } : {}),
       ...(values.resume ? { resume: true } : {}),
       ...(values['no-augment'] ? { augment: false } : {}),
+      ...(values.recompute !== undefined ? { recompute: values.recompute as RecomputeChoice } : {}),
     };
     for (const [flag, key] of NUMBERS) {
       const raw = values[flag] as string | undefined;

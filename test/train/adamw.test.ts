@@ -9,6 +9,7 @@ import { GradientStep, batchFromRaw } from '../../train/gradient-step.js';
 import { AdamWRunner } from '../../train/optimizer/adamw-runner.js';
 import { groupOf, type OptimizerHyperParameters } from '../../train/optimizer/parameter-groups.js';
 import { buildTrainingGraph } from '../../train/training-graph.js';
+import { REPLAY_VARIANTS, replayStoredAdamWSteps } from '../helpers/adamw-replay.js';
 import { sharedFixture } from '../helpers/shared-fixtures.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
@@ -67,39 +68,14 @@ for (const task of ['vqa', 'snli'] as const) {
       assert.ok(count > 0);
     });
 
-    // The runner splits groups into chunks; a tiny chunk size must not change a bit.
-    for (const chunk of [undefined, 1000]) it(`replaying the stored gradients reproduces adamw_hf.step1 / step2 bit for bit${chunk ? ` (chunks of ${chunk})` : ''}`, async (t) => {
+    // Each engine, at its default chunk size and at one that splits tensors: not a bit may change.
+    for (const variant of REPLAY_VARIANTS) it(`replaying the stored gradients reproduces adamw_hf.step1 / step2 bit for bit (${variant.engine} engine${variant.chunk ? `, chunks of ${variant.chunk}` : ''})`, async (t) => {
       const f = fixtures(t, task);
       if (!f) return;
       assert.ok(f.parameters.length > 0);
-      const layout = new FlatLayout(f.parameters, HP);
-      const params = new Float32Array(layout.total);
-      for (const slot of layout.slots) params.set(f.get(`initial.${slot.name}`), slot.offset);
-      const adamw = await AdamWRunner.open(layout, chunk ? { chunk } : {});
-      t.after(() => adamw.release());
-      const failures: string[] = [];
-      let exact = 0;
-      for (const step of [1, 2]) {
-        const grads = new Float32Array(layout.total);
-        for (const slot of layout.slots) grads.set(f.get(`adamw_hf.grad_step${step}.${slot.name}`), slot.offset);
-        await adamw.step(params, grads, 1);
-        for (const slot of layout.slots) {
-          const ref = f.get(`adamw_hf.step${step}.${slot.name}`);
-          const got = layout.view(params, slot.name);
-          let bad = 0;
-          let maxAbs = 0;
-          for (let j = 0; j < ref.length; j++) {
-            if (!Object.is(got[j], ref[j])) {
-              bad++;
-              maxAbs = Math.max(maxAbs, Math.abs(got[j]! - ref[j]!));
-            }
-          }
-          if (bad === 0) exact++;
-          else failures.push(`step${step}.${slot.name}: ${bad}/${ref.length} elements differ (max abs ${maxAbs})`);
-        }
-      }
-      t.diagnostic(`${exact}/${layout.slots.length * 2} tensors bit-exact`);
-      assert.deepEqual(failures, []);
+      const replay = await replayStoredAdamWSteps(f.get, f.parameters, HP, variant);
+      t.diagnostic(`${replay.exactTensors}/${replay.tensors} tensors bit-exact`);
+      assert.deepEqual(replay.failures, []);
     });
 
     it('end to end (our gradients, our AdamW): every update step2 − initial within 1e-3 relative L2', async (t) => {

@@ -1,10 +1,17 @@
 import { BridgeTowerError } from '../../common/errors.js';
 import { GraphBuilder } from '../../models/ir/builder.js';
 import { isFloatType } from '../../models/ir/element-types.js';
-import type { Graph, Value } from '../../models/ir/graph.js';
+import type { Graph, Node, Value } from '../../models/ir/graph.js';
 import { OPS, type DifferentiableOp } from '../../models/ir/ops.js';
 import { AutodiffError } from './autodiff-error.js';
 import { GRADIENT_RULES, type GradientRules } from './gradient-rules.js';
+import { recomputeSegment } from './recompute.js';
+
+/** Layers whose forward the backward pass recomputes (train/autodiff/recompute.ts). */
+export interface Recompute {
+  segments: readonly (readonly Node[])[];
+  isInitializer: (name: string) => boolean;
+}
 
 /**
  * Reverse-mode autodiff over the graph IR: returns the graph extended with gradient nodes, whose
@@ -23,8 +30,9 @@ export function differentiate(graph: Graph, loss: string, wrt: readonly string[]
  * Appends to `b` the gradient of `loss` with respect to each value in `wrt` and returns them by
  * name (zeros where the loss does not depend on one). Only nodes on a path from some `wrt` to the
  * loss are differentiated; integer values stop the gradient. Fan-out gradients are summed with Add.
+ * With `recompute`, the rules of a segment's nodes read the segment's recomputed values.
  */
-export function appendGradients(b: GraphBuilder, loss: string, wrt: readonly string[], rules: GradientRules = GRADIENT_RULES): Map<string, Value> {
+export function appendGradients(b: GraphBuilder, loss: string, wrt: readonly string[], rules: GradientRules = GRADIENT_RULES, recompute?: Recompute): Map<string, Value> {
   const target = (name: string): Value => {
     const v = b.find(name);
     if (!v) throw new AutodiffError('E_GRADIENT_TARGET', `graph '${b.name}' has no value named '${name}'; pass the name of an input, initializer or node output`);
@@ -55,6 +63,10 @@ export function appendGradients(b: GraphBuilder, loss: string, wrt: readonly str
     return sum;
   };
 
+  const segmentOf = new Map<string, number>();
+  recompute?.segments.forEach((segment, i) => segment.forEach((node) => segmentOf.set(node.name, i)));
+  const recomputed = new Map<number, Map<string, Value>>();
+
   accumulate(loss, b.op('Expand', [b.scalar(1), b.op('Shape', [lossValue])]));
   for (const node of [...nodes].reverse()) {
     if (!node.outputs.some(differentiable) || !node.inputs.some(differentiable)) continue;
@@ -70,8 +82,12 @@ export function appendGradients(b: GraphBuilder, loss: string, wrt: readonly str
     }
     const rule = rules[node.op as DifferentiableOp];
     if (!rule) throw new BridgeTowerError('E_INTERNAL', `models/ir/ops.ts marks ${node.op} as having a gradient rule, but the gradient table has none`, { op: node.op });
-    const x = node.inputs.map((i) => (i === '' ? undefined : b.value(i)));
-    const grads = rule({ b, node, x, y: node.outputs.map((o) => b.value(o)), g });
+    const segment = segmentOf.get(node.name);
+    if (segment !== undefined && !recomputed.has(segment)) recomputed.set(segment, recomputeSegment(b, recompute!.segments[segment]!, g.find((v) => v !== undefined)!, recompute!.isInitializer));
+    const clones = segment === undefined ? undefined : recomputed.get(segment);
+    const read = (name: string) => clones?.get(name) ?? b.value(name);
+    const x = node.inputs.map((i) => (i === '' ? undefined : read(i)));
+    const grads = rule({ b, node, x, y: node.outputs.map(read), g });
     if (grads.length !== node.inputs.length) {
       // tinygrad's `assert len(lgrads) == len(t0.src)`: a rule answers for every input, in order.
       throw new BridgeTowerError('E_INTERNAL', `the ${node.op} gradient rule returned ${grads.length} gradients for node '${node.name}', which has ${node.inputs.length} inputs; a rule returns exactly one entry (or undefined) per input`, {

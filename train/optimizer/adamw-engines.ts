@@ -1,0 +1,76 @@
+import ort from 'onnxruntime-node';
+import { openSession, reportCudaFallback, type RuntimeOptions } from '../../runtime/session.js';
+import { serializeModel } from '../../models/ir/serialize.js';
+import { buildAdamWGraph } from './adamw.js';
+import { jsAdamW } from './adamw-js.js';
+import { WasmAdamW } from './adamw-wasm.js';
+
+/**
+ * The ways to run one AdamW update over a range of the flat buffers. Both compute the graph of
+ * train/optimizer/adamw.ts operation for operation, so they agree bit for bit
+ * (test/train/adamw-engines.test.ts); `ort` is the reference the graph defines, `wasm` the default
+ * because it runs at memory bandwidth (docs/PERFORMANCE.md, "AdamW update").
+ */
+export interface AdamWEngine {
+  /** Updates `[offset, offset + size)` of param, m and v in place from grad. */
+  update(param: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array, offset: number, size: number, stepSize: number, decayAlpha: number): Promise<void> | void;
+  release(): Promise<void>;
+}
+
+export type EngineOptions = Pick<RuntimeOptions, 'device' | 'threads' | 'warn'> & {
+  /** Elements per kernel call or graph run (each engine has its own default). */
+  chunk?: number;
+};
+
+/**
+ * Elements per run of the AdamW graph. ONNX Runtime keeps a few dozen intermediates of the run's
+ * size alive (the exact-FMA emulation), so one run over BASE's ~210 M-element backbone group would
+ * need tens of GB; 4 M elements bound it to a few hundred MB. The update is elementwise, so
+ * chunking changes nothing in the result.
+ */
+export const ADAMW_CHUNK = 1 << 22;
+
+export const ADAMW_ENGINES = {
+  wasm: {
+    description: 'WebAssembly SIMD kernel over an L2-sized scratch memory, one pass per element (default)',
+    open: async (options: EngineOptions): Promise<AdamWEngine> => {
+      const kernel = WasmAdamW.open(options.chunk ? { chunk: options.chunk } : {});
+      return { update: (...a) => kernel.update(...a), release: async () => {} };
+    },
+  },
+  js: {
+    description: 'a plain typed-array loop, one element at a time (Math.fround after every operation)',
+    open: async (): Promise<AdamWEngine> => ({ update: jsAdamW, release: async () => {} }),
+  },
+  ort: {
+    description: 'the AdamW ONNX graph run by ONNX Runtime in chunks (the reference; follows --device)',
+    open: async (options: EngineOptions): Promise<AdamWEngine> => {
+      const opened = await openSession(serializeModel(buildAdamWGraph()), options);
+      if (opened.fallbackReason) reportCudaFallback('the AdamW graph', opened.fallbackReason, options.warn);
+      const session = opened.session;
+      const chunk = options.chunk ?? ADAMW_CHUNK;
+      return {
+        async update(param, grad, m, v, offset, size, stepSize, decayAlpha) {
+          const scalars = {
+            step_size: new ort.Tensor('float32', Float32Array.of(stepSize), [1]),
+            decay_alpha: new ort.Tensor('float32', Float32Array.of(decayAlpha), [1]),
+          };
+          const end = offset + size;
+          for (let at = offset; at < end; at += chunk) {
+            const n = Math.min(chunk, end - at);
+            const slice = (buffer: Float32Array) => new ort.Tensor('float32', buffer.subarray(at, at + n), [n]);
+            const out = await session.run({ param: slice(param), grad: slice(grad), m: slice(m), v: slice(v), ...scalars });
+            param.set(out.param_out!.data as Float32Array, at);
+            m.set(out.m_out!.data as Float32Array, at);
+            v.set(out.v_out!.data as Float32Array, at);
+          }
+        },
+        release: () => session.release(),
+      };
+    },
+  },
+} as const satisfies Record<string, { description: string; open: (options: EngineOptions) => Promise<AdamWEngine> }>;
+
+export type AdamWEngineName = keyof typeof ADAMW_ENGINES;
+export const DEFAULT_ADAMW_ENGINE: AdamWEngineName = 'wasm';
+export const ADAMW_ENGINE_NAMES = Object.keys(ADAMW_ENGINES) as AdamWEngineName[];
