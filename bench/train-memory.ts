@@ -9,16 +9,15 @@
  *   node --import tsx bench/train-memory.ts --models small --batch 8 --steps 4
  *   node --import tsx bench/train-memory.ts --bundle bench/out/train/bundle-384 --batch 2 --configs before,after --text-len 50
  */
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { BridgeTowerError } from '../common/errors.js';
 import { buildDemoBundle } from '../convert/demo/demo-bundle.js';
 import { buildScaledBundle, SMALL_SCALE } from '../test/helpers/scaled-bundle.js';
-import type { ProbeOptions, ProbeSetup, ProbeStep } from '../test/helpers/training-memory-probe.js';
+import { runMemoryProbe } from '../test/helpers/memory-probe-runner.js';
+import type { ProbeOptions } from '../test/helpers/training-memory-probe.js';
 import type { TrainSubset } from '../train/train-subsets.js';
 
 /** One row per configuration: which causes are on. `after` is what fine-tune does now. */
@@ -51,20 +50,7 @@ const { values: args } = parseArgs({
 const configs = args.configs.split(',');
 const unknown = configs.find((c) => !CONFIGS[c]);
 if (unknown) throw new BridgeTowerError('E_USAGE', `--configs: '${unknown}' is none of ${Object.keys(CONFIGS).join(', ')}`);
-const PROBE = fileURLToPath(new URL('../test/helpers/training-memory-probe.ts', import.meta.url));
 
-function probe(options: ProbeOptions): Promise<{ setup: ProbeSetup; steps: ProbeStep[] }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', PROBE, JSON.stringify(options)], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-    child.on('close', (code) => {
-      if (code !== 0) return reject(new Error(`the probe exited with ${code}`));
-      const lines = out.trim().split('\n').map((l) => JSON.parse(l) as { setup?: ProbeSetup } & ProbeStep);
-      resolve({ setup: lines[0]!.setup!, steps: lines.slice(1) });
-    });
-  });
-}
 
 const mb = (bytes: number) => `${(bytes / 1e6).toFixed(0)}`;
 
@@ -90,7 +76,7 @@ async function main(): Promise<void> {
     for (const config of configs) {
       const c = CONFIGS[config]!;
       const options: ProbeOptions = { bundle, batch: Number(args.batch), textLength: Number(args['text-len']), steps: Number(args.steps), train: args.train as TrainSubset, memoryPattern: c.memoryPattern, outputs: c.outputs, ...(args.threads ? { threads: Number(args.threads) } : {}) };
-      const { setup, steps } = await probe(options);
+      const { setup, steps } = await runMemoryProbe(options);
       const e = setup.estimate;
       const modelled = e.moments + e.gradients + e.activations;
       const peak = Math.max(...steps.map((s) => s.peak));

@@ -1,12 +1,6 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { BridgeTowerArchitecture } from '../../bundle/architecture.js';
-import { writeSafetensors } from '../../bundle/safetensors/write-safetensors.js';
-import { buildByteLevelDemoTokenizer } from '../../bundle/tokenizer-json.js';
-import { convertCheckpoint } from '../../convert/convert-checkpoint.js';
 import { demoArchitecture, DEMO_VQA_LABELS } from '../../convert/demo/demo-architecture.js';
-import { randomStateDict } from '../../convert/demo/random-weights.js';
+import { convertRandomBundle } from './random-bundle.js';
 
 /**
  * The demo architecture scaled up (width, depth, image size) with only the VQA head: a "small"
@@ -34,19 +28,6 @@ export function scaledArchitecture(s: Scale): BridgeTowerArchitecture {
 }
 
 export async function buildScaledBundle(out: string, scale: Scale, seed = 0): Promise<void> {
-  const arch = scaledArchitecture(scale);
-  const work = mkdtempSync(join(tmpdir(), 'bridgetower-scaled-'));
-  try {
-    const checkpoint = join(work, 'weights.safetensors');
-    const weights = randomStateDict(arch, seed);
-    writeSafetensors(checkpoint, [...weights].map(([name, { shape, values }]) => ({ name, dtype: 'float32' as const, shape, data: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) })));
-    const labels = join(work, 'labels.json');
-    writeFileSync(labels, JSON.stringify(DEMO_VQA_LABELS));
-    const tokenizer = join(work, 'tokenizer.json');
-    writeFileSync(tokenizer, JSON.stringify(buildByteLevelDemoTokenizer()));
-    const textConfig = { num_attention_heads: arch.text.num_heads, layer_norm_eps: arch.text.layer_norm_eps, source: 'a scaled demo architecture' };
-    await convertCheckpoint({ checkpoint, out, tokenizer, labels, textConfig, name: `scaled demo (${scale.hidden} wide, ${scale.layers} layers, ${scale.imageSize} px)`, force: true });
-  } finally {
-    rmSync(work, { recursive: true, force: true });
-  }
+  const name = `scaled demo (${scale.hidden} wide, ${scale.layers} layers, ${scale.imageSize} px)`;
+  await convertRandomBundle(out, scaledArchitecture(scale), seed, { name, force: true });
 }

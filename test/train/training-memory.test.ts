@@ -1,13 +1,11 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { GraphBuilder } from '../../models/ir/builder.js';
 import { activationPeak } from '../../train/memory-model.js';
 import { buildScaledBundle, type Scale } from '../helpers/scaled-bundle.js';
-import type { ProbeOptions, ProbeSetup, ProbeStep } from '../helpers/training-memory-probe.js';
+import { runMemoryProbe } from '../helpers/memory-probe-runner.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 /**
@@ -26,20 +24,7 @@ const SCALE: Scale = { hidden: 128, layers: 2, crossLayers: 1, imageSize: 96, he
  */
 const ALLOWANCE = 1.6;
 const STEP2_GROWTH = 0.05;
-const PROBE = fileURLToPath(new URL('../helpers/training-memory-probe.ts', import.meta.url));
 
-function probe(options: ProbeOptions): Promise<{ setup: ProbeSetup; steps: ProbeStep[] }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', PROBE, JSON.stringify(options)], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-    child.on('close', (code) => {
-      if (code !== 0) return reject(new Error(`the memory probe exited with ${code}`));
-      const lines = out.trim().split('\n').map((l) => JSON.parse(l) as { setup?: ProbeSetup } & ProbeStep);
-      resolve({ setup: lines[0]!.setup!, steps: lines.slice(1) });
-    });
-  });
-}
 
 describe('peak-memory model', () => {
   it('counts the live intermediates of a graph by liveness, with the batch dim bound', () => {
@@ -58,7 +43,7 @@ describe('peak-memory model', () => {
   it('holds a small model\'s training step: peak within the modelled bound, step 2 within 5 % of step 1', { skip: !existsSync('/proc/self/clear_refs') && 'needs Linux /proc/self/clear_refs' }, async (t) => {
     const bundle = join(tempDir(t), 'small');
     await buildScaledBundle(bundle, SCALE);
-    const { setup, steps } = await probe({ bundle, batch: 4, textLength: 40, steps: 2, train: 'all', memoryPattern: false, outputs: 'into', threads: 2 });
+    const { setup, steps } = await runMemoryProbe({ bundle, batch: 4, textLength: 40, steps: 2, train: 'all', memoryPattern: false, outputs: 'into', threads: 2 });
     const e = setup.estimate;
     assert.equal(e.unsizedValues, 0, 'every intermediate of the training graph is sized');
     assert.equal(e.moments, 2 * e.parameters);
