@@ -5,6 +5,7 @@ import { syntheticExamples } from '../../library/synthetic-examples.js';
 import { compareVariants, type ComparisonExample, type ComparisonReport } from '../../library/variant-comparison.js';
 import { itemProgress } from '../progress.js';
 import type { Command } from '../run-command.js';
+import { formatBytes } from '../../common/format-bytes.js';
 
 const DEFAULT_SYNTHETIC = 16;
 
@@ -83,14 +84,6 @@ export function formatReport(report: ComparisonReport, source: string): string {
     for (const row of [header, ...rows]) lines.push(`  ${row.map((cell, c) => (c < 2 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ')}`);
   }
   return `${lines.join('\n')}\n`;
-}
-
-/** As `inspect` prints sizes (a shared helper is for when both files can change together). */
-function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`;
-  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
-  return `${(n / 1024 ** 3).toFixed(2)} GiB`;
 }
 
 function percent(share: number): string {

@@ -2,6 +2,7 @@ import { BridgeTowerError } from '../../common/errors.js';
 import { inspectCheckpoint, type InspectReport } from '../../convert/inspect.js';
 import type { BundleSummary } from '../../bundle/bundle-summary.js';
 import type { Command } from '../run-command.js';
+import { formatBytes } from '../../common/format-bytes.js';
 
 export const inspectCommand: Command = {
   summary: 'print the architecture, heads, tensor and parameter counts of a checkpoint or bundle',
@@ -97,9 +98,3 @@ function formatBundle(b: BundleSummary): string[] {
   return lines;
 }
 
-function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`;
-  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
-  return `${(n / 1024 ** 3).toFixed(2)} GiB`;
-}
