@@ -56,13 +56,24 @@ type Rows = Float32Array[];
 /** What a task's run hands back: its rows, given the head logits the stages recorded. */
 interface TaskOutput {
   output: string;
-  run(pipeline: TaskPipeline<LoadedImage>, images: readonly LoadedImage[], texts: readonly string[], headLogits: (task: TaskName) => Rows): Promise<Rows>;
+  /** `headLogits` / `tokenLogits`: what the task's head / token head returned, in call order. */
+  run(pipeline: TaskPipeline<LoadedImage>, images: readonly LoadedImage[], texts: readonly string[], headLogits: (task: TaskName) => Rows, tokenLogits: (task: TaskName) => Rows): Promise<Rows>;
+}
+
+/**
+ * A text with its middle word replaced by `<mask>` (one mask per text, so a fill-mask row is one
+ * vocabulary's logits); a one-word text becomes `<mask>` alone.
+ */
+export function maskMiddleWord(text: string): string {
+  const words = text.trim().split(/\s+/);
+  words[Math.floor(words.length / 2)] = '<mask>';
+  return words.join(' ');
 }
 
 /**
  * The output compared per task: the head's logits (what every answer is decoded from), and for ITC
  * the text → image similarity matrix (what retrieval ranks by). NLVR2 pairs each image with the
- * next. MLM is not compared (its rows are per `<mask>`, which these inputs do not have).
+ * next. MLM: each text with its middle word masked, the vocabulary logits at that `<mask>`.
  */
 const TASK_OUTPUTS: Partial<Record<TaskName, TaskOutput>> = {
   vqa: { output: 'logits', run: async (p, images, texts, logits) => (await p.vqa(images.map((image, i) => ({ image, question: texts[i]! })), 1, {}), logits('vqa')) },
@@ -72,6 +83,10 @@ const TASK_OUTPUTS: Partial<Record<TaskName, TaskOutput>> = {
     run: async (p, images, texts, logits) => (await p.nlvr2(images.map((left, i) => ({ left, right: images[(i + 1) % images.length]!, statement: texts[i]! })), {}), logits('nlvr2')),
   },
   itm: { output: 'logits', run: async (p, images, texts, logits) => (await p.itm(images.map((image, i) => ({ image, text: texts[i]! })), {}), logits('itm')) },
+  mlm: {
+    output: 'vocabulary logits at a <mask>',
+    run: async (p, images, texts, _head, tokens) => (await p.fillMask(images.map((image, i) => ({ image, text: maskMiddleWord(texts[i]!) })), 1, {}), tokens('mlm')),
+  },
   itc: {
     output: 'text→image similarity',
     async run(p, images, texts) {
@@ -112,11 +127,11 @@ export async function compareVariants(bundleDir: string, examples: readonly Comp
     const graphs = graphSet(bundleDir, precision);
     const runner = await GraphRunner.open(bundleDir, model.graphs, { device: options.device ?? 'cpu', graphs, ...(options.threads ? { threads: options.threads } : {}) });
     try {
-      const { stages, headLogits } = recordingStages(directStages(runner, model, options.batchSize ?? 8));
+      const { stages, headLogits, tokenLogits } = recordingStages(directStages(runner, model, options.batchSize ?? 8));
       const pipeline = new TaskPipeline(model, stages);
       const rows = new Map<TaskName, Rows>();
       for (const task of tasks) {
-        rows.set(task, await TASK_OUTPUTS[task]!.run(pipeline, images, texts, headLogits));
+        rows.set(task, await TASK_OUTPUTS[task]!.run(pipeline, images, texts, headLogits, tokenLogits));
         options.onProgress?.(++done, total, `${precision} ${task}`);
       }
       outputs.set(precision, { rows, ...(graphs.int8Weights ? { int8Weights: graphs.int8Weights } : {}) });
@@ -145,17 +160,25 @@ export async function compareVariants(bundleDir: string, examples: readonly Comp
 }
 
 /** The stages, with each head's logits kept in call order per task (the pipeline decodes them; the comparison wants them raw). */
-function recordingStages(stages: ModelStages<LoadedImage>): { stages: ModelStages<LoadedImage>; headLogits: (task: TaskName) => Rows } {
-  const recorded = new Map<TaskName, Rows>();
+function recordingStages(stages: ModelStages<LoadedImage>): { stages: ModelStages<LoadedImage>; headLogits: (task: TaskName) => Rows; tokenLogits: (task: TaskName) => Rows } {
+  const heads = new Map<TaskName, Rows>();
+  const tokens = new Map<TaskName, Rows>();
+  const keep = (into: Map<TaskName, Rows>, task: TaskName, logits: Rows) => into.set(task, [...(into.get(task) ?? []), ...logits]);
   return {
     stages: {
       ...stages,
       async head(task, items, ctx) {
         const logits = await stages.head(task, items, ctx);
-        recorded.set(task, [...(recorded.get(task) ?? []), ...logits]);
+        keep(heads, task, logits);
+        return logits;
+      },
+      async tokenHead(task, items, ctx) {
+        const logits = await stages.tokenHead(task, items, ctx);
+        keep(tokens, task, logits);
         return logits;
       },
     },
-    headLogits: (task) => recorded.get(task) ?? [],
+    headLogits: (task) => heads.get(task) ?? [],
+    tokenLogits: (task) => tokens.get(task) ?? [],
   };
 }

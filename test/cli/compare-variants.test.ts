@@ -3,9 +3,12 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
+import { readBundleConfig } from '../../bundle/config.js';
 import { DEMO_VQA_LABELS } from '../../convert/demo/demo-architecture.js';
+import { buildDemoBundle } from '../../convert/demo/demo-bundle.js';
 import { BridgeTower } from '../../library/index.js';
 import { syntheticExamples } from '../../library/synthetic-examples.js';
+import { maskMiddleWord } from '../../library/variant-comparison.js';
 import { runCli } from '../helpers/run-cli.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { buildVariantBundle, BUILDABLE_PRECISIONS, type BuildablePrecision } from '../helpers/variant-bundle.js';
@@ -45,6 +48,25 @@ async function vqaLogits(precision: BuildablePrecision, count: number): Promise<
 }
 
 describe('bridgetower compare-variants', () => {
+  it('masks the middle word of each text for the MLM comparison', () => {
+    assert.equal(maskMiddleWord('a cat on a sofa'), 'a cat <mask> a sofa');
+    assert.equal(maskMiddleWord('two dogs'), 'two <mask>');
+    assert.equal(maskMiddleWord('  cats  '), '<mask>');
+  });
+
+  it("compares a pre-trained bundle's MLM head: one vocabulary row per example, int8 within its bound", async () => {
+    const pretrained = join(root, 'pretrained');
+    await buildDemoBundle(pretrained, { mlm: true });
+    const run = runCli(['compare-variants', pretrained, '--synthetic', '3', '--json']);
+    assert.equal(run.code, 0, run.stderr);
+    const int8 = (JSON.parse(run.stdout) as Report).variants.find((v) => v.precision === 'int8');
+    const mlm = int8?.tasks.find((t) => t.task === 'mlm');
+    assert.ok(mlm, `tasks compared: ${int8?.tasks.map((t) => t.task).join(', ')}`);
+    assert.equal(mlm.rows, 3);
+    assert.equal(mlm.width, readBundleConfig(pretrained).architecture.heads.mlm!.vocab_size);
+    assert.ok(mlm.relativeL2 > 0 && mlm.relativeL2 < RELATIVE_L2_BOUND.int8, `int8 mlm relative L2 ${mlm.relativeL2}`);
+  });
+
   it(`on the ${BUILDABLE_PRECISIONS.join(' + ')} bundle, reports each variant against fp32 per task; the VQA figures match an independent computation`, async () => {
     const run = runCli(['compare-variants', bundle, '--synthetic', '4', '--json']);
     assert.equal(run.code, 0, run.stderr);
