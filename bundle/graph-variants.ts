@@ -33,6 +33,14 @@ export function availablePrecisions(config: Pick<BundleConfig, 'graphs' | 'weigh
   return Object.keys(graphVariants(config)) as GraphPrecision[];
 }
 
+/**
+ * The `--variants` list that keeps what a bundle has and adds `wanted` (what the messages refusing
+ * a missing precision tell the user to convert with): e.g. `fp32,fp16,int8`.
+ */
+export function variantsAdding(has: readonly GraphPrecision[], wanted: GraphPrecision): string {
+  return [...new Set([...has, wanted])].join(',');
+}
+
 /** What `convert` writes without `--variants`: the weights' own precision, and int8 for CPUs. */
 export function defaultVariants(weights: GraphPrecision): GraphPrecision[] {
   return GRAPH_PRECISIONS.filter((p) => p === weights || p === 'int8');

@@ -1,6 +1,6 @@
 import { BridgeTowerError } from '../common/errors.js';
 import type { BundleConfig, GraphPrecision } from '../bundle/config.js';
-import { availablePrecisions } from '../bundle/graph-variants.js';
+import { availablePrecisions, variantsAdding } from '../bundle/graph-variants.js';
 import { graphSet, type GraphSet } from '../runtime/graph-set.js';
 import type { Device } from '../runtime/session.js';
 
@@ -11,7 +11,8 @@ export const PRECISIONS: readonly Precision[] = ['fp32', 'int8', 'fp16', 'auto']
 
 /**
  * What 'auto' prefers on each device, best first; the first the bundle has is used. On the CPU,
- * int8 (ONNX Runtime's integer MatMuls: about 0.4× the fp32 time, a third of the weight bytes),
+ * int8 (ONNX Runtime's integer MatMuls: 0.52–0.69× the fp32 time on BASE, a third of the weight
+ * bytes: docs/PERFORMANCE.md),
  * then fp32; fp16 last, since ONNX Runtime's CPU kernels mostly lack fp16 and cast around them.
  * On CUDA, fp16 (tensor cores, half the bytes), then fp32; int8 last, since the integer MatMul
  * kernels are CPU kernels and a CUDA session would run them on the CPU, copying between.
@@ -31,7 +32,7 @@ export interface ResolvedPrecision {
 
 /** How to add the variants a bundle lacks. */
 function howToAdd(has: readonly GraphPrecision[], wanted: GraphPrecision): string {
-  return `convert the checkpoint again with --variants ${[...new Set([...has, wanted])].join(',')}`;
+  return `convert the checkpoint again with --variants ${variantsAdding(has, wanted)}`;
 }
 
 /**

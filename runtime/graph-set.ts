@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { BridgeTowerError } from '../common/errors.js';
 import { BUNDLE_FILES, readBundleConfig, type GraphPrecision } from '../bundle/config.js';
-import { availablePrecisions, graphVariants } from '../bundle/graph-variants.js';
+import { availablePrecisions, graphVariants, variantsAdding } from '../bundle/graph-variants.js';
 import { chooseInt8Weights, type Int8Weights } from './cpu-int8.js';
 
 /** The graph files a runner opens: one precision variant of a bundle (or, with none asked, `onnx/`). */
@@ -34,7 +34,7 @@ export function graphSet(bundleDir: string, precision?: GraphPrecision, env: Nod
     const has = availablePrecisions(config);
     throw new BridgeTowerError(
       'E_USAGE',
-      `bundle '${bundleDir}' has no ${precision} graphs (it has ${has.join(', ') || 'no graphs'}): choose one of those, or convert it again with --variants ${[...new Set([...has, precision])].join(',')}`,
+      `bundle '${bundleDir}' has no ${precision} graphs (it has ${has.join(', ') || 'no graphs'}): choose one of those, or convert it again with --variants ${variantsAdding(has, precision)}`,
       { precision, available: has },
     );
   }

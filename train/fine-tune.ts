@@ -122,10 +122,13 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
   };
   const mlmRate = options.mlmProbability !== undefined ? { mlmProbability: options.mlmProbability } : {};
 
-  const plain = buildTrainingGraph(options.bundle, options.task, { train: subset, dropout: recipe.dropout });
-  const layout = new FlatLayout(plain.parameters, recipe);
-  const recompute = chooseRecompute(options.recompute ?? 'auto', plain, layout, { batch: microBatch, textLength: Math.min(UPSTREAM_TEXT_LENGTH, config.architecture.text.max_position_embeddings - 2), accumulation }, emit);
-  const training = recompute === 'layers' ? buildTrainingGraph(options.bundle, options.task, { train: subset, dropout: recipe.dropout, recompute }) : plain;
+  // The graph asked for; under 'auto' the plain one, whose modelled peak decides (then rebuilt recomputing if needed).
+  const asked = options.recompute ?? 'auto';
+  const graphOptions = { train: subset, dropout: recipe.dropout };
+  const first = buildTrainingGraph(options.bundle, options.task, asked === 'layers' ? { ...graphOptions, recompute: asked } : graphOptions);
+  const layout = new FlatLayout(first.parameters, recipe);
+  const recompute = chooseRecompute(asked, first, layout, { batch: microBatch, textLength: Math.min(UPSTREAM_TEXT_LENGTH, config.architecture.text.max_position_embeddings - 2), accumulation }, emit);
+  const training = recompute === first.recompute ? first : buildTrainingGraph(options.bundle, options.task, { ...graphOptions, recompute });
   // Recomputed gradients differ in the last bits: a resumed run must make the same choice (absent = none, as older checkpoints).
   if (recompute === 'layers') Object.assign(fingerprint, { recompute });
   const session = { ...(options.device ? { device: options.device } : {}), ...(options.threads ? { threads: options.threads } : {}) };
