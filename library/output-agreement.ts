@@ -1,3 +1,5 @@
+import { rankDescending } from '../runtime/task-results.js';
+
 /**
  * How closely one output (rows of logits, or of similarities) agrees with a reference: what
  * `compare-variants` reports per task. Rows are the examples; the argmax of a row is its answer.
@@ -16,11 +18,9 @@ export interface OutputAgreement {
   top5?: number;
 }
 
-/** The indices of a row's `k` largest values, largest first (ties: the lower index first). */
+/** The indices of a row's `k` largest values, largest first (ties: the lower index first), as the answers rank them. */
 export function topIndices(row: ArrayLike<number>, k: number): number[] {
-  return Array.from({ length: row.length }, (_, i) => i)
-    .sort((i, j) => row[j]! - row[i]! || i - j)
-    .slice(0, k);
+  return rankDescending(row).slice(0, k);
 }
 
 /** Agreement of `rows` with `reference`, row by row (same shapes). */
@@ -42,11 +42,12 @@ export function outputAgreement(reference: readonly ArrayLike<number>[], rows: r
       diff2 += d * d;
       ref2 += a[i]! * a[i]!;
     }
-    const [bestA] = topIndices(a, 1);
-    const [bestB] = topIndices(b, 1);
-    if (bestA === bestB) top1++;
-    const inB = new Set(topIndices(b, k));
-    top5 += topIndices(a, k).filter((i) => inB.has(i)).length / k;
+    // One ranking per row (a vocabulary row is 50 k values): its first is the argmax.
+    const bestA = topIndices(a, k);
+    const bestB = topIndices(b, k);
+    if (bestA[0] === bestB[0]) top1++;
+    const inB = new Set(bestB);
+    top5 += bestA.filter((i) => inB.has(i)).length / k;
   }
   const n = reference.length;
   return {
