@@ -37,6 +37,8 @@ export interface SubsetOptions {
   compareAdamW: boolean;
   /** ONNX Runtime's memory-pattern planning in the training session (the trainer: off). */
   memoryPattern: boolean;
+  /** ONNX Runtime's CPU arena in the training session (default on). */
+  cpuArena: boolean;
   /** Let ONNX Runtime allocate every gradient output and add it into the flat buffer (before); else it writes them there (the trainer). */
   allocatedOutputs: boolean;
   /** Activation recomputation in the training graph (fine-tune's --recompute layers). */
@@ -172,7 +174,7 @@ export async function measureSubset(options: SubsetOptions, report: (partial: Su
   r.readParamsMs = since(started);
   const session = options.threads ? { threads: options.threads } : {};
   started = performance.now();
-  const step = await GradientStep.open(training, { ...session, memoryPattern: options.memoryPattern });
+  const step = await GradientStep.open(training, { ...session, memoryPattern: options.memoryPattern, cpuArena: options.cpuArena });
   r.openMs = since(started);
   started = performance.now();
   const optimizer = await AdamWRunner.open(layout, { ...session, engine: options.adamwEngine, ...(options.adamwEngine === 'ort' ? { chunk: options.adamwChunk } : {}) });

@@ -10,6 +10,7 @@
  *   npm run bench:train -- --adamw-engine ort --adamw-chunk 16   # the reference AdamW graph over 16 M values a run (default chunk 4.19 M)
  *   npm run bench:train -- --compare-adamw                # also time one update with the ONNX Runtime reference engine
  *   npm run bench:train -- --memory-pattern --allocated-outputs   # the training session as it was before (step-2 growth)
+ *   npm run bench:train -- --subsets all --batch 8 --no-cpu-arena   # ONNX Runtime's CPU arena off (its effect on the peak)
  *   npm run bench:train -- --subsets all --batch 4 --recompute layers   # activation recomputation per layer
  *   npm run bench:train -- --batch 2 --gc                 # smaller micro-batch; collect garbage between steps
  *   npm run bench:train -- --subsets heads --batch 2 --dropout 0   # what the dropout masks cost
@@ -61,6 +62,7 @@ const { values: args } = parseArgs({
     'adamw-engine': { type: 'string', default: DEFAULT_ADAMW_ENGINE },
     'compare-adamw': { type: 'boolean', default: false },
     'memory-pattern': { type: 'boolean', default: false },
+    'no-cpu-arena': { type: 'boolean', default: false },
     'allocated-outputs': { type: 'boolean', default: false },
     recompute: { type: 'string', default: 'none' },
     'max-rss-gb': { type: 'string' },
@@ -94,7 +96,7 @@ const adamwEngine = args['adamw-engine'] as AdamWEngineName;
 if (!ADAMW_ENGINE_NAMES.includes(adamwEngine)) throw new BridgeTowerError('E_USAGE', `--adamw-engine '${adamwEngine}' must be one of ${ADAMW_ENGINE_NAMES.join(', ')}`);
 const recompute = args.recompute as RecomputeMode;
 if (!RECOMPUTE_MODES.includes(recompute)) throw new BridgeTowerError('E_USAGE', `--recompute '${recompute}' must be one of ${RECOMPUTE_MODES.join(', ')}`);
-const sessionFlags = ['--recompute', recompute, ...(args['memory-pattern'] ? ['--memory-pattern'] : []), ...(args['allocated-outputs'] ? ['--allocated-outputs'] : []), ...(args['compare-adamw'] ? ['--compare-adamw'] : [])];
+const sessionFlags = ['--recompute', recompute, ...(args['memory-pattern'] ? ['--memory-pattern'] : []), ...(args['no-cpu-arena'] ? ['--no-cpu-arena'] : []), ...(args['allocated-outputs'] ? ['--allocated-outputs'] : []), ...(args['compare-adamw'] ? ['--compare-adamw'] : [])];
 const dropout = Number(args.dropout);
 if (!(dropout >= 0 && dropout < 1)) throw new BridgeTowerError('E_USAGE', `--dropout must be in [0, 1), got '${args.dropout}'`);
 const subsets = args.subsets.split(',').map((s) => s.trim()) as TrainSubset[];
@@ -162,7 +164,7 @@ function runChild(subset: TrainSubset, maxRssBytes: number): Promise<Outcome> {
 
 async function main(): Promise<void> {
   if (args.child) {
-    const options = { bundle: bundleDir, subset: args.child as TrainSubset, batch, textLength, warmup, steps, budgetS, adamwChunk: Math.round(adamwChunkM * 1e6), adamwEngine, compareAdamW: args['compare-adamw'] === true, memoryPattern: args['memory-pattern'] === true, allocatedOutputs: args['allocated-outputs'] === true, recompute, collectBetweenSteps: args.gc === true, dropout, ...(threads ? { threads } : {}) };
+    const options = { bundle: bundleDir, subset: args.child as TrainSubset, batch, textLength, warmup, steps, budgetS, adamwChunk: Math.round(adamwChunkM * 1e6), adamwEngine, compareAdamW: args['compare-adamw'] === true, memoryPattern: args['memory-pattern'] === true, cpuArena: args['no-cpu-arena'] !== true, allocatedOutputs: args['allocated-outputs'] === true, recompute, collectBetweenSteps: args.gc === true, dropout, ...(threads ? { threads } : {}) };
     await measureSubset(options, (partial) => process.stdout.write(`${JSON.stringify(partial)}\n`));
     return;
   }

@@ -37,6 +37,12 @@ export interface RuntimeOptions {
    * and a training step's peak grows by its activations (docs/fine-tune.md, "Memory").
    */
   memoryPattern?: boolean;
+  /**
+   * ONNX Runtime's CPU arena (default on). Off, every tensor is its own malloc: what a run frees
+   * goes back to the allocator at once instead of staying in an arena grown by powers of two
+   * (docs/fine-tune.md, "Memory").
+   */
+  cpuArena?: boolean;
 }
 
 /** A session and the execution provider it ended up on. */
@@ -71,6 +77,7 @@ function sessionOptions(device: Device, options: RuntimeOptions): ort.InferenceS
     graphOptimizationLevel: options.optimization ?? 'all',
     ...(options.threads ? { intraOpNumThreads: options.threads } : {}),
     ...(options.memoryPattern === false ? { enableMemPattern: false } : {}),
+    ...(options.cpuArena === false ? { enableCpuMemArena: false } : {}),
   };
 }
 

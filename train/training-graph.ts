@@ -11,6 +11,7 @@ import { openSession, reportCudaFallback, type RuntimeOptions } from '../runtime
 import { openSafetensors } from '../bundle/safetensors/read-safetensors.js';
 import { safetensorsWeightSource } from '../models/ir/weights.js';
 import { appendGradients, reachingLoss } from './autodiff/backward.js';
+import { withoutDeadNodes } from '../models/ir/dead-nodes.js';
 import { layerSegments } from './autodiff/recompute.js';
 import { TASKS } from '../bundle/tasks.js';
 import { FINE_TUNE_TASKS, type FineTuneTask } from './tasks.js';
@@ -167,7 +168,7 @@ function withGradients(forward: Graph, parameters: readonly TrainableParameter[]
     const g = gradients.get(p.name)!;
     b.output(PADDED_EMBEDDINGS.includes(p.name) ? zeroRow(b, g, p, padIndex) : g, `grad.${p.name}`, p.shape);
   }
-  return b.build();
+  return withoutDeadNodes(b.build());
 }
 
 /** g with row `index` set to zero (ScatterND of a zero row). */
@@ -179,7 +180,7 @@ function zeroRow(b: GraphBuilder, g: Value, table: TrainableParameter, index: nu
 }
 
 /** Device and threads of a training session (`runtime/session.ts` holds the device policy). */
-export type SessionChoice = Pick<RuntimeOptions, 'device' | 'threads' | 'warn' | 'memoryPattern'>;
+export type SessionChoice = Pick<RuntimeOptions, 'device' | 'threads' | 'warn' | 'memoryPattern' | 'cpuArena'>;
 
 /**
  * Opens an ONNX Runtime session on a training graph. External data must sit beside the model

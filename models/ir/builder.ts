@@ -4,6 +4,7 @@ import { ELEMENT_TYPES } from './element-types.js';
 import type { Attribute, Dim, ElemType, ExternalData, Graph, Initializer, Node, Value } from './graph.js';
 import { DEFAULT_OPSET, MS_DOMAIN } from './onnx-schema.js';
 import { isOpName, OPS, type OpName, type OpSpec } from './ops.js';
+import { SHAPE_VALUE_RULES } from './shape-inference.js';
 
 /** Where named weights come from (the bundle's model.safetensors), without reading them. */
 export interface WeightSource {
@@ -66,7 +67,13 @@ export class GraphBuilder {
   private readonly outputs: Value[] = [];
   private readonly initializers = new Map<string, Initializer>();
   private readonly values = new Map<string, Value>();
+  /** The node that computes each value (graph inputs and initializers have none). */
+  private readonly producers = new Map<string, Node>();
   private readonly constantValues = new Map<string, readonly number[]>();
+  /** Contents of shape tensors as possibly symbolic dims (SHAPE_VALUE_RULES). */
+  private readonly shapeValues = new Map<string, readonly Dim[]>();
+  /** Per symbolic dim, the 1-element tensor that reads it off a graph input (`shapeTensor`). */
+  private readonly symbolSources = new Map<string, Value>();
   private counter = 0;
   private usesContribOps = false;
   private baseOpsets: Readonly<Record<string, number>> = { '': DEFAULT_OPSET };
@@ -224,6 +231,37 @@ export class GraphBuilder {
     return this.values.get(name);
   }
 
+  /**
+   * A 1-D int64 tensor holding `dims`: a constant when they are static, else a Concat whose
+   * symbolic dims are read off a graph input with the same symbol (inputs live for the whole run,
+   * so this keeps no activation alive). Undefined when a dim is unknown or no input carries it.
+   */
+  shapeTensor(dims: readonly Dim[]): Value | undefined {
+    if (dims.every((d) => typeof d === 'number')) return this.ints(dims as number[]);
+    const parts: Value[] = [];
+    for (const d of dims) {
+      const part = typeof d === 'number' ? this.ints([d]) : d === undefined ? undefined : this.symbolSource(d);
+      if (!part) return undefined;
+      parts.push(part);
+    }
+    return this.op('Concat', parts, { axis: 0 });
+  }
+
+  private symbolSource(symbol: string): Value | undefined {
+    const known = this.symbolSources.get(symbol);
+    if (known) return known;
+    const input = this.inputs.find((i) => i.shape?.includes(symbol));
+    if (!input) return undefined;
+    const source = this.op('Gather', [this.op('Shape', [input]), this.ints([input.shape!.indexOf(symbol)])], { axis: 0 });
+    this.symbolSources.set(symbol, source);
+    return source;
+  }
+
+  /** The node that computes `v`, or undefined for inputs, initializers and constants (rewrites peek through it). */
+  producerOf(v: Value): Node | undefined {
+    return this.producers.get(v.name);
+  }
+
   /** The nodes added so far, in order (a copy: autodiff walks them while it appends). */
   nodesSoFar(): readonly Node[] {
     return [...this.nodes];
@@ -290,10 +328,12 @@ export class GraphBuilder {
     this.push(node, this.infer(node.op, node.name, inputs, node.attributes));
   }
 
-  private push(node: Node, inferred: { dtype: ElemType; shapes: ReadonlyArray<readonly Dim[] | undefined> }): Value[] {
+  private push(node: Node, inferred: { dtype: ElemType; shapes: ReadonlyArray<readonly Dim[] | undefined>; shapeValue?: readonly Dim[] }): Value[] {
     if (node.domain === MS_DOMAIN) this.usesContribOps = true;
+    if (inferred.shapeValue && node.outputs[0]) this.shapeValues.set(node.outputs[0], inferred.shapeValue);
     this.nodes.push(node);
     this.nodeNames.add(node.name);
+    for (const output of node.outputs) if (output) this.producers.set(output, node);
     return node.outputs.map((name, i) => this.register({ name, dtype: inferred.dtype, shape: inferred.shapes[i] ?? inferred.shapes[0] }));
   }
 
@@ -303,9 +343,11 @@ export class GraphBuilder {
     if (!spec) {
       throw new BridgeTowerError('E_INTERNAL', `graph '${this.name}': op '${op}' of node '${node}' is not in the op table (models/ir/ops.ts)`, { node, op });
     }
-    const ctx = { inputs, attributes, constants: inputs.map((i) => (i ? this.constantValues.get(i.name) : undefined)) };
+    const constants = inputs.map((i) => (i ? this.constantValues.get(i.name) : undefined));
+    const ctx = { inputs, attributes, constants, dims: inputs.map((i, n) => (i ? this.shapeValues.get(i.name) ?? constants[n] : undefined)) };
     try {
-      return { dtype: spec.dtype(ctx), shapes: spec.shape(ctx) };
+      const shapeValue = SHAPE_VALUE_RULES[op]?.(ctx);
+      return { dtype: spec.dtype(ctx), shapes: spec.shape(ctx), ...(shapeValue ? { shapeValue } : {}) };
     } catch (error) {
       const described = inputs.map((i) => (i ? `${i.name}: ${i.dtype}[${i.shape?.map((d) => d ?? '?').join(', ') ?? '?'}]` : '(omitted)'));
       throw new BridgeTowerError('E_INTERNAL', `graph '${this.name}': shape inference of ${op} node '${node}' failed: ${(error as Error).message} (inputs ${described.join('; ')})`, { node, op, inputs: described });

@@ -13,7 +13,38 @@ export interface InferenceContext {
   readonly attributes: Readonly<Record<string, Attribute>>;
   /** Values of constant int64 inputs (Reshape shapes, Slice bounds), when known. */
   readonly constants: ReadonlyArray<readonly number[] | undefined>;
+  /**
+   * Contents of 1-D int64 inputs computed from shapes (`Shape(x)`, sliced and concatenated), as
+   * dims that may be symbolic: `[batch, 1, 768]` for the shape an Expand or Reshape is given at
+   * run time. Constants appear here too, as numbers.
+   */
+  readonly dims?: ReadonlyArray<readonly Dim[] | undefined>;
 }
+
+/**
+ * How the contents of a shape tensor follow through the ops that build shapes, so that an Expand
+ * or Reshape to a computed shape keeps the symbolic dims (`batch`) instead of losing them. Without
+ * them, autodiff cannot tell at build time which axes a gradient was broadcast over and reads the
+ * forward activation's shape in the backward, keeping the activation alive (train/autodiff).
+ */
+export const SHAPE_VALUE_RULES: Readonly<Record<string, (ctx: InferenceContext) => readonly Dim[] | undefined>> = {
+  Shape: (ctx) => (ctx.attributes.start || ctx.attributes.end ? undefined : shapeOf(ctx)),
+  Slice: (ctx) => {
+    const [data, starts, ends, axes, steps] = [ctx.dims?.[0], ctx.constants[1], ctx.constants[2], ctx.constants[3], ctx.constants[4]];
+    if (!data || starts?.length !== 1 || ends?.length !== 1 || (axes && axes[0] !== 0) || (steps && steps[0] !== 1)) return undefined;
+    const clamp = (v: number) => Math.min(Math.max(v < 0 ? v + data.length : v, 0), data.length);
+    return data.slice(clamp(starts[0]!), clamp(ends[0]!));
+  },
+  Gather: (ctx) => {
+    const [data, indices] = [ctx.dims?.[0], ctx.constants[1]];
+    if (!data || !indices || int(ctx, 'axis', 0) !== 0 || ctx.inputs[1]?.shape?.length !== 1) return undefined;
+    return indices.map((i) => data[i < 0 ? i + data.length : i]);
+  },
+  Concat: (ctx) => {
+    const parts = ctx.inputs.map((_, i) => ctx.dims?.[i]);
+    return int(ctx, 'axis', 0) === 0 && parts.every((p) => p !== undefined) ? parts.flat() : undefined;
+  },
+};
 
 export type Shape = readonly Dim[] | undefined;
 /** The element type of every output. */
@@ -114,6 +145,9 @@ const rankFromShapeInput = (ctx: InferenceContext, i: number): number | undefine
 export const reshape: ShapeRule = (ctx) => {
   const target = ctx.constants[1];
   const shape = shapeOf(ctx);
+  // A target computed from shapes: its dims as they are (0 and -1 occur only in constants).
+  const computed = ctx.dims?.[1];
+  if (!target && computed && computed.every((d) => d !== 0 && d !== -1)) return [[...computed]];
   if (!target) {
     const rank = rankFromShapeInput(ctx, 1);
     return [rank === undefined ? undefined : Array<Dim>(rank).fill(undefined)];
@@ -183,7 +217,7 @@ export const slice: ShapeRule = (ctx) => {
 export const shape: ShapeRule = (ctx) => [[shapeOf(ctx)?.length]];
 
 export const expand: ShapeRule = (ctx) => {
-  const target = ctx.constants[1];
+  const target = ctx.constants[1] ?? ctx.dims?.[1];
   if (target) return [broadcastShapes(shapeOf(ctx), target)];
   const length = rankFromShapeInput(ctx, 1);
   const rank = shapeOf(ctx)?.length;

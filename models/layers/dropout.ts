@@ -2,7 +2,7 @@ import type { Scope } from '../ir/builder.js';
 import type { Value } from '../ir/graph.js';
 
 /**
- * `nn.Dropout(p)` for training graphs: x · keep / (1 − p) with keep = u ≥ p, u uniform in [0, 1).
+ * `nn.Dropout(p)` for training graphs: x / (1 − p) where keep = u ≥ p, else 0; u uniform in [0, 1).
  * Inference graphs have no dropout feature and get x back unchanged.
  *
  * ONNX's Dropout and RandomUniformLike keep their generator inside the session, so a resumed run
@@ -41,6 +41,8 @@ export function dropout(s: Scope, x: Value): Value {
   // The float32 cast keeps the top 24 bits: u = mixed / 2³² + ½ ∈ [0, 1).
   const uniform = b.op('Add', [b.op('Mul', [b.cast(mixed, 'float32'), b.scalar(2 ** -32)]), b.scalar(0.5)]);
   const keep = b.op('Not', [b.op('Less', [uniform, b.scalar(feature.rate)])]);
-  const scale = b.op('Mul', [b.cast(keep, 'float32'), b.scalar(1 / (1 - feature.rate))]);
-  return b.op('Mul', [x, x.dtype === 'float32' ? scale : b.cast(scale, x.dtype)]);
+  // Where on the boolean mask rather than x · float(mask) / (1 − p): the backward then keeps the
+  // mask as one byte per element, not four (PyTorch's dropout saves a bool mask too); the kept
+  // values are the same x · (1 / (1 − p)).
+  return b.op('Where', [keep, b.op('Mul', [x, b.scalar(1 / (1 - feature.rate), x.dtype)]), b.scalar(0, x.dtype)]);
 }

@@ -2,10 +2,12 @@ import { BridgeTowerError } from '../../common/errors.js';
 import { GraphBuilder } from '../../models/ir/builder.js';
 import { isFloatType } from '../../models/ir/element-types.js';
 import type { Graph, Node, Value } from '../../models/ir/graph.js';
+import { withoutDeadNodes } from '../../models/ir/dead-nodes.js';
 import { OPS, type DifferentiableOp } from '../../models/ir/ops.js';
 import { AutodiffError } from './autodiff-error.js';
 import { GRADIENT_RULES, type GradientRules } from './gradient-rules.js';
 import { recomputeSegment } from './recompute.js';
+import { filledLike, zerosLike } from './shape-ops.js';
 
 /** Layers whose forward the backward pass recomputes (train/autodiff/recompute.ts). */
 export interface Recompute {
@@ -23,7 +25,7 @@ export function differentiate(graph: Graph, loss: string, wrt: readonly string[]
   const gradients = appendGradients(b, loss, wrt, rules);
   b.output(b.value(loss), loss);
   for (const name of wrt) b.output(gradients.get(name)!, `grad.${name}`, b.value(name).shape);
-  return b.build();
+  return withoutDeadNodes(b.build());
 }
 
 /**
@@ -67,7 +69,7 @@ export function appendGradients(b: GraphBuilder, loss: string, wrt: readonly str
   recompute?.segments.forEach((segment, i) => segment.forEach((node) => segmentOf.set(node.name, i)));
   const recomputed = new Map<number, Map<string, Value>>();
 
-  accumulate(loss, b.op('Expand', [b.scalar(1), b.op('Shape', [lossValue])]));
+  accumulate(loss, filledLike(b, lossValue, 1));
   for (const node of [...nodes].reverse()) {
     if (!node.outputs.some(differentiable) || !node.inputs.some(differentiable)) continue;
     const g = node.outputs.map((o) => (differentiable(o) ? gradientOf(o) : undefined));
@@ -102,7 +104,7 @@ export function appendGradients(b: GraphBuilder, loss: string, wrt: readonly str
       if (gi && differentiable(input)) accumulate(input, gi);
     });
   }
-  return new Map(wrt.map((name) => [name, gradientOf(name) ?? b.op('Expand', [b.scalar(0), b.op('Shape', [b.value(name)])])]));
+  return new Map(wrt.map((name) => [name, gradientOf(name) ?? zerosLike(b, b.value(name))]));
 }
 
 /** Every value the loss depends on through float values (the loss included). */

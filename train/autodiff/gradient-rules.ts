@@ -3,7 +3,7 @@ import type { Node, Value } from '../../models/ir/graph.js';
 import { isFloatType } from '../../models/ir/element-types.js';
 import type { DifferentiableOp } from '../../models/ir/ops.js';
 import { AutodiffError } from './autodiff-error.js';
-import { attrFloat, attrInt, attrInts, dimOf, normAxis, rankOf, reshapeLike, transposeLast, unbroadcast, zerosLike } from './shape-ops.js';
+import { attrFloat, attrInt, attrInts, dimOf, normAxis, rankOf, reshapeLike, shapeOfValue, transposeLast, unbroadcast, zerosLike } from './shape-ops.js';
 
 /**
  * Gradient rules, one short function per primitive (tinygrad's `gradient.py`): given a node, its
@@ -52,7 +52,7 @@ export const GRADIENT_RULES: GradientRules = {
   },
   MatMul: ({ b, x, g }) => [
     unbroadcast(b, b.op('MatMul', [g[0]!, transposeLast(b, x[1]!)]), x[0]!),
-    unbroadcast(b, b.op('MatMul', [transposeLast(b, x[0]!), g[0]!]), x[1]!),
+    flatWeightGradient(b, x[0]!, x[1]!, g[0]!) ?? unbroadcast(b, b.op('MatMul', [transposeLast(b, x[0]!), g[0]!]), x[1]!),
   ],
   Transpose: ({ b, x, g, node }) => {
     const rank = rankOf(x[0]!, 'Transpose');
@@ -96,11 +96,15 @@ export const GRADIENT_RULES: GradientRules = {
     const { b, x, g, node } = c;
     const axes = x[1] ? b.constantOf(x[1]) : undefined;
     if (x[1] && !axes) throw new AutodiffError('E_GRADIENT_UNSUPPORTED', `ReduceSum '${node.name}' has run-time axes; its gradient needs constant axes`);
-    return onlyFirst(c, b.op('Expand', [keepDims(c0(b, node, g[0]!, axes)), b.op('Shape', [x[0]!])]));
+    return onlyFirst(c, b.op('Expand', [keepDims(c0(b, node, g[0]!, axes)), spreadTarget(b, x[0]!, axes)]));
   },
   ReduceMean: ({ b, x, y, g, node }) => {
-    const spread = b.op('Expand', [keepDims(c0(b, node, g[0]!, attrInts(node.attributes, 'axes'))), b.op('Shape', [x[0]!])]);
-    const count = b.op('Div', [b.cast(b.op('Size', [x[0]!]), 'float32'), b.cast(b.op('Size', [y[0]!]), 'float32')]);
+    const axes = attrInts(node.attributes, 'axes');
+    const spread = b.op('Expand', [keepDims(c0(b, node, g[0]!, axes)), spreadTarget(b, x[0]!, axes)]);
+    // The mean's count: a constant when the reduced dims are static (the same float32 value:
+    // integers below 2²⁴ are exact, and Size(x) / Size(y) is the integer product).
+    const reduced = reducedDims(x[0]!, axes);
+    const count = reduced ? b.scalar(reduced.reduce((a, d) => a * d, 1)) : b.op('Div', [b.cast(b.op('Size', [x[0]!]), 'float32'), b.cast(b.op('Size', [y[0]!]), 'float32')]);
     return [b.op('Div', [spread, count])];
   },
   ReduceL2: ({ b, x, y, g, node }) => {
@@ -109,6 +113,40 @@ export const GRADIENT_RULES: GradientRules = {
   },
   Conv: (c) => patchifyConvGrads(c),
 };
+
+/**
+ * The gradient of a matrix shared by a batch of rows (a Linear kernel: x [..., k] · W [k, n]) as
+ * one product over all rows, xᵀ·g with x and g flattened to [rows, k] and [rows, n], as PyTorch's
+ * linear backward does: no [batch, k, n] product per sample summed afterwards, which costs a
+ * pass over batch × k × n values and that much transient memory per layer.
+ */
+function flatWeightGradient(b: GraphBuilder, x: Value, w: Value, g: Value): Value | undefined {
+  const k = x.shape?.[x.shape.length - 1];
+  const n = w.shape?.[1];
+  if (w.shape?.length !== 2 || (x.shape?.length ?? 0) < 3 || typeof k !== 'number' || typeof n !== 'number') return undefined;
+  const rows = b.op('Reshape', [x, b.ints([-1, k])]);
+  return b.op('MatMul', [b.op('Transpose', [rows], { perm: [1, 0] }), b.op('Reshape', [g, b.ints([-1, n])])]);
+}
+
+/** The static dims of x on the axes a reduction reduces (every axis without `axes`), or undefined. */
+function reducedDims(x: Value, axes: readonly number[] | undefined): number[] | undefined {
+  if (!x.shape) return undefined;
+  const rank = x.shape.length;
+  const picked = (axes ?? x.shape.map((_, i) => i)).map((a) => x.shape![normAxis(a, rank)]);
+  return picked.every((d): d is number => typeof d === 'number') ? picked : undefined;
+}
+
+/**
+ * The shape a reduction's gradient expands back to. Expand keeps g's dims where the target has 1,
+ * so only the reduced axes need x's sizes: a constant when those are static, and x is not read in
+ * the backward (a Shape(x) there would keep the activation alive, train/autodiff/shape-ops.ts).
+ */
+function spreadTarget(b: GraphBuilder, x: Value, axes: readonly number[] | undefined): Value {
+  if (!x.shape) return b.op('Shape', [x]);
+  const rank = x.shape.length;
+  const reduced = new Set((axes ?? x.shape.map((_, i) => i)).map((a) => normAxis(a, rank)));
+  return b.shapeTensor(x.shape.map((d, i) => (reduced.has(i) ? d : 1))) ?? shapeOfValue(b, x);
+}
 
 /** A reduced value with its reduced axes restored as size-1 dims (so it broadcasts back). */
 const c0 = (b: GraphBuilder, node: Node, v: Value, axes: readonly number[] | undefined) => ({ b, node, v, axes });
@@ -151,7 +189,16 @@ function gatherScatter({ b, x, g, node }: GradientContext): Value {
   const dataPerm = [axis, ...range(0, axis), ...range(axis + 1, rank)];
   const gradPerm = [...range(axis, axis + q), ...range(0, axis), ...range(axis + q, rank - 1 + q)];
   const updates = axis === 0 ? g[0]! : b.op('Transpose', [g[0]!], { perm: gradPerm });
-  const zeros = b.op('Expand', [b.scalar(0), b.op('Gather', [b.op('Shape', [data]), b.ints(dataPerm)], { axis: 0 })]);
+  // The zeros to scatter into, shaped as data with `axis` first: its other dims are those of the
+  // updates after their index dims, so data itself is read only when the gathered axis is symbolic.
+  const axisDim = data.shape?.[axis];
+  const permuted = data.shape ? b.shapeTensor(dataPerm.map((a) => data.shape![a])) : undefined;
+  const zerosShape =
+    permuted ??
+    (typeof axisDim === 'number'
+      ? b.op('Concat', [b.ints([axisDim]), b.op('Slice', [b.op('Shape', [updates]), b.ints([q]), b.ints([rank - 1 + q])])], { axis: 0 })
+      : b.op('Gather', [b.op('Shape', [data]), b.ints(dataPerm)], { axis: 0 }));
+  const zeros = b.op('Expand', [b.scalar(0), zerosShape]);
   const scattered = b.op('ScatterND', [zeros, b.op('Unsqueeze', [indices, b.ints([-1])]), updates], { reduction: 'add' });
   return axis === 0 ? scattered : b.op('Transpose', [scattered], { perm: dataPerm.map((_, i) => dataPerm.indexOf(i)) });
 }
