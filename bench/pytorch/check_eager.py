@@ -41,6 +41,7 @@ def task_outputs(model, out, inputs, kind):
         "pt": lambda: {"itm_logits": model.itm_score(cls), "mlm_logits": model.mlm_score(out["text_feats"])},
         "irtr": lambda: {"itm_logits": model.itm_score(cls), "rank_scores": model.rank_output(cls)[:, 0]},
         "nlvr2": lambda: nlvr2_outputs(model, cls, inputs),
+        "irtr_itm_itc": lambda: retrieval_outputs(model, cls, inputs),
     }
     return table[kind]() if kind in table else {}
 
@@ -50,6 +51,23 @@ def nlvr2_outputs(model, cls, inputs):
     out2 = model.infer(inputs["input_ids"], inputs["attention_mask"], inputs["pixel_values_2"], image_token_type_idx=2, trace=trace)
     logits = model.nlvr2_classifier(torch.cat([cls, out2["cls_feats"]], dim=-1))  # eval: the dropout is off
     return {"image_embeds_2": torch.stack(trace["image_embeds"]), "text_feats_2": out2["text_feats"], "image_feats_2": out2["image_feats"], "cls_feats_2": out2["cls_feats"], "nlvr2_logits": logits, "nlvr2_loss": F.cross_entropy(logits, inputs["nlvr2_labels"])}
+
+
+def retrieval_outputs(model, cls, inputs):
+    """objectives.compute_itm_itc / compute_irtr_itm_itc_recall: ITC on the raw unimodal features
+    (last RoBERTa layer, last CLIP block after ln_post; token 0), then ITM re-ranking of every
+    (image, text) pair. Upstream re-ranks through infer_fusion on cached encoder outputs; a full
+    infer of the pair is the same computation."""
+    debug = debug_outputs(model, inputs)
+    text = F.normalize(model.itc_text_head(debug["debug.text_layer_outputs"][-1][:, 0]), dim=-1, p=2)
+    image = F.normalize(model.itc_image_head(debug["debug.image_layer_outputs"][-1][:, 0]), dim=-1, p=2)
+    scale = torch.exp(torch.log(1 / model.temperature))
+    ids, masks, pixels = inputs["input_ids"], inputs["attention_mask"], inputs["pixel_values"]
+    b = ids.shape[0]
+    pair = lambda i, j: model.itm_score(model.infer(ids[j:j + 1], masks[j:j + 1], pixels[i:i + 1])["cls_feats"])[0, 1]
+    i2t = torch.stack([torch.stack([pair(i, j) for j in range(b)]) for i in range(b)])
+    return {"itc_text_feats": text, "itc_image_feats": image, "logit_scale": scale, "itc_logits_i2t": scale * image @ text.t(), "itc_logits_t2i": scale * text @ image.t(),
+            "itm_logits": model.itm_score(cls), "itm_rerank_i2t": i2t, "itm_rerank_t2i": i2t.t()}
 
 
 def debug_outputs(model, inputs):
@@ -82,10 +100,10 @@ def load_model(fixtures, name):
     return model, ckpt
 
 
-def check_eval(fixtures, name, kind, inputs, results):
+def check_eval(fixtures, name, golden, kind, inputs, results):
     model, _ = load_model(fixtures, name)
     model.eval()
-    expected = read_safetensors(os.path.join(fixtures, f"expected_{name}.safetensors"))
+    expected = read_safetensors(os.path.join(fixtures, f"expected_{golden}.safetensors"))
     with torch.no_grad():
         trace = {}
         out = model.infer(inputs["input_ids"], inputs["attention_mask"], inputs["pixel_values"], trace=trace)
@@ -103,7 +121,7 @@ def check_eval(fixtures, name, kind, inputs, results):
         results.append({"check": f"{name}: {key}", "metric": "max abs", "error": err, "tolerance": EVAL_TOLERANCE, "ok": err <= EVAL_TOLERANCE})
     missing = sorted(k for k in expected if k not in ours)
     if missing:
-        raise SystemExit(f"expected_{name}.safetensors holds {', '.join(missing)}, which this check does not compute: add them to task_outputs")
+        raise SystemExit(f"expected_{golden}.safetensors holds {', '.join(missing)}, which this check does not compute: add them to task_outputs")
 
 
 def rel_l2(a, b):
@@ -163,8 +181,13 @@ def check_training(fixtures, inputs, results):
         results.append({"check": f"train_vqa: AdamW update after 2 steps, {name}", "metric": "relative L2", "error": err, "tolerance": UPDATE_TOLERANCE, "ok": err <= UPDATE_TOLERANCE})
 
 
-# checkpoint -> the task tensors its expected file holds
-EVAL_CHECKS = [("vqa", "vqa"), ("snli", "snli"), ("nlvr2", "nlvr2"), ("pt", "pt"), ("irtr", "irtr")]
+# (checkpoint, its expected_<name> file, the task tensors that file holds). vqa_legacy is vqa.ckpt
+# in torch's legacy serialization; vqa_fp16 its float16 weights, evaluated in float32.
+# pt_res32 (positional embedding resized at load) is not checked: this model does not resize.
+EVAL_CHECKS = [
+    ("vqa", "vqa", "vqa"), ("vqa_legacy", "vqa", "vqa"), ("vqa_fp16", "vqa_fp16", "vqa"), ("snli", "snli", "snli"),
+    ("nlvr2", "nlvr2", "nlvr2"), ("pt", "pt", "pt"), ("irtr", "irtr", "irtr"), ("irtr_itm_itc", "irtr_itm_itc", "irtr_itm_itc"),
+]
 
 
 def main():
@@ -179,8 +202,8 @@ def main():
         raise SystemExit(f"no fixtures at {args.fixtures}: pass --fixtures <path to shared/fixtures/bridgetower-tiny>")
     inputs = read_safetensors(os.path.join(args.fixtures, "inputs.safetensors"))
     results = []
-    for name, kind in EVAL_CHECKS:
-        check_eval(args.fixtures, name, kind, inputs, results)
+    for name, golden, kind in EVAL_CHECKS:
+        check_eval(args.fixtures, name, golden, kind, inputs, results)
     check_training(args.fixtures, inputs, results)
     failed = [r for r in results if not r["ok"]]
     if args.json:
