@@ -33,12 +33,13 @@ class BridgeTowerConfig:
     num_heads: int = 12
     mlp_ratio: int = 4
     drop_rate: float = 0.1
-    # upstream builds its cross-modal BertConfig with max_position_embeddings = max_text_len
+    # upstream's cross-modal BertConfig gets max_position_embeddings = max_text_len; no layer uses it
     max_text_len: int = 50
-    # task heads: name -> its size (vqa: labels, nlvr2/snli/itm/mlm: True, itc: contrastive size)
+    # task heads: name -> its size (vqa: the label count, itc: the contrastive size, others: 1)
     heads: Dict[str, int] = field(default_factory=lambda: {"vqa": 3129})
     head_hidden_scale: float = 2
     nlvr2_drop_rate: float = 0.1
+
 
 class BridgeTower(nn.Module):
     """bt_module.py `BTTransformer` (CLIP + RoBERTa, model_type BT): modules registered in its order."""
