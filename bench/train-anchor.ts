@@ -94,7 +94,8 @@ function sides(round: Round): { pytorch: Side; node: Side } {
   return {
     pytorch: {
       ...(pSteps.length ? { stepMs: median(pSteps.map((s) => s.totalMs)), forwardBackwardMs: median(pSteps.map((s) => s.forwardBackwardMs)), adamwMs: median(pSteps.map((s) => s.adamwMs)) } : {}),
-      ...(p ? { peakRss: p.peakRss } : {}),
+      // the steps' peaks, as the Node side's peakRssSteps (the warm-up included, the setup not)
+      ...(p && p.warmup.length + pSteps.length ? { peakRss: Math.max(...[...p.warmup, ...pSteps].map((s) => s.peakRss)) } : {}),
       others: [...(p?.warmup ?? []), ...pSteps].map((s) => s.othersShare),
       note: round.pytorch.failure ?? (p ? `warm-up ${p.warmup.map((s) => sec(s.totalMs)).join(', ') || 'none'}; torch ${p.torch}, ${p.threads} threads` : 'no result'),
     },
