@@ -9,7 +9,8 @@ Each checkpoint loads with load_state_dict(strict=True). Tolerances are the Type
 tests' (test/models/parity-tiny.test.ts, test/train/grad-parity.test.ts): eval outputs max abs
 1e-4; training loss 1e-5 relative, gradients 1e-4 relative L2 (1e-6 absolute where upstream's is
 exactly zero); the AdamW update after two steps 1e-3 relative L2 over elements whose gradient is
-above noise (1e-6), as test/train/pretrain-parity.test.ts.
+above noise (1e-6), as test/train/pretrain-parity.test.ts, for the transformers 4.17 rule
+(adamw_hf.*) and for torch.optim.AdamW (adamw_torch.*).
 """
 import argparse
 import json
@@ -129,9 +130,11 @@ def rel_l2(a, b):
     return (a - b).norm().item() / norm if norm > 0 else (a - b).abs().max().item()
 
 
-def check_training(fixtures, inputs, results):
+def check_training(fixtures, inputs, results, variant):
     """train_vqa.*: train mode with every dropout at p = 0, loss and gradients at the checkpoint's
-    weights, upstream's six groups, then two transformers-4.17 AdamW steps on the same batch."""
+    weights, upstream's six groups, then two AdamW steps on the same batch: `hf` the transformers
+    4.17 rule upstream trains with (adamw_hf.*), `torch` torch.optim.AdamW (adamw_torch.*)."""
+    label = f"train_vqa ({variant} AdamW)"
     model, _ = load_model(fixtures, "vqa")
     model.train()
     for m in model.modules():
@@ -143,8 +146,8 @@ def check_training(fixtures, inputs, results):
     opt = meta["train_opt"]
     groups = param_groups(model, opt["learning_rate"], opt["weight_decay"], opt["lr_mult_head"], opt["lr_mult_cross_modal"])
     same = all(g["names"] == ref["params"] and g["lr"] == ref["lr"] and g["weight_decay"] == ref["weight_decay"] for g, ref in zip(groups, meta["param_groups"]))
-    results.append({"check": "train_vqa: six parameter groups (names, order, lr, weight decay)", "metric": "equal", "error": 0 if same else 1, "tolerance": 0, "ok": same})
-    optimizer = make_optimizer("hf", groups)
+    results.append({"check": f"{label}: six parameter groups (names, order, lr, weight decay)", "metric": "equal", "error": 0 if same else 1, "tolerance": 0, "ok": same})
+    optimizer = make_optimizer(variant, groups)
     params = dict(model.named_parameters())
     initial = {n: p.detach().clone() for n, p in params.items()}
     first_grads = {}
@@ -153,14 +156,14 @@ def check_training(fixtures, inputs, results):
         out = model.infer(inputs["input_ids"], inputs["attention_mask"], inputs["pixel_values"])
         loss = vqa_loss(model.vqa_classifier(out["cls_feats"]), inputs["vqa_targets"])
         loss.backward()
-        ref = golden[f"adamw_hf.loss_before_step{step}"].item()
+        ref = golden[f"adamw_{variant}.loss_before_step{step}"].item()
         rel = abs(loss.item() - ref) / abs(ref)
         tol = LOSS_TOLERANCE if step == 1 else 1e-4  # step 2 starts from weights with one step of noise
-        results.append({"check": f"train_vqa: loss before step {step}", "metric": "relative", "error": rel, "tolerance": tol, "ok": rel <= tol})
+        results.append({"check": f"{label}: loss before step {step}", "metric": "relative", "error": rel, "tolerance": tol, "ok": rel <= tol})
         if step == 1:
             first_grads = {n: p.grad.detach().clone() for n, p in params.items() if p.grad is not None}
             without = sorted(n for n, p in params.items() if p.grad is None)
-            results.append({"check": "train_vqa: parameters without a gradient", "metric": ", ".join(without), "error": 0 if without == sorted(meta["params_without_grad"]) else 1, "tolerance": 0, "ok": without == sorted(meta["params_without_grad"])})
+            results.append({"check": f"{label}: parameters without a gradient", "metric": ", ".join(without), "error": 0 if without == sorted(meta["params_without_grad"]) else 1, "tolerance": 0, "ok": without == sorted(meta["params_without_grad"])})
         optimizer.step()
     for key in (k for k in golden if k.startswith("grad.")):
         name = key[len("grad."):]
@@ -169,16 +172,16 @@ def check_training(fixtures, inputs, results):
             err, tol, metric = ours.abs().max().item(), ZERO_TOLERANCE, "max abs (reference zero)"
         else:
             err, tol, metric = rel_l2(ours, ref), GRAD_TOLERANCE, "relative L2"
-        results.append({"check": f"train_vqa: grad {name}", "metric": metric, "error": err, "tolerance": tol, "ok": err <= tol})
+        results.append({"check": f"{label}: grad {name}", "metric": metric, "error": err, "tolerance": tol, "ok": err <= tol})
     for key in (k for k in golden if k.startswith("initial.")):
         name = key[len("initial."):]
         if name in meta["params_without_grad"] or group_index(name) is None:
             continue
-        keep = (golden[f"adamw_hf.grad_step1.{name}"].abs() >= GRADIENT_NOISE) | (golden[f"adamw_hf.grad_step2.{name}"].abs() >= GRADIENT_NOISE)
+        keep = (golden[f"adamw_{variant}.grad_step1.{name}"].abs() >= GRADIENT_NOISE) | (golden[f"adamw_{variant}.grad_step2.{name}"].abs() >= GRADIENT_NOISE)
         ours = (params[name].detach() - initial[name])[keep]
-        theirs = (golden[f"adamw_hf.step2.{name}"] - golden[key])[keep]
+        theirs = (golden[f"adamw_{variant}.step2.{name}"] - golden[key])[keep]
         err = rel_l2(ours, theirs)
-        results.append({"check": f"train_vqa: AdamW update after 2 steps, {name}", "metric": "relative L2", "error": err, "tolerance": UPDATE_TOLERANCE, "ok": err <= UPDATE_TOLERANCE})
+        results.append({"check": f"{label}: update after 2 steps, {name}", "metric": "relative L2", "error": err, "tolerance": UPDATE_TOLERANCE, "ok": err <= UPDATE_TOLERANCE})
 
 
 # (checkpoint, its expected_<name> file, the task tensors that file holds). vqa_legacy is vqa.ckpt
@@ -204,7 +207,8 @@ def main():
     results = []
     for name, golden, kind in EVAL_CHECKS:
         check_eval(args.fixtures, name, golden, kind, inputs, results)
-    check_training(args.fixtures, inputs, results)
+    for variant in ("hf", "torch"):
+        check_training(args.fixtures, inputs, results, variant)
     failed = [r for r in results if not r["ok"]]
     if args.json:
         print(json.dumps({"torch": torch.__version__, "checks": len(results), "failed": len(failed), "results": results}))
