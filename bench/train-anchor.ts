@@ -1,6 +1,6 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { medianStep, type Outcome } from './train-report.js';
+import { gb, median, medianStep, sec, type Outcome } from './train-report.js';
 import { runWatchedChild, type WatchedOutcome } from './watched-child.js';
 
 /**
@@ -66,12 +66,6 @@ export interface Round {
   node: Outcome;
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
-const sec = (ms: number | undefined) => (ms === undefined ? '–' : (ms / 1000).toFixed(2));
-const gb = (bytes: number | undefined) => (bytes === undefined ? '–' : (bytes / 1e9).toFixed(2));
 const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? '–' : `${(a / b).toFixed(2)}×`);
 const share = (xs: number[]) => (xs.length ? `${Math.round(100 * Math.max(...xs))} %` : '–');
 
