@@ -37,7 +37,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bridgetower_eager import BridgeTower, base_vqa_config, vqa_loss  # noqa: E402
-from optim import make_optimizer, param_groups  # noqa: E402
+from optim import OPTIMIZERS, make_optimizer, param_groups  # noqa: E402
 
 VOCAB = 50265
 FIRST_REAL_ID = 3  # <s>, <pad>, </s> are 0..2
@@ -113,11 +113,11 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--size", type=int, default=384)
     ap.add_argument("--text-len", type=int, default=50)
-    ap.add_argument("--warmup", type=int, default=1, help="untimed-in-the-median steps first (reported apart)")
+    ap.add_argument("--warmup", type=int, default=1, help="steps run first and reported apart (not in the driver's median)")
     ap.add_argument("--steps", type=int, default=2)
     ap.add_argument("--threads", type=int, help="torch intra-op threads (default: the cores this process may use)")
     ap.add_argument("--dropout", type=float, default=0.1)
-    ap.add_argument("--optimizer", default="hf", help="hf: transformers 4.17 AdamW (upstream's); torch: torch.optim.AdamW")
+    ap.add_argument("--optimizer", default="hf", choices=sorted(OPTIMIZERS), help="hf: transformers 4.17 AdamW (upstream's); torch: torch.optim.AdamW")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if args.size % 16:
@@ -169,8 +169,8 @@ def main() -> None:
         optimizer.zero_grad(set_to_none=False)  # torch 1.11 / Lightning 1.5's default, as upstream trained
         t3 = time.perf_counter()
         usage1 = resource.getrusage(resource.RUSAGE_SELF)
-        # CPU seconds and page faults of this process in the step: sys time and minor faults show
-        # the allocator handing memory back to the kernel and faulting it in again
+        # CPU seconds and page faults of this process in the step: sys time and minor faults would
+        # show freed memory going back to the kernel and being faulted in again
         cpu = {"cpuUserMs": (usage1.ru_utime - usage0.ru_utime) * 1000, "cpuSysMs": (usage1.ru_stime - usage0.ru_stime) * 1000, "minorFaults": usage1.ru_minflt - usage0.ru_minflt}
         timing = {**cpu, "forwardBackwardMs": (t1 - t0) * 1000, "adamwMs": (t2 - t1) * 1000, "zeroMs": (t3 - t2) * 1000, "totalMs": (t3 - t0) * 1000,
                   "loss": loss.item(), "peakRss": peak_rss_bytes(), "othersShare": others_share(before, cpu_jiffies(), t3 - t0)}
