@@ -27,13 +27,13 @@ export interface RunContext {
 /** Upstream's VQAv2 global batch: micro-batches accumulate into one AdamW step per 512 samples. */
 const VQA_GLOBAL_BATCH = 512;
 
-const median = (xs: number[]) => {
+export const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
-const sec = (ms: number | undefined, digits = 2) => (ms === undefined ? '–' : (ms / 1000).toFixed(digits));
+export const sec = (ms: number | undefined, digits = 2) => (ms === undefined ? '–' : (ms / 1000).toFixed(digits));
 const mb = (bytes: number) => (bytes / 1e6).toFixed(bytes < 1e7 ? 1 : 0);
-const gb = (bytes: number | undefined) => (bytes === undefined ? '–' : (bytes / 1e9).toFixed(2));
+export const gb = (bytes: number | undefined) => (bytes === undefined ? '–' : (bytes / 1e9).toFixed(2));
 const share = (x: number) => (Number.isNaN(x) ? '?' : `${Math.round(100 * x)} %`);
 const millions = (n: number) => `${(n / 1e6).toFixed(1)} M`;
 

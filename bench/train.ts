@@ -17,6 +17,7 @@
  *   npm run bench:train -- --json                         # the results as JSON instead of markdown
  *   npm run bench:train -- --keep                         # keep the bundle in bench/out/train for the next run
  *   npm run bench:train -- --bundle <dir>                 # any float32 bundle with a VQA head
+ *   npm run bench:train -- --pytorch /usr/bin/python3 --batch 2 --rounds 2   # beside the PyTorch anchor, alternated
  *
  * Each subset runs in a fresh child process (its own peak RSS; no heap left from the one before),
  * watched: a child whose RSS passes --max-rss-gb (default: the memory available at the start less
@@ -24,13 +25,18 @@
  * `--device cuda` are computed from the graphs' inputs and outputs, not measured: Node's binding
  * has no device-resident tensors, so every run feeds the trainable parameters from host memory and
  * returns the gradients to it.
+ *
+ * `--pytorch <python>` runs the PyTorch anchor (bench/pytorch/train_step.py: the same step on a
+ * torch.nn BridgeTower verified against upstream's fixtures) strictly alternated with the Node
+ * child of `--subsets all`, `--rounds` times (PyTorch, Node, PyTorch, Node, …), under the same
+ * watchdog, and prints both with their ratios (bench/train-anchor.ts).
  */
-import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import type { BridgeTowerArchitecture } from '../bundle/architecture.js';
 import { BridgeTowerError } from '../common/errors.js';
 import { ADAMW_CHUNK, ADAMW_ENGINE_NAMES, DEFAULT_ADAMW_ENGINE, type AdamWEngineName } from '../train/optimizer/adamw-engines.js';
 import { FINE_TUNE_TASKS } from '../train/tasks.js';
@@ -40,15 +46,19 @@ import { TRAIN_SUBSETS, type TrainSubset } from '../train/train-subsets.js';
 import { RECOMPUTE_MODES, type RecomputeMode } from '../train/training-graph.js';
 import { baseVqaArchitecture, writeBaseCheckpoint } from './base-checkpoint.js';
 import { vqaFlopsPerSample } from './model-flops.js';
+import { anchorJson, anchorMarkdown, runPytorchAnchor, type Round } from './train-anchor.js';
 import { jsonReport, markdownReport, type Outcome, type RunContext } from './train-report.js';
 import { measureSubset, type SubsetResult } from './train-subset.js';
+import { meminfoBytes, runWatchedChild } from './watched-child.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const CHECKPOINT_SIZE = 576;
+/** Without --pytorch every subset runs; with it, the default means `all` (what the anchor trains). */
+const DEFAULT_SUBSETS = 'all,cross-modal,heads';
 
 const { values: args } = parseArgs({
   options: {
-    subsets: { type: 'string', default: 'all,cross-modal,heads' },
+    subsets: { type: 'string', default: DEFAULT_SUBSETS },
     steps: { type: 'string', default: '2' },
     warmup: { type: 'string', default: '1' },
     batch: { type: 'string', default: '8' },
@@ -71,6 +81,8 @@ const { values: args } = parseArgs({
     fresh: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
     gc: { type: 'boolean', default: false },
+    pytorch: { type: 'string' },
+    rounds: { type: 'string', default: '1' },
     child: { type: 'string' },
   },
 });
@@ -101,12 +113,26 @@ const dropout = Number(args.dropout);
 if (!(dropout >= 0 && dropout < 1)) throw new BridgeTowerError('E_USAGE', `--dropout must be in [0, 1), got '${args.dropout}'`);
 const subsets = args.subsets.split(',').map((s) => s.trim()) as TrainSubset[];
 if (subsets.length === 0 || subsets.some((s) => !TRAIN_SUBSETS.includes(s))) throw new BridgeTowerError('E_USAGE', `--subsets '${args.subsets}': each must be one of ${TRAIN_SUBSETS.join(', ')}`);
+const rounds = positive('rounds', args.rounds);
+// The anchor trains every parameter (upstream's recipe): it is compared with `--subsets all` only.
+if (args.pytorch && args.subsets !== 'all' && args.subsets !== DEFAULT_SUBSETS) throw new BridgeTowerError('E_USAGE', `--pytorch compares with --subsets all only (the anchor trains every parameter), got --subsets '${args.subsets}'`);
 
 const log = (line: string) => console.error(line);
 const outDir = join(here, 'out', 'train');
 const bundleDir = args.bundle ?? join(outDir, `bundle-${size}`);
-const meminfoBytes = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? NaN) * 1024;
-const rssBytes = (pid: number) => Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+
+/** What bench/pytorch/train_step.py builds (BASE VQA): a --bundle compared with it must have the same shapes. */
+const ANCHOR_SHAPES: [string, (a: BridgeTowerArchitecture) => unknown][] = [
+  ['text.hidden_size', (a) => a.text.hidden_size],
+  ['text.num_layers', (a) => a.text.num_layers],
+  ['text.vocab_size', (a) => a.text.vocab_size],
+  ['vision.width', (a) => a.vision.width],
+  ['vision.num_layers', (a) => a.vision.num_layers],
+  ['vision.patch_size', (a) => a.vision.patch_size],
+  ['cross_modal.num_layers', (a) => a.cross_modal.num_layers],
+  ['heads.vqa.num_labels', (a) => a.heads.vqa?.num_labels],
+  ['heads.vqa.hidden_size', (a) => a.heads.vqa?.hidden_size],
+];
 
 /** The bundle at `size` px, converted from a BASE checkpoint written at 576 px (as bench/infer.ts), unless cached. */
 async function prepareBundle(): Promise<void> {
@@ -123,43 +149,26 @@ async function prepareBundle(): Promise<void> {
   log(`converted to ${bundleDir} (${size} px, float32) in ${((performance.now() - started) / 1000).toFixed(1)} s`);
 }
 
-/**
- * Runs one subset in a child process, keeping the last progress line it printed. The watchdog
- * stops the child (SIGKILL) when its RSS passes `maxRssBytes` or the machine's available memory
- * falls under 1 GiB: a subset too big for the machine ends as a reported failure, rather than the
- * kernel's OOM killer choosing among the processes of a shared machine.
- */
-function runChild(subset: TrainSubset, maxRssBytes: number): Promise<Outcome> {
+/** Runs one subset in a watched child process (bench/watched-child.ts), keeping the last progress line it printed. */
+async function runChild(subset: TrainSubset, maxRssBytes: number): Promise<Outcome> {
   const childArgs = ['--child', subset, '--bundle', bundleDir, '--steps', String(steps), '--warmup', String(warmup), '--batch', String(batch), '--text-len', String(textLength), '--budget-s', String(budgetS), '--adamw-chunk', String(adamwChunkM), '--adamw-engine', adamwEngine, ...sessionFlags, '--dropout', String(dropout), ...(args.gc ? ['--gc'] : []), ...(threads ? ['--threads', String(threads)] : [])];
-  const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', fileURLToPath(import.meta.url), ...childArgs], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let last: SubsetResult | undefined;
-  let pending = '';
-  let stopped: string | undefined;
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-    const lines = (pending + chunk).split('\n');
-    pending = lines.pop()!;
-    for (const line of lines) if (line.trim()) last = JSON.parse(line) as SubsetResult;
-  });
-  const watchdog = setInterval(() => {
-    try {
-      const rss = rssBytes(child.pid!);
-      const available = meminfoBytes('MemAvailable');
-      if (rss > maxRssBytes || available < 2 ** 30) {
-        stopped = `stopped by the bench at ${(rss / 1e9).toFixed(1)} GB RSS (limit ${(maxRssBytes / 1e9).toFixed(1)} GB; ${(available / 1e9).toFixed(1)} GB still available)`;
-        child.kill('SIGKILL');
-      }
-    } catch {
-      // the child has just exited
-    }
-  }, 100);
-  return new Promise((resolve) => {
-    child.on('close', (code, signal) => {
-      clearInterval(watchdog);
-      const failure = code === 0 ? undefined : (stopped ?? (signal ? `killed by ${signal}` : `exited with status ${code}`));
-      if (failure) log(`[${subset}] ${failure}, after stage '${last?.stage ?? 'none'}'`);
-      resolve({ subset, ...(last ? { result: last } : {}), ...(failure ? { failure } : {}) });
-    });
-  });
+  const { last, failure } = await runWatchedChild<SubsetResult>(process.execPath, ['--expose-gc', '--import', 'tsx', fileURLToPath(import.meta.url), ...childArgs], maxRssBytes);
+  if (failure) log(`[${subset}] ${failure}, after stage '${last?.stage ?? 'none'}'`);
+  return { subset, ...(last ? { result: last } : {}), ...(failure ? { failure } : {}) };
+}
+
+/** `--pytorch`: PyTorch child, then Node child, `--rounds` times; both and their ratios. */
+async function runAlternated(python: string, imageSize: number, maxRssBytes: number, command: string, loadAverage: number[]): Promise<void> {
+  const done: Round[] = [];
+  for (let r = 1; r <= rounds; r++) {
+    log(`round ${r}/${rounds}: PyTorch anchor (${python})`);
+    const pytorch = await runPytorchAnchor({ python, batch, size: imageSize, textLength, warmup, steps, dropout, ...(threads ? { threads } : {}) }, maxRssBytes);
+    if (pytorch.failure) log(`[pytorch] ${pytorch.failure}, after stage '${pytorch.last?.stage ?? 'none'}'`);
+    log(`round ${r}/${rounds}: bridgetower-node, --subsets all`);
+    done.push({ pytorch, node: await runChild('all', maxRssBytes) });
+  }
+  const header = `\`${command}\`: micro-batch ${batch}, ${imageSize} px, ${textLength} tokens, dropout ${dropout}, ${warmup} warm-up + ${steps} timed steps per run, ${threads ?? 'default'} threads; load average at the start ${loadAverage.map((x) => x.toFixed(2)).join(', ')}`;
+  console.log(args.json ? anchorJson(done, { command, batch, imageSize, textLength, dropout, warmup, steps, threads, loadAverage }) : anchorMarkdown(done, header));
 }
 
 async function main(): Promise<void> {
@@ -174,10 +183,18 @@ async function main(): Promise<void> {
   await prepareBundle();
   const config = readBundleConfig(bundleDir);
   if (!config.architecture.heads.vqa) throw new BridgeTowerError('E_USAGE', `--bundle ${bundleDir} has no VQA head (the bench trains VQA)`);
+  const command = `node --import tsx bench/train.ts${process.argv.length > 2 ? ` ${process.argv.slice(2).join(' ')}` : ''}`;
+  if (args.pytorch) {
+    const mismatch = ANCHOR_SHAPES.filter(([, read]) => read(config.architecture) !== read(baseVqaArchitecture())).map(([name]) => name);
+    if (mismatch.length) throw new BridgeTowerError('E_USAGE', `--pytorch: the anchor is BASE VQA; --bundle ${bundleDir} differs in ${mismatch.join(', ')} (use a BASE VQA bundle, or none)`);
+    await runAlternated(args.pytorch, config.architecture.vision.image_size, maxRssBytes, command, loadAverage);
+    if (!args.keep && !args.bundle) rmSync(outDir, { recursive: true, force: true });
+    return;
+  }
   const outcomes: Outcome[] = [];
   for (const subset of subsets) outcomes.push(await runChild(subset, maxRssBytes));
   const context: RunContext = {
-    command: `node --import tsx bench/train.ts${process.argv.length > 2 ? ` ${process.argv.slice(2).join(' ')}` : ''}`,
+    command,
     wallMs: performance.now() - started,
     loadAverage,
     batch,

@@ -1,99 +1,193 @@
-"""The anchor of bench/train.ts: one upstream BridgeTower VQA training step in PyTorch eager.
+"""The anchor of bench/train.ts: one BridgeTower BASE VQA fine-tuning step in PyTorch eager.
 
-NOT RUN by this project (PyTorch is not a dependency and is not installed on its machines); written
-to be run beside `bench/train.ts` on the same machine, strictly alternated with it. Untested here:
-if upstream's BTTransformer asks for a config key this dict lacks, take it from upstream's
-src/config.py (`config()` and `task_finetune_vqa_clip_bert`).
+    /usr/bin/python3 bench/pytorch/train_step.py --batch 2 --warmup 1 --steps 2      # 384 px, 50 tokens
+    /usr/bin/python3 bench/pytorch/train_step.py --batch 8 --warmup 0 --steps 2 --threads 2 --json
 
-Setup (network needed once: roberta-base and CLIP ViT-B/16 are downloaded by upstream's constructor):
+The model is bench/pytorch/bridgetower_eager.py, a torch.nn re-implementation of upstream's
+BTTransformer verified against upstream-written fixtures (bench/pytorch/check_eager.py), not
+upstream's own module: transformers, pytorch_lightning and sacred are not installable here.
+Needs only torch and numpy (Debian: `apt-get install python3-torch libopenblas0-openmp`).
 
-    git clone https://github.com/microsoft/BridgeTower && cd BridgeTower
-    pip install torch transformers==4.17.0 pytorch_lightning==1.5.10 sacred einops timm ftfy
-    PYTHONPATH=. python /path/to/bridgetower-node/bench/pytorch/train_step.py --batch 2 --size 384 --steps 3
+The same step as bench/train.ts's `--subsets all`: BASE (RoBERTa-base 12 layers + CLIP ViT-B/16
+12 blocks, 6 cross-modal layers, hidden 768, 3129 answers) at `--size` px, `--text-len` tokens
+with a full mask, random weights (upstream's init_weights: N(0, 0.02)), dropout `--dropout`,
+every parameter trainable, a random micro-batch with three soft VQA targets per row (as
+bench/train-subset.ts `randomVqaBatch`), loss = BCE-with-logits x labels (objectives.compute_vqa),
+backward, AdamW over upstream's six groups (meter_utils.set_schedule; `--optimizer hf` is the
+transformers 4.17 rule upstream instantiates, `torch` is torch.optim.AdamW; lr 1e-5, wd 0.01,
+lr_mult_head 50, lr_mult_cross_modal 5, betas (0.9, 0.98), eps 1e-8: train/tasks.ts's VQA
+recipe), then zero_grad. Upstream clips no gradient, so no gradient norm is computed (the Node
+step computes one; it is in its AdamW-side time, not here).
 
-Same step as bench/train.ts: BASE at `--size` px, 50 text tokens, dropout 0.1, all parameters
-trainable, random micro-batch with soft VQA targets, loss = BCE-with-logits x labels (upstream
-objectives.compute_vqa), backward, AdamW (transformers 4.17, upstream's six groups, lr 1e-5,
-wd 0.01, betas (0.9, 0.98), eps 1e-8), zero_grad. Prints per step: forward+backward s, AdamW s,
-peak RSS (ru_maxrss), and the torch thread count; set OMP_NUM_THREADS / --threads like the
-Node run's intra-op threads.
+Per step: forward+backward s, AdamW s, zero_grad s, step s, loss, the step's own peak RSS
+(VmHWM restarted through /proc/self/clear_refs "5" at its start; that also restarts ru_maxrss,
+so the run's peak is the largest of these), the process's CPU user/sys seconds and minor page
+faults, and the share of the cores other processes used meanwhile (/proc/stat). `--json`: one JSON object per line on stdout
+after setup and after every step (the last line is the whole result), for bench/train.ts's
+`--pytorch` driver; the human lines go to stderr.
 """
 import argparse
+import json
+import os
 import resource
+import sys
 import time
 
 import torch
-import torch.nn.functional as F
-from transformers.optimization import AdamW
 
-from src.modules.bt_module import BTTransformer
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bridgetower_eager import BridgeTower, base_vqa_config, vqa_loss  # noqa: E402
+from optim import OPTIMIZERS, make_optimizer, param_groups  # noqa: E402
 
-
-def vqa_config(size: int) -> dict:
-    # upstream src/config.py: config() with task_finetune_vqa_clip_bert's overrides, BASE.
-    return {
-        "exp_name": "bench", "seed": 0, "datasets": ["vqa"], "loss_names": {"itm": 0, "itc": 0, "itm_itc": 0, "irtr_itm_itc": 0, "mlm": 0, "vqa": 1, "nlvr2": 0, "snli": 0, "irtr": 0},
-        "vit": "ViT-B/16", "tokenizer": "roberta-base", "vocab_size": 50265, "hidden_size": 768, "num_heads": 12, "num_layers": 6, "mlp_ratio": 4,
-        "drop_rate": 0.1, "max_text_len": 50, "image_size": size, "patch_size": 16, "input_text_embed_size": 768, "input_image_embed_size": 768,
-        "model_type": "BT", "vit_layernorm_shared": True, "vit_remove_last": False, "vit_layernorm_init_from_vit": False,
-        "temperature": 0.07, "contrastive_hidden_size": 256, "load_path": "", "test_only": False, "head_hidden_scale": 2,
-        "vqav2_label_size": 3129, "task_head_layers": 2, "nlvr2_drop_rate": 0.1, "resolution_before": 224,
-        "learning_rate": 1e-5, "weight_decay": 0.01, "lr_mult_head": 10, "lr_mult_cross_modal": 5,
-    }
+VOCAB = 50265
+FIRST_REAL_ID = 3  # <s>, <pad>, </s> are 0..2
+ANSWER_SCORES = [1.0, 0.6, 0.3]
+RECIPE = {"learning_rate": 1e-5, "weight_decay": 0.01, "lr_mult_head": 50, "lr_mult_cross_modal": 5}
 
 
-def param_groups(model: torch.nn.Module, lr: float, wd: float, mult_head: float, mult_cross: float):
-    # upstream meter_utils.set_schedule: {backbone, heads, cross_modal} x {decay, no decay}.
-    no_decay = ["bias", "LayerNorm.bias", "LayerNorm.weight", "norm.bias", "norm.weight", "norm1.bias", "norm1.weight", "norm2.bias", "norm2.weight"]
-    heads = ["vqa_classifier", "nlvr2_classifier", "mlm_score", "itm_score", "snli_classifier"]
-    groups = [[] for _ in range(6)]
-    for name, p in model.named_parameters():
-        decay = 0 if any(nd in name for nd in no_decay) else 1
-        kind = 1 if any(h in name for h in heads) else 2 if "cross_modal" in name else 0
-        groups[kind * 2 + (1 - decay)].append(p)
-    rates = [lr, lr, lr * mult_head, lr * mult_head, lr * mult_cross, lr * mult_cross]
-    return [{"params": ps, "weight_decay": wd if i % 2 == 0 else 0.0, "lr": rates[i]} for i, ps in enumerate(groups)]
+def log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def peak_rss_bytes() -> int:
+    """VmHWM: the peak since the last restart (Linux), else ru_maxrss (the whole process)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def restart_peak() -> None:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass  # not Linux: the peak then covers the whole process
+
+
+def cpu_jiffies():
+    """(busy jiffies of the machine, this process's own jiffies) for the others' share."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    busy = sum(fields) - fields[3] - fields[4]  # minus idle and iowait
+    with open("/proc/self/stat") as f:
+        own = f.read().rsplit(")", 1)[1].split()
+    return busy, int(own[11]) + int(own[12])  # utime + stime
+
+
+def others_share(before, after, seconds: float) -> float:
+    ticks = os.sysconf("SC_CLK_TCK")
+    others = (after[0] - before[0]) - (after[1] - before[1])
+    return max(0.0, others / ticks / (seconds * os.cpu_count()))
+
+
+def init_weights(module: torch.nn.Module) -> None:
+    """objectives.init_weights: Linear / Embedding N(0, 0.02), zero biases, LayerNorm 1 and 0."""
+    if isinstance(module, (torch.nn.Linear, torch.nn.Embedding)):
+        module.weight.data.normal_(mean=0.0, std=0.02)
+    elif isinstance(module, torch.nn.LayerNorm):
+        module.bias.data.zero_()
+        module.weight.data.fill_(1.0)
+    if isinstance(module, torch.nn.Linear) and module.bias is not None:
+        module.bias.data.zero_()
+
+
+def random_batch(batch: int, text_len: int, size: int, labels: int, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(FIRST_REAL_ID, VOCAB, (batch, text_len), generator=g)
+    masks = torch.ones(batch, text_len, dtype=torch.long)
+    pixels = (torch.rand(batch, 3, size, size, generator=g) - 0.5) * 4
+    targets = torch.zeros(batch, labels)
+    for row in range(batch):
+        for score in ANSWER_SCORES:
+            targets[row, torch.randint(0, labels, (1,), generator=g)] = score
+    return ids, masks, pixels, targets
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description="one BridgeTower BASE VQA training step in PyTorch eager (bench/train.ts's anchor)")
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--size", type=int, default=384)
     ap.add_argument("--text-len", type=int, default=50)
-    ap.add_argument("--steps", type=int, default=3)
-    ap.add_argument("--threads", type=int)
+    ap.add_argument("--warmup", type=int, default=1, help="steps run first and reported apart (not in the driver's median)")
+    ap.add_argument("--steps", type=int, default=2)
+    ap.add_argument("--threads", type=int, help="torch intra-op threads (default: the cores this process may use)")
+    ap.add_argument("--dropout", type=float, default=0.1)
+    ap.add_argument("--optimizer", default="hf", choices=sorted(OPTIMIZERS), help="hf: transformers 4.17 AdamW (upstream's); torch: torch.optim.AdamW")
+    ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    cfg = vqa_config(args.size)
-    model = BTTransformer(cfg)
+    if args.size % 16:
+        raise SystemExit(f"--size {args.size} is not a multiple of the patch size 16 (try {round(args.size / 16) * 16})")
+    # Debian's torch 1.13 starts with 1 thread here (2 cores); ONNX Runtime's default uses every core.
+    torch.set_num_threads(args.threads or len(os.sched_getaffinity(0)))
+    torch.manual_seed(0)
+    result = {"torch": torch.__version__, "threads": torch.get_num_threads(), "batch": args.batch, "imageSize": args.size, "textLength": args.text_len,
+              "dropout": args.dropout, "optimizer": args.optimizer, "stage": "start", "warmup": [], "steps": []}
+
+    def report(stage: str) -> None:
+        result["stage"] = stage
+        # clear_refs "5" also restarts ru_maxrss, so the run's peak is the largest measured one
+        result["peakRss"] = max([result.get("peakRssAfterSetup", 0)] + [t["peakRss"] for t in result["warmup"] + result["steps"]])
+        if args.json:
+            print(json.dumps(result), flush=True)
+
+    started = time.perf_counter()
+    config = base_vqa_config(args.size, args.dropout, args.text_len)
+    model = BridgeTower(config)
+    model.apply(init_weights)
     model.train()
-    optimizer = AdamW(param_groups(model, cfg["learning_rate"], cfg["weight_decay"], cfg["lr_mult_head"], cfg["lr_mult_cross_modal"]), lr=cfg["learning_rate"], eps=1e-8, betas=(0.9, 0.98))
-    g = torch.Generator().manual_seed(0)
-    b, t = args.batch, args.text_len
-    batch = {
-        "image": [torch.randn(b, 3, args.size, args.size, generator=g)],
-        "text_ids": torch.randint(3, 50265, (b, t), generator=g),
-        "text_labels": torch.full((b, t), -100),
-        "text_masks": torch.ones(b, t, dtype=torch.long),
-    }
-    targets = torch.zeros(b, cfg["vqav2_label_size"])
-    for row in range(b):
-        targets[row, torch.randint(0, cfg["vqav2_label_size"], (3,), generator=g)] = torch.tensor([1.0, 0.6, 0.3])
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, micro-batch {b}, {args.size} px")
-    for step in range(1, args.steps + 1):
-        started = time.perf_counter()
-        infer = model.infer(batch)
-        logits = model.vqa_classifier(infer["cls_feats"])
-        loss = F.binary_cross_entropy_with_logits(logits, targets) * targets.shape[1]
+    groups = param_groups(model, RECIPE["learning_rate"], RECIPE["weight_decay"], RECIPE["lr_mult_head"], RECIPE["lr_mult_cross_modal"])
+    optimizer = make_optimizer(args.optimizer, groups)
+    ids, masks, pixels, targets = random_batch(args.batch, args.text_len, args.size, config.heads["vqa"])
+    result["parameters"] = sum(p.numel() for p in model.parameters())
+    result["parameterTensors"] = sum(1 for _ in model.parameters())
+    result["setupMs"] = (time.perf_counter() - started) * 1000
+    result["peakRssAfterSetup"] = peak_rss_bytes()
+    log(f"torch {torch.__version__}, {torch.get_num_threads()} threads, micro-batch {args.batch}, {args.size} px, {args.text_len} tokens; "
+        f"{result['parameters'] / 1e6:.1f} M parameters in {result['parameterTensors']} tensors; setup {result['setupMs'] / 1000:.1f} s")
+    report("setup")
+
+    def one_step(index: int) -> dict:
+        restart_peak()
+        usage0 = resource.getrusage(resource.RUSAGE_SELF)
+        before, t0 = cpu_jiffies(), time.perf_counter()
+        logits = model.vqa_classifier(model.infer(ids, masks, pixels)["cls_feats"])
+        loss = vqa_loss(logits, targets)
         loss.backward()
-        fb = time.perf_counter() - started
-        started = time.perf_counter()
+        t1 = time.perf_counter()
+        if index == 0:
+            # what gets a gradient: every parameter but the unused ones (text pooler, CLIP text-tower leftovers, temperature)
+            with_grad = [p for p in model.parameters() if p.grad is not None]
+            result["trainedParameters"] = sum(p.numel() for p in with_grad)
+            result["trainedTensors"] = len(with_grad)
         optimizer.step()
-        optimizer.zero_grad()
-        opt = time.perf_counter() - started
-        peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
-        print(f"step {step}: forward+backward {fb:.2f} s, AdamW {opt:.2f} s, step {fb + opt:.2f} s, loss {loss.item():.1f}, peak RSS {peak_gb:.2f} GB")
+        t2 = time.perf_counter()
+        optimizer.zero_grad(set_to_none=False)  # torch 1.11 / Lightning 1.5's default, as upstream trained
+        t3 = time.perf_counter()
+        usage1 = resource.getrusage(resource.RUSAGE_SELF)
+        # CPU seconds and page faults of this process in the step: sys time and minor faults would
+        # show freed memory going back to the kernel and being faulted in again
+        cpu = {"cpuUserMs": (usage1.ru_utime - usage0.ru_utime) * 1000, "cpuSysMs": (usage1.ru_stime - usage0.ru_stime) * 1000, "minorFaults": usage1.ru_minflt - usage0.ru_minflt}
+        timing = {**cpu, "forwardBackwardMs": (t1 - t0) * 1000, "adamwMs": (t2 - t1) * 1000, "zeroMs": (t3 - t2) * 1000, "totalMs": (t3 - t0) * 1000,
+                  "loss": loss.item(), "peakRss": peak_rss_bytes(), "othersShare": others_share(before, cpu_jiffies(), t3 - t0)}
+        log(f"step {index + 1}: {timing['totalMs'] / 1000:.2f} s (forward+backward {timing['forwardBackwardMs'] / 1000:.2f}, AdamW {timing['adamwMs'] / 1000:.2f}, "
+            f"zero_grad {timing['zeroMs'] / 1000:.2f}; CPU user {cpu['cpuUserMs'] / 1000:.1f} s, sys {cpu['cpuSysMs'] / 1000:.1f} s, {cpu['minorFaults'] / 1e6:.2f} M minor faults; loss {timing['loss']:.1f}; others used {round(100 * timing['othersShare'])} % of the cores; "
+            f"step peak RSS {timing['peakRss'] / 1e9:.2f} GB)")
+        return timing
+
+    for i in range(args.warmup):
+        result["warmup"].append(one_step(i))
+        report(f"step {i + 1}")
+    for i in range(args.steps):
+        result["steps"].append(one_step(args.warmup + i))
+        report(f"step {args.warmup + i + 1}")
+    log(f"trained {result['trainedParameters'] / 1e6:.1f} M parameters ({result['trainedTensors']} tensors get a gradient); "
+        f"peak RSS {max(t['peakRss'] for t in result['warmup'] + result['steps']) / 1e9:.2f} GB (the largest step's)")
+    report("done")
 
 
 if __name__ == "__main__":
