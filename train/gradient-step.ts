@@ -55,7 +55,8 @@ const batchAliases = (task: string, name: string): readonly string[] => (name ==
  * its slot there (preallocated outputs): no output buffer per run, nothing for the garbage
  * collector to free before the next step, no copy (docs/fine-tune.md, "Memory"). The copy of
  * parameters in and gradients out on a GPU is the price of Node's binding having no
- * device-resident tensors (docs/fine-tune.md, "Devices").
+ * CUDA-resident tensors (docs/fine-tune.md, "Devices"; `--optimizer-in-graph` folds the
+ * update in instead, train/in-graph-step.ts).
  */
 export class GradientStep {
   private constructor(
