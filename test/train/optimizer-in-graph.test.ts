@@ -12,6 +12,7 @@ import { buildOptimizerGraphs } from '../../train/optimizer-graph.js';
 import { openStepRunner, optimizerInGraph, type StepRunner } from '../../train/step-runner.js';
 import { FINE_TUNE_TASKS } from '../../train/tasks.js';
 import { buildTrainingGraph } from '../../train/training-graph.js';
+import { runCli } from '../helpers/run-cli.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { vqaBatch } from '../helpers/training-memory-probe.js';
 import { writeColorVqa } from '../helpers/synthetic-colors.js';
@@ -130,6 +131,13 @@ describe('fine-tune --optimizer-in-graph', () => {
     const base: FineTuneOptions = { bundle: join(root, 'absent'), task: 'vqa', train: join(root, 'absent.jsonl'), out: join(root, 'out') };
     await assert.rejects(fineTune({ ...base, optimizerInGraph: 'on', clipGradNorm: 1 }), (e: BridgeTowerError) => e.code === 'E_USAGE' && /--clip-grad-norm/.test(e.message) && /--optimizer-in-graph off/.test(e.message));
     await assert.rejects(fineTune({ ...base, optimizerInGraph: 'yes' as 'on' }), (e: BridgeTowerError) => e.code === 'E_USAGE' && /auto, on, off/.test(e.message));
+  });
+
+  it('the CLI takes --optimizer-in-graph and refuses on with --clip-grad-norm as a usage error', () => {
+    assert.match(runCli(['fine-tune', '--help']).stdout, /--optimizer-in-graph auto\|on\|off/);
+    const refused = runCli(['fine-tune', '--bundle', 'x', '--task', 'vqa', '--train', 'a', '--out', 'o', '--optimizer-in-graph', 'on', '--clip-grad-norm', '1']);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /--clip-grad-norm needs the global gradient norm/);
   });
 
   it('auto is on for CUDA only, and off whenever clipping is asked for', () => {
