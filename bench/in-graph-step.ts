@@ -18,7 +18,7 @@ import { openStepRunner, type StepRunner } from '../train/step-runner.js';
 import { FINE_TUNE_TASKS } from '../train/tasks.js';
 import { buildTrainingGraph } from '../train/training-graph.js';
 import { buildScaledBundle, SMALL_SCALE } from '../test/helpers/scaled-bundle.js';
-import { vqaBatch } from '../test/helpers/training-memory-probe.js';
+import { vqaBatch } from '../test/helpers/vqa-batch.js';
 
 const { values: args } = parseArgs({
   options: {

@@ -14,7 +14,7 @@ import { FINE_TUNE_TASKS } from '../../train/tasks.js';
 import { buildTrainingGraph } from '../../train/training-graph.js';
 import { runCli } from '../helpers/run-cli.js';
 import { tempDir } from '../helpers/temp-dir.js';
-import { vqaBatch } from '../helpers/training-memory-probe.js';
+import { vqaBatch } from '../helpers/vqa-batch.js';
 import { writeColorVqa } from '../helpers/synthetic-colors.js';
 
 /**
