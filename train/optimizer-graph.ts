@@ -12,8 +12,9 @@ import { REPORT_PREFIX, type TrainingGraph } from './training-graph.js';
  *
  * - `accumulate` (accumulation > 1, every micro-batch but a step's last): inputs `acc.<name>` (the
  *   running sum) and `grad_scale` float32 [1] (1/accumulation); outputs `acc_out.<name>` =
- *   acc + grad·grad_scale, the order of train/flat-parameters.ts `addScaled` (which forms the sum
- *   in float64: equal bits whenever 1/accumulation is a power of two; docs/fine-tune.md).
+ *   acc + grad·grad_scale, the order of train/flat-parameters.ts `addScaled`, which forms the sum
+ *   in float64: the bits agree when 1/accumulation is a power of two, the product then being exact
+ *   (short of float32 subnormals), and differ in the last bits otherwise (docs/fine-tune.md).
  * - `step` (a step's last micro-batch): the same sum when accumulating, then one AdamW update per
  *   trainable parameter (train/optimizer/adamw.ts's op sequence): inputs `m.<name>`, `v.<name>`,
  *   `step_size.<group>`, `decay_alpha.<group>` per optimizer group; outputs `param_out.<name>`,
