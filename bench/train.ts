@@ -23,7 +23,7 @@
  * watched: a child whose RSS passes --max-rss-gb (default: the memory available at the start less
  * 2 GiB) is stopped and reported with what it measured so far. Bytes that would cross PCIe with
  * `--device cuda` are computed from the graphs' inputs and outputs, not measured: Node's binding
- * has no device-resident tensors, so every run feeds the trainable parameters from host memory and
+ * has no CUDA-resident tensors, so every run feeds the trainable parameters from host memory and
  * returns the gradients to it.
  *
  * `--pytorch <python>` runs the PyTorch anchor (bench/pytorch/train_step.py: the same step on a

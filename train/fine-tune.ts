@@ -12,9 +12,9 @@ import { collate, trainingItems, type CollateItem } from './data/collate.js';
 import { describeRow, type Dataset } from './data/examples.js';
 import { openDataset } from './data/open-dataset.js';
 import { evaluateBundle } from './evaluate/evaluate.js';
-import { addScaled, FlatLayout, l2Norm, scaleInPlace } from './flat-parameters.js';
-import { GradientStep, negativeNoise } from './gradient-step.js';
-import { AdamWRunner } from './optimizer/adamw-runner.js';
+import { FlatLayout } from './flat-parameters.js';
+import { negativeNoise } from './gradient-step.js';
+import { openStepRunner, optimizerInGraph, type OptimizerInGraphChoice } from './step-runner.js';
 import { linearSchedule, lrFactor, totalOptimizerSteps } from './optimizer/schedule.js';
 import type { Recipe } from './recipes.js';
 import { Rng } from './rng.js';
@@ -69,6 +69,11 @@ export interface FineTuneOptions extends Partial<Recipe>, Pick<RuntimeOptions, '
    * modelled step peak (train/memory-model.ts) exceeds the memory available.
    */
   recompute?: RecomputeChoice;
+  /**
+   * The gradient accumulation and the AdamW update inside the training graph (train/in-graph-step.ts):
+   * 'auto' (default) on for `device: 'cuda'` without clipping, off on the CPU.
+   */
+  optimizerInGraph?: OptimizerInGraphChoice;
   /** Each event as it is appended to train-log.jsonl. */
   onEvent?: (event: TrainEvent) => void;
   /**
@@ -131,9 +136,11 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
   const training = recompute === first.recompute ? first : buildTrainingGraph(options.bundle, options.task, { ...graphOptions, recompute });
   // Recomputed gradients differ in the last bits: a resumed run must make the same choice (absent = none, as older checkpoints).
   if (recompute === 'layers') Object.assign(fingerprint, { recompute });
+  // So may the in-graph accumulation (unless 1/accumulation is a power of two): the same rule.
+  const inGraph = optimizerInGraph(options.optimizerInGraph ?? 'auto', options.device, options.clipGradNorm);
+  if (inGraph) Object.assign(fingerprint, { optimizerInGraph: true });
   const session = { ...(options.device ? { device: options.device } : {}), ...(options.threads ? { threads: options.threads } : {}) };
-  const step = await GradientStep.open(training, session);
-  const adamw = await AdamWRunner.open(layout, session);
+  const runner = await openStepRunner(training, layout, { accumulation, inGraph, ...(options.clipGradNorm ? { clipGradNorm: options.clipGradNorm } : {}), session });
   const preprocessor = BundlePreprocessor.open(options.bundle);
   try {
     let params: Float32Array;
@@ -153,7 +160,7 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
         if (!dev) throw new BridgeTowerError('E_RESUME', `--resume: ${latest.dir} waits for its dev evaluation (the run stopped before it): pass the run's --dev again`);
         pendingEval = latest.dir;
       }
-      adamw.restore(loaded.m, loaded.v, state.step);
+      runner.restore(loaded.m, loaded.v, state.step);
       emit({ type: 'resume', step: state.step, from: latest.dir });
     } else {
       prepareOutput(options.out, options.force === true);
@@ -168,7 +175,7 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
     const provenance = (): FineTuneProvenance => ({ base_bundle: config.name, task: options.task, step: state.step, epoch: state.epoch, train: train.source, options: { subset, ...recipe, microBatch, seed } });
     const checkpoint = async (evalPending: boolean) => {
       const saved = evalPending ? { ...state, evalPending } : state;
-      const dir = await saveCheckpoint(options.out, { name: `${name}-step${state.step}`, source: options.bundle, layout, params, m: adamw.m, v: adamw.v, state: saved, provenance: provenance() });
+      const dir = await saveCheckpoint(options.out, { name: `${name}-step${state.step}`, source: options.bundle, layout, params, m: runner.m, v: runner.v, state: saved, provenance: provenance() });
       const { kept, extra } = pruneCheckpoints(options.out, options.keepCheckpoints ?? 1, new Set(state.best ? [state.best.step] : []));
       emit({ type: 'checkpoint', step: state.step, dir, kept, keptForBest: extra[0] ?? null });
       return dir;
@@ -199,11 +206,6 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
     // Killed between a checkpoint and its evaluation: evaluate it now (its weights are the ones loaded), so best/ sees every step.
     if (pendingEval) await evaluate(pendingEval);
 
-    const grads = new Float32Array(layout.total);
-    // One optimizer step per micro-batch: ONNX Runtime writes the gradients straight into `grads`
-    // (0 + g·1 is g, so nothing changes). Otherwise each micro-batch lands in one reused buffer and
-    // is added in scaled, in the order addScaled always used.
-    const micro = accumulation === 1 ? grads : new Float32Array(layout.total);
     let stepLoss = 0;
     // The objective's scalar loss terms (graph outputs `report.<name>`), summed as the loss is.
     const termNames = FINE_TUNE_TASKS[options.task].objective.reports ?? [];
@@ -224,22 +226,20 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
         });
         const microIndex = state.epoch * microPerEpoch + state.position;
         const feeds = { ...batch.tensors, ...negativeNoise(training, batch.tensors, seed, microIndex) };
-        const out = await step.run(feeds, params, layout, Rng.derive(seed, 'dropout', microIndex).nextUint32() >>> 1, micro);
+        // Lightning steps after `accumulation` micro-batches, and at the end of the epoch.
+        const stepsHere = (state.position + 1) % accumulation === 0 || state.position + 1 === microPerEpoch;
+        const factor = lrFactor(schedule, state.step);
+        const out = await runner.microBatch(feeds, params, Rng.derive(seed, 'dropout', microIndex).nextUint32() >>> 1, stepsHere ? factor : undefined);
         if (!Number.isFinite(out.loss)) diverged(options, emit, state, `the loss is ${out.loss}`, indices.map((i) => items[i]!));
-        if (micro !== grads) addScaled(grads, micro, 0, 1 / accumulation);
         stepLoss += out.loss / accumulation;
         for (const name of termNames) stepTerms.set(name, stepTerms.get(name)! + (out.reports.get(name)!.data as Float32Array)[0]! / accumulation);
         stepSamples += batch.size;
         state.position++;
-        // Lightning steps after `accumulation` micro-batches, and at the end of the epoch.
-        if (state.position % accumulation !== 0 && state.position !== microPerEpoch) continue;
+        if (!out.stepped) continue;
 
-        const gradNorm = l2Norm(grads);
+        const { gradNorm } = out.stepped;
         if (!Number.isFinite(gradNorm)) diverged(options, emit, state, `the gradient norm is ${gradNorm}`, indices.map((i) => items[i]!));
-        if (options.clipGradNorm && gradNorm > options.clipGradNorm) scaleInPlace(grads, options.clipGradNorm / (gradNorm + 1e-6));
-        const factor = lrFactor(schedule, state.step);
-        await adamw.step(params, grads, factor);
-        grads.fill(0);
+        params = out.stepped.params;
         state.step++;
         state.samples += stepSamples;
         const seconds = (Date.now() - stepStarted) / 1000;
@@ -271,7 +271,7 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
     emit({ type: 'done', step: state.step, out: options.out, best: state.best ?? null });
     return { step: state.step, ...(state.best ? { best: state.best } : {}) };
   } finally {
-    await Promise.all([step.release(), adamw.release()]);
+    await runner.release();
   }
 }
 
@@ -364,6 +364,7 @@ function validate(options: FineTuneOptions, recipe: Recipe, microBatch: number):
     throw new BridgeTowerError('E_USAGE', `--mlm-probability masks captions for ${withMlm}; ${options.task} has no MLM objective`);
   }
   if (options.recompute !== undefined && !RECOMPUTE_CHOICES.includes(options.recompute)) throw new BridgeTowerError('E_USAGE', `--recompute must be one of ${RECOMPUTE_CHOICES.join(', ')}, got '${options.recompute}'`);
+  if (options.optimizerInGraph !== undefined) optimizerInGraph(options.optimizerInGraph, options.device, options.clipGradNorm);
   if (options.clipGradNorm !== undefined && !(options.clipGradNorm > 0)) throw new BridgeTowerError('E_USAGE', `--clip-grad-norm must be positive, got ${options.clipGradNorm}`);
   if (microBatch > recipe.batchSize) throw new BridgeTowerError('E_USAGE', `--micro-batch-size ${microBatch} exceeds --batch-size ${recipe.batchSize}`);
 }

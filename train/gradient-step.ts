@@ -55,7 +55,8 @@ const batchAliases = (task: string, name: string): readonly string[] => (name ==
  * its slot there (preallocated outputs): no output buffer per run, nothing for the garbage
  * collector to free before the next step, no copy (docs/fine-tune.md, "Memory"). The copy of
  * parameters in and gradients out on a GPU is the price of Node's binding having no
- * device-resident tensors (docs/fine-tune.md, "Devices").
+ * CUDA-resident tensors (docs/fine-tune.md, "Devices"; `--optimizer-in-graph` folds the
+ * update in instead, train/in-graph-step.ts).
  */
 export class GradientStep {
   private constructor(
@@ -68,26 +69,13 @@ export class GradientStep {
   }
 
   async run(batch: BatchTensors, params: Float32Array, layout: FlatLayout, dropoutSeed = 0, into?: Float32Array): Promise<StepOutputs> {
-    const feeds: Record<string, ort.Tensor> = {};
-    for (const input of this.training.batchInputs) {
-      const tensor = batch[input.name] ?? batchAliases(this.training.task, input.name).map((n) => batch[n]).find((t) => t !== undefined);
-      if (!tensor) throw new BridgeTowerError('E_USAGE', `the ${this.training.task} batch lacks '${input.name}'`);
-      if (tensor.dtype !== input.dtype) throw new BridgeTowerError('E_USAGE', `batch tensor '${input.name}' is ${tensor.dtype}; the training graph takes ${input.dtype}`);
-      feeds[input.name] = new ort.Tensor(tensor.dtype, tensor.data, tensor.dims);
-    }
-    if (this.training.dropout) feeds.dropout_seed = new ort.Tensor('int64', BigInt64Array.from([BigInt(dropoutSeed)]), []);
-    for (const p of this.training.parameters) feeds[p.name] = new ort.Tensor('float32', layout.view(params, p.name), p.shape);
+    const feeds = trainingFeeds(this.training, batch, params, layout, dropoutSeed);
     let fetches: Record<string, ort.Tensor | null> | undefined;
     if (into) {
       fetches = Object.fromEntries(this.session.outputNames.map((name) => [name, null]));
       for (const p of this.training.parameters) fetches[`grad.${p.name}`] = new ort.Tensor('float32', layout.view(into, p.name), p.shape);
     }
-    let results: ort.InferenceSession.OnnxValueMapType;
-    try {
-      results = await (fetches ? this.session.run(feeds, fetches as ort.InferenceSession.FetchesType) : this.session.run(feeds));
-    } catch (error) {
-      throw new BridgeTowerError('E_USAGE', `the ${this.training.task} training graph rejected the batch: ${(error as Error).message}`);
-    }
+    const results = await runTraining(this.training, this.session, feeds, fetches);
     const gradients = new Map<string, Float32Array>();
     for (const p of this.training.parameters) gradients.set(p.name, into ? layout.view(into, p.name) : (results[`grad.${p.name}`]!.data as Float32Array));
     const reports = new Map(this.training.reports.map((name) => [name, results[`${REPORT_PREFIX}${name}`]!]));
@@ -96,6 +84,33 @@ export class GradientStep {
 
   async release(): Promise<void> {
     await this.session.release();
+  }
+}
+
+/**
+ * The feeds of one run of a training graph (or of a graph extending it, train/optimizer-graph.ts):
+ * the batch tensors the graph takes (by name or a fixture alias), the dropout seed, and each
+ * trainable parameter as a view of the flat buffer (ONNX Runtime reads CPU inputs in place).
+ */
+export function trainingFeeds(training: TrainingGraph, batch: BatchTensors, params: Float32Array, layout: FlatLayout, dropoutSeed: number): Record<string, ort.Tensor> {
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const input of training.batchInputs) {
+    const tensor = batch[input.name] ?? batchAliases(training.task, input.name).map((n) => batch[n]).find((t) => t !== undefined);
+    if (!tensor) throw new BridgeTowerError('E_USAGE', `the ${training.task} batch lacks '${input.name}'`);
+    if (tensor.dtype !== input.dtype) throw new BridgeTowerError('E_USAGE', `batch tensor '${input.name}' is ${tensor.dtype}; the training graph takes ${input.dtype}`);
+    feeds[input.name] = new ort.Tensor(tensor.dtype, tensor.data, tensor.dims);
+  }
+  if (training.dropout) feeds.dropout_seed = new ort.Tensor('int64', BigInt64Array.from([BigInt(dropoutSeed)]), []);
+  for (const p of training.parameters) feeds[p.name] = new ort.Tensor('float32', layout.view(params, p.name), p.shape);
+  return feeds;
+}
+
+/** One run of a training session; ONNX Runtime's refusal (a batch of the wrong shape) becomes a usage error. */
+export async function runTraining(training: TrainingGraph, session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, fetches?: Record<string, ort.Tensor | null>): Promise<ort.InferenceSession.OnnxValueMapType> {
+  try {
+    return await (fetches ? session.run(feeds, fetches as ort.InferenceSession.FetchesType) : session.run(feeds));
+  } catch (error) {
+    throw new BridgeTowerError('E_USAGE', `the ${training.task} training graph rejected the batch: ${(error as Error).message}`);
   }
 }
 

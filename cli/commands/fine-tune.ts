@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { BridgeTowerError } from '../../common/errors.js';
 import { plural } from '../../common/plural.js';
 import { fineTune, type FineTuneOptions, type RecomputeChoice } from '../../train/fine-tune.js';
+import type { OptimizerInGraphChoice } from '../../train/step-runner.js';
 import { FINE_TUNE_TASK_NAMES, FINE_TUNE_TASKS, type FineTuneTask } from '../../train/tasks.js';
 import { TRAIN_SUBSETS, type TrainSubset } from '../../train/train-subsets.js';
 import type { Command } from '../run-command.js';
@@ -71,6 +72,10 @@ Options:
   --recompute auto|layers|none recompute each layer's activations in the backward pass (less
                                memory); auto (default) does when the modelled step peak exceeds
                                the memory available, with a warning
+  --optimizer-in-graph auto|on|off  accumulate the gradients and run the AdamW update inside the
+                               training graph (fewer bytes to and from a GPU per step); auto
+                               (default) is on for --device cuda, off on the CPU and with
+                               --clip-grad-norm (which on refuses)
   --seed N                     shuffling, augmentation, dropout, negatives and pre-training's
                                masks and false images (default 0)
   --no-augment                 eval preprocessing for training images too
@@ -112,6 +117,7 @@ Examples:
     'no-augment': { type: 'boolean' },
     device: { type: 'string' },
     recompute: { type: 'string' },
+    'optimizer-in-graph': { type: 'string' },
     json: { type: 'boolean' },
     ...Object.fromEntries(NUMBERS.map(([flag]) => [flag, { type: 'string' as const }])),
   },
@@ -145,6 +151,7 @@ Examples:
       ...(values.resume ? { resume: true } : {}),
       ...(values['no-augment'] ? { augment: false } : {}),
       ...(values.recompute !== undefined ? { recompute: values.recompute as RecomputeChoice } : {}),
+      ...(values['optimizer-in-graph'] !== undefined ? { optimizerInGraph: values['optimizer-in-graph'] as OptimizerInGraphChoice } : {}),
     };
     for (const [flag, key] of NUMBERS) {
       const raw = values[flag] as string | undefined;

@@ -14,7 +14,7 @@ import { buildTrainingGraph } from '../../train/training-graph.js';
 import { l2Comparison } from '../helpers/parity.js';
 import { writeColorVqa } from '../helpers/synthetic-colors.js';
 import { tempDir } from '../helpers/temp-dir.js';
-import { vqaBatch } from '../helpers/training-memory-probe.js';
+import { vqaBatch } from '../helpers/vqa-batch.js';
 
 /**
  * `recompute: 'layers'` (train/autodiff/recompute.ts): the backward pass recomputes every encoder

@@ -27,22 +27,40 @@ export const ADAMW_EPS = 1e-8;
 
 const NO_WEIGHTS: WeightSource = { lookup: () => undefined };
 
-export function buildAdamWGraph(options: { beta1?: number; beta2?: number; eps?: number } = {}): Graph {
+export interface AdamWConstants {
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+}
+
+/** The values one update reads: param, grad, m, v of one shape; `stepSize` and `decayAlpha` float32 [1]. */
+export interface AdamWInputs {
+  param: Value;
+  grad: Value;
+  m: Value;
+  v: Value;
+  stepSize: Value;
+  decayAlpha: Value;
+}
+
+/**
+ * Appends AdamW updates to `b`: the returned function emits one update (the op sequence below) per
+ * call, sharing the constants. buildAdamWGraph calls it once over a flat buffer; the in-graph
+ * optimizer (train/optimizer-graph.ts) once per trainable parameter, so both run the same ops.
+ */
+export function adamWUpdater(b: GraphBuilder, options: AdamWConstants = {}): (inputs: AdamWInputs) => { param: Value; m: Value; v: Value } {
   const beta1 = options.beta1 ?? ADAMW_BETA1;
   const beta2 = options.beta2 ?? ADAMW_BETA2;
   const eps = options.eps ?? ADAMW_EPS;
-  const b = new GraphBuilder('adamw_hf_step', NO_WEIGHTS);
-  const n = 'n';
-  const param = b.input('param', 'float32', [n]);
-  const grad = b.input('grad', 'float32', [n]);
-  const m = b.input('m', 'float32', [n]);
-  const v = b.input('v', 'float32', [n]);
-  const stepSize = b.input('step_size', 'float32', [1]);
-  const decayAlpha = b.input('decay_alpha', 'float32', [1]);
   const mul = (x: Value, y: Value) => b.op('Mul', [x, y]);
   const add = (x: Value, y: Value) => b.op('Add', [x, y]);
   const sub = (x: Value, y: Value) => b.op('Sub', [x, y]);
   const split = b.scalar(4097);
+  const c1 = b.scalar(1 - beta1);
+  const b1 = b.scalar(beta1);
+  const c2 = b.scalar(1 - beta2);
+  const b2 = b.scalar(beta2);
+  const epsilon = b.scalar(eps);
   /** Veltkamp split of a float32 into two 12-bit halves. */
   const halves = (x: Value): [Value, Value] => {
     const t = mul(split, x);
@@ -60,20 +78,34 @@ export function buildAdamWGraph(options: { beta1?: number; beta2?: number; eps?:
     const se = add(sub(p, sub(s, bb)), sub(x, bb));
     return add(s, add(e, se));
   };
+  return ({ param, grad, m, v, stepSize, decayAlpha }) => {
+    // m = fmadd(g, (1-b1), m*b1)
+    const mNew = fma(grad, c1, mul(m, b1));
+    // v = fmadd((1-b2)*g, g, v*b2)
+    const vNew = fma(mul(c2, grad), grad, mul(v, b2));
+    // denom = sqrt(v) + eps; p = p + (-step * m) / denom
+    const denom = add(b.op('Sqrt', [vNew]), epsilon);
+    const pUpdated = add(param, b.op('Div', [mul(b.op('Neg', [stepSize]), mNew), denom]));
+    // p = fmadd(p, -lr*wd, p); alpha = 0 (no decay) gives p exactly
+    return { param: fma(pUpdated, decayAlpha, pUpdated), m: mNew, v: vNew };
+  };
+}
 
-  // m = fmadd(g, (1-b1), m*b1)
-  const mNew = fma(grad, b.scalar(1 - beta1), mul(m, b.scalar(beta1)));
-  // v = fmadd((1-b2)*g, g, v*b2)
-  const vNew = fma(mul(b.scalar(1 - beta2), grad), grad, mul(v, b.scalar(beta2)));
-  // denom = sqrt(v) + eps; p = p + (-step * m) / denom
-  const denom = add(b.op('Sqrt', [vNew]), b.scalar(eps));
-  const pUpdated = add(param, b.op('Div', [mul(b.op('Neg', [stepSize]), mNew), denom]));
-  // p = fmadd(p, -lr*wd, p); alpha = 0 (no decay) gives p exactly
-  const pDecayed = fma(pUpdated, decayAlpha, pUpdated);
-
-  b.output(pDecayed, 'param_out', [n]);
-  b.output(mNew, 'm_out', [n]);
-  b.output(vNew, 'v_out', [n]);
+export function buildAdamWGraph(options: AdamWConstants = {}): Graph {
+  const b = new GraphBuilder('adamw_hf_step', NO_WEIGHTS);
+  const n = 'n';
+  const update = adamWUpdater(b, options);
+  const out = update({
+    param: b.input('param', 'float32', [n]),
+    grad: b.input('grad', 'float32', [n]),
+    m: b.input('m', 'float32', [n]),
+    v: b.input('v', 'float32', [n]),
+    stepSize: b.input('step_size', 'float32', [1]),
+    decayAlpha: b.input('decay_alpha', 'float32', [1]),
+  });
+  b.output(out.param, 'param_out', [n]);
+  b.output(out.m, 'm_out', [n]);
+  b.output(out.v, 'v_out', [n]);
   return b.build('transformers 4.17 AdamW step (flat buffer)');
 }
 
