@@ -97,7 +97,7 @@ export function buildTrainingGraph(bundleDir: string, task: TrainingTask, option
   const weights = safetensorsWeightSource(join(graphDir, BUNDLE_FILES.weights), graphDir);
 
   const rate = options.dropout ?? 0;
-  const b = new GraphBuilder(`train_${task}`, weights);
+  const b = new GraphBuilder(`train_${task}`, weights, { fusedAttention: false, fusedGelu: true });
   const dropoutFeature = rate > 0 ? b.enableDropout(rate) : undefined;
   const size = arch.vision.image_size;
   const numLabels = spec.labelCount(arch);

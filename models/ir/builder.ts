@@ -23,6 +23,12 @@ export interface GraphFeatures {
   fusedAttention: boolean;
   /** Training graphs only: where `models/layers/dropout.ts` draws its masks (absent = no dropout). */
   dropout?: DropoutFeature;
+  /**
+   * GELU as one com.microsoft Gelu node (training graphs): its gradient rule recomputes from x
+   * alone, so the backward keeps one tensor per GELU instead of the four its decomposed form
+   * leaves live (x, x/√2, 1 + erf, x/2), as PyTorch's native gelu saves only x.
+   */
+  fusedGelu?: boolean;
 }
 
 /** Dropout in a training graph: every site hashes (element index, `seed` input, site number). */

@@ -79,6 +79,8 @@ export const OPS = {
   // (bench/precision-graphs.ts); the int8 graphs do not use it (it breaks batching invariance).
   DynamicQuantizeMatMul: { domain: MS_DOMAIN, dtype: R.firstDtype, shape: R.matMul, gradient: 'none' as const },
   // (A_q − a_zp) · (B_q − b_zp) · a_scale · b_scale in one kernel, float32 out (the scales' dtype).
+  // Exact (erf) GELU in one node, training graphs only (GraphFeatures.fusedGelu).
+  Gelu: { domain: MS_DOMAIN, dtype: R.firstDtype, shape: R.same, gradient: 'rule' as const },
   MatMulIntegerToFloat: { domain: MS_DOMAIN, dtype: R.always('float32'), shape: R.matMul, gradient: 'none' as const },
   CumSum: unary('none'),
   ArgMax: onnx(R.always('int64'), R.argMax, 'zero'),

@@ -23,6 +23,7 @@ export function layerNorm(s: Scope, x: Value, eps: number): Value {
 /** Exact GELU, `x · ½ · (1 + erf(x / √2))` (PyTorch `nn.GELU()`, transformers' "gelu"). */
 export function gelu(s: Scope, x: Value): Value {
   const b = s.builder;
+  if (b.features.fusedGelu) return b.op('Gelu', [x]);
   const erf = b.op('Erf', [b.op('Div', [x, b.scalar(Math.SQRT2, x.dtype)])]);
   return b.op('Mul', [b.op('Mul', [x, b.scalar(0.5, x.dtype)]), b.op('Add', [erf, b.scalar(1, x.dtype)])]);
 }

@@ -114,6 +114,7 @@ describe('gradient rules agree with finite differences', () => {
   it('Gather of one token on axis 1 scatters into that token only', () =>
     expectGradients({ a: { dims: [2, 4, 3] } }, (b, x) => b.op('Gather', [x.a!, b.constant([1], 'int64', [])], { axis: 1 })));
   it('Erf has derivative 2/√π · exp(−x²)', () => expectGradients({ a: { dims: [3, 4] } }, (b, x) => b.op('Erf', [x.a!])));
+  it('Gelu (com.microsoft, exact erf) has derivative Φ(x) + x·φ(x)', () => expectGradients({ a: { dims: [3, 4] } }, (b, x) => b.op('Gelu', [x.a!])));
   it('Sigmoid has derivative σ(1 − σ)', () => expectGradients({ a: { dims: [3, 4] } }, (b, x) => b.op('Sigmoid', [x.a!])));
   it('Tanh has derivative 1 − tanh²', () => expectGradients({ a: { dims: [3, 4] } }, (b, x) => b.op('Tanh', [x.a!])));
   it('Sqrt, Exp and Neg differentiate elementwise', () =>

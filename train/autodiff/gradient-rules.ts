@@ -75,6 +75,13 @@ export const GRADIENT_RULES: GradientRules = {
   Cast: ({ b, x, y, g }) => [isFloatType(x[0]!.dtype) && isFloatType(y[0]!.dtype) ? b.cast(g[0]!, x[0]!.dtype) : undefined],
   Neg: ({ b, g }) => [b.op('Neg', [g[0]!])],
   Erf: ({ b, x, g }) => [b.op('Mul', [g[0]!, b.op('Mul', [b.scalar(2 / Math.sqrt(Math.PI)), b.op('Exp', [b.op('Neg', [b.op('Mul', [x[0]!, x[0]!])])])])])],
+  // d/dx x·Φ(x) = Φ(x) + x·φ(x), Φ(x) = ½(1 + erf(x/√2)), φ(x) = e^(−x²/2)/√(2π): from x alone.
+  Gelu: ({ b, x, g }) => {
+    const v = x[0]!;
+    const cdf = b.op('Mul', [b.scalar(0.5, v.dtype), b.op('Add', [b.scalar(1, v.dtype), b.op('Erf', [b.op('Div', [v, b.scalar(Math.SQRT2, v.dtype)])])])]);
+    const pdf = b.op('Mul', [b.scalar(1 / Math.sqrt(2 * Math.PI), v.dtype), b.op('Exp', [b.op('Mul', [b.scalar(-0.5, v.dtype), b.op('Mul', [v, v])])])]);
+    return [b.op('Mul', [g[0]!, b.op('Add', [cdf, b.op('Mul', [v, pdf])])])];
+  },
   Sigmoid: ({ b, y, g }) => [b.op('Mul', [g[0]!, b.op('Mul', [y[0]!, b.op('Sub', [b.scalar(1), y[0]!])])])],
   Tanh: ({ b, y, g }) => [b.op('Mul', [g[0]!, b.op('Sub', [b.scalar(1), b.op('Mul', [y[0]!, y[0]!])])])],
   Sqrt: ({ b, y, g }) => [b.op('Div', [g[0]!, b.op('Mul', [b.scalar(2), y[0]!])])],
