@@ -43,6 +43,12 @@ export interface RuntimeOptions {
    * (docs/fine-tune.md, "Memory").
    */
   cpuArena?: boolean;
+  /**
+   * ONNX Runtime graph transformers to leave out, by name (`optimization.disable_specified_optimizers`):
+   * a recomputing training graph turns off CommonSubexpressionElimination, which would merge each
+   * recomputed layer back into its forward and keep the intermediates recomputation drops.
+   */
+  disabledOptimizers?: readonly string[];
 }
 
 /** A session and the execution provider it ended up on. */
@@ -78,6 +84,7 @@ function sessionOptions(device: Device, options: RuntimeOptions): ort.InferenceS
     ...(options.threads ? { intraOpNumThreads: options.threads } : {}),
     ...(options.memoryPattern === false ? { enableMemPattern: false } : {}),
     ...(options.cpuArena === false ? { enableCpuMemArena: false } : {}),
+    ...(options.disabledOptimizers?.length ? { extra: { optimization: { disable_specified_optimizers: options.disabledOptimizers.join(',') } } } : {}),
   };
 }
 

@@ -192,11 +192,11 @@ export async function openTrainingSession(training: { graph: Graph; graphDir: st
   try {
     // Training graphs keep ONNX Runtime's default optimization level; memory-pattern planning is
     // off unless asked for (RuntimeOptions.memoryPattern: it makes step 2 need more than step 1).
-    // A recomputing graph opens unoptimized: at any optimization level ONNX Runtime ran it with the
-    // forward's intermediates kept (small model, micro-batch 16: 1.0 GB peak either way; 0.77 GB
-    // unoptimized, docs/PERFORMANCE.md "Step memory"), for a reason not yet isolated.
-    const optimization = training.recompute === 'layers' ? 'disabled' : 'all';
-    const opened = await openSession(file, { ...options, optimization, memoryPattern: options.memoryPattern ?? false });
+    // A recomputing graph runs without common-subexpression elimination: the recomputed layer is
+    // the same computation as its forward on the same inputs, and CSE would merge the two back,
+    // keeping every forward intermediate alive (docs/fine-tune.md, "Memory").
+    const recomputing = training.recompute === 'layers' ? { disabledOptimizers: ['CommonSubexpressionElimination'] } : {};
+    const opened = await openSession(file, { ...options, ...recomputing, memoryPattern: options.memoryPattern ?? false });
     if (opened.fallbackReason) reportCudaFallback(`training graph '${training.graph.name}'`, opened.fallbackReason, options.warn);
     return opened.session;
   } finally {
