@@ -1,0 +1,297 @@
+/*
+ * The AdamW update of train/optimizer/adamw.ts as a native Node-API addon (train/optimizer/adamw-native.ts
+ * loads it; docs/fine-tune.md "AdamW engines" tells how to build it).
+ *
+ * The same float32 operations in the same order as the graph, except that each of the graph's three
+ * emulated fused multiply-adds (Veltkamp/Dekker product + two-sum) is a real one, rounded once:
+ * that is what upstream PyTorch's vectorized kernels compute (adamw.ts's header names them), and
+ * where the emulation is not correctly rounded (results below ~1e-37, and rare double roundings)
+ * this engine is the one that agrees with PyTorch (test/train/adamw-native.test.ts).
+ *
+ * Compiled with -O3 -ffp-contract=off and without fast-math (binding.gyp): nothing else is fused or
+ * reassociated, so every other operation is one IEEE float32 operation, correctly rounded, as in
+ * ONNX Runtime and WebAssembly. Subnormals are neither flushed nor treated as zero (each thread
+ * clears MXCSR's FTZ/DAZ bits for the duration of the call, as WebAssembly never sets them).
+ *
+ * It works in place on the callers' Float32Arrays (no copy) over [offset, offset + size), split into
+ * contiguous ranges over `threads` threads. The kernel is chosen at run time (AVX-512F, AVX2 + FMA,
+ * or portable C with fmaf), so one binary runs on any x86-64 and builds on any other architecture.
+ */
+#define NAPI_VERSION 8
+#include <node_api.h>
+
+#include <math.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#define ADAMW_X86 1
+#include <immintrin.h>
+#endif
+
+/* The per-call float32 scalars, in the order train/optimizer/adamw-native.ts packs them. */
+typedef struct {
+  float b1, c1, b2, c2, eps, neg_step, decay;
+} Scalars;
+enum { SCALAR_COUNT = 7 };
+
+typedef void (*Kernel)(float *p, const float *g, float *m, float *v, size_t n, const Scalars *s);
+
+/* The graph, element by element; fmaf is correctly rounded (C99 7.12.13.1), in hardware or in libm. */
+static void adamw_portable(float *p, const float *g, float *m, float *v, size_t n, const Scalars *s) {
+  for (size_t i = 0; i < n; i++) {
+    const float gi = g[i];
+    const float m_new = fmaf(gi, s->c1, m[i] * s->b1);
+    const float v_new = fmaf(s->c2 * gi, gi, v[i] * s->b2);
+    const float denom = sqrtf(v_new) + s->eps;
+    const float updated = p[i] + (s->neg_step * m_new) / denom;
+    p[i] = fmaf(updated, s->decay, updated);
+    m[i] = m_new;
+    v[i] = v_new;
+  }
+}
+
+#ifdef ADAMW_X86
+__attribute__((target("avx2,fma"))) static void adamw_avx2(float *p, const float *g, float *m, float *v, size_t n, const Scalars *s) {
+  const __m256 b1 = _mm256_set1_ps(s->b1), c1 = _mm256_set1_ps(s->c1), b2 = _mm256_set1_ps(s->b2), c2 = _mm256_set1_ps(s->c2);
+  const __m256 eps = _mm256_set1_ps(s->eps), neg_step = _mm256_set1_ps(s->neg_step), decay = _mm256_set1_ps(s->decay);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 gi = _mm256_loadu_ps(g + i);
+    const __m256 m_new = _mm256_fmadd_ps(gi, c1, _mm256_mul_ps(_mm256_loadu_ps(m + i), b1));
+    const __m256 v_new = _mm256_fmadd_ps(_mm256_mul_ps(c2, gi), gi, _mm256_mul_ps(_mm256_loadu_ps(v + i), b2));
+    const __m256 denom = _mm256_add_ps(_mm256_sqrt_ps(v_new), eps);
+    const __m256 updated = _mm256_add_ps(_mm256_loadu_ps(p + i), _mm256_div_ps(_mm256_mul_ps(neg_step, m_new), denom));
+    _mm256_storeu_ps(p + i, _mm256_fmadd_ps(updated, decay, updated));
+    _mm256_storeu_ps(m + i, m_new);
+    _mm256_storeu_ps(v + i, v_new);
+  }
+  adamw_portable(p + i, g + i, m + i, v + i, n - i, s);
+}
+
+__attribute__((target("avx512f"))) static void adamw_avx512(float *p, const float *g, float *m, float *v, size_t n, const Scalars *s) {
+  const __m512 b1 = _mm512_set1_ps(s->b1), c1 = _mm512_set1_ps(s->c1), b2 = _mm512_set1_ps(s->b2), c2 = _mm512_set1_ps(s->c2);
+  const __m512 eps = _mm512_set1_ps(s->eps), neg_step = _mm512_set1_ps(s->neg_step), decay = _mm512_set1_ps(s->decay);
+  for (size_t i = 0; i < n; i += 16) {
+    /* The last vector is masked: lanes past n are neither read nor written. */
+    const __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+    const __m512 gi = _mm512_maskz_loadu_ps(k, g + i);
+    const __m512 m_new = _mm512_fmadd_ps(gi, c1, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, m + i), b1));
+    const __m512 v_new = _mm512_fmadd_ps(_mm512_mul_ps(c2, gi), gi, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, v + i), b2));
+    const __m512 denom = _mm512_add_ps(_mm512_sqrt_ps(v_new), eps);
+    const __m512 updated = _mm512_add_ps(_mm512_maskz_loadu_ps(k, p + i), _mm512_div_ps(_mm512_mul_ps(neg_step, m_new), denom));
+    _mm512_mask_storeu_ps(p + i, k, _mm512_fmadd_ps(updated, decay, updated));
+    _mm512_mask_storeu_ps(m + i, k, m_new);
+    _mm512_mask_storeu_ps(v + i, k, v_new);
+  }
+}
+#endif
+
+/* Kernels by name, best first; `available` is decided once, at load. */
+typedef struct {
+  const char *name;
+  Kernel run;
+  int available;
+} KernelRow;
+
+static KernelRow KERNELS[] = {
+#ifdef ADAMW_X86
+    {"avx512f", adamw_avx512, 0},
+    {"avx2-fma", adamw_avx2, 0},
+#endif
+    {"portable", adamw_portable, 1},
+};
+enum { KERNEL_COUNT = sizeof(KERNELS) / sizeof(KERNELS[0]) };
+
+static void detect_kernels(void) {
+#ifdef ADAMW_X86
+  /* __builtin_cpu_supports also checks that the OS saves the vector registers (XGETBV). */
+  __builtin_cpu_init();
+  KERNELS[0].available = __builtin_cpu_supports("avx512f");
+  KERNELS[1].available = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+}
+
+/* One thread's share. */
+typedef struct {
+  Kernel run;
+  float *p, *m, *v;
+  const float *g;
+  size_t n;
+  const Scalars *s;
+} Share;
+
+static void run_share(const Share *share) {
+#ifdef ADAMW_X86
+  /* Round to nearest, all exceptions masked, no flush-to-zero, no denormals-are-zero. */
+  const unsigned int saved = _mm_getcsr();
+  _mm_setcsr(0x1f80);
+#endif
+  share->run(share->p, share->g, share->m, share->v, share->n, share->s);
+#ifdef ADAMW_X86
+  _mm_setcsr(saved);
+#endif
+}
+
+static void *thread_main(void *arg) {
+  run_share((const Share *)arg);
+  return NULL;
+}
+
+/* Below this many elements per thread a thread costs more than it saves. */
+static const size_t MIN_PER_THREAD = 1 << 16;
+enum { MAX_THREADS = 256 };
+
+/* Splits [0, n) into contiguous ranges (starting at multiples of 16 elements, a cache line) and runs them. */
+static void run_threads(Kernel run, float *p, const float *g, float *m, float *v, size_t n, const Scalars *s, size_t threads) {
+  if (threads > n / MIN_PER_THREAD) threads = n / MIN_PER_THREAD;
+  if (threads < 1) threads = 1;
+  if (threads > MAX_THREADS) threads = MAX_THREADS;
+  Share shares[MAX_THREADS];
+  pthread_t ids[MAX_THREADS];
+  size_t started = 0, at = 0;
+  for (size_t t = 0; t < threads; t++) {
+    size_t end = t + 1 == threads ? n : ((n * (t + 1) / threads) & ~(size_t)15);
+    shares[t] = (Share){run, p + at, m + at, v + at, g + at, end - at, s};
+    at = end;
+  }
+  for (size_t t = 1; t < threads; t++) {
+    if (pthread_create(&ids[t], NULL, thread_main, &shares[t]) != 0) break;
+    started = t;
+  }
+  /* The calling thread takes the first share; a share whose thread did not start runs here too. */
+  run_share(&shares[0]);
+  for (size_t t = started + 1; t < threads; t++) run_share(&shares[t]);
+  for (size_t t = 1; t <= started; t++) pthread_join(ids[t], NULL);
+}
+
+/* ---- Node-API glue ------------------------------------------------------------------------------ */
+
+#define CHECK(env, call)                                                     \
+  do {                                                                       \
+    if ((call) != napi_ok) {                                                 \
+      napi_throw_error((env), "E_NATIVE_ADAMW", "Node-API call failed: " #call); \
+      return NULL;                                                           \
+    }                                                                        \
+  } while (0)
+
+/* The float32 data of `value`, which must be a Float32Array of at least `needed` elements. */
+static float *float32_argument(napi_env env, napi_value value, const char *name, size_t needed) {
+  napi_valuetype type;
+  bool is_typed = false;
+  char message[200];
+  if (napi_typeof(env, value, &type) != napi_ok || type != napi_object || napi_is_typedarray(env, value, &is_typed) != napi_ok || !is_typed) {
+    snprintf(message, sizeof message, "%s must be a Float32Array", name);
+    napi_throw_type_error(env, "E_NATIVE_ADAMW", message);
+    return NULL;
+  }
+  napi_typedarray_type kind;
+  size_t length;
+  void *data;
+  if (napi_get_typedarray_info(env, value, &kind, &length, &data, NULL, NULL) != napi_ok || kind != napi_float32_array) {
+    snprintf(message, sizeof message, "%s must be a Float32Array", name);
+    napi_throw_type_error(env, "E_NATIVE_ADAMW", message);
+    return NULL;
+  }
+  if (length < needed) {
+    snprintf(message, sizeof message, "%s has %zu elements; the range needs %zu", name, length, needed);
+    napi_throw_range_error(env, "E_NATIVE_ADAMW", message);
+    return NULL;
+  }
+  /* Node-API's data pointer already points at element 0 of the view (byte offset applied). */
+  return length == 0 ? (float *)"" : (float *)data;
+}
+
+/* A non-negative integer below 2^53. */
+static int index_argument(napi_env env, napi_value value, const char *name, size_t *out) {
+  double x;
+  char message[160];
+  if (napi_get_value_double(env, value, &x) != napi_ok || !(x >= 0) || x > 9007199254740991.0 || x != floor(x)) {
+    snprintf(message, sizeof message, "%s must be a non-negative integer", name);
+    napi_throw_range_error(env, "E_NATIVE_ADAMW", message);
+    return 0;
+  }
+  *out = (size_t)x;
+  return 1;
+}
+
+/*
+ * update(param, grad, m, v, offset, size, scalars, threads, kernel?): scalars is a Float32Array
+ * [beta1, 1-beta1, beta2, 1-beta2, eps, -stepSize, decayAlpha]; kernel a name of kernels() (default:
+ * the best available).
+ */
+static napi_value update(napi_env env, napi_callback_info info) {
+  size_t argc = 9;
+  napi_value argv[9];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 8) {
+    napi_throw_type_error(env, "E_NATIVE_ADAMW", "update(param, grad, m, v, offset, size, scalars, threads, kernel?) takes 8 or 9 arguments");
+    return NULL;
+  }
+  size_t offset, size, threads;
+  if (!index_argument(env, argv[4], "offset", &offset) || !index_argument(env, argv[5], "size", &size) || !index_argument(env, argv[7], "threads", &threads)) return NULL;
+  const size_t end = offset + size;
+  float *p = float32_argument(env, argv[0], "param", end);
+  if (!p) return NULL;
+  float *g = float32_argument(env, argv[1], "grad", end);
+  if (!g) return NULL;
+  float *m = float32_argument(env, argv[2], "m", end);
+  if (!m) return NULL;
+  float *v = float32_argument(env, argv[3], "v", end);
+  if (!v) return NULL;
+  float *packed = float32_argument(env, argv[6], "scalars", SCALAR_COUNT);
+  if (!packed) return NULL;
+  Scalars s;
+  memcpy(&s, packed, sizeof s);
+
+  Kernel run = NULL;
+  napi_valuetype kernel_type = napi_undefined;
+  if (argc >= 9) CHECK(env, napi_typeof(env, argv[8], &kernel_type));
+  if (kernel_type == napi_undefined) {
+    for (size_t k = 0; k < KERNEL_COUNT && !run; k++) run = KERNELS[k].available ? KERNELS[k].run : NULL;
+  } else {
+    char name[32];
+    size_t length;
+    if (kernel_type != napi_string || napi_get_value_string_utf8(env, argv[8], name, sizeof name, &length) != napi_ok) {
+      napi_throw_type_error(env, "E_NATIVE_ADAMW", "kernel must be a string");
+      return NULL;
+    }
+    for (size_t k = 0; k < KERNEL_COUNT && !run; k++) run = KERNELS[k].available && strcmp(KERNELS[k].name, name) == 0 ? KERNELS[k].run : NULL;
+    if (!run) {
+      char message[96];
+      snprintf(message, sizeof message, "kernel '%s' is not available on this CPU (see kernels())", name);
+      napi_throw_range_error(env, "E_NATIVE_ADAMW", message);
+      return NULL;
+    }
+  }
+  if (size > 0) run_threads(run, p + offset, g + offset, m + offset, v + offset, size, &s, threads);
+  return NULL;
+}
+
+/* kernels(): the names of the kernels this CPU runs, best first. */
+static napi_value kernels(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value list;
+  CHECK(env, napi_create_array(env, &list));
+  uint32_t at = 0;
+  for (size_t k = 0; k < KERNEL_COUNT; k++) {
+    if (!KERNELS[k].available) continue;
+    napi_value name;
+    CHECK(env, napi_create_string_utf8(env, KERNELS[k].name, NAPI_AUTO_LENGTH, &name));
+    CHECK(env, napi_set_element(env, list, at++, name));
+  }
+  return list;
+}
+
+NAPI_MODULE_INIT() {
+  detect_kernels();
+  napi_value fn;
+  CHECK(env, napi_create_function(env, "update", NAPI_AUTO_LENGTH, update, NULL, &fn));
+  CHECK(env, napi_set_named_property(env, exports, "update", fn));
+  CHECK(env, napi_create_function(env, "kernels", NAPI_AUTO_LENGTH, kernels, NULL, &fn));
+  CHECK(env, napi_set_named_property(env, exports, "kernels", fn));
+  return exports;
+}
