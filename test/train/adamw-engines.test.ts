@@ -5,10 +5,11 @@ import { ADAMW_ENGINE_NAMES, ADAMW_ENGINES, type AdamWEngine } from '../../train
 import { SeededRandom } from '../helpers/seeded-random.js';
 
 /**
- * Every AdamW engine computes the graph of train/optimizer/adamw.ts bit for bit: the same random
+ * Every AdamW engine that emulates the graph's FMAs computes the graph of train/optimizer/adamw.ts bit for bit: the same random
  * parameters, gradients and moments — magnitudes from 1e-42 (float32 subnormals) to 1e3, where the FMA emulation's
  * error terms matter — give identical param, m and v, at sizes that leave partial vectors and
- * partial chunks, in a range that starts mid-buffer.
+ * partial chunks, in a range that starts mid-buffer. The `native` engine rounds its FMAs once instead,
+ * which differs in the subnormals: test/train/adamw-native.test.ts holds it to its own reference.
  */
 
 function state(n: number, seed: number) {
@@ -46,7 +47,7 @@ describe('AdamW engines', () => {
         assert.equal(expected.param[offset - 1], s.param[offset - 1]);
         assert.equal(expected.m[offset + size], s.m[offset + size]);
         assert.ok(differing(expected.param, s.param) > size / 2, 'the update moves the parameters');
-        for (const name of ADAMW_ENGINE_NAMES) {
+        for (const name of ADAMW_ENGINE_NAMES.filter((engine) => ADAMW_ENGINES[engine].fma === 'emulated')) {
           for (const chunk of [undefined, 4099]) {
             const engine = await ADAMW_ENGINES[name].open(chunk ? { chunk } : {});
             const got = await run(engine, s, offset, size, lr, wd, t);

@@ -36,8 +36,16 @@ export type EngineOptions = Pick<RuntimeOptions, 'device' | 'threads' | 'warn'> 
  */
 export const ADAMW_CHUNK = 1 << 22;
 
+/**
+ * How an engine computes the graph's three fl(a·c + x): `emulated` as the graph writes it
+ * (Veltkamp/Dekker + two-sum, all engines of this kind agree bit for bit), `fused` with a real FMA
+ * rounded once (upstream PyTorch's arithmetic; differs from `emulated` where that is inexact).
+ */
+export type FmaKind = 'emulated' | 'fused';
+
 export const ADAMW_ENGINES = {
   native: {
+    fma: 'fused',
     description: 'the C addon (npm run build:native): AVX-512F / AVX2 + FMA in place on every core, real FMAs (default when built)',
     open: async (options: EngineOptions): Promise<AdamWEngine> => {
       const kernel = NativeAdamW.open({ ...(options.threads ? { threads: options.threads } : {}), ...(options.nativeKernel ? { kernel: options.nativeKernel } : {}) });
@@ -45,6 +53,7 @@ export const ADAMW_ENGINES = {
     },
   },
   wasm: {
+    fma: 'emulated',
     description: 'WebAssembly SIMD kernel over an L2-sized scratch memory, one pass per element, one core (default without the addon)',
     open: async (options: EngineOptions): Promise<AdamWEngine> => {
       const kernel = WasmAdamW.open(options.chunk ? { chunk: options.chunk } : {});
@@ -52,10 +61,12 @@ export const ADAMW_ENGINES = {
     },
   },
   js: {
+    fma: 'emulated',
     description: 'a plain typed-array loop, one element at a time (Math.fround after every operation)',
     open: async (): Promise<AdamWEngine> => ({ update: jsAdamW, release: async () => {} }),
   },
   ort: {
+    fma: 'emulated',
     description: 'the AdamW ONNX graph run by ONNX Runtime in chunks (the reference; follows --device)',
     open: async (options: EngineOptions): Promise<AdamWEngine> => {
       const opened = await openSession(serializeModel(buildAdamWGraph()), options);
@@ -82,7 +93,7 @@ export const ADAMW_ENGINES = {
       };
     },
   },
-} as const satisfies Record<string, { description: string; open: (options: EngineOptions) => Promise<AdamWEngine> }>;
+} as const satisfies Record<string, { fma: FmaKind; description: string; open: (options: EngineOptions) => Promise<AdamWEngine> }>;
 
 export type AdamWEngineName = keyof typeof ADAMW_ENGINES;
 
