@@ -15,6 +15,7 @@ import { evaluateBundle } from './evaluate/evaluate.js';
 import { addScaled, FlatLayout, l2Norm, scaleInPlace } from './flat-parameters.js';
 import { GradientStep, negativeNoise } from './gradient-step.js';
 import { AdamWRunner } from './optimizer/adamw-runner.js';
+import { ADAMW_ENGINE_NAMES, type AdamWEngineName } from './optimizer/adamw-engines.js';
 import { linearSchedule, lrFactor, totalOptimizerSteps } from './optimizer/schedule.js';
 import type { Recipe } from './recipes.js';
 import { Rng } from './rng.js';
@@ -69,6 +70,11 @@ export interface FineTuneOptions extends Partial<Recipe>, Pick<RuntimeOptions, '
    * modelled step peak (train/memory-model.ts) exceeds the memory available.
    */
   recompute?: RecomputeChoice;
+  /**
+   * The AdamW engine (train/optimizer/adamw-engines.ts); default `native` when its addon is built,
+   * else `wasm`, with a warning saying how to build it.
+   */
+  adamwEngine?: AdamWEngineName;
   /** Each event as it is appended to train-log.jsonl. */
   onEvent?: (event: TrainEvent) => void;
   /**
@@ -133,7 +139,8 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
   if (recompute === 'layers') Object.assign(fingerprint, { recompute });
   const session = { ...(options.device ? { device: options.device } : {}), ...(options.threads ? { threads: options.threads } : {}) };
   const step = await GradientStep.open(training, session);
-  const adamw = await AdamWRunner.open(layout, session);
+  const adamw = await AdamWRunner.open(layout, { ...session, ...(options.adamwEngine ? { engine: options.adamwEngine } : {}) });
+  if (adamw.fallback) emit({ type: 'warning', message: adamw.fallback });
   const preprocessor = BundlePreprocessor.open(options.bundle);
   try {
     let params: Float32Array;
@@ -354,6 +361,9 @@ function validate(options: FineTuneOptions, recipe: Recipe, microBatch: number):
   positiveInt('--save-every', options.saveEvery);
   positiveInt('--eval-every', options.evalEvery);
   positiveInt('--keep-checkpoints', options.keepCheckpoints);
+  if (options.adamwEngine !== undefined && !ADAMW_ENGINE_NAMES.includes(options.adamwEngine)) {
+    throw new BridgeTowerError('E_USAGE', `--adamw-engine must be one of ${ADAMW_ENGINE_NAMES.join(', ')}, got '${options.adamwEngine}'`);
+  }
   if (!(recipe.learningRate > 0)) throw new BridgeTowerError('E_USAGE', `--lr must be positive, got ${recipe.learningRate}`);
   if (!(recipe.weightDecay >= 0)) throw new BridgeTowerError('E_USAGE', `--weight-decay must be ≥ 0, got ${recipe.weightDecay}`);
   if (!(recipe.warmup >= 0)) throw new BridgeTowerError('E_USAGE', `--warmup must be ≥ 0 (a fraction of the steps, or a step count ≥ 1), got ${recipe.warmup}`);

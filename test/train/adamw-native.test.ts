@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { ADAMW_BETA1, ADAMW_BETA2, ADAMW_EPS, stepScalars } from '../../train/optimizer/adamw.js';
 import { ADAMW_ENGINES, defaultAdamWEngine, type AdamWEngine } from '../../train/optimizer/adamw-engines.js';
@@ -16,6 +19,7 @@ import { SeededRandom } from '../helpers/seeded-random.js';
  * the float32 subnormals (and, rarely, by a double rounding), where native is the exact one.
  */
 
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CONSTANTS = { beta1: ADAMW_BETA1, beta2: ADAMW_BETA2, eps: ADAMW_EPS };
 
 interface State {
@@ -185,6 +189,14 @@ describe('native AdamW engine', () => {
     assert.throws(() => engine.update(b(), new Float64Array(8) as unknown as Float32Array, b(), b(), 0, 8, 0.1, 0), /grad must be a Float32Array/);
     assert.throws(() => engine.update(b(), b(), b(), b(), -1, 2, 0.1, 0), /offset must be a non-negative integer/);
     assert.throws(() => NativeAdamW.open({ kernel: 'sse9' }), (error: Error & { code?: string }) => error.code === 'E_USAGE' && /does not run on this CPU/.test(error.message));
+  });
+
+  it('without the addon the default is wasm, with a warning that says how to build it', () => {
+    const script = "import { defaultAdamWEngine } from './train/optimizer/adamw-engines.ts'; console.log(JSON.stringify(defaultAdamWEngine()));";
+    const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, BRIDGETOWER_ADAMW_ADDON: join(ROOT, 'no-such-addon.node') } });
+    const chosen = JSON.parse(out) as { name: string; fallback?: string };
+    assert.equal(chosen.name, 'wasm');
+    assert.match(chosen.fallback ?? '', /not built \(no .*no-such-addon\.node\).*npm run build:native/);
   });
 
   it('is the default engine once built', (t) => {

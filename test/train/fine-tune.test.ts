@@ -262,6 +262,7 @@ describe('bridgetower fine-tune (CLI)', () => {
     assert.equal(runCli(['fine-tune', '--task', 'vqa']).code, 2);
     assert.match(runCli(['fine-tune', '--bundle', 'x', '--task', 'mlm', '--train', 'a', '--out', 'o']).stderr, /--task must be one of vqa, snli, nlvr2, irtr, pretrain/);
     assert.match(runCli(['fine-tune', '--bundle', 'x', '--task', 'vqa', '--train', 'a', '--out', 'o', '--lr', 'fast']).stderr, /--lr must be a number/);
+    assert.match(runCli(['fine-tune', '--bundle', 'x', '--task', 'vqa', '--train', 'a', '--out', 'o', '--adamw-engine', 'fast']).stderr, /--adamw-engine must be one of native, wasm, js, ort, got 'fast'/);
   });
 
   it('accepts --train heads beside the data, and prints a summary', async (t) => {

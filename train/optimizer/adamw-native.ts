@@ -31,9 +31,11 @@ let loaded: NativeLoad | undefined;
 /** Loads the addon once; `reason` says why it is not there. */
 export function loadNativeAdamW(): NativeLoad {
   if (loaded) return loaded;
-  const path = CANDIDATES.find((candidate) => existsSync(candidate));
+  // BRIDGETOWER_ADAMW_ADDON names another build of the addon (or, in tests, none).
+  const candidates = process.env.BRIDGETOWER_ADAMW_ADDON ? [process.env.BRIDGETOWER_ADAMW_ADDON] : CANDIDATES;
+  const path = candidates.find((candidate) => existsSync(candidate));
   if (!path) {
-    loaded = { reason: `the native AdamW addon is not built (no ${CANDIDATES[0]})` };
+    loaded = { reason: `the native AdamW addon is not built (no ${candidates[0]})` };
     return loaded;
   }
   try {
