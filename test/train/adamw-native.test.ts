@@ -8,7 +8,7 @@ import { ADAMW_ENGINES, defaultAdamWEngine, type AdamWEngine } from '../../train
 import { NativeAdamW } from '../../train/optimizer/adamw-native.js';
 import { fusedReferenceAdamW } from '../helpers/exact-fma.js';
 import { nativeAdamWMissing, nativeKernels } from '../helpers/native-adamw.js';
-import { SeededRandom } from '../helpers/seeded-random.js';
+import { gradientScaleState, wideState, type State } from '../helpers/adamw-states.js';
 
 /**
  * The native engine (train/optimizer/native/adamw.c) computes the graph of train/optimizer/adamw.ts
@@ -21,44 +21,6 @@ import { SeededRandom } from '../helpers/seeded-random.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CONSTANTS = { beta1: ADAMW_BETA1, beta2: ADAMW_BETA2, eps: ADAMW_EPS };
-
-interface State {
-  param: Float32Array;
-  grad: Float32Array;
-  m: Float32Array;
-  v: Float32Array;
-}
-
-/** Magnitudes from 1e-42 (float32 subnormals) to 1e3, as test/train/adamw-engines.test.ts draws them. */
-function wideState(n: number, seed: number): State {
-  const random = new SeededRandom(seed);
-  const value = () => (random.next() - 0.5) * 10 ** (random.next() * 45 - 42);
-  const param = Float32Array.from({ length: n }, value);
-  const grad = Float32Array.from({ length: n }, value);
-  const m = Float32Array.from({ length: n }, value);
-  const v = Float32Array.from({ length: n }, () => value() ** 2);
-  return { param, grad, m, v };
-}
-
-/**
- * What a fine-tuning step sees: parameters ~N(0, 0.05), gradients ~N(0, σ) with σ log-uniform in
- * [1e-8, 1e-1], first moments of either sign at the gradient's scale, second moments ≥ 0 at its
- * square's, and 3 % exact zeros in each buffer (frozen rows, padding embeddings, a first step).
- */
-function gradientScaleState(n: number, seed: number): State {
-  const random = new SeededRandom(seed);
-  const gauss = () => Math.sqrt(-2 * Math.log(1 - random.next())) * Math.cos(2 * Math.PI * random.next());
-  const zeroOr = (x: number) => (random.next() < 0.03 ? 0 : x);
-  const s = { param: new Float32Array(n), grad: new Float32Array(n), m: new Float32Array(n), v: new Float32Array(n) };
-  for (let i = 0; i < n; i++) {
-    const sigma = 10 ** (-8 + 7 * random.next());
-    s.param[i] = zeroOr(0.05 * gauss());
-    s.grad[i] = zeroOr(sigma * gauss());
-    s.m[i] = zeroOr(sigma * gauss());
-    s.v[i] = zeroOr((sigma * gauss()) ** 2);
-  }
-  return s;
-}
 
 const copy = (s: State): State => ({ param: s.param.slice(), grad: s.grad, m: s.m.slice(), v: s.v.slice() });
 
