@@ -37,6 +37,7 @@ typedef struct {
   float b1, c1, b2, c2, eps, neg_step, decay;
 } Scalars;
 enum { SCALAR_COUNT = 7 };
+_Static_assert(sizeof(Scalars) == SCALAR_COUNT * sizeof(float), "Scalars is the packed Float32Array, unpadded");
 
 typedef void (*Kernel)(float *p, const float *g, float *m, float *v, size_t n, const Scalars *s);
 
@@ -201,8 +202,10 @@ static float *float32_argument(napi_env env, napi_value value, const char *name,
     napi_throw_range_error(env, "E_NATIVE_ADAMW", message);
     return NULL;
   }
-  /* Node-API's data pointer already points at element 0 of the view (byte offset applied). */
-  return length == 0 ? (float *)"" : (float *)data;
+  /* Node-API's data pointer already points at element 0 of the view (byte offset applied); an empty
+     view may have none, and NULL means "thrown" here. */
+  static float empty;
+  return length == 0 ? &empty : (float *)data;
 }
 
 /* A non-negative integer below 2^53. */
