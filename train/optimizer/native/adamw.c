@@ -27,7 +27,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#if defined(__x86_64__) || defined(__i386__)
+/* ADAMW_PORTABLE_ONLY builds what a non-x86 machine builds (a check of that path on x86). */
+#if (defined(__x86_64__) || defined(__i386__)) && !defined(ADAMW_PORTABLE_ONLY)
 #define ADAMW_X86 1
 #include <immintrin.h>
 #endif
