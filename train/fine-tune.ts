@@ -140,7 +140,6 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
   const session = { ...(options.device ? { device: options.device } : {}), ...(options.threads ? { threads: options.threads } : {}) };
   const step = await GradientStep.open(training, session);
   const adamw = await AdamWRunner.open(layout, { ...session, ...(options.adamwEngine ? { engine: options.adamwEngine } : {}) });
-  if (adamw.fallback) emit({ type: 'warning', message: adamw.fallback });
   const preprocessor = BundlePreprocessor.open(options.bundle);
   try {
     let params: Float32Array;
@@ -167,6 +166,8 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
       params = layout.readFromBundle(options.bundle);
       state = { format: 'bridgetower-train-state', version: 1, step: 0, epoch: 0, position: 0, samples: 0, fingerprint };
     }
+    // Warnings go to train-log.jsonl too, so they wait until --out exists.
+    if (adamw.fallback) emit({ type: 'warning', message: adamw.fallback });
     if (batchExceedsData) {
       emit({ type: 'warning', message: `the global batch (--batch-size ${recipe.batchSize}) is larger than the ${plural(items.length, 'training example')}: each epoch is one optimizer step over all of them (${plural(recipe.epochs, 'step')} in all); pass --batch-size ${items.length} or less for more steps` });
     }
