@@ -11,8 +11,9 @@ import { BUILD_NATIVE_HINT, loadNativeAdamW, NativeAdamW } from './adamw-native.
  * the graph of train/optimizer/adamw.ts operation for operation, so they agree bit for bit
  * (test/train/adamw-engines.test.ts); `ort` is the reference the graph defines. `native` computes
  * the same graph with real fused multiply-adds where the graph emulates them (upstream PyTorch's
- * arithmetic): equal to the others except where the emulation is not correctly rounded — results
- * below ~1e-37 and about one element in 10^7–10^8 elsewhere (test/train/adamw-native.test.ts). It is
+ * arithmetic): equal to the others except where the emulation is not correctly rounded — products
+ * below ~1e-34, values past ~8e34 or infinite, rare double roundings (none in 3 × 30 M gradient-scale
+ * updates, bench/adamw-agreement.ts); test/train/adamw-native.test.ts, docs/fine-tune.md. It is
  * the default when its addon is built, else `wasm` (docs/PERFORMANCE.md, "AdamW update").
  */
 export interface AdamWEngine {

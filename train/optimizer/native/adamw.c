@@ -4,9 +4,10 @@
  *
  * The same float32 operations in the same order as the graph, except that each of the graph's three
  * emulated fused multiply-adds (Veltkamp/Dekker product + two-sum) is a real one, rounded once:
- * that is what upstream PyTorch's vectorized kernels compute (adamw.ts's header names them), and
- * where the emulation is not correctly rounded (results below ~1e-37, and rare double roundings)
- * this engine is the one that agrees with PyTorch (test/train/adamw-native.test.ts).
+ * what upstream PyTorch's vectorized kernels compute (adamw.ts's header names them). Where the
+ * emulation is not correctly rounded (products below ~1e-34, values past ~8e34 or infinite, rare
+ * double roundings) this engine differs from the others and gives the correctly rounded result
+ * (test/train/adamw-native.test.ts; PyTorch itself was not run on those cases).
  *
  * Compiled with -O3 -ffp-contract=off and without fast-math (binding.gyp): nothing else is fused or
  * reassociated, so every other operation is one IEEE float32 operation, correctly rounded, as in
