@@ -113,6 +113,26 @@ describe('native AdamW engine', () => {
     }
   });
 
+  it('stays finite where the emulation overflows (4097·x past ~8e34), and an infinite gradient makes m infinite, not NaN', async (t) => {
+    if (nativeAdamWMissing(t)) return;
+    // A parameter of 1e35 (its decay FMA overflows 4097·p), a gradient of 1e35 (4097·g overflows; g² overflows v to inf).
+    const s = { param: Float32Array.of(1e35, 0.5), grad: Float32Array.of(1e-3, 1e35), m: new Float32Array(2), v: new Float32Array(2) };
+    const native = await run(nativeUpdate(), s, 0, 2, 1e-3, 0.01, 1);
+    assertSame(native, reference(s, 0, 2, 1e-3, 0.01, 1), 'native vs exact');
+    assert.ok(Number.isFinite(native.param[0]) && Number.isFinite(native.param[1]) && native.v[1] === Infinity);
+    const ort = await ADAMW_ENGINES.ort.open({});
+    try {
+      const graph = await run(ort.update, s, 0, 2, 1e-3, 0.01, 1);
+      assert.ok(Number.isNaN(graph.param[0]) && Number.isNaN(graph.param[1]), 'the emulation gives NaN there (docs/fine-tune.md, "AdamW engines")');
+    } finally {
+      await ort.release();
+    }
+    // fl(inf · (1 − β1) + 0) = inf: m keeps the infinity; v and then the parameter are what IEEE makes of it.
+    const infinite = await run(nativeUpdate(), { param: Float32Array.of(0.5), grad: Float32Array.of(Infinity), m: new Float32Array(1), v: new Float32Array(1) }, 0, 1, 1e-3, 0.01, 1);
+    assert.equal(infinite.m[0], Infinity);
+    assert.equal(infinite.v[0], Infinity);
+  });
+
   it('splitting the range over threads changes nothing, and every kernel gives the same bits', async (t) => {
     if (nativeAdamWMissing(t)) return;
     // Large enough that 7 threads each get more than the addon's 65,536-element minimum.
