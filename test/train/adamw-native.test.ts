@@ -170,6 +170,9 @@ describe('native AdamW engine', () => {
     assert.throws(() => engine.update(b(), b(), b(), b(), 4, 5, 0.1, 0), /has 8 elements; the range needs 9/);
     assert.throws(() => engine.update(b(), new Float64Array(8) as unknown as Float32Array, b(), b(), 0, 8, 0.1, 0), /grad must be a Float32Array/);
     assert.throws(() => engine.update(b(), b(), b(), b(), -1, 2, 0.1, 0), /offset must be a non-negative integer/);
+    // An offset near 2^53 with a size that would wrap a sum around is refused, not wrapped.
+    assert.throws(() => engine.update(b(), b(), b(), b(), 2 ** 53 - 2, 4, 0.1, 0), /the range needs/);
+    assert.throws(() => engine.update(b(), b(), b(), b(), 1.5, 2, 0.1, 0), /offset must be a non-negative integer/);
     assert.throws(() => NativeAdamW.open({ kernel: 'sse9' }), (error: Error & { code?: string }) => error.code === 'E_USAGE' && /does not run on this CPU/.test(error.message));
   });
 

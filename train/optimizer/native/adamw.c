@@ -157,7 +157,8 @@ static void run_threads(Kernel run, float *p, const float *g, float *m, float *v
   pthread_t ids[MAX_THREADS];
   size_t started = 0, at = 0;
   for (size_t t = 0; t < threads; t++) {
-    size_t end = t + 1 == threads ? n : ((n * (t + 1) / threads) & ~(size_t)15);
+    /* In 64 bits: n · (t + 1) overflows a 32-bit size_t past 16 M elements. */
+    size_t end = t + 1 == threads ? n : (size_t)(((uint64_t)n * (t + 1) / threads) & ~(uint64_t)15);
     shares[t] = (Share){run, p + at, m + at, v + at, g + at, end - at, s};
     at = end;
   }
@@ -181,8 +182,8 @@ static void run_threads(Kernel run, float *p, const float *g, float *m, float *v
     }                                                                        \
   } while (0)
 
-/* The float32 data of `value`, which must be a Float32Array of at least `needed` elements. */
-static float *float32_argument(napi_env env, napi_value value, const char *name, size_t needed) {
+/* The float32 data of `value`, which must be a Float32Array holding [offset, offset + size). */
+static float *float32_argument(napi_env env, napi_value value, const char *name, size_t offset, size_t size) {
   napi_valuetype type;
   bool is_typed = false;
   char message[200];
@@ -199,8 +200,9 @@ static float *float32_argument(napi_env env, napi_value value, const char *name,
     napi_throw_type_error(env, "E_NATIVE_ADAMW", message);
     return NULL;
   }
-  if (length < needed) {
-    snprintf(message, sizeof message, "%s has %zu elements; the range needs %zu", name, length, needed);
+  /* Written so that offset + size cannot wrap around. */
+  if (size > length || offset > length - size) {
+    snprintf(message, sizeof message, "%s has %zu elements; the range needs %.0f", name, length, (double)offset + (double)size);
     napi_throw_range_error(env, "E_NATIVE_ADAMW", message);
     return NULL;
   }
@@ -214,7 +216,7 @@ static float *float32_argument(napi_env env, napi_value value, const char *name,
 static int index_argument(napi_env env, napi_value value, const char *name, size_t *out) {
   double x;
   char message[160];
-  if (napi_get_value_double(env, value, &x) != napi_ok || !(x >= 0) || x > 9007199254740991.0 || x != floor(x)) {
+  if (napi_get_value_double(env, value, &x) != napi_ok || !(x >= 0) || x > 9007199254740991.0 || x > (double)SIZE_MAX || x != floor(x)) {
     snprintf(message, sizeof message, "%s must be a non-negative integer", name);
     napi_throw_range_error(env, "E_NATIVE_ADAMW", message);
     return 0;
@@ -238,16 +240,15 @@ static napi_value update(napi_env env, napi_callback_info info) {
   }
   size_t offset, size, threads;
   if (!index_argument(env, argv[4], "offset", &offset) || !index_argument(env, argv[5], "size", &size) || !index_argument(env, argv[7], "threads", &threads)) return NULL;
-  const size_t end = offset + size;
-  float *p = float32_argument(env, argv[0], "param", end);
+  float *p = float32_argument(env, argv[0], "param", offset, size);
   if (!p) return NULL;
-  float *g = float32_argument(env, argv[1], "grad", end);
+  float *g = float32_argument(env, argv[1], "grad", offset, size);
   if (!g) return NULL;
-  float *m = float32_argument(env, argv[2], "m", end);
+  float *m = float32_argument(env, argv[2], "m", offset, size);
   if (!m) return NULL;
-  float *v = float32_argument(env, argv[3], "v", end);
+  float *v = float32_argument(env, argv[3], "v", offset, size);
   if (!v) return NULL;
-  float *packed = float32_argument(env, argv[6], "scalars", SCALAR_COUNT);
+  float *packed = float32_argument(env, argv[6], "scalars", 0, SCALAR_COUNT);
   if (!packed) return NULL;
   Scalars s;
   memcpy(&s, packed, sizeof s);
