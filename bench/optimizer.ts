@@ -71,7 +71,8 @@ async function main(): Promise<void> {
     options: {
       millions: { type: 'string', default: '64' },
       rounds: { type: 'string', default: '3' },
-      engines: { type: 'string', default: ADAMW_ENGINE_NAMES.join(',') },
+      // Without its addon the native engine is left out unless named (then its open() says how to build it).
+      engines: { type: 'string', default: ADAMW_ENGINE_NAMES.filter((e) => e !== 'native' || !('reason' in loadNativeAdamW())).join(',') },
       workers: { type: 'string', default: String(Math.min(2, cpus().length)) },
       'ort-threads': { type: 'string' },
       'native-threads': { type: 'string', default: [...new Set([1, availableParallelism()])].join(',') },
