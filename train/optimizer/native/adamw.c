@@ -2,21 +2,22 @@
  * The AdamW update of train/optimizer/adamw.ts as a native Node-API addon (train/optimizer/adamw-native.ts
  * loads it; docs/fine-tune.md "AdamW engines" tells how to build it).
  *
- * The same float32 operations in the same order as the graph, except that each of the graph's three
- * emulated fused multiply-adds (Veltkamp/Dekker product + two-sum) is a real one, rounded once:
- * what upstream PyTorch's vectorized kernels compute (adamw.ts's header names them). Where the
- * emulation is not correctly rounded (products below ~1e-34, values past ~8e34 or infinite, rare
- * double roundings) this engine differs from the others and gives the correctly rounded result
- * (test/train/adamw-native.test.ts; PyTorch itself was not run on those cases).
+ * The graph's float32 operations in the graph's order, node for node — the Veltkamp/Dekker + two-sum
+ * emulation of its three fused multiply-adds included (split constant 4097) — so that the result is
+ * bit for bit the `ort` and `wasm` engines' on all data (subnormals, overflow to NaN, infinities
+ * too), hence today's training results and the stored upstream steps (test/train/adamw-engines.test.ts).
+ * A real FMA would be cheaper but is not the graph: it rounds differently near the subnormals and
+ * where 4097·x overflows. The kernels use only IEEE add, sub, mul, div and sqrt.
  *
- * Compiled with -O3 -ffp-contract=off and without fast-math (binding.gyp): nothing else is fused or
- * reassociated, so every other operation is one IEEE float32 operation, correctly rounded, as in
- * ONNX Runtime and WebAssembly. Subnormals are neither flushed nor treated as zero (each thread
- * clears MXCSR's FTZ/DAZ bits for the duration of the call, as WebAssembly never sets them).
+ * Compiled with -O3 -ffp-contract=off and without fast-math (binding.gyp): nothing is fused or
+ * reassociated (`objdump -d build/Release/bridgetower_adamw.node | grep -c vfmadd` prints 0), so every operation is
+ * one IEEE float32 operation, correctly rounded, as in ONNX Runtime and WebAssembly. Subnormals are
+ * neither flushed nor treated as zero (each thread clears MXCSR's FTZ/DAZ bits for the duration of
+ * the call, as WebAssembly never sets them).
  *
  * It works in place on the callers' Float32Arrays (no copy) over [offset, offset + size), split into
- * contiguous ranges over `threads` threads. The kernel is chosen at run time (AVX-512F, AVX2 + FMA,
- * or portable C with fmaf), so one binary runs on any x86-64 and builds on any other architecture.
+ * contiguous ranges over `threads` threads. The kernel is chosen at run time (AVX-512F, AVX2, or
+ * portable C), so one binary runs on any x86-64 and builds on any other architecture.
  */
 #define NAPI_VERSION 8
 #include <node_api.h>
@@ -43,52 +44,91 @@ _Static_assert(sizeof(Scalars) == SCALAR_COUNT * sizeof(float), "Scalars is the 
 
 typedef void (*Kernel)(float *p, const float *g, float *m, float *v, size_t n, const Scalars *s);
 
-/* The graph, element by element; fmaf is correctly rounded (C99 7.12.13.1), in hardware or in libm. */
+/*
+ * One element (or vector) of the graph, written once for every kernel over the type V and its
+ * operations, so that all kernels perform the same operations in the same order: adamw.ts's
+ * `halves`, `fma` and update, node for node (adamw-wasm.ts and adamw-js.ts state the same).
+ * `K` holds the splatted constants: b1, c1, b2, c2, eps, neg_step, decay, split.
+ */
+#define DEFINE_STEP(NAME, ATTR, V, MUL, ADD, SUB, DIV, SQRT)                                        \
+  /* fl(a·c + x) emulated: Veltkamp split of a and c, Dekker product, Knuth two-sum. */           \
+  ATTR static inline V NAME##_fma(V a, V c, V x, V split) {                                        \
+    const V p = MUL(a, c);                                                                         \
+    const V ta = MUL(split, a);                                                                    \
+    const V ah = SUB(ta, SUB(ta, a));                                                              \
+    const V al = SUB(a, ah);                                                                       \
+    const V tc = MUL(split, c);                                                                    \
+    const V ch = SUB(tc, SUB(tc, c));                                                              \
+    const V cl = SUB(c, ch);                                                                       \
+    const V e = ADD(ADD(ADD(SUB(MUL(ah, ch), p), MUL(ah, cl)), MUL(al, ch)), MUL(al, cl));         \
+    const V s = ADD(p, x);                                                                         \
+    const V bb = SUB(s, p);                                                                        \
+    const V se = ADD(SUB(p, SUB(s, bb)), SUB(x, bb));                                              \
+    return ADD(s, ADD(e, se));                                                                     \
+  }                                                                                                \
+  ATTR static inline void NAME##_step(V *p, V g, V *m, V *v, const V *K) {                          \
+    const V m_new = NAME##_fma(g, K[1], MUL(*m, K[0]), K[7]);                                      \
+    const V v_new = NAME##_fma(MUL(K[3], g), g, MUL(*v, K[2]), K[7]);                              \
+    const V denom = ADD(SQRT(v_new), K[4]);                                                        \
+    const V updated = ADD(*p, DIV(MUL(K[5], m_new), denom));                                       \
+    *p = NAME##_fma(updated, K[6], updated, K[7]);                                                 \
+    *m = m_new;                                                                                    \
+    *v = v_new;                                                                                    \
+  }
+
+/* The split constant 2^12 + 1: halves of 12 significant bits, whose products are exact. */
+static const float SPLIT = 4097.0f;
+
+#define F_MUL(a, b) ((a) * (b))
+#define F_ADD(a, b) ((a) + (b))
+#define F_SUB(a, b) ((a) - (b))
+#define F_DIV(a, b) ((a) / (b))
+DEFINE_STEP(scalar, , float, F_MUL, F_ADD, F_SUB, F_DIV, sqrtf)
+
 static void adamw_portable(float *p, const float *g, float *m, float *v, size_t n, const Scalars *s) {
+  const float K[8] = {s->b1, s->c1, s->b2, s->c2, s->eps, s->neg_step, s->decay, SPLIT};
   for (size_t i = 0; i < n; i++) {
-    const float gi = g[i];
-    const float m_new = fmaf(gi, s->c1, m[i] * s->b1);
-    const float v_new = fmaf(s->c2 * gi, gi, v[i] * s->b2);
-    const float denom = sqrtf(v_new) + s->eps;
-    const float updated = p[i] + (s->neg_step * m_new) / denom;
-    p[i] = fmaf(updated, s->decay, updated);
-    m[i] = m_new;
-    v[i] = v_new;
+    float pi = p[i], mi = m[i], vi = v[i];
+    scalar_step(&pi, g[i], &mi, &vi, K);
+    p[i] = pi;
+    m[i] = mi;
+    v[i] = vi;
   }
 }
 
 #ifdef ADAMW_X86
-__attribute__((target("avx2,fma"))) static void adamw_avx2(float *p, const float *g, float *m, float *v, size_t n, const Scalars *s) {
-  const __m256 b1 = _mm256_set1_ps(s->b1), c1 = _mm256_set1_ps(s->c1), b2 = _mm256_set1_ps(s->b2), c2 = _mm256_set1_ps(s->c2);
-  const __m256 eps = _mm256_set1_ps(s->eps), neg_step = _mm256_set1_ps(s->neg_step), decay = _mm256_set1_ps(s->decay);
+#define AVX2 __attribute__((target("avx2")))
+DEFINE_STEP(avx2, AVX2, __m256, _mm256_mul_ps, _mm256_add_ps, _mm256_sub_ps, _mm256_div_ps, _mm256_sqrt_ps)
+
+AVX2 static void adamw_avx2(float *p, const float *g, float *m, float *v, size_t n, const Scalars *s) {
+  const __m256 K[8] = {_mm256_set1_ps(s->b1), _mm256_set1_ps(s->c1), _mm256_set1_ps(s->b2), _mm256_set1_ps(s->c2),
+                       _mm256_set1_ps(s->eps), _mm256_set1_ps(s->neg_step), _mm256_set1_ps(s->decay), _mm256_set1_ps(SPLIT)};
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    const __m256 gi = _mm256_loadu_ps(g + i);
-    const __m256 m_new = _mm256_fmadd_ps(gi, c1, _mm256_mul_ps(_mm256_loadu_ps(m + i), b1));
-    const __m256 v_new = _mm256_fmadd_ps(_mm256_mul_ps(c2, gi), gi, _mm256_mul_ps(_mm256_loadu_ps(v + i), b2));
-    const __m256 denom = _mm256_add_ps(_mm256_sqrt_ps(v_new), eps);
-    const __m256 updated = _mm256_add_ps(_mm256_loadu_ps(p + i), _mm256_div_ps(_mm256_mul_ps(neg_step, m_new), denom));
-    _mm256_storeu_ps(p + i, _mm256_fmadd_ps(updated, decay, updated));
-    _mm256_storeu_ps(m + i, m_new);
-    _mm256_storeu_ps(v + i, v_new);
+    __m256 pi = _mm256_loadu_ps(p + i), mi = _mm256_loadu_ps(m + i), vi = _mm256_loadu_ps(v + i);
+    avx2_step(&pi, _mm256_loadu_ps(g + i), &mi, &vi, K);
+    _mm256_storeu_ps(p + i, pi);
+    _mm256_storeu_ps(m + i, mi);
+    _mm256_storeu_ps(v + i, vi);
   }
+  /* The same operations on the last < 8 elements. */
   adamw_portable(p + i, g + i, m + i, v + i, n - i, s);
 }
 
-__attribute__((target("avx512f"))) static void adamw_avx512(float *p, const float *g, float *m, float *v, size_t n, const Scalars *s) {
-  const __m512 b1 = _mm512_set1_ps(s->b1), c1 = _mm512_set1_ps(s->c1), b2 = _mm512_set1_ps(s->b2), c2 = _mm512_set1_ps(s->c2);
-  const __m512 eps = _mm512_set1_ps(s->eps), neg_step = _mm512_set1_ps(s->neg_step), decay = _mm512_set1_ps(s->decay);
+#define AVX512 __attribute__((target("avx512f")))
+DEFINE_STEP(avx512, AVX512, __m512, _mm512_mul_ps, _mm512_add_ps, _mm512_sub_ps, _mm512_div_ps, _mm512_sqrt_ps)
+
+AVX512 static void adamw_avx512(float *p, const float *g, float *m, float *v, size_t n, const Scalars *s) {
+  const __m512 K[8] = {_mm512_set1_ps(s->b1), _mm512_set1_ps(s->c1), _mm512_set1_ps(s->b2), _mm512_set1_ps(s->c2),
+                       _mm512_set1_ps(s->eps), _mm512_set1_ps(s->neg_step), _mm512_set1_ps(s->decay), _mm512_set1_ps(SPLIT)};
   for (size_t i = 0; i < n; i += 16) {
-    /* The last vector is masked: lanes past n are neither read nor written. */
+    /* The last vector is masked: lanes past n are neither read nor written (they compute on zeros). */
     const __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
-    const __m512 gi = _mm512_maskz_loadu_ps(k, g + i);
-    const __m512 m_new = _mm512_fmadd_ps(gi, c1, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, m + i), b1));
-    const __m512 v_new = _mm512_fmadd_ps(_mm512_mul_ps(c2, gi), gi, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, v + i), b2));
-    const __m512 denom = _mm512_add_ps(_mm512_sqrt_ps(v_new), eps);
-    const __m512 updated = _mm512_add_ps(_mm512_maskz_loadu_ps(k, p + i), _mm512_div_ps(_mm512_mul_ps(neg_step, m_new), denom));
-    _mm512_mask_storeu_ps(p + i, k, _mm512_fmadd_ps(updated, decay, updated));
-    _mm512_mask_storeu_ps(m + i, k, m_new);
-    _mm512_mask_storeu_ps(v + i, k, v_new);
+    __m512 pi = _mm512_maskz_loadu_ps(k, p + i), mi = _mm512_maskz_loadu_ps(k, m + i), vi = _mm512_maskz_loadu_ps(k, v + i);
+    avx512_step(&pi, _mm512_maskz_loadu_ps(k, g + i), &mi, &vi, K);
+    _mm512_mask_storeu_ps(p + i, k, pi);
+    _mm512_mask_storeu_ps(m + i, k, mi);
+    _mm512_mask_storeu_ps(v + i, k, vi);
   }
 }
 #endif
@@ -103,7 +143,7 @@ typedef struct {
 static KernelRow KERNELS[] = {
 #ifdef ADAMW_X86
     {"avx512f", adamw_avx512, 0},
-    {"avx2-fma", adamw_avx2, 0},
+    {"avx2", adamw_avx2, 0},
 #endif
     {"portable", adamw_portable, 1},
 };
@@ -114,7 +154,7 @@ static void detect_kernels(void) {
   /* __builtin_cpu_supports also checks that the OS saves the vector registers (XGETBV). */
   __builtin_cpu_init();
   KERNELS[0].available = __builtin_cpu_supports("avx512f");
-  KERNELS[1].available = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  KERNELS[1].available = __builtin_cpu_supports("avx2");
 #endif
 }
 
