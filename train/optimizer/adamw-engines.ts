@@ -7,14 +7,11 @@ import { WasmAdamW } from './adamw-wasm.js';
 import { BUILD_NATIVE_HINT, loadNativeAdamW, NativeAdamW } from './adamw-native.js';
 
 /**
- * The ways to run one AdamW update over a range of the flat buffers. `ort`, `wasm` and `js` compute
- * the graph of train/optimizer/adamw.ts operation for operation, so they agree bit for bit
- * (test/train/adamw-engines.test.ts); `ort` is the reference the graph defines. `native` computes
- * the same graph with real fused multiply-adds where the graph emulates them (upstream PyTorch's
- * arithmetic): equal to the others except where the emulation is not correctly rounded — products
- * below ~1e-34, values past ~8e34 or infinite, rare double roundings (none in 3 × 30 M gradient-scale
- * updates, bench/adamw-agreement.ts); test/train/adamw-native.test.ts, docs/fine-tune.md. It is
- * the default when its addon is built, else `wasm` (docs/PERFORMANCE.md, "AdamW update").
+ * The ways to run one AdamW update over a range of the flat buffers. All compute the graph of
+ * train/optimizer/adamw.ts operation for operation — the Veltkamp/Dekker FMA emulation included, in
+ * the native C kernels too — so they agree bit for bit on all data (test/train/adamw-engines.test.ts);
+ * `ort` is the reference the graph defines. `native` is the default when its addon is built, else
+ * `wasm` (docs/PERFORMANCE.md, "AdamW update").
  */
 export interface AdamWEngine {
   /** Updates `[offset, offset + size)` of param, m and v in place from grad. */
@@ -37,24 +34,15 @@ export type EngineOptions = Pick<RuntimeOptions, 'device' | 'threads' | 'warn'> 
  */
 export const ADAMW_CHUNK = 1 << 22;
 
-/**
- * How an engine computes the graph's three fl(a·c + x): `emulated` as the graph writes it
- * (Veltkamp/Dekker + two-sum, all engines of this kind agree bit for bit), `fused` with a real FMA
- * rounded once (upstream PyTorch's arithmetic; differs from `emulated` where that is inexact).
- */
-export type FmaKind = 'emulated' | 'fused';
-
 export const ADAMW_ENGINES = {
   native: {
-    fma: 'fused',
-    description: 'the C addon (npm run build:native): AVX-512F / AVX2 + FMA in place on every core, real FMAs (default when built)',
+    description: 'the C addon (npm run build:native): AVX-512F / AVX2 in place on every core (default when built)',
     open: async (options: EngineOptions): Promise<AdamWEngine> => {
       const kernel = NativeAdamW.open({ ...(options.threads ? { threads: options.threads } : {}), ...(options.nativeKernel ? { kernel: options.nativeKernel } : {}) });
       return { update: (...a) => kernel.update(...a), release: async () => {} };
     },
   },
   wasm: {
-    fma: 'emulated',
     description: 'WebAssembly SIMD kernel over an L2-sized scratch memory, one pass per element, one core (default without the addon)',
     open: async (options: EngineOptions): Promise<AdamWEngine> => {
       const kernel = WasmAdamW.open(options.chunk ? { chunk: options.chunk } : {});
@@ -62,12 +50,10 @@ export const ADAMW_ENGINES = {
     },
   },
   js: {
-    fma: 'emulated',
     description: 'a plain typed-array loop, one element at a time (Math.fround after every operation)',
     open: async (): Promise<AdamWEngine> => ({ update: jsAdamW, release: async () => {} }),
   },
   ort: {
-    fma: 'emulated',
     description: 'the AdamW ONNX graph run by ONNX Runtime in chunks (the reference; follows --device)',
     open: async (options: EngineOptions): Promise<AdamWEngine> => {
       const opened = await openSession(serializeModel(buildAdamWGraph()), options);
@@ -94,7 +80,7 @@ export const ADAMW_ENGINES = {
       };
     },
   },
-} as const satisfies Record<string, { fma: FmaKind; description: string; open: (options: EngineOptions) => Promise<AdamWEngine> }>;
+} as const satisfies Record<string, { description: string; open: (options: EngineOptions) => Promise<AdamWEngine> }>;
 
 export type AdamWEngineName = keyof typeof ADAMW_ENGINES;
 

@@ -7,9 +7,10 @@ import { ADAMW_BETA1, ADAMW_BETA2, ADAMW_EPS } from './adamw.js';
 
 /**
  * The native AdamW engine: train/optimizer/native/adamw.c, built by node-gyp (binding.gyp) into
- * build/Release on `npm ci` or `npm run build:native`. It computes the graph of adamw.ts with real
- * fused multiply-adds where the graph emulates them — upstream PyTorch's arithmetic — in place on the
- * callers' buffers, vectorized (AVX-512F or AVX2 + FMA, chosen at run time) and over several threads.
+ * build/Release on `npm ci` or `npm run build:native`. It computes the graph of adamw.ts operation for
+ * operation — its emulated fused multiply-adds included, no FMA instruction — so it is bit for bit the
+ * `ort` and `wasm` engines (and the stored upstream steps), in place on the callers' buffers,
+ * vectorized (AVX-512F or AVX2, chosen at run time) and over several threads.
  * A failed or skipped compile is not an error: the engine table then defaults to `wasm`.
  */
 
