@@ -1,6 +1,6 @@
 import { SeededRandom } from './seeded-random.js';
 
-/** Random AdamW inputs (param, grad, m, v) for the engine tests and bench/adamw-agreement.ts. */
+/** Random AdamW inputs (param, grad, m, v) for the engine tests. */
 export interface State {
   param: Float32Array;
   grad: Float32Array;
