@@ -91,6 +91,6 @@ export type AdamWEngineName = keyof typeof ADAMW_ENGINES;
 export function defaultAdamWEngine(): { name: AdamWEngineName; fallback?: string } {
   const load = loadNativeAdamW();
   if (!('reason' in load)) return { name: 'native' };
-  return { name: 'wasm', fallback: `AdamW runs on the wasm engine, about 3× slower than the native one over BASE (docs/PERFORMANCE.md): ${load.reason}; ${BUILD_NATIVE_HINT}` };
+  return { name: 'wasm', fallback: `AdamW runs on the wasm engine, about 1.8× slower than the native one over BASE (docs/PERFORMANCE.md): ${load.reason}; ${BUILD_NATIVE_HINT}` };
 }
 export const ADAMW_ENGINE_NAMES = Object.keys(ADAMW_ENGINES) as AdamWEngineName[];
