@@ -1,7 +1,7 @@
 {
   # The native AdamW engine (train/optimizer/native/adamw.c): `npm run build:native`, or `npm ci`'s
-  # install script. -ffp-contract=off and no fast-math: the kernel's only fused multiply-adds are the
-  # ones it writes, so its rounding is the graph's (train/optimizer/adamw.ts). The vector kernels get
+  # install script. -ffp-contract=off and no fast-math: the compiler fuses and reassociates nothing,
+  # so the kernels (no FMA of their own) round where the graph does (train/optimizer/adamw.ts). The vector kernels get
   # their instruction sets from function attributes, chosen at run time: no -march here, so the
   # binary runs on any CPU of its architecture.
   "targets": [
