@@ -39,12 +39,13 @@ ENV NVIDIA_VISIBLE_DEVICES=all \
 # the glibc they run on.
 FROM base-${VARIANT} AS build
 ARG VARIANT
-# Only used when better-sqlite3 finds no prebuilt binary for this platform and compiles itself.
+# The native AdamW engine (binding.gyp) always compiles here; better-sqlite3 only when it finds no
+# prebuilt binary for this platform.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-COPY package.json package-lock.json .npmrc ./
+COPY package.json package-lock.json .npmrc binding.gyp ./
 COPY tsconfig.json tsconfig.build.json ./
 COPY bin ./bin
 COPY cli ./cli
@@ -58,7 +59,9 @@ COPY runtime ./runtime
 COPY library ./library
 COPY server ./server
 COPY train ./train
-# The same install command as the README and CI: `npm ci` (its `prepare` script builds dist/).
+# The same install command as the README and CI: `npm ci` (its `install` script compiles the native
+# AdamW addon into build/Release, its `prepare` script builds dist/). A failed compile only warns in
+# npm ci; here the test -f below fails the build instead, so no image lacks the addon.
 # package.json's `allowScripts` lets npm run the install scripts of better-sqlite3, sharp and
 # esbuild and denies onnxruntime-node's, which downloads CUDA libraries from outside the npm
 # registry (the CPU binaries ship inside the package). npm releases that predate `allowScripts`
@@ -73,6 +76,7 @@ RUN ONNXRUNTIME_NODE_INSTALL=skip npm ci \
       (cd node_modules/onnxruntime-node && ONNXRUNTIME_NODE_INSTALL=cuda12 node ./script/install) \
       && test -f node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime_providers_cuda.so; \
     fi \
+ && test -f build/Release/bridgetower_adamw.node \
  && npm prune --omit=dev
 
 # ---- runtime ----------------------------------------------------------------------------------------
@@ -81,6 +85,9 @@ ENV NODE_ENV=production
 COPY --from=build /app/package.json /app/package.json
 COPY --from=build /app/node_modules /app/node_modules
 COPY --from=build /app/dist /app/dist
+# The native AdamW addon (fine-tune's default optimizer engine): the kernel is chosen at run time,
+# so the image runs on any x86-64 (or arm64 for an arm64 build), whatever CPU built it.
+COPY --from=build /app/build/Release/bridgetower_adamw.node /app/build/Release/bridgetower_adamw.node
 COPY --from=build /app/bin /app/bin
 # tsc does not copy HTML: server/demo/demo-page.ts finds the page here from dist/.
 COPY --from=build /app/server/demo/index.html /app/server/demo/index.html

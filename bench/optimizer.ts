@@ -10,14 +10,19 @@
  *   node --import tsx bench/optimizer.ts                          # 64 M values, 3 rounds
  *   node --import tsx bench/optimizer.ts --millions 340 --rounds 2   # BASE --trainable all (5.4 GB of buffers)
  *   node --import tsx bench/optimizer.ts --engines wasm,ort --workers 2 --json
+ *   node --import tsx bench/optimizer.ts --engines native,wasm --native-threads 1,2   # the native engine on 1 and on 2 threads
+ *
+ * The native engine (its addon built: npm run build:native) splits the range over its own threads
+ * (`--native-threads`, default 1 and every core), so it takes no part in the worker-thread split.
  */
 import { readFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { availableParallelism, cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { BridgeTowerError } from '../common/errors.js';
 import { stepScalars } from '../train/optimizer/adamw.js';
 import { ADAMW_ENGINE_NAMES, ADAMW_ENGINES, type AdamWEngine, type AdamWEngineName } from '../train/optimizer/adamw-engines.js';
+import { loadNativeAdamW } from '../train/optimizer/adamw-native.js';
 import { timedWithContention } from './cpu-contention.js';
 
 interface Buffers {
@@ -66,9 +71,11 @@ async function main(): Promise<void> {
     options: {
       millions: { type: 'string', default: '64' },
       rounds: { type: 'string', default: '3' },
-      engines: { type: 'string', default: ADAMW_ENGINE_NAMES.join(',') },
+      // Without its addon the native engine is left out unless named (then its open() says how to build it).
+      engines: { type: 'string', default: ADAMW_ENGINE_NAMES.filter((e) => e !== 'native' || !('reason' in loadNativeAdamW())).join(',') },
       workers: { type: 'string', default: String(Math.min(2, cpus().length)) },
       'ort-threads': { type: 'string' },
+      'native-threads': { type: 'string', default: [...new Set([1, availableParallelism()])].join(',') },
       json: { type: 'boolean', default: false },
     },
   });
@@ -99,9 +106,14 @@ async function main(): Promise<void> {
   if (workerCount > 1) fill(view(shared));
   const threads = args['ort-threads'] ? { threads: Number(args['ort-threads']) } : {};
   const contenders: { name: string; engine: AdamWEngine }[] = [];
-  for (const name of engines) contenders.push({ name, engine: await ADAMW_ENGINES[name].open(threads) });
+  const nativeThreads = args['native-threads'].split(',').map(Number);
+  if (nativeThreads.some((n) => !(Number.isInteger(n) && n >= 1))) throw new BridgeTowerError('E_USAGE', '--native-threads takes positive integers, e.g. 1,2');
+  for (const name of engines) {
+    if (name !== 'native') contenders.push({ name, engine: await ADAMW_ENGINES[name].open(threads) });
+    else for (const n of nativeThreads) contenders.push({ name: `native ×${n} thread${n > 1 ? 's' : ''}`, engine: await ADAMW_ENGINES.native.open({ threads: n }) });
+  }
   if (workerCount > 1) {
-    for (const name of engines.filter((e) => e !== 'ort')) contenders.push({ name: `${name} ×${workerCount} workers`, engine: await openWorkers(name, shared, total, workerCount) });
+    for (const name of engines.filter((e) => e !== 'ort' && e !== 'native')) contenders.push({ name: `${name} ×${workerCount} workers`, engine: await openWorkers(name, shared, total, workerCount) });
   }
 
   const times = new Map(contenders.map((c) => [c.name, [] as { ms: number; cpuMs: number; othersShare: number }[]]));
@@ -123,11 +135,17 @@ async function main(): Promise<void> {
     const ms = median(runs.map((x) => x.ms));
     return { engine: c.name, medianMs: ms, minMs: Math.min(...runs.map((x) => x.ms)), cpuMs: median(runs.map((x) => x.cpuMs)), gbPerS: (28 * total) / (ms / 1000) / 1e9, othersShareMax: Math.max(...runs.map((x) => x.othersShare)) };
   });
-  const flags = ['avx512_vnni', 'avx_vnni', 'avx2'].filter((f) => new RegExp(`\\b${f}\\b`).test(cpuinfo()));
-  if (args.json) return console.log(JSON.stringify({ values: total, rounds, cpu: cpus()[0]?.model, cores: cpus().length, flags, rows }, null, 2));
-  console.log(`AdamW update of ${(total / 1e6).toFixed(0)} M values, median of ${rounds} alternated rounds; ${cpus()[0]?.model} × ${cpus().length}, flags ${flags.join(' ')}; worker threads use SharedArrayBuffer-backed buffers\n`);
+  const flags = ['avx512f', 'avx512_vnni', 'avx_vnni', 'avx2', 'fma'].filter((f) => new RegExp(`\\b${f}\\b`).test(cpuinfo()));
+  if (args.json) return console.log(JSON.stringify({ values: total, rounds, cpu: cpus()[0]?.model, cores: cpus().length, flags, native: nativeKernel().replace(/^; /, ''), rows }, null, 2));
+  console.log(`AdamW update of ${(total / 1e6).toFixed(0)} M values, median of ${rounds} alternated rounds; ${cpus()[0]?.model} × ${cpus().length}, flags ${flags.join(' ')}${nativeKernel()}; worker threads use SharedArrayBuffer-backed buffers\n`);
   console.log('| engine | wall (median, min) | CPU time | effective bandwidth | others used (max) |\n| --- | --- | --- | --- | --- |');
   for (const r of rows) console.log(`| ${r.engine} | ${(r.medianMs / 1000).toFixed(2)} s, ${(r.minMs / 1000).toFixed(2)} s | ${(r.cpuMs / 1000).toFixed(2)} s | ${r.gbPerS.toFixed(1)} GB/s | ${Math.round(100 * r.othersShareMax)} % |`);
+}
+
+/** Which kernel the native engine runs here, for the heading. */
+function nativeKernel(): string {
+  const load = loadNativeAdamW();
+  return 'reason' in load ? '; native addon not built' : `; native kernel ${load.kernels[0]}`;
 }
 
 function cpuinfo(): string {

@@ -38,7 +38,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { BridgeTowerArchitecture } from '../bundle/architecture.js';
 import { BridgeTowerError } from '../common/errors.js';
-import { ADAMW_CHUNK, ADAMW_ENGINE_NAMES, DEFAULT_ADAMW_ENGINE, type AdamWEngineName } from '../train/optimizer/adamw-engines.js';
+import { ADAMW_CHUNK, ADAMW_ENGINE_NAMES, defaultAdamWEngine, type AdamWEngineName } from '../train/optimizer/adamw-engines.js';
 import { FINE_TUNE_TASKS } from '../train/tasks.js';
 import { readBundleConfig } from '../bundle/config.js';
 import { convertCheckpoint } from '../convert/convert-checkpoint.js';
@@ -69,7 +69,7 @@ const { values: args } = parseArgs({
     threads: { type: 'string' },
     'pcie-gbps': { type: 'string', default: '25' },
     'adamw-chunk': { type: 'string', default: String(ADAMW_CHUNK / 1e6) },
-    'adamw-engine': { type: 'string', default: DEFAULT_ADAMW_ENGINE },
+    'adamw-engine': { type: 'string', default: defaultAdamWEngine().name },
     'compare-adamw': { type: 'boolean', default: false },
     'memory-pattern': { type: 'boolean', default: false },
     'no-cpu-arena': { type: 'boolean', default: false },

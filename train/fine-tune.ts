@@ -15,6 +15,7 @@ import { evaluateBundle } from './evaluate/evaluate.js';
 import { FlatLayout } from './flat-parameters.js';
 import { negativeNoise } from './gradient-step.js';
 import { openStepRunner, optimizerInGraph, type OptimizerInGraphChoice } from './step-runner.js';
+import { ADAMW_ENGINE_NAMES, type AdamWEngineName } from './optimizer/adamw-engines.js';
 import { linearSchedule, lrFactor, totalOptimizerSteps } from './optimizer/schedule.js';
 import type { Recipe } from './recipes.js';
 import { Rng } from './rng.js';
@@ -74,6 +75,11 @@ export interface FineTuneOptions extends Partial<Recipe>, Pick<RuntimeOptions, '
    * 'auto' (default) on for `device: 'cuda'` without clipping, off on the CPU.
    */
   optimizerInGraph?: OptimizerInGraphChoice;
+  /**
+   * The AdamW engine of the separate path (train/optimizer/adamw-engines.ts); default `native` when
+   * its addon is built, else `wasm`, with a warning saying how to build it.
+   */
+  adamwEngine?: AdamWEngineName;
   /** Each event as it is appended to train-log.jsonl. */
   onEvent?: (event: TrainEvent) => void;
   /**
@@ -140,7 +146,7 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
   const inGraph = optimizerInGraph(options.optimizerInGraph ?? 'auto', options.device, options.clipGradNorm);
   if (inGraph) Object.assign(fingerprint, { optimizerInGraph: true });
   const session = { ...(options.device ? { device: options.device } : {}), ...(options.threads ? { threads: options.threads } : {}) };
-  const runner = await openStepRunner(training, layout, { accumulation, inGraph, ...(options.clipGradNorm ? { clipGradNorm: options.clipGradNorm } : {}), session });
+  const runner = await openStepRunner(training, layout, { accumulation, inGraph, ...(options.clipGradNorm ? { clipGradNorm: options.clipGradNorm } : {}), ...(options.adamwEngine ? { engine: options.adamwEngine } : {}), session });
   const preprocessor = BundlePreprocessor.open(options.bundle);
   try {
     let params: Float32Array;
@@ -167,6 +173,8 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
       params = layout.readFromBundle(options.bundle);
       state = { format: 'bridgetower-train-state', version: 1, step: 0, epoch: 0, position: 0, samples: 0, fingerprint };
     }
+    // Warnings go to train-log.jsonl too, so they wait until --out exists.
+    if (runner.engineFallback) emit({ type: 'warning', message: runner.engineFallback });
     if (batchExceedsData) {
       emit({ type: 'warning', message: `the global batch (--batch-size ${recipe.batchSize}) is larger than the ${plural(items.length, 'training example')}: each epoch is one optimizer step over all of them (${plural(recipe.epochs, 'step')} in all); pass --batch-size ${items.length} or less for more steps` });
     }
@@ -354,6 +362,9 @@ function validate(options: FineTuneOptions, recipe: Recipe, microBatch: number):
   positiveInt('--save-every', options.saveEvery);
   positiveInt('--eval-every', options.evalEvery);
   positiveInt('--keep-checkpoints', options.keepCheckpoints);
+  if (options.adamwEngine !== undefined && !ADAMW_ENGINE_NAMES.includes(options.adamwEngine)) {
+    throw new BridgeTowerError('E_USAGE', `--adamw-engine must be one of ${ADAMW_ENGINE_NAMES.join(', ')}, got '${options.adamwEngine}'`);
+  }
   if (!(recipe.learningRate > 0)) throw new BridgeTowerError('E_USAGE', `--lr must be positive, got ${recipe.learningRate}`);
   if (!(recipe.weightDecay >= 0)) throw new BridgeTowerError('E_USAGE', `--weight-decay must be ≥ 0, got ${recipe.weightDecay}`);
   if (!(recipe.warmup >= 0)) throw new BridgeTowerError('E_USAGE', `--warmup must be ≥ 0 (a fraction of the steps, or a step count ≥ 1), got ${recipe.warmup}`);

@@ -24,6 +24,8 @@ export interface StepRunner {
   readonly m: Float32Array;
   readonly v: Float32Array;
   readonly steps: number;
+  /** Why the host AdamW engine is not the default's first choice (the native addon is not built), if so. */
+  readonly engineFallback?: string;
   restore(m: Float32Array, v: Float32Array, steps: number): void;
   /** One micro-batch; `lrFactor` (the scheduler's multiplier) on the optimizer step's last, which then updates. */
   microBatch(batch: BatchTensors, params: Float32Array, dropoutSeed: number, lrFactor?: number): Promise<MicroBatchResult>;
@@ -36,7 +38,7 @@ export type OptimizerInGraphChoice = (typeof OPTIMIZER_IN_GRAPH_CHOICES)[number]
 /**
  * What `auto` picks per device: on CUDA the copies in and out of every run are the cost, and the
  * folded update moves fewest bytes per step; on the CPU the separate path is faster (the gradient
- * graph's outputs land in the flat buffer in place and the wasm AdamW engine runs at memory
+ * graph's outputs land in the flat buffer in place and the native (or wasm) AdamW engine runs near memory
  * bandwidth, docs/PERFORMANCE.md "AdamW update").
  */
 const AUTO_BY_DEVICE: Readonly<Record<NonNullable<SessionChoice['device']>, boolean>> = { cpu: false, cuda: true };
@@ -95,6 +97,10 @@ export class SeparateStepRunner implements StepRunner {
 
   get steps(): number {
     return this.adamw.steps;
+  }
+
+  get engineFallback(): string | undefined {
+    return this.adamw.fallback;
   }
 
   restore(m: Float32Array, v: Float32Array, steps: number): void {

@@ -3,6 +3,7 @@ import { BridgeTowerError } from '../../common/errors.js';
 import { plural } from '../../common/plural.js';
 import { fineTune, type FineTuneOptions, type RecomputeChoice } from '../../train/fine-tune.js';
 import type { OptimizerInGraphChoice } from '../../train/step-runner.js';
+import type { AdamWEngineName } from '../../train/optimizer/adamw-engines.js';
 import { FINE_TUNE_TASK_NAMES, FINE_TUNE_TASKS, type FineTuneTask } from '../../train/tasks.js';
 import { TRAIN_SUBSETS, type TrainSubset } from '../../train/train-subsets.js';
 import type { Command } from '../run-command.js';
@@ -90,7 +91,10 @@ Options:
   --resume                     continue the run in --out from its latest checkpoint, bit-identically
   --force                      clear a non-empty --out and start over (only a bundle or an earlier run's folder)
   --device cpu|cuda            execution provider (default cpu)
-  --threads N                  ONNX Runtime intra-op threads (small models run faster on 1)
+  --threads N                  ONNX Runtime intra-op threads (small models run faster on 1); also
+                               the native AdamW engine's threads (default: every core)
+  --adamw-engine native|wasm|ort|js  the optimizer's engine (default native when its addon is built,
+                               else wasm with a warning: npm run build:native; docs/fine-tune.md)
   --json                       events as JSON Lines on stdout instead of a progress bar
 
 Task recipes (upstream's scripts; docs/fine-tune.md):
@@ -118,6 +122,7 @@ Examples:
     device: { type: 'string' },
     recompute: { type: 'string' },
     'optimizer-in-graph': { type: 'string' },
+    'adamw-engine': { type: 'string' },
     json: { type: 'boolean' },
     ...Object.fromEntries(NUMBERS.map(([flag]) => [flag, { type: 'string' as const }])),
   },
@@ -152,6 +157,7 @@ Examples:
       ...(values['no-augment'] ? { augment: false } : {}),
       ...(values.recompute !== undefined ? { recompute: values.recompute as RecomputeChoice } : {}),
       ...(values['optimizer-in-graph'] !== undefined ? { optimizerInGraph: values['optimizer-in-graph'] as OptimizerInGraphChoice } : {}),
+      ...(values['adamw-engine'] !== undefined ? { adamwEngine: values['adamw-engine'] as AdamWEngineName } : {}),
     };
     for (const [flag, key] of NUMBERS) {
       const raw = values[flag] as string | undefined;

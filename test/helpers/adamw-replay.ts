@@ -19,7 +19,7 @@ export async function replayStoredAdamWSteps(
   get: (name: string) => Float32Array,
   parameters: readonly { name: string; shape: number[]; size: number }[],
   hp: OptimizerHyperParameters,
-  options: { engine?: AdamWEngineName; chunk?: number } = {},
+  options: { engine?: AdamWEngineName; chunk?: number; threads?: number; nativeKernel?: string } = {},
 ): Promise<ReplayResult> {
   const layout = new FlatLayout(parameters, hp);
   const params = new Float32Array(layout.total);
@@ -52,10 +52,22 @@ export async function replayStoredAdamWSteps(
   return { failures, exactTensors, tensors: 2 * layout.slots.length };
 }
 
-/** The engines × chunk sizes every replay runs: each default, and chunks that split tensors mid-way. */
-export const REPLAY_VARIANTS: readonly { engine: AdamWEngineName; chunk?: number }[] = [
+/**
+ * The engines × chunk sizes every replay runs: each default, chunks that split tensors mid-way, and
+ * the native engine's best kernel and its portable one on two threads (tests skip those outside CI
+ * when the addon is not built: test/helpers/native-adamw.ts).
+ */
+export const REPLAY_VARIANTS: readonly { engine: AdamWEngineName; chunk?: number; threads?: number; nativeKernel?: string }[] = [
   { engine: 'ort' },
   { engine: 'ort', chunk: 1000 },
   { engine: 'wasm' },
   { engine: 'wasm', chunk: 1002 },
+  { engine: 'native' },
+  { engine: 'native', nativeKernel: 'portable', threads: 2 },
 ];
+
+/** A variant's name in a test title. */
+export function replayVariantName(variant: (typeof REPLAY_VARIANTS)[number]): string {
+  const details = [variant.chunk ? `chunks of ${variant.chunk}` : '', variant.nativeKernel ? `${variant.nativeKernel} kernel` : '', variant.threads ? `${variant.threads} threads` : ''].filter(Boolean);
+  return `${variant.engine} engine${details.map((d) => `, ${d}`).join('')}`;
+}

@@ -262,6 +262,7 @@ describe('bridgetower fine-tune (CLI)', () => {
     assert.equal(runCli(['fine-tune', '--task', 'vqa']).code, 2);
     assert.match(runCli(['fine-tune', '--bundle', 'x', '--task', 'mlm', '--train', 'a', '--out', 'o']).stderr, /--task must be one of vqa, snli, nlvr2, irtr, pretrain/);
     assert.match(runCli(['fine-tune', '--bundle', 'x', '--task', 'vqa', '--train', 'a', '--out', 'o', '--lr', 'fast']).stderr, /--lr must be a number/);
+    assert.match(runCli(['fine-tune', '--bundle', 'x', '--task', 'vqa', '--train', 'a', '--out', 'o', '--adamw-engine', 'fast']).stderr, /--adamw-engine must be one of native, wasm, js, ort, got 'fast'/);
   });
 
   it('accepts --train heads beside the data, and prints a summary', async (t) => {
@@ -272,6 +273,18 @@ describe('bridgetower fine-tune (CLI)', () => {
     assert.match(r.stdout, /fine-tuned 3 steps/);
     assert.match(r.stderr, /3 optimizer steps/);
     assert.ok(existsSync(join(out, 'model.safetensors')));
+  });
+
+  it('without the native AdamW addon, says once that the optimizer runs on wasm and how to build the addon', async (t) => {
+    const { root, bundle, train } = await setup(t, 'snli', 8);
+    const args = ['fine-tune', '--bundle', bundle, '--task', 'snli', '--train', train, '--train', 'heads', '--batch-size', '4', '--epochs', '1', '--threads', '1'];
+    const r = runCli([...args, '--out', join(root, 'a')], { env: { BRIDGETOWER_ADAMW_ADDON: join(root, 'no-addon.node') } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stderr.match(/warning: AdamW runs on the wasm engine[^\n]*not built[^\n]*npm run build:native/g)?.length, 1, r.stderr);
+    // Asked for by name, wasm is no fallback: nothing to warn about.
+    const chosen = runCli([...args, '--out', join(root, 'b'), '--adamw-engine', 'wasm'], { env: { BRIDGETOWER_ADAMW_ADDON: join(root, 'no-addon.node') } });
+    assert.equal(chosen.code, 0, chosen.stderr);
+    assert.doesNotMatch(chosen.stderr, /AdamW runs on the wasm engine/);
   });
 
   it('warns when the global batch exceeds the data, then trains one step per epoch over all of it, under --name', async (t) => {

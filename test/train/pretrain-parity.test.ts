@@ -11,7 +11,8 @@ import { AdamWRunner } from '../../train/optimizer/adamw-runner.js';
 import { groupOf, type OptimizerHyperParameters } from '../../train/optimizer/parameter-groups.js';
 import { buildTrainingGraph, type TrainingGraph } from '../../train/training-graph.js';
 import { l2Comparison } from '../helpers/parity.js';
-import { REPLAY_VARIANTS, replayStoredAdamWSteps } from '../helpers/adamw-replay.js';
+import { REPLAY_VARIANTS, replayStoredAdamWSteps, replayVariantName } from '../helpers/adamw-replay.js';
+import { nativeAdamWMissing } from '../helpers/native-adamw.js';
 import { sharedFixture } from '../helpers/shared-fixtures.js';
 
 /**
@@ -154,7 +155,8 @@ describe('pre-training objective parity (MLM + ITM, train_pt)', () => {
     assert.equal(count, 315);
   });
 
-  for (const variant of REPLAY_VARIANTS) it(`replaying the stored gradients reproduces adamw_hf.step1 / step2 bit for bit (${variant.engine} engine${variant.chunk ? `, chunks of ${variant.chunk}` : ''})`, async (t) => {
+  for (const variant of REPLAY_VARIANTS) it(`replaying the stored gradients reproduces adamw_hf.step1 / step2 bit for bit (${replayVariantName(variant)})`, async (t) => {
+    if (variant.engine === 'native' && nativeAdamWMissing(t)) return;
     const f = fixtures(t);
     if (!f) return;
     const names = [...f.golden.keys()].filter((k) => k.startsWith('initial.')).map((k) => k.slice('initial.'.length)).filter((n) => !f.json.params_without_grad.includes(n));

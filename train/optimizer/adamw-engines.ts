@@ -4,12 +4,14 @@ import { serializeModel } from '../../models/ir/serialize.js';
 import { buildAdamWGraph } from './adamw.js';
 import { jsAdamW } from './adamw-js.js';
 import { WasmAdamW } from './adamw-wasm.js';
+import { BUILD_NATIVE_HINT, loadNativeAdamW, NativeAdamW } from './adamw-native.js';
 
 /**
- * The ways to run one AdamW update over a range of the flat buffers. Both compute the graph of
- * train/optimizer/adamw.ts operation for operation, so they agree bit for bit
- * (test/train/adamw-engines.test.ts); `ort` is the reference the graph defines, `wasm` the default
- * because it runs at memory bandwidth (docs/PERFORMANCE.md, "AdamW update").
+ * The ways to run one AdamW update over a range of the flat buffers. All compute the graph of
+ * train/optimizer/adamw.ts operation for operation — the Veltkamp/Dekker FMA emulation included, in
+ * the native C kernels too — so they agree bit for bit on all data (test/train/adamw-engines.test.ts);
+ * `ort` is the reference the graph defines. `native` is the default when its addon is built, else
+ * `wasm` (docs/PERFORMANCE.md, "AdamW update").
  */
 export interface AdamWEngine {
   /** Updates `[offset, offset + size)` of param, m and v in place from grad. */
@@ -18,8 +20,10 @@ export interface AdamWEngine {
 }
 
 export type EngineOptions = Pick<RuntimeOptions, 'device' | 'threads' | 'warn'> & {
-  /** Elements per kernel call or graph run (each engine has its own default). */
+  /** Elements per kernel call or graph run (each engine has its own default; `native` has no chunks). */
   chunk?: number;
+  /** The native engine's kernel (default: the best this CPU runs; tests compare them). */
+  nativeKernel?: string;
 };
 
 /**
@@ -31,8 +35,15 @@ export type EngineOptions = Pick<RuntimeOptions, 'device' | 'threads' | 'warn'> 
 export const ADAMW_CHUNK = 1 << 22;
 
 export const ADAMW_ENGINES = {
+  native: {
+    description: 'the C addon (npm run build:native): AVX-512F / AVX2 in place on every core (default when built)',
+    open: async (options: EngineOptions): Promise<AdamWEngine> => {
+      const kernel = NativeAdamW.open({ ...(options.threads ? { threads: options.threads } : {}), ...(options.nativeKernel ? { kernel: options.nativeKernel } : {}) });
+      return { update: (...a) => kernel.update(...a), release: async () => {} };
+    },
+  },
   wasm: {
-    description: 'WebAssembly SIMD kernel over an L2-sized scratch memory, one pass per element (default)',
+    description: 'WebAssembly SIMD kernel over an L2-sized scratch memory, one pass per element, one core (default without the addon)',
     open: async (options: EngineOptions): Promise<AdamWEngine> => {
       const kernel = WasmAdamW.open(options.chunk ? { chunk: options.chunk } : {});
       return { update: (...a) => kernel.update(...a), release: async () => {} };
@@ -72,5 +83,14 @@ export const ADAMW_ENGINES = {
 } as const satisfies Record<string, { description: string; open: (options: EngineOptions) => Promise<AdamWEngine> }>;
 
 export type AdamWEngineName = keyof typeof ADAMW_ENGINES;
-export const DEFAULT_ADAMW_ENGINE: AdamWEngineName = 'wasm';
+
+/**
+ * The engine used when none is asked for: `native` when its addon loads, else `wasm` with the
+ * reason and what to do (the trainer shows it once as a warning).
+ */
+export function defaultAdamWEngine(): { name: AdamWEngineName; fallback?: string } {
+  const load = loadNativeAdamW();
+  if (!('reason' in load)) return { name: 'native' };
+  return { name: 'wasm', fallback: `AdamW runs on the wasm engine, about 1.8× slower than the native one over BASE (docs/PERFORMANCE.md): ${load.reason}; ${BUILD_NATIVE_HINT}` };
+}
 export const ADAMW_ENGINE_NAMES = Object.keys(ADAMW_ENGINES) as AdamWEngineName[];

@@ -1,6 +1,6 @@
 import type { FlatLayout } from '../flat-parameters.js';
 import { stepScalars } from './adamw.js';
-import { ADAMW_ENGINES, DEFAULT_ADAMW_ENGINE, type AdamWEngine, type AdamWEngineName, type EngineOptions } from './adamw-engines.js';
+import { ADAMW_ENGINES, defaultAdamWEngine, type AdamWEngine, type AdamWEngineName, type EngineOptions } from './adamw-engines.js';
 
 export { ADAMW_CHUNK } from './adamw-engines.js';
 
@@ -16,13 +16,17 @@ export class AdamWRunner {
   private constructor(
     private readonly layout: FlatLayout,
     private readonly engine: AdamWEngine,
+    /** The engine running the updates, and why it is not the native one when that was the default's choice but is not built. */
+    readonly engineName: AdamWEngineName,
+    readonly fallback: string | undefined,
     readonly m: Float32Array,
     readonly v: Float32Array,
   ) {}
 
   static async open(layout: FlatLayout, options: EngineOptions & { engine?: AdamWEngineName } = {}): Promise<AdamWRunner> {
-    const engine = await ADAMW_ENGINES[options.engine ?? DEFAULT_ADAMW_ENGINE].open(options);
-    return new AdamWRunner(layout, engine, new Float32Array(layout.total), new Float32Array(layout.total));
+    const chosen = options.engine ? { name: options.engine } : defaultAdamWEngine();
+    const engine = await ADAMW_ENGINES[chosen.name].open(options);
+    return new AdamWRunner(layout, engine, chosen.name, chosen.fallback, new Float32Array(layout.total), new Float32Array(layout.total));
   }
 
   /** Continues from a checkpoint's moments and step count. */

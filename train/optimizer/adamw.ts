@@ -13,7 +13,8 @@ import { GraphBuilder, type WeightSource } from '../../models/ir/builder.js';
  * fmadd((1-b2)*g, g, v*b2); `add_(p, alpha=-lr*wd)` -> fmadd(p, -lr*wd, p)). ONNX has no FMA and the
  * IR no float64, so each is emulated in float32 with error-free transforms (Veltkamp/Dekker product
  * + two-sum). Without them 250 elements in 6 of 28 VQA tensors differ after step 2. `addcdiv_` is
- * `p + (-step * m) / denom` in float32.
+ * `p + (-step * m) / denom` in float32. Every engine (adamw-engines.ts, the native one included)
+ * runs this graph operation for operation, emulation and all, so they agree bit for bit.
  *
  * Inputs: `param`, `grad`, `m`, `v` float32 [n]; `step_size` = float32(lr*sqrt(1-b2^t)/(1-b1^t))
  * and `decay_alpha` = float32(-lr*wd) [1], formed in float64 by `stepScalars` in Python's order.
