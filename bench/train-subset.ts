@@ -3,7 +3,7 @@ import ort from 'onnxruntime-node';
 import { peakResidentBytes } from '../common/peak-memory.js';
 import { GraphBuilder } from '../models/ir/builder.js';
 import { serializeModel } from '../models/ir/serialize.js';
-import { addScaled, FlatLayout, l2Norm } from '../train/flat-parameters.js';
+import { addScaled, FlatLayout, l2Norm, residentBuffer } from '../train/flat-parameters.js';
 import { GradientStep, type BatchTensors } from '../train/gradient-step.js';
 import type { AdamWEngineName } from '../train/optimizer/adamw-engines.js';
 import { AdamWRunner } from '../train/optimizer/adamw-runner.js';
@@ -183,7 +183,7 @@ export async function measureSubset(options: SubsetOptions, report: (partial: Su
   log(`[${subset}] session open ${(r.openMs / 1000).toFixed(1)} s, optimizer session ${(r.adamwOpenMs / 1000).toFixed(1)} s, peak RSS so far ${(r.peakRssAfterOpen / 1e9).toFixed(2)} GB`);
   done('open');
 
-  const grads = new Float32Array(layout.total);
+  const grads = residentBuffer(layout.total);
   await probeCosts(r, layout, params, grads, optimizer, options);
   log(`[${subset}] memcpy of the trainable values ${r.memcpyMs.toFixed(0)} ms, Identity output ${r.identityRunMs.toFixed(0)} ms, AdamW update ${(r.chunkedAdamwMs / 1000).toFixed(2)} s (peak RSS ${(r.chunkedAdamwPeakRss / 1e9).toFixed(2)} GB)`);
   done('probes');

@@ -106,3 +106,14 @@ export function l2Norm(x: Float32Array): number {
 export function scaleInPlace(x: Float32Array, factor: number): void {
   for (let i = 0; i < x.length; i++) x[i]! *= factor;
 }
+
+/**
+ * A zeroed flat buffer whose pages are resident from the start. `new Float32Array(n)` gets pages
+ * the kernel maps on first write, so a gradient buffer or the moments would join the process's
+ * memory only partway through step 1, and step 1's peak would understate every later step's by up
+ * to their size (1.4 GB each for BASE `--trainable all`). Writing the zeros makes the first step's
+ * peak the steady state's.
+ */
+export function residentBuffer(length: number): Float32Array {
+  return new Float32Array(length).fill(0);
+}

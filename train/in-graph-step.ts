@@ -1,5 +1,5 @@
 import ort from 'onnxruntime-node';
-import type { FlatLayout } from './flat-parameters.js';
+import { residentBuffer, type FlatLayout } from './flat-parameters.js';
 import { runTraining, trainingFeeds, type BatchTensors } from './gradient-step.js';
 import { stepScalars } from './optimizer/adamw.js';
 import { ACC_OUT_PREFIX, ACC_PREFIX, ADAMW_IO, buildOptimizerGraphs, GRAD_SCALE, GRAD_SQUARES } from './optimizer-graph.js';
@@ -41,7 +41,7 @@ export class InGraphStepRunner implements StepRunner {
     const open = (graph: typeof graphs.step) => openTrainingSession({ graph, graphDir: training.graphDir, ...(training.recompute ? { recompute: training.recompute } : {}) }, session);
     const stepSession = await open(graphs.step);
     const accumulateSession = graphs.accumulate ? await open(graphs.accumulate) : undefined;
-    const buffer = () => new Float32Array(layout.total);
+    const buffer = () => residentBuffer(layout.total);
     return new InGraphStepRunner(training, layout, accumulation, accumulateSession, stepSession, buffer(), buffer(), accumulateSession ? buffer() : undefined, buffer());
   }
 

@@ -1,6 +1,6 @@
 import type ort from 'onnxruntime-node';
 import { BridgeTowerError } from '../common/errors.js';
-import { addScaled, l2Norm, scaleInPlace, type FlatLayout } from './flat-parameters.js';
+import { addScaled, l2Norm, residentBuffer, scaleInPlace, type FlatLayout } from './flat-parameters.js';
 import { GradientStep, type BatchTensors } from './gradient-step.js';
 import { InGraphStepRunner } from './in-graph-step.js';
 import { AdamWRunner } from './optimizer/adamw-runner.js';
@@ -82,8 +82,8 @@ export class SeparateStepRunner implements StepRunner {
   static async open(training: TrainingGraph, layout: FlatLayout, options: { accumulation: number; clipGradNorm?: number; engine?: AdamWEngineName; session?: SessionChoice }): Promise<SeparateStepRunner> {
     const gradient = await GradientStep.open(training, options.session);
     const adamw = await AdamWRunner.open(layout, { ...options.session, ...(options.engine ? { engine: options.engine } : {}) });
-    const grads = new Float32Array(layout.total);
-    const micro = options.accumulation === 1 ? grads : new Float32Array(layout.total);
+    const grads = residentBuffer(layout.total);
+    const micro = options.accumulation === 1 ? grads : residentBuffer(layout.total);
     return new SeparateStepRunner(gradient, adamw, layout, options.accumulation, options.clipGradNorm, grads, micro);
   }
 

@@ -1,4 +1,4 @@
-import type { FlatLayout } from '../flat-parameters.js';
+import { residentBuffer, type FlatLayout } from '../flat-parameters.js';
 import { stepScalars } from './adamw.js';
 import { ADAMW_ENGINES, defaultAdamWEngine, type AdamWEngine, type AdamWEngineName, type EngineOptions } from './adamw-engines.js';
 
@@ -26,7 +26,7 @@ export class AdamWRunner {
   static async open(layout: FlatLayout, options: EngineOptions & { engine?: AdamWEngineName } = {}): Promise<AdamWRunner> {
     const chosen = options.engine ? { name: options.engine } : defaultAdamWEngine();
     const engine = await ADAMW_ENGINES[chosen.name].open(options);
-    return new AdamWRunner(layout, engine, chosen.name, chosen.fallback, new Float32Array(layout.total), new Float32Array(layout.total));
+    return new AdamWRunner(layout, engine, chosen.name, chosen.fallback, residentBuffer(layout.total), residentBuffer(layout.total));
   }
 
   /** Continues from a checkpoint's moments and step count. */
