@@ -17,7 +17,7 @@ export function jsAdamW(param: Float32Array, grad: Float32Array, m: Float32Array
   const eps = f(ADAMW_EPS);
   const negStep = -f(stepSize);
   const decay = f(decayAlpha);
-  /** fl(a·c + x): Veltkamp split, Dekker product, two-sum, as adamw.ts `fma`. */
+  /** fl(a·c + x): Veltkamp split, Dekker product, two-sum, as adamw-step.ts `fma`. */
   const fma = (a: number, c: number, x: number): number => {
     const p = f(a * c);
     let t = f(4097 * a);

@@ -1,9 +1,11 @@
 import { ADAMW_BETA1, ADAMW_BETA2, ADAMW_EPS } from './adamw.js';
+import { adamWStep, type FloatOps } from './adamw-step.js';
 import { FunctionBuilder, moduleBytes, TYPE, type V } from './wasm-simd.js';
 
 /**
  * The AdamW graph of train/optimizer/adamw.ts as one WebAssembly SIMD (f32x4) pass: the same
- * float32 operations in the same order — the Veltkamp/Dekker FMA emulation included — so the
+ * float32 operations in the same order (both are built from adamw-step.ts) — the Veltkamp/Dekker
+ * FMA emulation included — so the
  * result is bit for bit the ONNX Runtime engine's (test/train/adamw-engines.test.ts, and the
  * stored upstream steps). WebAssembly's f32x4 add/sub/mul/div/sqrt are IEEE single precision,
  * correctly rounded, and the MVP SIMD set has no fused multiply-add a compiler could contract to.
@@ -23,47 +25,22 @@ const P = { param: 0, grad: 1, m: 2, v: 3, count: 4, stepSize: 5, decayAlpha: 6 
 function buildKernel(beta1: number, beta2: number, eps: number): Uint8Array {
   const f = new FunctionBuilder([TYPE.i32, TYPE.i32, TYPE.i32, TYPE.i32, TYPE.i32, TYPE.f32, TYPE.f32]);
   // The graph's constants, rounded to float32 as its initializers are (b.scalar).
-  const B1 = f.splatConst(beta1);
-  const C1 = f.splatConst(1 - beta1);
-  const B2 = f.splatConst(beta2);
-  const C2 = f.splatConst(1 - beta2);
-  const EPS = f.splatConst(eps);
-  const SPLIT = f.splatConst(4097);
+  const constants = {
+    beta1: f.splatConst(beta1),
+    oneMinusBeta1: f.splatConst(1 - beta1),
+    beta2: f.splatConst(beta2),
+    oneMinusBeta2: f.splatConst(1 - beta2),
+    eps: f.splatConst(eps),
+    split: f.splatConst(4097),
+  };
   const negStep = f.negSplat(P.stepSize);
-  const decay = f.splat(P.decayAlpha);
-
-  const mul = (a: V, b: V) => f.op('mul', a, b);
-  const add = (a: V, b: V) => f.op('add', a, b);
-  const sub = (a: V, b: V) => f.op('sub', a, b);
-  /** Veltkamp split (adamw.ts `halves`). */
-  const halves = (x: V): [V, V] => {
-    const t = mul(SPLIT, x);
-    const hi = sub(t, sub(t, x));
-    return [hi, sub(x, hi)];
-  };
-  /** fl(a·c + x) by Dekker product + two-sum, node for node as adamw.ts `fma`. */
-  const fma = (a: V, c: V, x: V): V => {
-    const p = mul(a, c);
-    const [ah, al] = halves(a);
-    const [ch, cl] = halves(c);
-    const e = add(add(add(sub(mul(ah, ch), p), mul(ah, cl)), mul(al, ch)), mul(al, cl));
-    const s = add(p, x);
-    const bb = sub(s, p);
-    const se = add(sub(p, sub(s, bb)), sub(x, bb));
-    return add(s, add(e, se));
-  };
+  const decayAlpha = f.splat(P.decayAlpha);
+  const ops: FloatOps<V> = { mul: (a, b) => f.op('mul', a, b), add: (a, b) => f.op('add', a, b), sub: (a, b) => f.op('sub', a, b), div: (a, b) => f.op('div', a, b), sqrt: (a) => f.sqrt(a) };
 
   f.loopOverVectors(P.count, (o) => {
-    const param = f.load(P.param, o);
-    const grad = f.load(P.grad, o);
-    const m = f.load(P.m, o);
-    const v = f.load(P.v, o);
-    const mNew = fma(grad, C1, mul(m, B1));
-    const vNew = fma(mul(C2, grad), grad, mul(v, B2));
-    const denom = add(f.sqrt(vNew), EPS);
-    const updated = add(param, f.op('div', mul(negStep, mNew), denom));
-    const decayed = fma(updated, decay, updated);
-    f.store(P.param, o, decayed).store(P.m, o, mNew).store(P.v, o, vNew);
+    const inputs = { param: f.load(P.param, o), grad: f.load(P.grad, o), m: f.load(P.m, o), v: f.load(P.v, o), negStep, decayAlpha };
+    const out = adamWStep(ops, constants, inputs);
+    f.store(P.param, o, out.param).store(P.m, o, out.m).store(P.v, o, out.v);
   });
   return moduleBytes('adamw', f);
 }

@@ -1,5 +1,6 @@
 import type { Graph, Value } from '../../models/ir/graph.js';
 import { GraphBuilder, type WeightSource } from '../../models/ir/builder.js';
+import { adamWStep, type FloatOps } from './adamw-step.js';
 
 /**
  * One step of `transformers.optimization.AdamW` (transformers 4.17, `correct_bias=True`) over a flat
@@ -53,43 +54,22 @@ export function adamWUpdater(b: GraphBuilder, options: AdamWConstants = {}): (in
   const beta1 = options.beta1 ?? ADAMW_BETA1;
   const beta2 = options.beta2 ?? ADAMW_BETA2;
   const eps = options.eps ?? ADAMW_EPS;
-  const mul = (x: Value, y: Value) => b.op('Mul', [x, y]);
-  const add = (x: Value, y: Value) => b.op('Add', [x, y]);
-  const sub = (x: Value, y: Value) => b.op('Sub', [x, y]);
-  const split = b.scalar(4097);
-  const c1 = b.scalar(1 - beta1);
-  const b1 = b.scalar(beta1);
-  const c2 = b.scalar(1 - beta2);
-  const b2 = b.scalar(beta2);
-  const epsilon = b.scalar(eps);
-  /** Veltkamp split of a float32 into two 12-bit halves. */
-  const halves = (x: Value): [Value, Value] => {
-    const t = mul(split, x);
-    const hi = sub(t, sub(t, x));
-    return [hi, sub(x, hi)];
+  const ops: FloatOps<Value> = {
+    mul: (x, y) => b.op('Mul', [x, y]),
+    add: (x, y) => b.op('Add', [x, y]),
+    sub: (x, y) => b.op('Sub', [x, y]),
+    div: (x, y) => b.op('Div', [x, y]),
+    sqrt: (x) => b.op('Sqrt', [x]),
   };
-  /** fl(a*c + x) emulated with error-free transforms (Dekker product + Knuth two-sum). */
-  const fma = (a: Value, c: Value, x: Value): Value => {
-    const p = mul(a, c);
-    const [ah, al] = halves(a);
-    const [ch, cl] = halves(c);
-    const e = add(add(add(sub(mul(ah, ch), p), mul(ah, cl)), mul(al, ch)), mul(al, cl));
-    const s = add(p, x);
-    const bb = sub(s, p);
-    const se = add(sub(p, sub(s, bb)), sub(x, bb));
-    return add(s, add(e, se));
+  const constants = {
+    split: b.scalar(4097),
+    oneMinusBeta1: b.scalar(1 - beta1),
+    beta1: b.scalar(beta1),
+    oneMinusBeta2: b.scalar(1 - beta2),
+    beta2: b.scalar(beta2),
+    eps: b.scalar(eps),
   };
-  return ({ param, grad, m, v, stepSize, decayAlpha }) => {
-    // m = fmadd(g, (1-b1), m*b1)
-    const mNew = fma(grad, c1, mul(m, b1));
-    // v = fmadd((1-b2)*g, g, v*b2)
-    const vNew = fma(mul(c2, grad), grad, mul(v, b2));
-    // denom = sqrt(v) + eps; p = p + (-step * m) / denom
-    const denom = add(b.op('Sqrt', [vNew]), epsilon);
-    const pUpdated = add(param, b.op('Div', [mul(b.op('Neg', [stepSize]), mNew), denom]));
-    // p = fmadd(p, -lr*wd, p); alpha = 0 (no decay) gives p exactly
-    return { param: fma(pUpdated, decayAlpha, pUpdated), m: mNew, v: vNew };
-  };
+  return ({ param, grad, m, v, stepSize, decayAlpha }) => adamWStep(ops, constants, { param, grad, m, v, negStep: b.op('Neg', [stepSize]), decayAlpha });
 }
 
 export function buildAdamWGraph(options: AdamWConstants = {}): Graph {

@@ -46,8 +46,8 @@ typedef void (*Kernel)(float *p, const float *g, float *m, float *v, size_t n, c
 
 /*
  * One element (or vector) of the graph, written once for every kernel over the type V and its
- * operations, so that all kernels perform the same operations in the same order: adamw.ts's
- * `halves`, `fma` and update, node for node (adamw-wasm.ts and adamw-js.ts state the same).
+ * operations, so that all kernels perform the same operations in the same order: adamw-step.ts's
+ * `halves`, `fma` and update, node for node (the graph and the wasm kernel are built from it; adamw-js.ts states it again).
  * `K` holds the splatted constants: b1, c1, b2, c2, eps, neg_step, decay, split.
  */
 #define DEFINE_STEP(NAME, ATTR, V, MUL, ADD, SUB, DIV, SQRT)                                        \
