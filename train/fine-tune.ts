@@ -147,6 +147,7 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
   if (inGraph) Object.assign(fingerprint, { optimizerInGraph: true });
   const session = { ...(options.device ? { device: options.device } : {}), ...(options.threads ? { threads: options.threads } : {}) };
   const runner = await openStepRunner(training, layout, { accumulation, inGraph, ...(options.clipGradNorm ? { clipGradNorm: options.clipGradNorm } : {}), ...(options.adamwEngine ? { engine: options.adamwEngine } : {}), session });
+  if (runner.engineFallback) emit({ type: 'warning', message: runner.engineFallback });
   const preprocessor = BundlePreprocessor.open(options.bundle);
   try {
     let params: Float32Array;
@@ -173,8 +174,7 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
       params = layout.readFromBundle(options.bundle);
       state = { format: 'bridgetower-train-state', version: 1, step: 0, epoch: 0, position: 0, samples: 0, fingerprint };
     }
-    // Warnings go to train-log.jsonl too, so they wait until --out exists.
-    if (runner.engineFallback) emit({ type: 'warning', message: runner.engineFallback });
+    emit.ready();
     if (batchExceedsData) {
       emit({ type: 'warning', message: `the global batch (--batch-size ${recipe.batchSize}) is larger than the ${plural(items.length, 'training example')}: each epoch is one optimizer step over all of them (${plural(recipe.epochs, 'step')} in all); pass --batch-size ${items.length} or less for more steps` });
     }

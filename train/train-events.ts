@@ -32,11 +32,32 @@ export type TrainEvent = TrainEventBody & { time: string };
 
 export const LOG_FILE = 'train-log.jsonl';
 
-/** The one writer of events: stamps the time, appends the log line, then tells the listener. */
-export function eventRecorder(out: string, onEvent: ((event: TrainEvent) => void) | undefined): (body: TrainEventBody) => void {
-  return (body) => {
+/** Records an event: stamps the time, appends the log line, then tells the listener. */
+export interface EventRecorder {
+  (body: TrainEventBody): void;
+  /**
+   * `out` is ready for the log: a fresh run's folder is prepared only after the data, graphs and
+   * sessions are loaded (a refusal before then leaves nothing behind), and preparing may clear it,
+   * so events before then (warnings of the set-up) reach the listener at once and the log here.
+   */
+  ready(): void;
+}
+
+/** The one writer of events: stamps the time, appends the log line (once `ready`), then tells the listener. */
+export function eventRecorder(out: string, onEvent: ((event: TrainEvent) => void) | undefined): EventRecorder {
+  let waiting: TrainEvent[] | undefined = [];
+  const line = (event: TrainEvent) => `${JSON.stringify(event)}\n`;
+  const emit = ((body: TrainEventBody) => {
     const event = { time: new Date().toISOString(), ...body } as TrainEvent;
-    appendFileSync(join(out, LOG_FILE), `${JSON.stringify(event)}\n`);
+    if (waiting) waiting.push(event);
+    else appendFileSync(join(out, LOG_FILE), line(event));
     onEvent?.(event);
+  }) as EventRecorder;
+  emit.ready = () => {
+    if (!waiting) return;
+    const held = waiting;
+    waiting = undefined;
+    if (held.length) appendFileSync(join(out, LOG_FILE), held.map(line).join(''));
   };
+  return emit;
 }
