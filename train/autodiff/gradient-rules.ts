@@ -138,10 +138,12 @@ function flatWeightGradient(b: GraphBuilder, x: Value, w: Value, g: Value): Valu
 /** The static dims of x on the axes a reduction reduces (every axis without `axes`), or undefined. */
 function reducedDims(x: Value, axes: readonly number[] | undefined): number[] | undefined {
   if (!x.shape) return undefined;
-  const rank = x.shape.length;
-  const picked = (axes ?? x.shape.map((_, i) => i)).map((a) => x.shape![normAxis(a, rank)]);
+  const picked = [...reducedAxes(x.shape, axes)].map((a) => x.shape![a]);
   return picked.every((d): d is number => typeof d === 'number') ? picked : undefined;
 }
+
+/** The axes a reduction over `axes` (every axis without them) reduces, normalized. */
+const reducedAxes = (shape: readonly unknown[], axes: readonly number[] | undefined): Set<number> => new Set((axes ?? shape.map((_, i) => i)).map((a) => normAxis(a, shape.length)));
 
 /**
  * The shape a reduction's gradient expands back to. Expand keeps g's dims where the target has 1,
@@ -150,8 +152,7 @@ function reducedDims(x: Value, axes: readonly number[] | undefined): number[] | 
  */
 function spreadTarget(b: GraphBuilder, x: Value, axes: readonly number[] | undefined): Value {
   if (!x.shape) return b.op('Shape', [x]);
-  const rank = x.shape.length;
-  const reduced = new Set((axes ?? x.shape.map((_, i) => i)).map((a) => normAxis(a, rank)));
+  const reduced = reducedAxes(x.shape, axes);
   return b.shapeTensor(x.shape.map((d, i) => (reduced.has(i) ? d : 1))) ?? shapeOfValue(b, x);
 }
 
