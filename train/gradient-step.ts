@@ -3,6 +3,7 @@ import ort from 'onnxruntime-node';
 import { BUNDLE_FILES } from '../bundle/config.js';
 import { openSafetensors } from '../bundle/safetensors/read-safetensors.js';
 import { BridgeTowerError } from '../common/errors.js';
+import { collectGarbage } from '../common/collect-garbage.js';
 import type { DType } from '../bundle/tensors/dtype.js';
 import { toOrtTensor } from '../runtime/session.js';
 import { FlatLayout } from './flat-parameters.js';
@@ -75,11 +76,20 @@ export class GradientStep {
       fetches = Object.fromEntries(this.session.outputNames.map((name) => [name, null]));
       for (const p of this.training.parameters) fetches[`grad.${p.name}`] = new ort.Tensor('float32', layout.view(into, p.name), p.shape);
     }
+    const kept = await this.runKeeping(feeds, fetches, into ? undefined : layout);
+    // The binding returned a copy of every gradient written into `into`: free it before the next forward.
+    if (into) collectGarbage();
+    const gradients = kept.gradients ?? new Map(this.training.parameters.map((p) => [p.name, layout.view(into!, p.name)]));
+    return { ...kept, gradients };
+  }
+
+  /** One run; keeps the loss, logits, reports and (only when nothing was preallocated) the gradients, dropping the rest of the results. */
+  private async runKeeping(feeds: Record<string, ort.Tensor>, fetches: Record<string, ort.Tensor | null> | undefined, freshGradients: FlatLayout | undefined): Promise<Omit<StepOutputs, 'gradients'> & { gradients?: Map<string, Float32Array> }> {
     const results = await runTraining(this.training, this.session, feeds, fetches);
-    const gradients = new Map<string, Float32Array>();
-    for (const p of this.training.parameters) gradients.set(p.name, into ? layout.view(into, p.name) : (results[`grad.${p.name}`]!.data as Float32Array));
     const reports = new Map(this.training.reports.map((name) => [name, results[`${REPORT_PREFIX}${name}`]!]));
-    return { loss: (results.loss!.data as Float32Array)[0]!, logits: results.logits!, gradients, reports };
+    const kept = { loss: (results.loss!.data as Float32Array)[0]!, logits: results.logits!, reports };
+    if (!freshGradients) return kept;
+    return { ...kept, gradients: new Map(this.training.parameters.map((p) => [p.name, results[`grad.${p.name}`]!.data as Float32Array])) };
   }
 
   async release(): Promise<void> {

@@ -1,4 +1,5 @@
 import ort from 'onnxruntime-node';
+import { collectGarbage } from '../common/collect-garbage.js';
 import { residentBuffer, type FlatLayout } from './flat-parameters.js';
 import { runTraining, trainingFeeds, type BatchTensors } from './gradient-step.js';
 import { stepScalars } from './optimizer/adamw.js';
@@ -74,19 +75,30 @@ export class InGraphStepRunner implements StepRunner {
       this.bind(fetches, ADAMW_IO.mOut, this.m);
       this.bind(fetches, ADAMW_IO.vOut, this.v);
     }
-    const results = await runTraining(this.training, session, feeds, fetches);
-    const loss = (results.loss!.data as Float32Array)[0]!;
-    const reports = new Map(this.training.reports.map((name) => [name, results[`${REPORT_PREFIX}${name}`]!]));
+    const { loss, reports, squares } = await this.runKeeping(session, feeds, fetches);
+    // The binding returned a copy of every output it wrote into our buffers (the running sum, or
+    // the parameters and both moments): free them before the next forward (common/collect-garbage.ts).
+    collectGarbage();
     if (lrFactor === undefined) return { loss, reports };
 
     this.acc?.fill(0);
     this.steps++;
     const updated = this.spare;
     this.spare = params;
+    return { loss, reports, stepped: { params: updated, gradNorm: Math.sqrt(squares!) } };
+  }
+
+  /** One run; keeps the loss, the reports and the gradients' total sum of squares, dropping the rest of the results. */
+  private async runKeeping(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, fetches: Record<string, ort.Tensor | null>): Promise<Omit<MicroBatchResult, 'stepped'> & { squares?: number }> {
+    const results = await runTraining(this.training, session, feeds, fetches);
+    const loss = (results.loss!.data as Float32Array)[0]!;
+    const reports = new Map(this.training.reports.map((name) => [name, results[`${REPORT_PREFIX}${name}`]!]));
+    const perTensor = results[GRAD_SQUARES]?.data as Float32Array | undefined;
+    if (!perTensor) return { loss, reports };
     // Each tensor's sum of squares is float32 (in the graph); their total is float64, like l2Norm.
     let squares = 0;
-    for (const s of results[GRAD_SQUARES]!.data as Float32Array) squares += s;
-    return { loss, reports, stepped: { params: updated, gradNorm: Math.sqrt(squares) } };
+    for (const s of perTensor) squares += s;
+    return { loss, reports, squares };
   }
 
   /** `<prefix><name>` for every trainable parameter, as a view of `buffer` at the parameter's slot. */

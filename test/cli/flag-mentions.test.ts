@@ -9,8 +9,8 @@ import { COMMANDS } from '../../cli/main.js';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 /** The folders whose messages reach users (tests and benchmarks talk to developers). */
 const SOURCE_DIRS = ['common', 'client', 'bundle', 'models', 'preprocess', 'runtime', 'convert', 'train', 'library', 'server', 'cli'];
-/** Flags of the CLI itself (main.ts) and of Node (`--import tsx`), which no command's usage lists. */
-const NOT_COMMAND_FLAGS = new Set(['--help', '--version', '--import']);
+/** Flags of the CLI itself (main.ts) and of Node (`--import tsx`, `--expose-gc`), which no command's usage lists. */
+const NOT_COMMAND_FLAGS = new Set(['--help', '--version', '--import', '--expose-gc']);
 
 /** Every `--flag` some command's --help text shows. */
 function documentedFlags(): Set<string> {
