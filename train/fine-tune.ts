@@ -21,13 +21,15 @@ import type { Recipe } from './recipes.js';
 import { Rng } from './rng.js';
 import { writeTrainedBundle, type FineTuneProvenance } from './trained-bundle.js';
 import { FINE_TUNE_TASK_NAMES, FINE_TUNE_TASKS, type FineTuneTask } from './tasks.js';
-import { buildTrainingGraph, RECOMPUTE_MODES, type RecomputeMode, type TrainingGraph } from './training-graph.js';
-import { availableMemoryBytes, estimateTrainingMemory, type StepShape } from './memory-model.js';
+import { buildTrainingGraph } from './training-graph.js';
+import { availableMemoryBytes, estimateTrainingMemory } from './memory-model.js';
+import { chooseMemoryPlan, CPU_ARENA_CHOICES, RECOMPUTE_CHOICES, type CpuArenaChoice, type RecomputeChoice } from './memory-plan.js';
 import type { TrainSubset } from './train-subsets.js';
 import type { RuntimeOptions } from '../runtime/session.js';
 import { eventRecorder, LOG_FILE, type TrainEvent, type TrainEventBody } from './train-events.js';
 
 export { LOG_FILE, type TrainEvent } from './train-events.js';
+export type { CpuArenaChoice, RecomputeChoice } from './memory-plan.js';
 
 /**
  * `bridgetower fine-tune`: upstream's fine-tuning loop on ONNX Runtime. Micro-batches of
@@ -66,10 +68,15 @@ export interface FineTuneOptions extends Partial<Recipe>, Pick<RuntimeOptions, '
   /** Pre-training: the share of caption tokens picked for MLM (upstream's `mlm_prob`, 0.15). */
   mlmProbability?: number;
   /**
-   * Activation recomputation per layer: 'auto' (default) turns it on, with a warning, when the
-   * modelled step peak (train/memory-model.ts) exceeds the memory available.
+   * Activation recomputation per layer: 'auto' (default) turns it on, with a warning, when not
+   * even a step with the CPU arena off fits the memory available (train/memory-plan.ts).
    */
   recompute?: RecomputeChoice;
+  /**
+   * ONNX Runtime's CPU memory arena for the training sessions: 'auto' (default) keeps it on
+   * unless only a step without it fits the memory available (train/memory-plan.ts).
+   */
+  cpuArena?: CpuArenaChoice;
   /**
    * The gradient accumulation and the AdamW update inside the training graph (train/in-graph-step.ts):
    * 'auto' (default) on for `device: 'cuda'` without clipping, off on the CPU.
@@ -133,19 +140,24 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
   };
   const mlmRate = options.mlmProbability !== undefined ? { mlmProbability: options.mlmProbability } : {};
 
-  // The graph asked for; under 'auto' the plain one, whose modelled peak decides (then rebuilt recomputing if needed).
-  const asked = options.recompute ?? 'auto';
+  // The graph asked for; under 'auto' the plain one, whose modelled peak picks the memory plan
+  // (then rebuilt recomputing if needed).
+  const asked = { recompute: options.recompute ?? 'auto', cpuArena: options.cpuArena ?? 'auto', ...(options.device ? { device: options.device } : {}) };
   const graphOptions = { train: subset, dropout: recipe.dropout };
-  const first = buildTrainingGraph(options.bundle, options.task, asked === 'layers' ? { ...graphOptions, recompute: asked } : graphOptions);
+  const first = buildTrainingGraph(options.bundle, options.task, asked.recompute === 'layers' ? { ...graphOptions, recompute: 'layers' as const } : graphOptions);
   const layout = new FlatLayout(first.parameters, recipe);
-  const recompute = chooseRecompute(asked, first, layout, { batch: microBatch, textLength: Math.min(UPSTREAM_TEXT_LENGTH, config.architecture.text.max_position_embeddings - 2), accumulation }, emit);
+  const shape = { batch: microBatch, textLength: Math.min(UPSTREAM_TEXT_LENGTH, config.architecture.text.max_position_embeddings - 2), accumulation };
+  const memory = chooseMemoryPlan(asked, estimateTrainingMemory(first, layout, shape), availableMemoryBytes(), shape);
+  if (memory.warning) emit({ type: 'warning', message: memory.warning });
+  const { recompute, cpuArena } = memory.plan;
   const training = recompute === first.recompute ? first : buildTrainingGraph(options.bundle, options.task, { ...graphOptions, recompute });
   // Recomputed gradients differ in the last bits: a resumed run must make the same choice (absent = none, as older checkpoints).
+  // The arena changes no value: a run may resume with the other choice.
   if (recompute === 'layers') Object.assign(fingerprint, { recompute });
   // So may the in-graph accumulation (unless 1/accumulation is a power of two): the same rule.
   const inGraph = optimizerInGraph(options.optimizerInGraph ?? 'auto', options.device, options.clipGradNorm);
   if (inGraph) Object.assign(fingerprint, { optimizerInGraph: true });
-  const session = { ...(options.device ? { device: options.device } : {}), ...(options.threads ? { threads: options.threads } : {}) };
+  const session = { ...(options.device ? { device: options.device } : {}), ...(options.threads ? { threads: options.threads } : {}), ...(cpuArena ? {} : { cpuArena }) };
   const runner = await openStepRunner(training, layout, { accumulation, inGraph, ...(options.clipGradNorm ? { clipGradNorm: options.clipGradNorm } : {}), ...(options.adamwEngine ? { engine: options.adamwEngine } : {}), session });
   if (runner.engineFallback) emit({ type: 'warning', message: runner.engineFallback });
   const preprocessor = BundlePreprocessor.open(options.bundle);
@@ -178,7 +190,7 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
     if (batchExceedsData) {
       emit({ type: 'warning', message: `the global batch (--batch-size ${recipe.batchSize}) is larger than the ${plural(items.length, 'training example')}: each epoch is one optimizer step over all of them (${plural(recipe.epochs, 'step')} in all); pass --batch-size ${items.length} or less for more steps` });
     }
-    emit({ type: 'start', totalSteps, warmupSteps: schedule.warmupSteps, accumulation, microBatchesPerEpoch: microPerEpoch, step: state.step, examples: items.length, parameters: layout.total });
+    emit({ type: 'start', totalSteps, warmupSteps: schedule.warmupSteps, accumulation, microBatchesPerEpoch: microPerEpoch, step: state.step, examples: items.length, parameters: layout.total, memory: memory.plan });
 
     const provenance = (): FineTuneProvenance => ({ base_bundle: config.name, task: options.task, step: state.step, epoch: state.epoch, train: train.source, options: { subset, ...recipe, microBatch, seed } });
     const checkpoint = async (evalPending: boolean) => {
@@ -375,6 +387,7 @@ function validate(options: FineTuneOptions, recipe: Recipe, microBatch: number):
     throw new BridgeTowerError('E_USAGE', `--mlm-probability masks captions for ${withMlm}; ${options.task} has no MLM objective`);
   }
   if (options.recompute !== undefined && !RECOMPUTE_CHOICES.includes(options.recompute)) throw new BridgeTowerError('E_USAGE', `--recompute must be one of ${RECOMPUTE_CHOICES.join(', ')}, got '${options.recompute}'`);
+  if (options.cpuArena !== undefined && !CPU_ARENA_CHOICES.includes(options.cpuArena)) throw new BridgeTowerError('E_USAGE', `--cpu-arena must be one of ${CPU_ARENA_CHOICES.join(', ')}, got '${options.cpuArena}'`);
   if (options.optimizerInGraph !== undefined) optimizerInGraph(options.optimizerInGraph, options.device, options.clipGradNorm);
   if (options.clipGradNorm !== undefined && !(options.clipGradNorm > 0)) throw new BridgeTowerError('E_USAGE', `--clip-grad-norm must be positive, got ${options.clipGradNorm}`);
   if (microBatch > recipe.batchSize) throw new BridgeTowerError('E_USAGE', `--micro-batch-size ${microBatch} exceeds --batch-size ${recipe.batchSize}`);
@@ -385,21 +398,5 @@ function masksCaptions(task: FineTuneTask): boolean {
   return FINE_TUNE_TASKS[task].objective.extraInputs.some((input) => input.name === 'mlm_input_ids');
 }
 
-export const RECOMPUTE_CHOICES = ['auto', ...RECOMPUTE_MODES] as const;
-export type RecomputeChoice = (typeof RECOMPUTE_CHOICES)[number];
 /** Upstream's caption length (max_text_len 50): the text length the memory estimate assumes. */
 const UPSTREAM_TEXT_LENGTH = 50;
-
-/**
- * 'auto': recompute the layers' activations when the modelled peak of a plain step exceeds the
- * memory available now, and say so (a warning event); otherwise what was asked for.
- */
-function chooseRecompute(choice: RecomputeChoice, plain: TrainingGraph, layout: FlatLayout, shape: StepShape, emit: (body: TrainEventBody) => void): RecomputeMode {
-  if (choice !== 'auto') return choice;
-  const estimate = estimateTrainingMemory(plain, layout, shape);
-  const available = availableMemoryBytes();
-  if (estimate.total <= available) return 'none';
-  const gb = (bytes: number) => `${(bytes / 1e9).toFixed(1)} GB`;
-  emit({ type: 'warning', message: `a training step needs about ${gb(estimate.total)} (parameters, moments and gradients ${gb(estimate.parameters + estimate.moments + estimate.gradients)}, activations ${gb(estimate.activations)} at micro-batch ${shape.batch}) and ${gb(available)} is available: recomputing each layer's activations in the backward pass (--recompute layers; --recompute none to turn it off, or lower --micro-batch-size)` });
-  return 'layers';
-}

@@ -1,3 +1,4 @@
+import type { MemoryPlan } from './memory-plan.js';
 import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TrainerState } from './checkpoint.js';
@@ -8,7 +9,8 @@ import type { TrainerState } from './checkpoint.js';
  * `--json` line can be read by the same code.
  */
 export type TrainEventBody =
-  | { type: 'start'; totalSteps: number; warmupSteps: number; accumulation: number; microBatchesPerEpoch: number; step: number; examples: number; parameters: number }
+  /** `memory`: the plan the run's steps use (train/memory-plan.ts), what `auto` chose included. */
+  | { type: 'start'; totalSteps: number; warmupSteps: number; accumulation: number; microBatchesPerEpoch: number; step: number; examples: number; parameters: number; memory: MemoryPlan }
   | { type: 'resume'; step: number; from: string }
   | { type: 'warning'; message: string }
   /**
