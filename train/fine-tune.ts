@@ -68,13 +68,13 @@ export interface FineTuneOptions extends Partial<Recipe>, Pick<RuntimeOptions, '
   /** Pre-training: the share of caption tokens picked for MLM (upstream's `mlm_prob`, 0.15). */
   mlmProbability?: number;
   /**
-   * Activation recomputation per layer: 'auto' (default) turns it on, with a warning, when not
-   * even a step with the CPU arena off fits the memory available (train/memory-plan.ts).
+   * Activation recomputation per layer: 'auto' (default) turns it on, with a warning, when the
+   * plain step's expected peak exceeds the memory available (train/memory-plan.ts).
    */
   recompute?: RecomputeChoice;
   /**
-   * ONNX Runtime's CPU memory arena for the training sessions: 'auto' (default) keeps it on
-   * unless only a step without it fits the memory available (train/memory-plan.ts).
+   * ONNX Runtime's CPU memory arena for the training sessions, 'off' by default: about 15 % less
+   * memory; 'on' was 1.5× faster at micro-batch 8 and no faster at 2 (docs/PERFORMANCE.md).
    */
   cpuArena?: CpuArenaChoice;
   /**
@@ -142,7 +142,7 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
 
   // The graph asked for; under 'auto' the plain one, whose modelled peak picks the memory plan
   // (then rebuilt recomputing if needed).
-  const asked = { recompute: options.recompute ?? 'auto', cpuArena: options.cpuArena ?? 'auto', ...(options.device ? { device: options.device } : {}) };
+  const asked = { recompute: options.recompute ?? 'auto', cpuArena: options.cpuArena ?? 'off' } as const;
   const graphOptions = { train: subset, dropout: recipe.dropout };
   const first = buildTrainingGraph(options.bundle, options.task, asked.recompute === 'layers' ? { ...graphOptions, recompute: 'layers' as const } : graphOptions);
   const layout = new FlatLayout(first.parameters, recipe);
@@ -157,7 +157,7 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
   // So may the in-graph accumulation (unless 1/accumulation is a power of two): the same rule.
   const inGraph = optimizerInGraph(options.optimizerInGraph ?? 'auto', options.device, options.clipGradNorm);
   if (inGraph) Object.assign(fingerprint, { optimizerInGraph: true });
-  const session = { ...(options.device ? { device: options.device } : {}), ...(options.threads ? { threads: options.threads } : {}), ...(cpuArena ? {} : { cpuArena }) };
+  const session = { ...(options.device ? { device: options.device } : {}), ...(options.threads ? { threads: options.threads } : {}), cpuArena };
   const runner = await openStepRunner(training, layout, { accumulation, inGraph, ...(options.clipGradNorm ? { clipGradNorm: options.clipGradNorm } : {}), ...(options.adamwEngine ? { engine: options.adamwEngine } : {}), session });
   if (runner.engineFallback) emit({ type: 'warning', message: runner.engineFallback });
   const preprocessor = BundlePreprocessor.open(options.bundle);

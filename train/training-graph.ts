@@ -191,12 +191,14 @@ export async function openTrainingSession(training: { graph: Graph; graphDir: st
   writeFileSync(file, serializeModel(training.graph, { 'bridgetower.graph': `${training.graph.name}.onnx` }));
   try {
     // Training graphs keep ONNX Runtime's default optimization level; memory-pattern planning is
-    // off unless asked for (RuntimeOptions.memoryPattern: it makes step 2 need more than step 1).
+    // off unless asked for (RuntimeOptions.memoryPattern: it makes step 2 need more than step 1),
+    // and so is the CPU arena (RuntimeOptions.cpuArena: on, BASE's step peaks 15 % higher, and
+    // step 2 above step 1; docs/PERFORMANCE.md, "The CPU arena at micro-batch 2 and 8").
     // A recomputing graph runs without common-subexpression elimination: the recomputed layer is
     // the same computation as its forward on the same inputs, and CSE would merge the two back,
     // keeping every forward intermediate alive (docs/fine-tune.md, "Memory").
     const recomputing = training.recompute === 'layers' ? { disabledOptimizers: ['CommonSubexpressionElimination'] } : {};
-    const opened = await openSession(file, { ...options, ...recomputing, memoryPattern: options.memoryPattern ?? false });
+    const opened = await openSession(file, { ...options, ...recomputing, memoryPattern: options.memoryPattern ?? false, cpuArena: options.cpuArena ?? false });
     if (opened.fallbackReason) reportCudaFallback(`training graph '${training.graph.name}'`, opened.fallbackReason, options.warn);
     return opened.session;
   } finally {

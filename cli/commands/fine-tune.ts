@@ -71,13 +71,12 @@ Options:
   --max-steps N                stop after N optimizer steps (the schedule spans them)
   --clip-grad-norm X           clip the global gradient norm (off by default, like upstream)
   --recompute auto|layers|none recompute each layer's activations in the backward pass (less
-                               memory); auto (default) does, with a warning, when not even a
-                               step with the CPU arena off fits the memory available
-  --cpu-arena auto|on|off      ONNX Runtime's CPU memory arena for the training sessions: off
-                               takes about 15 % less memory (full-size BASE, micro-batch 8:
-                               16.5 instead of 19.0 GB) and was 1.5× slower there (no slower at
-                               2); auto (default) is on unless only a step without it fits, with
-                               a warning
+                               memory); auto (default) does, with a warning, when the plain
+                               step's expected peak exceeds the memory available
+  --cpu-arena off|on           ONNX Runtime's CPU memory arena for the training sessions
+                               (default off: about 15 % less memory; full-size BASE at
+                               micro-batch 8 peaks at 16.5 GB off, 19.0 GB on, where on was 1.5×
+                               faster; at micro-batch 2 on was no faster)
   --optimizer-in-graph auto|on|off  accumulate the gradients and run the AdamW update inside the
                                training graph (fewer bytes to and from a GPU per step); auto
                                (default) is on for --device cuda, off on the CPU and with

@@ -12,42 +12,38 @@ import { writeColorVqa } from '../helpers/synthetic-colors.js';
 import { tempDir } from '../helpers/temp-dir.js';
 
 /**
- * The memory plan (train/memory-plan.ts): `auto` gives up the CPU arena before it recomputes, each
- * only when the faster plan's expected process peak (modelled × 1.3 arena on, × 1.1 off) exceeds
- * the memory available; what the user fixes is kept.
+ * The memory plan (train/memory-plan.ts): the CPU arena as asked (off by default); `--recompute
+ * auto` recomputes only when the plain step's expected process peak (modelled × 1.3 with the
+ * arena, × 1.1 without) exceeds the memory available; a fixed choice is kept.
  */
 const GB = 1e9;
 const estimate = (total: number): MemoryEstimate => ({ parameters: total * 0.1, moments: total * 0.2, gradients: total * 0.1, frozenWeights: 0, activations: total * 0.6, activationsPerSample: total * 0.3, unsizedValues: 0, total });
 const shape = { batch: 2, textLength: 50, accumulation: 1 };
-const plan = (recompute: RecomputeChoice, cpuArena: CpuArenaChoice, availableGb: number, device?: 'cpu' | 'cuda') =>
-  chooseMemoryPlan({ recompute, cpuArena, ...(device ? { device } : {}) }, estimate(10 * GB), availableGb * GB, shape);
+const plan = (recompute: RecomputeChoice, cpuArena: CpuArenaChoice, availableGb: number) => chooseMemoryPlan({ recompute, cpuArena }, estimate(10 * GB), availableGb * GB, shape);
 
 describe('memory plan', () => {
-  const cases: [string, RecomputeChoice, CpuArenaChoice, number, 'cpu' | 'cuda' | undefined, { recompute: string; cpuArena: boolean }, RegExp | undefined][] = [
-    ['room for the arena: the fastest plan, silently', 'auto', 'auto', 13.5, undefined, { recompute: 'none', cpuArena: true }, undefined],
-    ['room only without the arena: arena off, with a warning', 'auto', 'auto', 12, undefined, { recompute: 'none', cpuArena: false }, /CPU memory arena off \(--cpu-arena off.*--recompute none \/ --cpu-arena on to keep the faster plan/],
-    ['no room for a plain step: recompute, arena on', 'auto', 'auto', 10.5, undefined, { recompute: 'layers', cpuArena: true }, /recomputing each layer's activations.*\(--recompute layers\)/],
-    ['--recompute none kept: the arena goes instead', 'none', 'auto', 5, undefined, { recompute: 'none', cpuArena: false }, /--cpu-arena off/],
-    ['--cpu-arena off kept: recomputation without the arena', 'auto', 'off', 10.5, undefined, { recompute: 'layers', cpuArena: false }, /--recompute layers --cpu-arena off/],
-    ['--cpu-arena off kept with room: no warning', 'auto', 'off', 100, undefined, { recompute: 'none', cpuArena: false }, undefined],
-    ['both fixed: as asked, even where it will not fit', 'none', 'on', 1, undefined, { recompute: 'none', cpuArena: true }, undefined],
-    ['--recompute layers kept: the arena stays on when it fits', 'layers', 'auto', 13.5, undefined, { recompute: 'layers', cpuArena: true }, undefined],
-    ['CUDA: the CPU arena holds no activations, auto keeps it', 'auto', 'auto', 12, 'cuda', { recompute: 'layers', cpuArena: true }, /--recompute layers/],
+  const cases: [string, RecomputeChoice, CpuArenaChoice, number, { recompute: string; cpuArena: boolean }, RegExp | undefined][] = [
+    ['arena off, room for the step: no recomputation, silently', 'auto', 'off', 11.5, { recompute: 'none', cpuArena: false }, undefined],
+    ['arena off, no room: recompute, with a warning', 'auto', 'off', 10.5, { recompute: 'layers', cpuArena: false }, /about 11\.0 GB for the process with the CPU arena off\) and 10\.5 GB is available: recomputing each layer's activations.*--recompute none to turn it off, or lower/],
+    ['arena on needs more room: the same memory recomputes', 'auto', 'on', 12, { recompute: 'layers', cpuArena: true }, /about 13\.0 GB for the process with the CPU arena on\).*--cpu-arena off for about 15 % less/],
+    ['arena on with room: no recomputation', 'auto', 'on', 13.5, { recompute: 'none', cpuArena: true }, undefined],
+    ['--recompute none kept, even where it will not fit', 'none', 'off', 1, { recompute: 'none', cpuArena: false }, undefined],
+    ['--recompute layers kept with room to spare', 'layers', 'on', 100, { recompute: 'layers', cpuArena: true }, undefined],
   ];
-  for (const [name, recompute, cpuArena, available, device, expected, warning] of cases) {
+  for (const [name, recompute, cpuArena, available, expected, warning] of cases) {
     it(name, () => {
-      const chosen = plan(recompute, cpuArena, available, device);
+      const chosen = plan(recompute, cpuArena, available);
       assert.deepEqual(chosen.plan, expected);
       if (warning) {
         assert.match(chosen.warning ?? '', warning);
-        assert.match(chosen.warning!, /needs about 10\.0 GB .* and [\d.]+ GB is available/);
+        assert.match(chosen.warning!, /needs about 10\.0 GB \(parameters, moments and gradients 4\.0 GB, activations 6\.0 GB at micro-batch 2/);
       } else {
         assert.equal(chosen.warning, undefined);
       }
     });
   }
 
-  it('fine-tune --cpu-arena off trains the same weights, logs its plan, and resumes with the arena on', async (t) => {
+  it('fine-tune trains the same weights with the arena off (the default) and on, logs its plan, and resumes with the other choice', async (t) => {
     const root = tempDir(t);
     const bundle = join(root, 'demo');
     await buildDemoBundle(bundle);
@@ -58,7 +54,7 @@ describe('memory plan', () => {
     const starts: TrainEvent[] = [];
     const onEvent = (e: TrainEvent) => { if (e.type === 'start') starts.push(e); };
     await fineTune({ ...run(join(root, 'on')), cpuArena: 'on', onEvent });
-    await fineTune({ ...run(join(root, 'off')), cpuArena: 'off', onEvent });
+    await fineTune({ ...run(join(root, 'off')), onEvent });
     assert.deepEqual(starts.map((e) => e.type === 'start' && e.memory), [{ recompute: 'none', cpuArena: true }, { recompute: 'none', cpuArena: false }]);
     assert.equal(sha(join(root, 'off')), sha(join(root, 'on')), 'the arena changes no value');
 
@@ -69,6 +65,6 @@ describe('memory plan', () => {
     await fineTune({ ...run(join(root, 'whole')), maxSteps: 2, saveEvery: 1 });
     assert.equal(sha(split), sha(join(root, 'whole')));
 
-    await assert.rejects(fineTune({ ...run(join(root, 'bad')), cpuArena: 'sometimes' as 'on' }), (e: BridgeTowerError) => e.code === 'E_USAGE' && /--cpu-arena must be one of auto, on, off/.test(e.message));
+    await assert.rejects(fineTune({ ...run(join(root, 'bad')), cpuArena: 'sometimes' as 'on' }), (e: BridgeTowerError) => e.code === 'E_USAGE' && /--cpu-arena must be one of off, on/.test(e.message));
   });
 });
