@@ -157,8 +157,9 @@ export async function fineTune(options: FineTuneOptions): Promise<FineTuneResult
   // So may the in-graph accumulation (unless 1/accumulation is a power of two): the same rule.
   const inGraph = optimizerInGraph(options.optimizerInGraph ?? 'auto', options.device, options.clipGradNorm);
   if (inGraph) Object.assign(fingerprint, { optimizerInGraph: true });
-  const session = { ...(options.device ? { device: options.device } : {}), ...(options.threads ? { threads: options.threads } : {}), cpuArena };
-  const runner = await openStepRunner(training, layout, { accumulation, inGraph, ...(options.clipGradNorm ? { clipGradNorm: options.clipGradNorm } : {}), ...(options.adamwEngine ? { engine: options.adamwEngine } : {}), session });
+  // Device and threads for every session the run opens (the dev evaluation's too); the arena choice for the training graphs only.
+  const session = { ...(options.device ? { device: options.device } : {}), ...(options.threads ? { threads: options.threads } : {}) };
+  const runner = await openStepRunner(training, layout, { accumulation, inGraph, ...(options.clipGradNorm ? { clipGradNorm: options.clipGradNorm } : {}), ...(options.adamwEngine ? { engine: options.adamwEngine } : {}), session: { ...session, cpuArena } });
   if (runner.engineFallback) emit({ type: 'warning', message: runner.engineFallback });
   const preprocessor = BundlePreprocessor.open(options.bundle);
   try {

@@ -81,7 +81,10 @@ export class SeparateStepRunner implements StepRunner {
 
   static async open(training: TrainingGraph, layout: FlatLayout, options: { accumulation: number; clipGradNorm?: number; engine?: AdamWEngineName; session?: SessionChoice }): Promise<SeparateStepRunner> {
     const gradient = await GradientStep.open(training, options.session);
-    const adamw = await AdamWRunner.open(layout, { ...options.session, ...(options.engine ? { engine: options.engine } : {}) });
+    // The arena and memory-pattern choices are the training graph's (openTrainingSession); the
+    // AdamW engines open with their own defaults.
+    const { cpuArena: _arena, memoryPattern: _pattern, ...engineSession } = options.session ?? {};
+    const adamw = await AdamWRunner.open(layout, { ...engineSession, ...(options.engine ? { engine: options.engine } : {}) });
     const grads = residentBuffer(layout.total);
     const micro = options.accumulation === 1 ? grads : residentBuffer(layout.total);
     return new SeparateStepRunner(gradient, adamw, layout, options.accumulation, options.clipGradNorm, grads, micro);

@@ -1,7 +1,7 @@
-import type { MemoryPlan } from './memory-plan.js';
 import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TrainerState } from './checkpoint.js';
+import type { MemoryPlan } from './memory-plan.js';
 
 /**
  * What a fine-tuning run reports, in one schema: each event is appended to `train-log.jsonl` and

@@ -192,7 +192,7 @@ export async function openTrainingSession(training: { graph: Graph; graphDir: st
   try {
     // Training graphs keep ONNX Runtime's default optimization level; memory-pattern planning is
     // off unless asked for (RuntimeOptions.memoryPattern: it makes step 2 need more than step 1),
-    // and so is the CPU arena (RuntimeOptions.cpuArena: on, BASE's step peaks 15 % higher, and
+    // and so is the CPU arena (RuntimeOptions.cpuArena: on, BASE's step peaks 15–19 % higher, and
     // step 2 above step 1; docs/PERFORMANCE.md, "The CPU arena at micro-batch 2 and 8").
     // A recomputing graph runs without common-subexpression elimination: the recomputed layer is
     // the same computation as its forward on the same inputs, and CSE would merge the two back,
